@@ -1,0 +1,64 @@
+"""The command line: one module per stage, each imported only when its command runs.
+
+A stage module exposes ``HELP`` (one line), ``add_arguments(parser)`` (argparse
+only, cheap to import) and ``run(args, workspace) -> int`` (does the work; heavy
+imports live inside it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+from rvc.errors import UserError
+from rvc.paths import Workspace
+
+# stage name -> module; order is the order of ``--help``.
+STAGES: dict[str, str] = {
+    "prepare": "rvc.cli.prepare",
+    "extract": "rvc.cli.extract",
+}
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Show defaults and keep the description's line breaks."""
+
+
+def _stage_module(name: str) -> ModuleType:
+    return importlib.import_module(STAGES[name])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m rvc",
+        description="RVC Studio: from a folder of recordings to an RVC v2 voice model.",
+        formatter_class=HelpFormatter,
+    )
+    parser.add_argument("--logs-dir", type=Path, default=Path("logs"), help="folder holding one folder per experiment")
+    parser.add_argument(
+        "--assets-dir", type=Path, default=Path("assets"), help="folder of downloaded weights and catalogues"
+    )
+    stages = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
+    for name in STAGES:
+        module = _stage_module(name)
+        sub = stages.add_parser(name, help=module.HELP, description=module.HELP, formatter_class=HelpFormatter)
+        module.add_arguments(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv``, run the chosen stage and return its exit status."""
+    args = build_parser().parse_args(argv)
+    workspace = Workspace(logs_dir=args.logs_dir.resolve(), assets_dir=args.assets_dir.resolve())
+    try:
+        return int(_stage_module(args.stage).run(args, workspace))
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

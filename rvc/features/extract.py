@@ -1,0 +1,427 @@
+"""The extract stage: pitch and content features for every prepared clip.
+
+Reads the clips that ``prepare`` listed in ``dataset.json`` (their 16 kHz
+copies) and writes, per clip, f0 in Hz and coarse f0 at 100 frames/s and
+768-d content features at 50 frames/s. Work is cached per clip: a clip whose
+16 kHz audio and extraction settings are unchanged is not computed again.
+
+GPU methods run batched in this process while a thread reads the next batch
+from disk; CPU pitch methods run in a pool of processes, one per core.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rvc.errors import UserError
+from rvc.fileio import atomic_save_npy, atomic_write_json, read_json, sha256_file, sha256_json
+from rvc.paths import AssetDir, ExperimentDir
+
+MANIFEST_VERSION = 1
+# Save the manifest after this many newly computed clips, so an interrupted run keeps its work.
+MANIFEST_SAVE_EVERY = 64
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    f0_method: str = "rmvpe"  # rmvpe: robust and fast on GPU; harvest/dio/pm: CPU only
+    embedder: str = "contentvec"  # a known embedder name or a path to a custom model
+    device: str = "auto"  # auto picks CUDA when present
+    batch_size: int = 16  # clips per GPU batch (content and GPU pitch methods)
+    precision: str = "auto"  # embedder dtype on CUDA: auto (bf16 where supported, else fp16), fp16, bf16, fp32
+    workers: int = 0  # processes for CPU pitch methods; 0 = one per core
+    f0_min: float = 50.0
+    f0_max: float = 1100.0
+
+
+@dataclass
+class ExtractReport:
+    """What the stage did; written to ``features.json``."""
+
+    f0_method: str
+    embedder: str
+    device: str
+    clip_count: int
+    f0_computed: int = 0
+    content_computed: int = 0
+    cached: int = 0
+    failed: list[dict[str, str]] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=dict)
+    audio_seconds: float = 0.0
+
+
+@dataclass
+class _ClipEntry:
+    audio_sha256: str
+    f0_key: str | None = None
+    content_key: str | None = None
+
+
+class _Manifest:
+    """Per-clip record of which settings produced the files on disk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        data = read_json(path, default=None)
+        self.entries: dict[str, _ClipEntry] = {}
+        if data and data.get("version") == MANIFEST_VERSION:
+            self.entries = {name: _ClipEntry(**entry) for name, entry in data["entries"].items()}
+        self._unsaved = 0
+
+    def save(self) -> None:
+        atomic_write_json(
+            self.path,
+            {"version": MANIFEST_VERSION, "entries": {name: asdict(e) for name, e in sorted(self.entries.items())}},
+        )
+        self._unsaved = 0
+
+    def touched(self) -> None:
+        self._unsaved += 1
+        if self._unsaved >= MANIFEST_SAVE_EVERY:
+            self.save()
+
+
+def _dataset_clips(experiment: ExperimentDir) -> tuple[list[str], int]:
+    """Return the clip names listed by ``dataset.json`` and the dataset's sample rate."""
+    report = read_json(experiment.dataset_report)
+    if report is None:
+        raise UserError(
+            f"no prepared dataset in {experiment.root}: run `python -m rvc prepare --experiment "
+            f"{experiment.name} --input <folder>` first"
+        )
+    names = [clip["name"] for clip in report.get("clips", [])]
+    if not names:
+        raise UserError(f"{experiment.dataset_report} lists no clips: prepare the dataset again with usable audio")
+    return names, int(report["sample_rate"])
+
+
+def read_clip_16k(path: Path) -> np.ndarray:
+    """Read a prepared 16 kHz clip as float32 mono (N,)."""
+    import soundfile as sf
+
+    audio, sample_rate = sf.read(str(path), dtype="float32", always_2d=False)
+    if sample_rate != 16000:
+        raise ValueError(f"{path} is {sample_rate} Hz, expected 16000 Hz: prepare the dataset again")
+    if audio.ndim > 1:
+        audio = audio.mean(axis=1)
+    return np.ascontiguousarray(audio, dtype=np.float32)
+
+
+def _embedder_identity(embedder: str) -> str:
+    """A cache key part that changes when the embedder's weights change."""
+    path = Path(embedder)
+    if path.exists():
+        stats = [
+            (str(p.relative_to(path)) if path.is_dir() else p.name, p.stat().st_size, p.stat().st_mtime_ns)
+            for p in (sorted(path.rglob("*")) if path.is_dir() else [path])
+            if p.is_file()
+        ]
+        return sha256_json({"path": str(path.resolve()), "files": stats})
+    return embedder
+
+
+def _batches(items: Sequence[str], size: int) -> Iterator[list[str]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def _prefetched(
+    batches: Iterator[list[str]], load: Callable[[str], np.ndarray | Exception]
+) -> Iterator[tuple[list[str], list[np.ndarray | Exception]]]:
+    """Yield each batch with its audio, reading the next batch on a thread while the GPU works."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pending = None
+        for batch in batches:
+            future = pool.submit(lambda b=batch: [load(name) for name in b])
+            if pending is not None:
+                yield pending[0], pending[1].result()
+            pending = (batch, future)
+        if pending is not None:
+            yield pending[0], pending[1].result()
+
+
+def _progress(total: int, desc: str) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="clip", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+
+
+# --- pitch --------------------------------------------------------------
+
+# Per-process estimator for the CPU pool (built once per worker by _init_f0_worker).
+_WORKER_STATE: dict[str, Any] = {}
+
+
+def _init_f0_worker(method: str, assets_root: str, f0_min: float, f0_max: float) -> None:
+    import torch
+
+    # Each worker is one core's worth of work; torch's own thread pool would oversubscribe.
+    torch.set_num_threads(1)
+    from rvc.f0 import create_f0_estimator
+
+    _WORKER_STATE["estimator"] = create_f0_estimator(method, AssetDir(Path(assets_root)), "cpu", f0_min, f0_max)
+
+
+def _f0_worker(audio_path: str) -> np.ndarray | str:
+    try:
+        audio = read_clip_16k(Path(audio_path))
+        return np.asarray(_WORKER_STATE["estimator"].estimate(audio), dtype=np.float32)
+    except Exception as error:  # reported per clip; one bad clip must not stop the stage
+        return f"{type(error).__name__}: {error}"
+
+
+def _write_f0(experiment: ExperimentDir, clip: str, f0_hz: np.ndarray) -> None:
+    from rvc.f0 import coarse_f0
+
+    atomic_save_npy(experiment.clip_f0(clip), f0_hz.astype(np.float32))
+    atomic_save_npy(experiment.clip_f0_coarse(clip), coarse_f0(f0_hz))
+
+
+def _extract_f0(
+    experiment: ExperimentDir,
+    assets: AssetDir,
+    clips: list[str],
+    options: ExtractOptions,
+    device: str,
+    on_done: Callable[[str, str | None], None],
+) -> None:
+    """Compute f0 for ``clips``; call ``on_done(clip, error_or_None)`` for each."""
+    from rvc.f0 import create_f0_estimator
+
+    estimator = create_f0_estimator(options.f0_method, assets, device, options.f0_min, options.f0_max)
+    bar = _progress(len(clips), f"f0 ({options.f0_method})")
+    try:
+        if estimator.uses_gpu:
+            load = _safe_loader(experiment)
+            for names, audios in _prefetched(_batches(clips, options.batch_size), load):
+                good = [(n, a) for n, a in zip(names, audios, strict=True) if isinstance(a, np.ndarray)]
+                for name, audio in zip(names, audios, strict=True):
+                    if isinstance(audio, Exception):
+                        on_done(name, f"unreadable 16 kHz clip: {audio}")
+                if good:
+                    results = estimator.estimate_batch([a for _, a in good])
+                    for (name, _), f0 in zip(good, results, strict=True):
+                        _write_f0(experiment, name, np.asarray(f0, dtype=np.float32))
+                        on_done(name, None)
+                bar.update(len(names))
+            return
+        del estimator  # the pool builds its own, one per worker process
+        workers = options.workers or os.cpu_count() or 1
+        paths = [str(experiment.clip_audio_16k(name)) for name in clips]
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")  # fork after torch threads exist can deadlock
+        init_args = (options.f0_method, str(assets.root), options.f0_min, options.f0_max)
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_f0_worker, initargs=init_args) as pool:
+            chunksize = max(1, min(16, len(paths) // (workers * 4)))
+            for name, result in zip(clips, pool.map(_f0_worker, paths, chunksize=chunksize), strict=True):
+                if isinstance(result, str):
+                    on_done(name, result)
+                else:
+                    _write_f0(experiment, name, result)
+                    on_done(name, None)
+                bar.update(1)
+    finally:
+        bar.close()
+
+
+# --- content ------------------------------------------------------------
+
+
+def _safe_loader(experiment: ExperimentDir) -> Callable[[str], np.ndarray | Exception]:
+    def load(name: str) -> np.ndarray | Exception:
+        try:
+            return read_clip_16k(experiment.clip_audio_16k(name))
+        except Exception as error:  # reported per clip by the caller
+            return error
+
+    return load
+
+
+def _embedder_dtype(precision: str, device: str) -> str:
+    if not device.startswith("cuda") or precision == "fp32":
+        return "float32"
+    if precision == "fp16":
+        return "float16"
+    if precision == "bf16":
+        return "bfloat16"
+    import torch
+
+    return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+
+
+def _extract_content(
+    experiment: ExperimentDir,
+    assets: AssetDir,
+    clips: list[str],
+    options: ExtractOptions,
+    device: str,
+    on_done: Callable[[str, str | None], None],
+) -> None:
+    """Compute content features for ``clips``; call ``on_done(clip, error_or_None)`` for each."""
+    import torch
+    from rvc.features.embedder import load_embedder
+
+    if device == "cpu":
+        torch.set_num_threads(options.workers or os.cpu_count() or 1)
+    embedder = load_embedder(options.embedder, assets, device, _embedder_dtype(options.precision, device))
+    # Sorting by length puts equal-length clips (most are exactly --chunk seconds) in the same batch,
+    # so the embedder can batch them without padding.
+    lengths = {name: _clip_frames(experiment, name) for name in clips}
+    ordered = sorted(clips, key=lambda name: (lengths[name], name))
+    bar = _progress(len(clips), f"content ({options.embedder})")
+    try:
+        for names, audios in _prefetched(_batches(ordered, options.batch_size), _safe_loader(experiment)):
+            good = [(n, a) for n, a in zip(names, audios, strict=True) if isinstance(a, np.ndarray)]
+            for name, audio in zip(names, audios, strict=True):
+                if isinstance(audio, Exception):
+                    on_done(name, f"unreadable 16 kHz clip: {audio}")
+            if good:
+                features = embedder.embed_batch([a for _, a in good])
+                for (name, _), feats in zip(good, features, strict=True):
+                    atomic_save_npy(experiment.clip_features(name), np.asarray(feats, dtype=np.float32))
+                    on_done(name, None)
+            bar.update(len(names))
+    finally:
+        bar.close()
+
+
+def _clip_frames(experiment: ExperimentDir, name: str) -> int:
+    import soundfile as sf
+
+    try:
+        return int(sf.info(str(experiment.clip_audio_16k(name))).frames)
+    except Exception:  # an unreadable clip sorts first and is reported when it is loaded
+        return 0
+
+
+# --- the stage ----------------------------------------------------------
+
+
+def _remove_stale(experiment: ExperimentDir, keep: set[str]) -> int:
+    """Delete feature files of clips that are no longer in the dataset."""
+    removed = 0
+    for folder in (experiment.f0_dir, experiment.f0_coarse_dir, experiment.features_dir):
+        if not folder.is_dir():
+            continue
+        for path in folder.glob("*.npy"):
+            if path.stem not in keep:
+                path.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def extract_features(
+    experiment: ExperimentDir,
+    assets: AssetDir,
+    options: ExtractOptions,
+    log: Callable[[str], None] = print,
+) -> ExtractReport:
+    """Compute f0 and content features for every prepared clip that needs them.
+
+    Returns the report that is also written to ``features.json``. Clips whose
+    extraction fails are listed in ``report.failed`` and the stage goes on.
+    """
+    from rvc.devices import resolve_device
+    from rvc.f0 import F0_METHODS
+
+    if options.f0_method not in F0_METHODS:
+        raise UserError(f"unknown f0 method {options.f0_method!r}: choose one of {', '.join(F0_METHODS)}")
+    clips, _ = _dataset_clips(experiment)
+    device = resolve_device(options.device)
+    report = ExtractReport(options.f0_method, options.embedder, device, len(clips))
+    started = time.perf_counter()
+
+    manifest = _Manifest(experiment.extract_manifest)
+    removed = _remove_stale(experiment, set(clips))
+    for name in list(manifest.entries):
+        if name not in clips:
+            del manifest.entries[name]
+
+    f0_key = sha256_json({"method": options.f0_method, "f0_min": options.f0_min, "f0_max": options.f0_max})
+    content_key = sha256_json({"embedder": _embedder_identity(options.embedder)})
+    need_f0: list[str] = []
+    need_content: list[str] = []
+    failed: dict[str, str] = {}
+    for name in clips:
+        audio_path = experiment.clip_audio_16k(name)
+        if not audio_path.is_file():
+            failed[name] = f"missing {audio_path}: prepare the dataset again"
+            continue
+        audio_sha = sha256_file(audio_path)
+        entry = manifest.entries.get(name)
+        if entry is None or entry.audio_sha256 != audio_sha:
+            entry = manifest.entries[name] = _ClipEntry(audio_sha)
+        if entry.f0_key != f0_key or not (
+            experiment.clip_f0(name).is_file() and experiment.clip_f0_coarse(name).is_file()
+        ):
+            need_f0.append(name)
+        if entry.content_key != content_key or not experiment.clip_features(name).is_file():
+            need_content.append(name)
+    report.cached = sum(1 for n in clips if n not in need_f0 and n not in need_content and n not in failed)
+    report.seconds["scan"] = time.perf_counter() - started
+
+    if not need_f0 and not need_content:
+        manifest.save()
+        log(
+            f"nothing to do: features of all {report.cached} clips are up to date"
+            + (f" ({removed} stale files removed)" if removed else "")
+        )
+        report.failed = [{"clip": n, "reason": r} for n, r in failed.items()]
+        _write_report(experiment, report, clips)
+        return report
+
+    def f0_done(name: str, error: str | None) -> None:
+        if error is not None:
+            failed[name] = f"f0: {error}"
+            return
+        manifest.entries[name].f0_key = f0_key
+        report.f0_computed += 1
+        manifest.touched()
+
+    def content_done(name: str, error: str | None) -> None:
+        if error is not None:
+            failed[name] = f"content: {error}"
+            return
+        manifest.entries[name].content_key = content_key
+        report.content_computed += 1
+        manifest.touched()
+
+    try:
+        if need_f0:
+            stage_start = time.perf_counter()
+            _extract_f0(experiment, assets, need_f0, options, device, f0_done)
+            report.seconds["f0"] = time.perf_counter() - stage_start
+        if need_content:
+            stage_start = time.perf_counter()
+            _extract_content(experiment, assets, need_content, options, device, content_done)
+            report.seconds["content"] = time.perf_counter() - stage_start
+    finally:
+        manifest.save()
+    report.seconds["total"] = time.perf_counter() - started
+    report.failed = [{"clip": n, "reason": r} for n, r in sorted(failed.items())]
+    _write_report(experiment, report, clips)
+    log(
+        f"extracted f0 for {report.f0_computed} and content for {report.content_computed} clips "
+        f"({report.cached} cached, {len(report.failed)} failed) in {report.seconds['total']:.1f} s on {device}"
+    )
+    for failure in report.failed:
+        log(f"  failed: {failure['clip']}: {failure['reason']}")
+    return report
+
+
+def _write_report(experiment: ExperimentDir, report: ExtractReport, clips: list[str]) -> None:
+    dataset = read_json(experiment.dataset_report, default={})
+    report.audio_seconds = float(dataset.get("total_seconds", 0.0))
+    ok = [n for n in clips if n not in {f["clip"] for f in report.failed}]
+    payload = asdict(report) | {"version": 1, "ready_clips": len(ok)}
+    atomic_write_json(experiment.extract_report, payload)
