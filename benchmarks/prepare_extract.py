@@ -44,8 +44,9 @@ def machine_name() -> str:
 
 def commit() -> str:
     result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True,
-                           text=True).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
     return result.stdout.strip() + ("-dirty" if dirty else "") if result.returncode == 0 else "unknown"
 
 
@@ -100,8 +101,19 @@ def main() -> None:
         write_random_weights(scratch / "assets")
         common = ["--logs-dir", str(scratch / "logs"), "--assets-dir", str(scratch / "assets")]
         prepare_s = run_stage([*common, "prepare", "--experiment", "bench", "--input", str(scratch / "input")])
-        extract_args = ["extract", "--experiment", "bench", "--f0", args.f0, "--embedder", args.embedder,
-                        "--device", args.device, "--batch-size", str(args.batch_size)]
+        extract_args = [
+            "extract",
+            "--experiment",
+            "bench",
+            "--f0",
+            args.f0,
+            "--embedder",
+            args.embedder,
+            "--device",
+            args.device,
+            "--batch-size",
+            str(args.batch_size),
+        ]
         extract_s = run_stage([*common, *extract_args])
         cached_s = run_stage([*common, *extract_args])
         features = json.loads((scratch / "logs" / "bench" / "features.json").read_text())
@@ -116,8 +128,12 @@ def main() -> None:
         "commit": commit(),
         "command": " ".join(["python", "benchmarks/prepare_extract.py", *sys.argv[1:]]),
         "data": f"{seconds / 60:.1f} min synthetic speech-like audio, 44.1 kHz 16-bit mono wav, 30 s files",
-        "settings": {"f0": args.f0, "embedder": f"{args.embedder} (random weights, 768-d, 12 layers)",
-                     "device": features["device"], "batch_size": args.batch_size},
+        "settings": {
+            "f0": args.f0,
+            "embedder": f"{args.embedder} (random weights, 768-d, 12 layers)",
+            "device": features["device"],
+            "batch_size": args.batch_size,
+        },
         "audio_seconds": round(seconds, 1),
         "clips": dataset["clip_count"],
         "prepare_s": round(prepare_s, 2),

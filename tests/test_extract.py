@@ -50,8 +50,9 @@ def _fake_prepared(experiment: ExperimentDir, seconds: list[float]) -> list[str]
         path = experiment.clip_audio_16k(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(path, audio, 16000, subtype="FLOAT")
-        clips.append({"name": name, "source": "voice.wav", "start": 0.0, "end": length, "seconds": length,
-                      "split": "train"})
+        clips.append(
+            {"name": name, "source": "voice.wav", "start": 0.0, "end": length, "seconds": length, "split": "train"}
+        )
     atomic_write_json(
         experiment.dataset_report,
         {"version": 1, "sample_rate": 40000, "total_seconds": sum(seconds), "clip_count": len(clips), "clips": clips},
@@ -127,9 +128,29 @@ def test_extract_cli_missing_embedder_names_repo_and_folder(tmp_path: Path) -> N
     _fake_prepared(experiment, [0.5])
     env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
     result = subprocess.run(
-        [sys.executable, "-m", "rvc", "--logs-dir", str(tmp_path / "logs"), "--assets-dir", str(tmp_path / "assets"),
-         "extract", "--experiment", "voice", "--f0", "pm", "--embedder", "contentvec", "--device", "cpu"],
-        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "rvc",
+            "--logs-dir",
+            str(tmp_path / "logs"),
+            "--assets-dir",
+            str(tmp_path / "assets"),
+            "extract",
+            "--experiment",
+            "voice",
+            "--f0",
+            "pm",
+            "--embedder",
+            "contentvec",
+            "--device",
+            "cpu",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
     )
     assert result.returncode == 2, result.stderr
     assert "contentvec" in result.stderr and str(tmp_path / "assets") in result.stderr
