@@ -1,0 +1,1 @@
+"""Training: the trainer process (``python -m rvc.train``) and what watches it."""

@@ -1,0 +1,109 @@
+"""The training-progress protocol: the only place that writes or parses its lines.
+
+The trainer prints one JSON object per line behind ``@@rvc `` on stdout, e.g.
+``@@rvc {"v":1,"kind":"step","epoch":3,"step":1200,...}``, and appends the same
+object to ``logs/<exp>/progress.jsonl`` so that a reloaded page or a new UI
+process can re-attach to a run and redraw every graph.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+PREFIX = "@@rvc "
+VERSION = 1
+KINDS = ("start", "step", "epoch", "checkpoint", "export", "best", "overtrain", "error", "done")
+
+Event = dict[str, Any]
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: report them as None (a skipped step says why elsewhere)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def make_event(kind: str, **fields: Any) -> Event:
+    """Return an event of ``kind`` with the protocol version and a wall-clock time."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown progress event kind {kind!r}; expected one of {KINDS}")
+    return {"v": VERSION, "kind": kind, "time": round(time.time(), 3), **_finite(fields)}
+
+
+def format_line(event: Event) -> str:
+    """Return the stdout line of ``event`` (no trailing newline)."""
+    return PREFIX + json.dumps(event, separators=(",", ":"), allow_nan=False)
+
+
+def parse_line(line: str) -> Event | None:
+    """Return the event on a stdout line, or None for an ordinary log line or a garbled one."""
+    line = line.strip()
+    if not line.startswith(PREFIX):
+        return None
+    return _parse_json(line[len(PREFIX) :])
+
+
+def _parse_json(text: str) -> Event | None:
+    try:
+        event = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(event, dict) or event.get("kind") not in KINDS or event.get("v") != VERSION:
+        return None
+    return event
+
+
+class ProgressWriter:
+    """Emit events to a stream and append them to ``progress.jsonl``."""
+
+    def __init__(self, jsonl_path: Path | None, stream: TextIO | None = None) -> None:
+        self.jsonl_path = jsonl_path
+        self.stream = stream if stream is not None else sys.stdout
+        if jsonl_path is not None:
+            jsonl_path.parent.mkdir(parents=True, exist_ok=True)
+
+    def emit(self, kind: str, **fields: Any) -> Event:
+        event = make_event(kind, **fields)
+        line = format_line(event)
+        print(line, file=self.stream, flush=True)
+        if self.jsonl_path is not None:
+            # One write per line in append mode: a reader never sees half a line from us
+            # except when the process dies mid-write, which read_events tolerates.
+            with open(self.jsonl_path, "a", encoding="utf-8") as handle:
+                handle.write(line[len(PREFIX) :] + "\n")
+        return event
+
+
+def read_events(path: Path, offset: int = 0) -> tuple[list[Event], int]:
+    """Read the complete events after byte ``offset``; return them and the offset to continue from.
+
+    A last line without its newline (a write in progress, or a killed process) is
+    left for the next call; garbled complete lines are skipped.
+    """
+    if not path.exists():
+        return [], offset
+    with open(path, "rb") as handle:
+        handle.seek(offset)
+        data = handle.read()
+    end = data.rfind(b"\n") + 1
+    events = [event for raw in data[:end].splitlines() if (event := _parse_json(raw.decode("utf-8", "replace")))]
+    return events, offset + end
+
+
+def iter_events(lines: Iterator[str]) -> Iterator[Event]:
+    """Yield the events among a process's output lines."""
+    for line in lines:
+        event = parse_line(line)
+        if event is not None:
+            yield event
