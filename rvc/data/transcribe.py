@@ -111,11 +111,12 @@ def _load_named(name: str, assets: AssetDir, device: torch.device) -> Whisper:
     url = whisper._MODELS[name]
     file_name = url.rsplit("/", 1)[-1]
     folder = assets.whisper_dir
+    where = "is damaged or incomplete" if (folder / file_name).exists() else "is not there"
     try:
         return whisper.load_model(name, device=device, download_root=str(folder))
     except OSError as error:  # urllib's URLError when offline
         raise UserError(
-            f"Whisper model {name!r} ({file_name}) is not in {folder} and could not be downloaded from {url} "
+            f"Whisper model {name!r}: {folder / file_name} {where} and could not be downloaded from {url} "
             f"({error}). Download {file_name} from that address and put it in {folder}, "
             "or pick a model that is already there."
         ) from error
@@ -323,5 +324,3 @@ def _relative_to_experiment(experiment: ExperimentDir, path: Path) -> str:
 
 def _clean_text(text: str) -> str:
     return " ".join(text.replace("|", " ").split())
-
-
