@@ -24,6 +24,7 @@ import whisper
 from tqdm import tqdm
 from whisper.model import ModelDimensions, Whisper
 
+from rvc.devices import resolve_device
 from rvc.errors import UserError
 from rvc.fileio import atomic_write_json, atomic_write_text, read_json
 from rvc.paths import AssetDir, ExperimentDir
@@ -72,19 +73,6 @@ class Segment:
 # --- model ---------------------------------------------------------------
 
 
-def resolve_device(device: str) -> torch.device:
-    """Return the torch device for ``auto``/``cpu``/``cuda[:N]``; refuse CUDA where there is none."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        resolved = torch.device(device)
-    except RuntimeError as error:
-        raise UserError(f"unknown device {device!r} for Whisper: use auto, cpu or cuda") from error
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise UserError(f"device {device!r} was asked for Whisper but CUDA is not available: use --device cpu or auto")
-    return resolved
-
-
 def load_whisper_model(name_or_path: str, assets: AssetDir, device: str = "auto") -> Whisper:
     """Return a Whisper model in eval mode on ``device``.
 
@@ -92,7 +80,7 @@ def load_whisper_model(name_or_path: str, assets: AssetDir, device: str = "auto"
     into ``assets.whisper_dir``) or a path to a checkpoint in whisper's own
     format ``{"dims": {...}, "model_state_dict": {...}}``.
     """
-    target = resolve_device(device)
+    target = torch.device(resolve_device(device))
     if name_or_path in whisper.available_models():
         model = _load_named(name_or_path, assets, target)
     else:
