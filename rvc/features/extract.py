@@ -197,11 +197,9 @@ def _extract_f0(
     options: ExtractOptions,
     device: str,
     on_done: Callable[[str, str | None], None],
+    estimator: Any,
 ) -> None:
     """Compute f0 for ``clips``; call ``on_done(clip, error_or_None)`` for each."""
-    from rvc.f0 import create_f0_estimator
-
-    estimator = create_f0_estimator(options.f0_method, assets, device, options.f0_min, options.f0_max)
     bar = _progress(len(clips), f"f0 ({options.f0_method})")
     try:
         if estimator.uses_gpu:
@@ -218,7 +216,7 @@ def _extract_f0(
                         on_done(name, None)
                 bar.update(len(names))
             return
-        del estimator  # the pool builds its own, one per worker process
+        # CPU methods: the pool builds its own estimator, one per worker process
         workers = options.workers or os.cpu_count() or 1
         paths = [str(experiment.clip_audio_16k(name)) for name in clips]
         import multiprocessing
@@ -264,20 +262,16 @@ def _embedder_dtype(precision: str, device: str) -> str:
 
 def _extract_content(
     experiment: ExperimentDir,
-    assets: AssetDir,
     clips: list[str],
     options: ExtractOptions,
-    device: str,
     on_done: Callable[[str, str | None], None],
+    embedder: Any,
 ) -> None:
     """Compute content features for ``clips``; call ``on_done(clip, error_or_None)`` for each."""
     import torch
 
-    from rvc.features.embedder import load_embedder
-
-    if device == "cpu":
+    if embedder.device.type == "cpu":
         torch.set_num_threads(options.workers or os.cpu_count() or 1)
-    embedder = load_embedder(options.embedder, assets, device, _embedder_dtype(options.precision, device))
     # Sorting by length puts equal-length clips (most are exactly --chunk seconds) in the same batch,
     # so the embedder can batch them without padding.
     lengths = {name: _clip_frames(experiment, name) for name in clips}
@@ -416,14 +410,27 @@ def extract_features(
         report.content_computed += 1
         manifest.touched()
 
+    # Load both models before any work, so that a missing weight file is reported at once,
+    # not after minutes of pitch extraction.
+    stage_start = time.perf_counter()
+    estimator = embedder = None
+    if need_f0:
+        from rvc.f0 import create_f0_estimator
+
+        estimator = create_f0_estimator(options.f0_method, assets, device, options.f0_min, options.f0_max)
+    if need_content:
+        from rvc.features.embedder import load_embedder
+
+        embedder = load_embedder(options.embedder, assets, device, _embedder_dtype(options.precision, device))
+    report.seconds["load_models"] = time.perf_counter() - stage_start
     try:
         if need_f0:
             stage_start = time.perf_counter()
-            _extract_f0(experiment, assets, need_f0, options, device, f0_done)
+            _extract_f0(experiment, assets, need_f0, options, device, f0_done, estimator)
             report.seconds["f0"] = time.perf_counter() - stage_start
         if need_content:
             stage_start = time.perf_counter()
-            _extract_content(experiment, assets, need_content, options, device, content_done)
+            _extract_content(experiment, need_content, options, content_done, embedder)
             report.seconds["content"] = time.perf_counter() - stage_start
     finally:
         manifest.save()
