@@ -1,0 +1,117 @@
+"""RVC v2's discriminator: one scale discriminator and period discriminators for 2..37.
+
+Keys `discriminators.0.*` (scale) and `discriminators.1-8.*` (periods 2, 3, 5, 7, 11, 17, 23, 37)
+with `convs.N` and `conv_post`, as RVC's MultiPeriodDiscriminatorV2.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from rvc.models.commons import LRELU_SLOPE, get_padding, weight_norm
+
+PERIODS_V2 = (2, 3, 5, 7, 11, 17, 23, 37)
+
+Scores = list[torch.Tensor]
+FeatureMaps = list[list[torch.Tensor]]
+
+
+class DiscriminatorS(nn.Module):
+    """Scale discriminator over the raw waveform with grouped, strided 1-D convolutions.
+
+    x : Tensor[B x 1 x T] -> (score Tensor[B x N], feature maps)
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(
+            [
+                weight_norm(nn.Conv1d(1, 16, 15, 1, padding=7)),
+                weight_norm(nn.Conv1d(16, 64, 41, 4, groups=4, padding=20)),
+                weight_norm(nn.Conv1d(64, 256, 41, 4, groups=16, padding=20)),
+                weight_norm(nn.Conv1d(256, 1024, 41, 4, groups=64, padding=20)),
+                weight_norm(nn.Conv1d(1024, 1024, 41, 4, groups=256, padding=20)),
+                weight_norm(nn.Conv1d(1024, 1024, 5, 1, padding=2)),
+            ]
+        )
+        self.conv_post = weight_norm(nn.Conv1d(1024, 1, 3, 1, padding=1))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        fmap = []
+        for conv in self.convs:
+            x = F.leaky_relu(conv(x), LRELU_SLOPE)
+            fmap.append(x)
+        x = self.conv_post(x)
+        fmap.append(x)
+        return torch.flatten(x, 1, -1), fmap
+
+
+class DiscriminatorP(nn.Module):
+    """Period discriminator: fold the waveform into (T/p, p) and convolve along time only.
+
+    x : Tensor[B x 1 x T] -> (score Tensor[B x N], feature maps)
+    """
+
+    def __init__(self, period: int, kernel_size: int = 5, stride: int = 3) -> None:
+        super().__init__()
+        self.period = period
+        pad = (get_padding(kernel_size, 1), 0)
+        channels = [1, 32, 128, 512, 1024, 1024]
+        self.convs = nn.ModuleList(
+            weight_norm(
+                nn.Conv2d(
+                    channels[i],
+                    channels[i + 1],
+                    (kernel_size, 1),
+                    (stride, 1) if i < 4 else 1,
+                    padding=pad,
+                )
+            )
+            for i in range(5)
+        )
+        self.conv_post = weight_norm(nn.Conv2d(1024, 1, (3, 1), 1, padding=(1, 0)))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        b, c, t = x.shape
+        if t % self.period:
+            # Reflect-pad to a whole number of periods (a static-shape decision).
+            n_pad = self.period - t % self.period
+            x = F.pad(x, (0, n_pad), "reflect")
+            t += n_pad
+        x = x.view(b, c, t // self.period, self.period)
+        fmap = []
+        for conv in self.convs:
+            x = F.leaky_relu(conv(x), LRELU_SLOPE)
+            fmap.append(x)
+        x = self.conv_post(x)
+        fmap.append(x)
+        return torch.flatten(x, 1, -1), fmap
+
+
+class MultiPeriodDiscriminatorV2(nn.Module):
+    """Score real and generated audio with all nine discriminators.
+
+    y, y_hat : Tensor[B x 1 x T]
+    returns : (y_d_rs, y_d_gs, fmap_rs, fmap_gs), nine entries each, in discriminator order
+    """
+
+    def __init__(self, periods: tuple[int, ...] = PERIODS_V2) -> None:
+        super().__init__()
+        discriminators: list[nn.Module] = [DiscriminatorS()]
+        discriminators += [DiscriminatorP(p) for p in periods]
+        self.discriminators = nn.ModuleList(discriminators)
+
+    def forward(self, y: torch.Tensor, y_hat: torch.Tensor) -> tuple[Scores, Scores, FeatureMaps, FeatureMaps]:
+        b = y.size(0)
+        # Real and generated go through each discriminator as one batch: half the kernel launches.
+        both = torch.cat([y, y_hat.to(y.dtype)], dim=0)
+        y_d_rs, y_d_gs, fmap_rs, fmap_gs = [], [], [], []
+        for d in self.discriminators:
+            score, fmap = d(both)
+            y_d_rs.append(score[:b])
+            y_d_gs.append(score[b:])
+            fmap_rs.append([f[:b] for f in fmap])
+            fmap_gs.append([f[b:] for f in fmap])
+        return y_d_rs, y_d_gs, fmap_rs, fmap_gs
