@@ -59,6 +59,7 @@ class ModelConfig:
     posterior_layers: int = 16  # WaveNet layers in the posterior encoder (kernel 5)
     flow_layers: int = 3  # WaveNet layers in each coupling layer (kernel 5)
     n_flows: int = 4  # coupling layers; each is followed by a Flip, hence flow.flows.{0,2,4,6}
+    discriminator_divisor: int = 1  # narrows every discriminator layer; 1 for real models (pretrains need it)
 
     def __post_init__(self) -> None:
         problems = self.errors()
@@ -151,6 +152,7 @@ class ModelConfig:
             gin_channels=8,
             posterior_layers=2,
             flow_layers=1,
+            discriminator_divisor=16,
         )
 
     def to_rvc_config_list(self) -> list[Any]:

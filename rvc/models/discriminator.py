@@ -24,19 +24,21 @@ class DiscriminatorS(nn.Module):
     x : Tensor[B x 1 x T] -> (score Tensor[B x N], feature maps)
     """
 
-    def __init__(self) -> None:
+    def __init__(self, divisor: int = 1) -> None:
         super().__init__()
+        c = [n // divisor for n in (16, 64, 256, 1024)]
+        g = [max(1, n // divisor) for n in (4, 16, 64, 256)]
         self.convs = nn.ModuleList(
             [
-                weight_norm(nn.Conv1d(1, 16, 15, 1, padding=7)),
-                weight_norm(nn.Conv1d(16, 64, 41, 4, groups=4, padding=20)),
-                weight_norm(nn.Conv1d(64, 256, 41, 4, groups=16, padding=20)),
-                weight_norm(nn.Conv1d(256, 1024, 41, 4, groups=64, padding=20)),
-                weight_norm(nn.Conv1d(1024, 1024, 41, 4, groups=256, padding=20)),
-                weight_norm(nn.Conv1d(1024, 1024, 5, 1, padding=2)),
+                weight_norm(nn.Conv1d(1, c[0], 15, 1, padding=7)),
+                weight_norm(nn.Conv1d(c[0], c[1], 41, 4, groups=g[0], padding=20)),
+                weight_norm(nn.Conv1d(c[1], c[2], 41, 4, groups=g[1], padding=20)),
+                weight_norm(nn.Conv1d(c[2], c[3], 41, 4, groups=g[2], padding=20)),
+                weight_norm(nn.Conv1d(c[3], c[3], 41, 4, groups=g[3], padding=20)),
+                weight_norm(nn.Conv1d(c[3], c[3], 5, 1, padding=2)),
             ]
         )
-        self.conv_post = weight_norm(nn.Conv1d(1024, 1, 3, 1, padding=1))
+        self.conv_post = weight_norm(nn.Conv1d(c[3], 1, 3, 1, padding=1))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         fmap = []
@@ -54,11 +56,11 @@ class DiscriminatorP(nn.Module):
     x : Tensor[B x 1 x T] -> (score Tensor[B x N], feature maps)
     """
 
-    def __init__(self, period: int, kernel_size: int = 5, stride: int = 3) -> None:
+    def __init__(self, period: int, kernel_size: int = 5, stride: int = 3, divisor: int = 1) -> None:
         super().__init__()
         self.period = period
         pad = (get_padding(kernel_size, 1), 0)
-        channels = [1, 32, 128, 512, 1024, 1024]
+        channels = [1] + [n // divisor for n in (32, 128, 512, 1024, 1024)]
         self.convs = nn.ModuleList(
             weight_norm(
                 nn.Conv2d(
@@ -71,7 +73,7 @@ class DiscriminatorP(nn.Module):
             )
             for i in range(5)
         )
-        self.conv_post = weight_norm(nn.Conv2d(1024, 1, (3, 1), 1, padding=(1, 0)))
+        self.conv_post = weight_norm(nn.Conv2d(channels[-1], 1, (3, 1), 1, padding=(1, 0)))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         b, c, t = x.shape
@@ -97,10 +99,11 @@ class MultiPeriodDiscriminatorV2(nn.Module):
     returns : (y_d_rs, y_d_gs, fmap_rs, fmap_gs), nine entries each, in discriminator order
     """
 
-    def __init__(self, periods: tuple[int, ...] = PERIODS_V2) -> None:
+    def __init__(self, periods: tuple[int, ...] = PERIODS_V2, divisor: int = 1) -> None:
+        """``divisor`` > 1 narrows every layer (tiny test models only; pretrains need 1)."""
         super().__init__()
-        discriminators: list[nn.Module] = [DiscriminatorS()]
-        discriminators += [DiscriminatorP(p) for p in periods]
+        discriminators: list[nn.Module] = [DiscriminatorS(divisor)]
+        discriminators += [DiscriminatorP(p, divisor=divisor) for p in periods]
         self.discriminators = nn.ModuleList(discriminators)
 
     def forward(self, y: torch.Tensor, y_hat: torch.Tensor) -> tuple[Scores, Scores, FeatureMaps, FeatureMaps]:

@@ -1,0 +1,80 @@
+"""``logs/<exp>/config.json``: the model, training and data settings of one experiment."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from rvc.config.train import TrainConfig
+from rvc.errors import UserError
+from rvc.fileio import atomic_write_json, read_json, sha256_json
+from rvc.models.config import ModelConfig
+from rvc.paths import ExperimentDir
+
+CONFIG_VERSION = 1
+
+
+@dataclass
+class DataInfo:
+    """What the prepare and extract stages recorded; training reads it, never changes it."""
+
+    sample_rate: int = 40000
+    f0_method: str = "rmvpe"
+    embedder: str = "contentvec"
+    train_clips: int = 0
+    validation_clips: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class ExperimentConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataInfo = field(default_factory=DataInfo)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": CONFIG_VERSION,
+            "model": self.model.to_dict(),
+            "train": dataclasses.asdict(self.train),
+            "data": dataclasses.asdict(self.data),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config.json") -> ExperimentConfig:
+        if data.get("version") != CONFIG_VERSION:
+            raise UserError(f"{source}: unsupported config version {data.get('version')!r}")
+        return cls(
+            model=ModelConfig.from_dict(data["model"], source=source),
+            train=_dataclass_from(TrainConfig, data.get("train", {}), source),
+            data=_dataclass_from(DataInfo, data.get("data", {}), source),
+        )
+
+    def training_hash(self) -> str:
+        """A hash of what a resumed run must share with the run that saved the state (the model's shape)."""
+        return sha256_json(self.model.to_dict())[:16]
+
+
+def _dataclass_from(cls: Any, values: dict[str, Any], source: str) -> Any:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise UserError(f"{source}: unknown setting(s) {', '.join(unknown)}")
+    converted = {k: tuple(v) if isinstance(v, list) and k == "betas" else v for k, v in values.items()}
+    return cls(**converted)
+
+
+def load_config(experiment: ExperimentDir) -> ExperimentConfig:
+    """Read the experiment's config.json, or say how to make one."""
+    data = read_json(experiment.config_json)
+    if data is None:
+        raise UserError(
+            f"{experiment.config_json} does not exist: run `python -m rvc config --experiment {experiment.name}` first"
+        )
+    return ExperimentConfig.from_dict(data, source=str(experiment.config_json))
+
+
+def save_config(experiment: ExperimentDir, config: ExperimentConfig) -> None:
+    experiment.ensure()
+    atomic_write_json(experiment.config_json, config.to_dict())

@@ -1,0 +1,61 @@
+"""Training settings: one typed dataclass, each field with the reason for its default."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+LR_SCHEMES = ("exponential", "multistep", "cosine")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 200  # an upper bound: the overtraining detector says when held-out loss stops improving
+    batch_size: int = 8  # RVC's usual size; larger batches train smoother but need more GPU memory
+    lr: float = 1e-4  # RVC's AdamW learning rate for both G and D
+    betas: tuple[float, float] = (0.8, 0.99)  # RVC's AdamW betas
+    eps: float = 1e-9
+    lr_scheme: str = "exponential"  # exponential (RVC), multistep, or cosine with warm restarts
+    lr_gamma: float = 0.999875  # exponential: multiply the LR by this every epoch, as RVC does
+    lr_milestones: list[int] = field(default_factory=list)  # multistep: epochs at which the LR is multiplied
+    lr_factor: float = 0.5  # multistep: the factor applied at each milestone
+    cosine_period: int = 100  # cosine: epochs until the first restart
+    cosine_restart_decay: float = 1.0  # cosine: the peak LR is multiplied by this at each restart
+    cosine_min_lr: float = 1e-6  # cosine: the LR at the bottom of each cycle
+    grad_accum: int = 1  # optimizer steps every N batches (a larger effective batch without the memory)
+    grad_clip: float | None = None  # clip gradient norms to this; None: measure only, as RVC does
+    c_mel: float = 45.0  # weight of the L1 mel loss, as RVC
+    c_kl: float = 1.0  # weight of the KL loss, as RVC
+    multiscale_mel: bool = False  # add mel losses at several resolutions (sharper highs, slower steps)
+    save_every: int = 10  # epochs between saved states (and exports)
+    keep_last: int = 3  # how many G_/D_ states to keep on disk (the best one is kept apart)
+    validate_every: int = 1  # epochs between held-out validation losses
+    precision: str = "auto"  # auto: bf16 on GPUs that have it, else fp32; fp16 uses a GradScaler
+    tf32: bool = True  # TF32 matmuls on Ampere and newer: much faster, far below audible differences
+    pretrained_g: str | None = None  # path to a pretrained generator (f0G40k.pth, a community pretrain)
+    pretrained_d: str | None = None  # path to the matching discriminator
+    resume: bool = True  # continue from the newest complete state when there is one
+    seed: int = 1234
+    overtrain_patience: int = 30  # epochs without a better smoothed held-out mel loss before warning
+    auto_stop: bool = False  # stop (and keep the best state) when the patience runs out
+    log_every_steps: int = 50  # a step event at least every N steps ...
+    log_every_seconds: float = 5.0  # ... and at least every N seconds
+
+    def errors(self) -> list[str]:
+        """Return what is wrong with these values, one message per problem."""
+        problems = []
+        positive = ("epochs", "batch_size", "grad_accum", "save_every", "keep_last", "validate_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be at least 1 (got {getattr(self, name)})")
+        if not self.lr > 0:
+            problems.append(f"lr must be positive (got {self.lr})")
+        if self.lr_scheme not in LR_SCHEMES:
+            problems.append(f"lr_scheme must be one of {', '.join(LR_SCHEMES)} (got {self.lr_scheme!r})")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            problems.append(f"grad_clip must be positive or unset (got {self.grad_clip})")
+        if (self.pretrained_g is None) != (self.pretrained_d is None):
+            problems.append("give both pretrained_g and pretrained_d, or neither")
+        return problems

@@ -1,0 +1,167 @@
+"""``python -m rvc.train --experiment NAME`` (or ``torchrun --nproc-per-node N -m rvc.train ...``).
+
+The trainer process: it prints ordinary log lines and ``@@rvc {json}`` progress
+events (see progress.py), appends the events to ``progress.jsonl``, and on
+SIGTERM or SIGINT saves its state and exits. Exit status: 0 done or stopped,
+1 failed, 2 bad input, 3 diverged, 75 rolled back (start again to resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+import signal
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, TextIO
+
+from rvc.errors import UserError
+from rvc.paths import Workspace
+
+if TYPE_CHECKING:
+    import torch
+
+    from rvc.train.loop import Distributed
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m rvc.train",
+        description="Train an RVC v2 model on a prepared and extracted experiment.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.add_argument("--logs-dir", type=Path, default=Path("logs"), help="folder holding the experiments")
+    parser.add_argument("--assets-dir", type=Path, default=Path("assets"), help="folder of downloaded weights")
+    return parser.parse_args(argv)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--experiment", required=True, help="experiment name (with a config.json)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (torchrun picks per rank)")
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT; the loop checks it between steps, saves and exits."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+    def install(self) -> None:
+        def handler(signum: int, frame: FrameType | None) -> None:
+            if self.requested:  # a second signal: the user really wants out now
+                raise KeyboardInterrupt
+            self.requested = True
+            print(f"received signal {signum}: saving and stopping", flush=True)
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    workspace = Workspace(args.logs_dir.resolve(), args.assets_dir.resolve())
+    return train_experiment(workspace, args.experiment, args.device)
+
+
+def train_experiment(workspace: Workspace, name: str, device_name: str = "auto") -> int:
+    """Run the trainer for experiment ``name``; return the process exit status."""
+    import torch
+
+    from rvc.config.experiment import load_config
+    from rvc.train.loop import Distributed, Trainer
+    from rvc.train.progress import ProgressWriter
+
+    dist = Distributed(
+        rank=int(os.environ.get("RANK", 0)),
+        world_size=int(os.environ.get("WORLD_SIZE", 1)),
+        local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+    )
+    try:
+        experiment = workspace.experiment(name)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    progress = ProgressWriter(experiment.progress_jsonl if dist.is_main else None)
+    lock = None
+    try:
+        if dist.is_main:
+            lock = _take_lock(experiment.root / "train.lock")
+        config = load_config(experiment)
+        device = _device(device_name, dist)
+        if dist.world_size > 1:
+            torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        stop = StopFlag()
+        stop.install()
+        return Trainer(experiment, config, device, progress, stop, dist).run()
+    except UserError as error:
+        if dist.is_main:
+            progress.emit("error", message=str(error))
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except torch.OutOfMemoryError as error:
+        if dist.is_main:
+            progress.emit("error", message=_oom_message(workspace, name), detail=str(error).splitlines()[0])
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # the UI must hear about any failure, with the traceback in the log
+        traceback.print_exc()
+        if dist.is_main:
+            progress.emit("error", message=f"training failed: {type(error).__name__}: {error}")
+        return 1
+    finally:
+        if dist.world_size > 1 and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+        if lock is not None:
+            lock.close()
+
+
+def _device(name: str, dist: Distributed) -> torch.device:
+    import torch
+
+    from rvc.devices import resolve_device
+
+    resolved = resolve_device(name)
+    if resolved == "cuda":
+        return torch.device("cuda", dist.local_rank)
+    return torch.device(resolved)
+
+
+def _take_lock(path: Path) -> TextIO:
+    """Hold an exclusive lock for this run; the OS releases it if the process dies."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(path, "w")  # noqa: SIM115 - held open for the whole run
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise UserError(
+            f"experiment {path.parent.name!r} is already training (lock {path}); stop that run first"
+        ) from None
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def _oom_message(workspace: Workspace, name: str) -> str:
+    from rvc.config.experiment import load_config
+
+    batch = load_config(workspace.experiment(name)).train.batch_size
+    suggestion = max(1, batch // 2)
+    return (
+        f"the GPU ran out of memory at batch size {batch}: set --batch-size {suggestion} with "
+        f"`python -m rvc config --experiment {name} --batch-size {suggestion}` and start again "
+        "(the last saved state is intact)"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

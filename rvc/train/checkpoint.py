@@ -1,0 +1,140 @@
+"""Training states on disk: RVC's ``G_<step>.pth`` / ``D_<step>.pth`` plus our ``state_<step>.pt``.
+
+``G_*``/``D_*`` hold ``{"model", "iteration", "optimizer", "learning_rate"}`` as RVC
+writes them (weights in RVC's ``weight_g``/``weight_v`` spelling), so they can be
+used as pretrains elsewhere. ``state_<step>.pt`` holds what RVC does not keep:
+schedulers, the fp16 scaler, epoch and step counters, RNG states, the best-epoch
+record and a hash of the model's shape. Each file is written atomically and the
+state file last, so a state counts as complete exactly when its state file exists:
+a kill -9 at any moment leaves the previous complete state loadable.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rvc.errors import UserError
+from rvc.fileio import atomic_write_bytes
+from rvc.models.weights import to_parametrized_spelling, to_rvc_spelling
+
+_STATE_NAME = re.compile(r"state_(\d+)\.pt")
+
+
+@dataclass(frozen=True)
+class StatePaths:
+    generator: Path
+    discriminator: Path
+    state: Path
+
+
+def state_paths(folder: Path, tag: str | int) -> StatePaths:
+    """Return the three files of the state tagged ``tag`` (a step number, or "best")."""
+    return StatePaths(folder / f"G_{tag}.pth", folder / f"D_{tag}.pth", folder / f"state_{tag}.pt")
+
+
+def save_torch(obj: Any, path: Path) -> None:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _plain_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    state = module.state_dict()
+    # DDP and torch.compile wrap the module; keys are saved without their prefixes.
+    return {k.removeprefix("module.").removeprefix("_orig_mod."): v.detach().cpu() for k, v in state.items()}
+
+
+def save_state(
+    folder: Path,
+    tag: str | int,
+    generator: torch.nn.Module,
+    discriminator: torch.nn.Module,
+    optimizer_g: torch.optim.Optimizer | None,
+    optimizer_d: torch.optim.Optimizer | None,
+    epoch: int,
+    learning_rate: float,
+    extra: dict[str, Any] | None,
+) -> StatePaths:
+    """Write G, D (RVC format) and, when ``extra`` is given, the training state; return the paths."""
+    paths = state_paths(folder, tag)
+    for module, optimizer, path in (
+        (generator, optimizer_g, paths.generator),
+        (discriminator, optimizer_d, paths.discriminator),
+    ):
+        save_torch(
+            {
+                "model": to_rvc_spelling(_plain_state(module)),
+                "iteration": epoch,  # RVC stores the epoch under this name
+                "optimizer": optimizer.state_dict() if optimizer is not None else {},
+                "learning_rate": learning_rate,
+            },
+            path,
+        )
+    if extra is not None:
+        save_torch(extra, paths.state)
+    return paths
+
+
+def complete_steps(folder: Path) -> list[int]:
+    """Return the steps of every complete state in ``folder``, oldest first."""
+    if not folder.is_dir():
+        return []
+    steps = []
+    for path in folder.iterdir():
+        match = _STATE_NAME.fullmatch(path.name)
+        if match and all(
+            p.is_file()
+            for p in (state_paths(folder, match.group(1)).generator, state_paths(folder, match.group(1)).discriminator)
+        ):
+            steps.append(int(match.group(1)))
+    return sorted(steps)
+
+
+def prune_states(folder: Path, keep_last: int) -> list[int]:
+    """Delete all but the newest ``keep_last`` complete states (and stray temporaries); return what went."""
+    steps = complete_steps(folder)
+    removed = steps[: max(0, len(steps) - keep_last)]
+    for step in removed:
+        paths = state_paths(folder, step)
+        # The state file goes first: a state without it is incomplete and never loaded.
+        for path in (paths.state, paths.generator, paths.discriminator):
+            path.unlink(missing_ok=True)
+    for stray in folder.glob(".*.tmp"):
+        stray.unlink(missing_ok=True)
+    return removed
+
+
+@dataclass
+class LoadedState:
+    generator: dict[str, torch.Tensor]
+    discriminator: dict[str, torch.Tensor]
+    optimizer_g: dict[str, Any]
+    optimizer_d: dict[str, Any]
+    extra: dict[str, Any]
+
+
+def load_state(folder: Path, step: int) -> LoadedState:
+    """Read a complete state (weights in our parametrized spelling) with ``weights_only=True``."""
+    paths = state_paths(folder, step)
+    try:
+        g = torch.load(paths.generator, map_location="cpu", weights_only=True)
+        d = torch.load(paths.discriminator, map_location="cpu", weights_only=True)
+        extra = torch.load(paths.state, map_location="cpu", weights_only=True)
+    except Exception as error:  # a damaged file: say which, and how to recover
+        raise UserError(
+            f"cannot read the training state at step {step} in {folder} ({error}); delete state_{step}.pt "
+            "to resume from the state before it"
+        ) from error
+    return LoadedState(
+        to_parametrized_spelling(g["model"]),
+        to_parametrized_spelling(d["model"]),
+        g.get("optimizer", {}),
+        d.get("optimizer", {}),
+        extra,
+    )

@@ -1,0 +1,146 @@
+"""The training set in memory: every clip padded to one frame count, ready to live on the GPU.
+
+A typical dataset (minutes to an hour of audio) is small next to a GPU's
+memory: 10 minutes at 40 kHz is 96 MB of audio and 92 MB of fp16 content
+features. Holding it all as a few dense tensors lets a training step gather its
+batch with one index operation and keeps every shape static (one CUDA graph).
+
+Alignment follows RVC: content features (50 frames/s) are repeated twice to the
+pitch rate (100 frames/s), and audio, features and pitch are cut to the shortest
+of the three, counted in frames of ``hop_length`` samples at the target rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rvc.errors import UserError
+from rvc.fileio import read_json
+from rvc.paths import ExperimentDir
+
+
+@dataclass
+class TrainingSet:
+    """Dense, padded tensors of a split; row i is clip ``names[i]``.
+
+    wav : Tensor[N x S] float32, audio at the target rate, zero-padded
+    phone : Tensor[N x F x 768] content features at 100 frames/s (float16 or float32)
+    pitch : Tensor[N x F] int64, coarse f0 in 1..255 (1 in the padding)
+    pitchf : Tensor[N x F] float32, f0 in Hz (0 in the padding)
+    lengths : Tensor[N] int64, valid frames per clip (S = F * hop_length)
+    """
+
+    names: list[str]
+    wav: torch.Tensor
+    phone: torch.Tensor
+    pitch: torch.Tensor
+    pitchf: torch.Tensor
+    lengths: torch.Tensor
+    hop_length: int
+    sample_rate: int
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    @property
+    def max_frames(self) -> int:
+        return int(self.phone.shape[1])
+
+    @property
+    def seconds(self) -> float:
+        return float(self.lengths.sum()) * self.hop_length / self.sample_rate
+
+    def to(self, device: torch.device | str) -> TrainingSet:
+        """Return a copy of the tensors on ``device``."""
+        return TrainingSet(
+            self.names,
+            self.wav.to(device),
+            self.phone.to(device),
+            self.pitch.to(device),
+            self.pitchf.to(device),
+            self.lengths.to(device),
+            self.hop_length,
+            self.sample_rate,
+        )
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (self.wav, self.phone, self.pitch, self.pitchf, self.lengths))
+
+
+def read_clip_list(path: Path) -> list[str]:
+    if not path.exists():
+        return []
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _failed_clips(experiment: ExperimentDir) -> set[str]:
+    report = read_json(experiment.extract_report, default={}) or {}
+    return {entry["clip"] for entry in report.get("failed", [])}
+
+
+def load_training_set(
+    experiment: ExperimentDir,
+    split: str,
+    sample_rate: int,
+    hop_length: int,
+    max_frames: int | None = None,
+    feature_dtype: torch.dtype = torch.float16,
+) -> TrainingSet:
+    """Load the ``split`` ("train" or "validation") clips of an extracted experiment.
+
+    ``max_frames`` pads (or crops) every clip to this many frames; by default the
+    longest clip's length. Clips whose extraction failed are left out.
+    """
+    import soundfile as sf
+
+    list_path = experiment.train_clips if split == "train" else experiment.validation_clips
+    failed = _failed_clips(experiment)
+    names = [name for name in read_clip_list(list_path) if name not in failed]
+    if split == "train" and not names:
+        raise UserError(
+            f"no training clips in {list_path}: run `python -m rvc prepare` and `python -m rvc extract` "
+            f"for experiment {experiment.name!r} first"
+        )
+    clips = []
+    for name in names:
+        paths = (
+            experiment.clip_audio(name, sample_rate),
+            experiment.clip_features(name),
+            experiment.clip_f0_coarse(name),
+            experiment.clip_f0(name),
+        )
+        missing = [str(p) for p in paths if not p.is_file()]
+        if missing:
+            raise UserError(
+                f"clip {name} is missing {', '.join(missing)}: run `python -m rvc extract --experiment "
+                f"{experiment.name}` (and prepare at {sample_rate} Hz) again"
+            )
+        wav, file_rate = sf.read(str(paths[0]), dtype="float32", always_2d=False)
+        if file_rate != sample_rate:
+            raise UserError(f"{paths[0]} is {file_rate} Hz but training runs at {sample_rate} Hz: prepare again")
+        phone = np.repeat(np.load(paths[1]), 2, axis=0)
+        pitch, pitchf = np.load(paths[2]), np.load(paths[3])
+        frames = min(len(phone), len(pitch), len(pitchf), len(wav) // hop_length)
+        clips.append((wav[: frames * hop_length], phone[:frames], pitch[:frames], pitchf[:frames]))
+
+    longest = max((len(c[1]) for c in clips), default=1)
+    frames_total = max_frames or longest
+    n = len(clips)
+    dim = clips[0][1].shape[1] if clips else 768
+    wav_t = torch.zeros(n, frames_total * hop_length, dtype=torch.float32)
+    phone_t = torch.zeros(n, frames_total, dim, dtype=feature_dtype)
+    pitch_t = torch.ones(n, frames_total, dtype=torch.int64)
+    pitchf_t = torch.zeros(n, frames_total, dtype=torch.float32)
+    lengths = torch.zeros(n, dtype=torch.int64)
+    for i, (wav, phone, pitch, pitchf) in enumerate(clips):
+        frames = min(len(phone), frames_total)
+        wav_t[i, : frames * hop_length] = torch.from_numpy(wav[: frames * hop_length])
+        phone_t[i, :frames] = torch.from_numpy(phone[:frames]).to(feature_dtype)
+        pitch_t[i, :frames] = torch.from_numpy(pitch[:frames].astype(np.int64))
+        pitchf_t[i, :frames] = torch.from_numpy(pitchf[:frames].astype(np.float32))
+        lengths[i] = frames
+    return TrainingSet(names, wav_t, phone_t, pitch_t, pitchf_t, lengths, hop_length, sample_rate)

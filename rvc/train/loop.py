@@ -1,0 +1,592 @@
+"""The training loop: read it top to bottom.
+
+One step = a generator forward on a random slice of each clip, a discriminator
+update (LSGAN), and a generator update (LSGAN + feature matching + 45 x L1 mel +
+KL), as RVC trains. The dataset lives on the device as dense padded tensors; a
+batch is one gather. Losses and grad norms are summed on the device and fetched
+only when a progress event is printed (a host sync), at most every
+``log_every_steps`` steps or ``log_every_seconds`` seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import torch
+from torch import nn
+
+from rvc.config.experiment import ExperimentConfig
+from rvc.errors import UserError
+from rvc.models.commons import sequence_mask, slice_segments
+from rvc.models.discriminator import MultiPeriodDiscriminatorV2
+from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
+from rvc.models.weights import load_pretrain
+from rvc.paths import ExperimentDir
+from rvc.train import checkpoint
+from rvc.train.data import TrainingSet, load_training_set
+from rvc.train.losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss, kl_loss
+from rvc.train.mel import Spectrogram
+from rvc.train.overtrain import OvertrainDetector
+from rvc.train.progress import ProgressWriter
+from rvc.train.schedule import make_scheduler
+
+METRIC_NAMES = (
+    "loss/g/total",
+    "loss/d/total",
+    "loss/g/mel",
+    "loss/g/kl",
+    "loss/g/fm",
+    "loss/g/gen",
+    "grad_norm_g",
+    "grad_norm_d",
+)
+# Non-finite steps in a row before rolling back to the last state with a lower LR.
+ROLLBACK_AFTER = 5
+ROLLBACK_LR_FACTOR = 0.5
+
+
+@dataclass
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+@dataclass
+class TrainState:
+    """Counters that a resumed run continues from."""
+
+    epoch: int = 0  # last completed epoch
+    step: int = 0  # optimizer steps taken
+    skipped_steps: int = 0  # non-finite steps skipped in total
+    rollbacks: int = 0
+    lr_scale: float = 1.0  # lowered after a rollback
+    history: list[dict[str, Any]] = field(default_factory=list)  # per-epoch validation losses
+
+
+@dataclass
+class Models:
+    generator: nn.Module
+    discriminator: nn.Module
+    optimizer_g: torch.optim.Optimizer
+    optimizer_d: torch.optim.Optimizer
+    scheduler_g: torch.optim.lr_scheduler.LRScheduler
+    scheduler_d: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """Return the autocast dtype: bf16 on GPUs that have it, fp32 on CPUs (where bf16 autocast is slow)."""
+    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
+        return torch.float32
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise UserError("fp16 training needs a CUDA GPU; use --precision fp32 on a CPU")
+        return torch.float16
+    if precision == "bf16" or precision == "auto":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            if precision == "bf16":
+                raise UserError("this GPU has no bf16: use --precision fp16 or fp32")
+            return torch.float32
+        return torch.bfloat16
+    raise UserError(f"unknown precision {precision!r}")
+
+
+def build_models(config: ExperimentConfig, device: torch.device, steps_done_epochs: int = 0) -> Models:
+    generator = SynthesizerTrnMs768NSFsid(config.model).to(device)
+    discriminator = MultiPeriodDiscriminatorV2(divisor=config.model.discriminator_divisor).to(device)
+    train = config.train
+    fused = True  # one kernel for the whole step, and it can skip a non-finite step on the device
+    optimizer_g = torch.optim.AdamW(generator.parameters(), train.lr, train.betas, train.eps, fused=fused)
+    optimizer_d = torch.optim.AdamW(discriminator.parameters(), train.lr, train.betas, train.eps, fused=fused)
+    return Models(
+        generator,
+        discriminator,
+        optimizer_g,
+        optimizer_d,
+        make_scheduler(optimizer_g, train),
+        make_scheduler(optimizer_d, train),
+        torch.amp.GradScaler(device.type, enabled=False),
+    )
+
+
+def _grad_norm(parameters: list[nn.Parameter], clip: float | None) -> torch.Tensor:
+    """Total L2 norm of the gradients, on the device (no sync); clipped in place when ``clip`` is set."""
+    grads = [p.grad for p in parameters if p.grad is not None]
+    if clip is not None:
+        return torch.nn.utils.clip_grad_norm_(parameters, clip, foreach=True)
+    norms = torch._foreach_norm(grads)
+    return torch.linalg.vector_norm(torch.stack(norms))
+
+
+class Trainer:
+    """Holds what the loop needs; ``run()`` is the loop."""
+
+    def __init__(
+        self,
+        experiment: ExperimentDir,
+        config: ExperimentConfig,
+        device: torch.device,
+        progress: ProgressWriter,
+        should_stop: Callable[[], bool],
+        dist: Distributed | None = None,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.experiment = experiment
+        self.config = config
+        self.device = device
+        self.progress = progress
+        self.should_stop = should_stop
+        self.dist = dist or Distributed()
+        self.log = log
+        self.folder = experiment.root / "checkpoints"
+        self.dtype = resolve_precision(config.train.precision, device)
+        self.state = TrainState()
+        self.detector = OvertrainDetector(config.train.overtrain_patience)
+        self.tensorboard: Any = None
+
+    # --- set-up ----------------------------------------------------------
+    def _load_data(self) -> tuple[TrainingSet, TrainingSet | None]:
+        cfg = self.config.model
+        train_set = load_training_set(self.experiment, "train", cfg.sample_rate, cfg.hop_length)
+        # Every clip must hold at least one training slice: pad the frame count up to the slice length.
+        frames = max(train_set.max_frames, cfg.segment_frames)
+        if frames != train_set.max_frames:
+            train_set = load_training_set(self.experiment, "train", cfg.sample_rate, cfg.hop_length, frames)
+        validation = load_training_set(self.experiment, "validation", cfg.sample_rate, cfg.hop_length)
+        return train_set.to(self.device), (validation.to(self.device) if len(validation) else None)
+
+    def _start_models(self, models: Models) -> None:
+        """Resume from the newest complete state, or start from the pretrains (or from scratch)."""
+        train = self.config.train
+        steps = checkpoint.complete_steps(self.folder)
+        if train.resume and steps:
+            loaded = checkpoint.load_state(self.folder, steps[-1])
+            if loaded.extra.get("config_hash") != self.config.training_hash():
+                raise UserError(
+                    f"the saved states in {self.folder} were trained with another model shape (sample rate or "
+                    "architecture changed): start a new experiment, or delete that folder to train from scratch"
+                )
+            models.generator.load_state_dict(loaded.generator)
+            models.discriminator.load_state_dict(loaded.discriminator)
+            models.optimizer_g.load_state_dict(loaded.optimizer_g)
+            models.optimizer_d.load_state_dict(loaded.optimizer_d)
+            models.scheduler_g.load_state_dict(loaded.extra["scheduler_g"])
+            models.scheduler_d.load_state_dict(loaded.extra["scheduler_d"])
+            models.scaler.load_state_dict(loaded.extra["scaler"])
+            saved = loaded.extra["train_state"]
+            self.state = TrainState(**saved)
+            self.detector.load_state_dict(loaded.extra["detector"])
+            torch.set_rng_state(loaded.extra["rng_cpu"])
+            if self.device.type == "cuda" and "rng_cuda" in loaded.extra:
+                torch.cuda.set_rng_state(loaded.extra["rng_cuda"], self.device)
+            self.log(f"resumed from step {self.state.step} (epoch {self.state.epoch})")
+            return
+        if train.pretrained_g and train.pretrained_d:
+            load_pretrain(models.generator, train.pretrained_g)
+            load_pretrain(models.discriminator, train.pretrained_d)
+            self.log(f"loaded pretrains {train.pretrained_g} and {train.pretrained_d}")
+
+    def _save(self, models: Models, tag: str | int, full: bool) -> checkpoint.StatePaths:
+        extra = None
+        if full:
+            extra = {
+                "scheduler_g": models.scheduler_g.state_dict(),
+                "scheduler_d": models.scheduler_d.state_dict(),
+                "scaler": models.scaler.state_dict(),
+                "train_state": self.state.__dict__,
+                "detector": self.detector.state_dict(),
+                "rng_cpu": torch.get_rng_state(),
+                "config_hash": self.config.training_hash(),
+                **({"rng_cuda": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {}),
+            }
+        lr = models.optimizer_g.param_groups[0]["lr"]
+        return checkpoint.save_state(
+            self.folder,
+            tag,
+            _unwrap(models.generator),
+            _unwrap(models.discriminator),
+            models.optimizer_g,
+            models.optimizer_d,
+            self.state.epoch,
+            lr,
+            extra,
+        )
+
+    # --- one step ----------------------------------------------------------
+    def _step(
+        self, models: Models, spectrogram: Spectrogram, data: TrainingSet, index: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """One optimizer step of D then G on the clips ``index``; returns device scalars."""
+        train, cfg = self.config.train, self.config.model
+        autocast = torch.autocast(self.device.type, self.dtype, enabled=self.dtype != torch.float32)
+        wav, lengths = data.wav[index], data.lengths[index]
+        phone, pitch, pitchf = data.phone[index].float(), data.pitch[index], data.pitchf[index]
+        speaker = torch.zeros_like(lengths)
+        spec = spectrogram.linear(wav)
+        with autocast:
+            y_hat, ids_slice, _, z_mask, (_, z_p, m_p, logs_p, _, logs_q) = models.generator(
+                phone, lengths, pitch, pitchf, spec, lengths, speaker
+            )
+        real = slice_segments(wav, ids_slice * cfg.hop_length, cfg.segment_size).unsqueeze(1)
+
+        # Discriminator: real towards 1, generated (detached) towards 0.
+        with autocast:
+            real_scores, fake_scores, _, _ = models.discriminator(real, y_hat.detach())
+            loss_d = discriminator_loss(real_scores, fake_scores)
+        models.optimizer_d.zero_grad(set_to_none=True)
+        models.scaler.scale(loss_d).backward()
+        models.scaler.unscale_(models.optimizer_d)
+        grad_norm_d = _grad_norm(list(models.discriminator.parameters()), train.grad_clip)
+        finite_d = torch.isfinite(loss_d) & torch.isfinite(grad_norm_d)
+        _step_if_finite(models.optimizer_d, models.scaler, finite_d)
+
+        # Generator: fool D, match its features, and match the real mel.
+        models.discriminator.requires_grad_(False)  # no D weight grads in the G backward: less work
+        with autocast:
+            _, fake_scores, real_maps, fake_maps = models.discriminator(real, y_hat)
+        mels = spectrogram.mel(torch.cat([real.squeeze(1), y_hat.squeeze(1).float()]))
+        real_mel, fake_mel = mels.chunk(2)
+        loss_mel = nn.functional.l1_loss(fake_mel, real_mel) * train.c_mel
+        loss_kl = kl_loss(z_p, logs_q, m_p, logs_p, z_mask) * train.c_kl
+        loss_fm = feature_matching_loss(real_maps, fake_maps)
+        loss_gen = generator_adversarial_loss(fake_scores)
+        loss_g = loss_gen + loss_fm + loss_mel + loss_kl
+        models.optimizer_g.zero_grad(set_to_none=True)
+        models.scaler.scale(loss_g).backward()
+        models.discriminator.requires_grad_(True)
+        models.scaler.unscale_(models.optimizer_g)
+        grad_norm_g = _grad_norm(list(models.generator.parameters()), train.grad_clip)
+        finite_g = torch.isfinite(loss_g) & torch.isfinite(grad_norm_g)
+        _step_if_finite(models.optimizer_g, models.scaler, finite_g)
+        models.scaler.update()
+        return {
+            "loss/g/total": loss_g.detach(),
+            "loss/d/total": loss_d.detach(),
+            "loss/g/mel": loss_mel.detach(),
+            "loss/g/kl": loss_kl.detach(),
+            "loss/g/fm": loss_fm.detach(),
+            "loss/g/gen": loss_gen.detach(),
+            "grad_norm_g": grad_norm_g.detach(),
+            "grad_norm_d": grad_norm_d.detach(),
+            "finite": (finite_d & finite_g).float(),
+        }
+
+    # --- validation --------------------------------------------------------
+    @torch.no_grad()
+    def _validate(self, models: Models, spectrogram: Spectrogram, data: TrainingSet) -> dict[str, float]:
+        """Held-out mel L1 through the conversion path (prior -> flow -> decoder), with fixed noise."""
+        generator = cast(SynthesizerTrnMs768NSFsid, _unwrap(models.generator))
+        generator.eval()
+        total, frames_total = 0.0, 0
+        batch = max(1, self.config.train.batch_size)
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(0)
+            for start in range(0, len(data), batch):
+                index = torch.arange(start, min(start + batch, len(data)), device=self.device)
+                lengths = data.lengths[index]
+                with torch.autocast(self.device.type, self.dtype, enabled=self.dtype != torch.float32):
+                    audio, _, _ = generator.infer(
+                        data.phone[index].float(),
+                        lengths,
+                        data.pitch[index],
+                        data.pitchf[index],
+                        torch.zeros_like(lengths),
+                    )
+                real_mel = spectrogram.mel(data.wav[index])
+                fake_mel = spectrogram.mel(audio.squeeze(1).float())
+                mask = sequence_mask(lengths, real_mel.size(-1)).unsqueeze(1)
+                diff = (fake_mel - real_mel).abs() * mask
+                total += float(diff.sum()) / real_mel.size(1)
+                frames_total += int(lengths.sum())
+        generator.train()
+        return {"loss/val/mel": total / max(1, frames_total)}
+
+    # --- the loop ------------------------------------------------------------
+    def run(self) -> int:
+        train, cfg = self.config.train, self.config.model
+        torch.manual_seed(train.seed + self.dist.rank)
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = train.tf32
+            torch.backends.cudnn.allow_tf32 = train.tf32
+            torch.backends.cudnn.benchmark = True
+        train_set, validation = self._load_data()
+        models = build_models(self.config, self.device)
+        models.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
+        self._start_models(models)
+        _apply_lr_scale(models, self.state.lr_scale)
+        models = self._wrap_distributed(models)
+        spectrogram = Spectrogram(cfg).to(self.device)
+
+        per_step = train.batch_size * self.dist.world_size
+        steps_per_epoch = max(1, math.ceil(len(train_set) / per_step))
+        total_steps = steps_per_epoch * train.epochs
+        if self.dist.is_main:
+            self.progress.emit(
+                "start",
+                config=self.config.to_dict(),
+                clips=len(train_set),
+                validation_clips=len(validation) if validation is not None else 0,
+                dataset_seconds=round(train_set.seconds, 2),
+                steps_per_epoch=steps_per_epoch,
+                total_steps=total_steps,
+                epochs=train.epochs,
+                start_epoch=self.state.epoch + 1,
+                start_step=self.state.step,
+                device=str(self.device),
+                precision=str(self.dtype).removeprefix("torch."),
+                world_size=self.dist.world_size,
+                compile_s=0.0,
+            )
+            self._open_tensorboard()
+        order = torch.Generator(device="cpu")
+        sums = {name: torch.zeros((), device=self.device) for name in METRIC_NAMES}
+        bad_in_a_row = torch.zeros((), device=self.device)
+        bad_total = torch.zeros((), device=self.device)
+        window_steps, window_start = 0, time.monotonic()
+        rate: float | None = None
+
+        for epoch in range(self.state.epoch + 1, train.epochs + 1):
+            epoch_start = time.monotonic()
+            order.manual_seed(train.seed * 100_003 + epoch)  # the same order on every rank and after resume
+            permutation = torch.randperm(len(train_set), generator=order)
+            # Pad to whole steps by wrapping around: every batch has the same shape.
+            needed = steps_per_epoch * per_step
+            permutation = permutation.repeat(math.ceil(needed / len(permutation)))[:needed]
+            shard = permutation.view(steps_per_epoch, self.dist.world_size, train.batch_size)[:, self.dist.rank]
+            shard = shard.to(self.device)
+            for batch_in_epoch in range(steps_per_epoch):
+                result = self._step(models, spectrogram, train_set, shard[batch_in_epoch])
+                for name in METRIC_NAMES:
+                    sums[name] += torch.nan_to_num(result[name], nan=0.0, posinf=0.0, neginf=0.0)
+                bad = 1.0 - result["finite"]
+                bad_in_a_row = (bad_in_a_row + bad) * bad
+                bad_total += bad
+                self.state.step += 1
+                window_steps += 1
+                now = time.monotonic()
+                last_of_epoch = batch_in_epoch == steps_per_epoch - 1
+                if (
+                    window_steps >= train.log_every_steps
+                    or now - window_start >= train.log_every_seconds
+                    or last_of_epoch
+                ):
+                    # note: this is a CPU-GPU sync point
+                    values = {name: float(sums[name]) / window_steps for name in METRIC_NAMES}
+                    in_a_row, skipped = int(bad_in_a_row), int(bad_total)
+                    step_rate = window_steps / max(now - window_start, 1e-9)
+                    rate = step_rate if rate is None else 0.7 * rate + 0.3 * step_rate
+                    self.state.skipped_steps = skipped
+                    lr = models.optimizer_g.param_groups[0]["lr"]
+                    if self.dist.is_main:
+                        next_save = (
+                            (epoch // train.save_every + 1) * train.save_every if epoch % train.save_every else epoch
+                        )
+                        self.progress.emit(
+                            "step",
+                            epoch=epoch,
+                            step=self.state.step,
+                            total_steps=total_steps,
+                            batch=batch_in_epoch + 1,
+                            batches=steps_per_epoch,
+                            lr=lr,
+                            metrics=values,
+                            it_s=round(rate, 3),
+                            eta_s=round((total_steps - self.state.step) / rate, 1),
+                            next_save_epoch=min(next_save, train.epochs),
+                            skipped_steps=skipped,
+                        )
+                        self._scalars(values | {"learning_rate": lr}, self.state.step)
+                    for name in METRIC_NAMES:
+                        sums[name].zero_()
+                    window_steps, window_start = 0, time.monotonic()
+                    if in_a_row >= ROLLBACK_AFTER:
+                        return self._roll_back(in_a_row)
+                if self._stop_requested():
+                    return self._stop(models, epoch_done=False)
+
+            self.state.epoch = epoch
+            models.scheduler_g.step()
+            models.scheduler_d.step()
+            epoch_seconds = time.monotonic() - epoch_start
+            val: dict[str, float] = {}
+            is_best = False
+            if validation is not None and self.dist.is_main and epoch % train.validate_every == 0:
+                val = self._validate(models, spectrogram, validation)
+                is_best = self.detector.update(epoch, val["loss/val/mel"])
+                self._scalars(val, self.state.step)
+                self.state.history.append({"epoch": epoch, **val})
+            if self.dist.is_main:
+                self.progress.emit(
+                    "epoch",
+                    epoch=epoch,
+                    epochs=train.epochs,
+                    step=self.state.step,
+                    epoch_s=round(epoch_seconds, 3),
+                    validation=val,
+                    best_epoch=self.detector.best_epoch or None,
+                    epochs_since_best=self.detector.epochs_since_best if self.detector.best_value is not None else None,
+                )
+                if is_best:
+                    self._save(models, "best", full=False)
+                    self.progress.emit("best", epoch=epoch, step=self.state.step, value=self.detector.best_value)
+                if self.detector.overtraining and val:
+                    self.progress.emit(
+                        "overtrain",
+                        epoch=epoch,
+                        best_epoch=self.detector.best_epoch,
+                        epochs_since_best=self.detector.epochs_since_best,
+                        auto_stop=train.auto_stop,
+                        message=(
+                            f"held-out mel loss has not improved for {self.detector.epochs_since_best} epochs "
+                            f"(best: epoch {self.detector.best_epoch})"
+                        ),
+                    )
+                if epoch % train.save_every == 0 or epoch == train.epochs:
+                    self._checkpoint(models)
+            if train.auto_stop and self.detector.overtraining:
+                if self.dist.is_main and epoch % train.save_every and epoch != train.epochs:
+                    self._checkpoint(models)
+                break
+            if self._stop_requested():
+                return self._stop(models, epoch_done=True)
+
+        if self.dist.is_main:
+            self.progress.emit(
+                "done",
+                epoch=self.state.epoch,
+                step=self.state.step,
+                skipped_steps=self.state.skipped_steps,
+                overtrain=self.detector.summary(),
+                stopped_early=self.state.epoch < train.epochs,
+            )
+            self._close_tensorboard()
+        return 0
+
+    # --- around the loop -------------------------------------------------------
+    def _wrap_distributed(self, models: Models) -> Models:
+        if self.dist.world_size == 1:
+            return models
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        models.generator = DistributedDataParallel(models.generator, device_ids=ids)
+        models.discriminator = DistributedDataParallel(models.discriminator, device_ids=ids)
+        return models
+
+    def _stop_requested(self) -> bool:
+        stop = self.should_stop()
+        if self.dist.world_size == 1:
+            return stop
+        # Every rank must stop at the same step, or the others wait forever in an all-reduce.
+        flag = torch.tensor(float(stop), device=self.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def _checkpoint(self, models: Models) -> None:
+        paths = self._save(models, self.state.step, full=True)
+        removed = checkpoint.prune_states(self.folder, self.config.train.keep_last)
+        self.progress.emit(
+            "checkpoint",
+            epoch=self.state.epoch,
+            step=self.state.step,
+            generator=str(paths.generator),
+            discriminator=str(paths.discriminator),
+            removed=removed,
+        )
+
+    def _stop(self, models: Models, epoch_done: bool) -> int:
+        """Save the current state (mid-epoch: the epoch is redone on resume) and exit cleanly."""
+        if self.dist.is_main:
+            self._checkpoint(models)
+            self.progress.emit(
+                "done",
+                epoch=self.state.epoch,
+                step=self.state.step,
+                stopped=True,
+                skipped_steps=self.state.skipped_steps,
+                overtrain=self.detector.summary(),
+            )
+            self._close_tensorboard()
+        return 0
+
+    def _roll_back(self, in_a_row: int) -> int:
+        """Several non-finite steps in a row: go back to the last complete state with a lower LR."""
+        steps = checkpoint.complete_steps(self.folder)
+        message = f"{in_a_row} non-finite steps in a row at step {self.state.step}"
+        if not steps:
+            if self.dist.is_main:
+                self.progress.emit(
+                    "error",
+                    message=f"{message} and no saved state to roll back to: lower --lr or use --precision bf16/fp32",
+                    step=self.state.step,
+                )
+            return 3
+        if self.dist.is_main:
+            extra = torch.load(checkpoint.state_paths(self.folder, steps[-1]).state, weights_only=True)
+            extra["train_state"]["lr_scale"] = extra["train_state"].get("lr_scale", 1.0) * ROLLBACK_LR_FACTOR
+            extra["train_state"]["rollbacks"] = extra["train_state"].get("rollbacks", 0) + 1
+            checkpoint.save_torch(extra, checkpoint.state_paths(self.folder, steps[-1]).state)
+            self.progress.emit(
+                "error",
+                recoverable=True,
+                step=self.state.step,
+                rollback_to=steps[-1],
+                message=f"{message}: rolling back to step {steps[-1]} with the learning rate halved",
+            )
+        return 75  # EX_TEMPFAIL: the launcher restarts the run, which resumes from that state
+
+    # --- TensorBoard -------------------------------------------------------------
+    def _open_tensorboard(self) -> None:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:  # tensorboard is in requirements.txt; a trimmed install still trains
+            self.log("tensorboard is not installed: no event files will be written")
+            return
+        self.tensorboard = SummaryWriter(str(self.experiment.root / "tensorboard"))
+
+    def _scalars(self, values: dict[str, float], step: int) -> None:
+        if self.tensorboard is not None:
+            for name, value in values.items():
+                if math.isfinite(value):
+                    self.tensorboard.add_scalar(name, value, step)
+
+    def _close_tensorboard(self) -> None:
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+            self.tensorboard = None
+
+
+def _step_if_finite(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, finite: torch.Tensor) -> None:
+    """Take the optimizer step unless the loss or gradients are not finite, without a host sync.
+
+    Fused AdamW reads ``found_inf`` on the device and skips the whole update (moments and
+    step count included) when it is 1; the fp16 GradScaler does the same with its own flag.
+    """
+    if scaler.is_enabled():
+        scaler.step(optimizer)
+        return
+    optimizer.found_inf = (~finite).to(torch.float32)  # type: ignore[attr-defined]
+    optimizer.step()
+
+
+def _apply_lr_scale(models: Models, scale: float) -> None:
+    if scale == 1.0:
+        return
+    for optimizer, scheduler in ((models.optimizer_g, models.scheduler_g), (models.optimizer_d, models.scheduler_d)):
+        scheduler.base_lrs = [lr * scale for lr in scheduler.base_lrs]
+        for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr(), strict=True):
+            group["lr"] = lr * scale
+
+
+def _unwrap(module: nn.Module) -> nn.Module:
+    inner = getattr(module, "module", module)
+    return getattr(inner, "_orig_mod", inner)
