@@ -21,6 +21,8 @@ from rvc.paths import Workspace
 STAGES: dict[str, str] = {
     "prepare": "rvc.cli.prepare",
     "extract": "rvc.cli.extract",
+    "config": "rvc.cli.config",
+    "train": "rvc.cli.train",
 }
 
 

@@ -3,43 +3,51 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 LR_SCHEMES = ("exponential", "multistep", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
+def setting(default: Any, help: str) -> Any:
+    """A dataclass field with a one-line help text (shown by the CLI and the web UI)."""
+    return field(default=default, metadata={"help": help})
+
+
 @dataclass
 class TrainConfig:
-    epochs: int = 200  # an upper bound: the overtraining detector says when held-out loss stops improving
-    batch_size: int = 8  # RVC's usual size; larger batches train smoother but need more GPU memory
-    lr: float = 1e-4  # RVC's AdamW learning rate for both G and D
-    betas: tuple[float, float] = (0.8, 0.99)  # RVC's AdamW betas
-    eps: float = 1e-9
-    lr_scheme: str = "exponential"  # exponential (RVC), multistep, or cosine with warm restarts
-    lr_gamma: float = 0.999875  # exponential: multiply the LR by this every epoch, as RVC does
-    lr_milestones: list[int] = field(default_factory=list)  # multistep: epochs at which the LR is multiplied
-    lr_factor: float = 0.5  # multistep: the factor applied at each milestone
-    cosine_period: int = 100  # cosine: epochs until the first restart
-    cosine_restart_decay: float = 1.0  # cosine: the peak LR is multiplied by this at each restart
-    cosine_min_lr: float = 1e-6  # cosine: the LR at the bottom of each cycle
-    grad_accum: int = 1  # optimizer steps every N batches (a larger effective batch without the memory)
-    grad_clip: float | None = None  # clip gradient norms to this; None: measure only, as RVC does
-    c_mel: float = 45.0  # weight of the L1 mel loss, as RVC
-    c_kl: float = 1.0  # weight of the KL loss, as RVC
-    multiscale_mel: bool = False  # add mel losses at several resolutions (sharper highs, slower steps)
-    save_every: int = 10  # epochs between saved states (and exports)
-    keep_last: int = 3  # how many G_/D_ states to keep on disk (the best one is kept apart)
-    validate_every: int = 1  # epochs between held-out validation losses
-    precision: str = "auto"  # auto: bf16 on GPUs that have it, else fp32; fp16 uses a GradScaler
-    tf32: bool = True  # TF32 matmuls on Ampere and newer: much faster, far below audible differences
-    pretrained_g: str | None = None  # path to a pretrained generator (f0G40k.pth, a community pretrain)
-    pretrained_d: str | None = None  # path to the matching discriminator
-    resume: bool = True  # continue from the newest complete state when there is one
-    seed: int = 1234
-    overtrain_patience: int = 30  # epochs without a better smoothed held-out mel loss before warning
-    auto_stop: bool = False  # stop (and keep the best state) when the patience runs out
-    log_every_steps: int = 50  # a step event at least every N steps ...
-    log_every_seconds: float = 5.0  # ... and at least every N seconds
+    epochs: int = setting(200, "an upper bound: the overtraining detector says when held-out loss stops improving")
+    batch_size: int = setting(8, "RVC's usual size; larger batches train smoother but need more GPU memory")
+    lr: float = setting(1e-4, "RVC's AdamW learning rate for both G and D")
+    betas: tuple[float, float] = setting((0.8, 0.99), "RVC's AdamW betas")
+    eps: float = setting(1e-9, "AdamW epsilon, as RVC")
+    lr_scheme: str = setting("exponential", "exponential (RVC), multistep, or cosine with warm restarts")
+    lr_gamma: float = setting(0.999875, "exponential: multiply the LR by this every epoch, as RVC does")
+    lr_milestones: list[int] = field(
+        default_factory=list, metadata={"help": "multistep: epochs at which the LR is multiplied"}
+    )
+    lr_factor: float = setting(0.5, "multistep: the factor applied at each milestone")
+    cosine_period: int = setting(100, "cosine: epochs until the first restart")
+    cosine_restart_decay: float = setting(1.0, "cosine: the peak LR is multiplied by this at each restart")
+    cosine_min_lr: float = setting(1e-6, "cosine: the LR at the bottom of each cycle")
+    grad_accum: int = setting(1, "optimizer steps every N batches (a larger effective batch without the memory)")
+    grad_clip: float | None = setting(None, "clip gradient norms to this; None: measure only, as RVC does")
+    c_mel: float = setting(45.0, "weight of the L1 mel loss, as RVC")
+    c_kl: float = setting(1.0, "weight of the KL loss, as RVC")
+    multiscale_mel: bool = setting(False, "add mel losses at several resolutions (sharper highs, slower steps)")
+    save_every: int = setting(10, "epochs between saved states (and exports)")
+    keep_last: int = setting(3, "how many G_/D_ states to keep on disk (the best one is kept apart)")
+    validate_every: int = setting(1, "epochs between held-out validation losses")
+    precision: str = setting("auto", "auto: bf16 on GPUs that have it, else fp32; fp16 uses a GradScaler")
+    tf32: bool = setting(True, "TF32 matmuls on Ampere and newer: much faster, far below audible differences")
+    pretrained_g: str | None = setting(None, "path to a pretrained generator (f0G40k.pth, a community pretrain)")
+    pretrained_d: str | None = setting(None, "path to the matching discriminator")
+    resume: bool = setting(True, "continue from the newest complete state when there is one")
+    seed: int = setting(1234, "random seed of initialisation and data order")
+    overtrain_patience: int = setting(30, "epochs without a better smoothed held-out mel loss before warning")
+    auto_stop: bool = setting(False, "stop (and keep the best state) when the patience runs out")
+    log_every_steps: int = setting(50, "a step event at least every N steps ...")
+    log_every_seconds: float = setting(5.0, "... and at least every N seconds")
 
     def errors(self) -> list[str]:
         """Return what is wrong with these values, one message per problem."""

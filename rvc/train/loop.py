@@ -152,6 +152,7 @@ class Trainer:
         self.state = TrainState()
         self.detector = OvertrainDetector(config.train.overtrain_patience)
         self.tensorboard: Any = None
+        self.gpu: Any = None
 
     # --- set-up ----------------------------------------------------------
     def _load_data(self) -> tuple[TrainingSet, TrainingSet | None]:
@@ -225,56 +226,72 @@ class Trainer:
     def _step(
         self, models: Models, spectrogram: Spectrogram, data: TrainingSet, index: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        """One optimizer step of D then G on the clips ``index``; returns device scalars."""
+        """One optimizer step of D then G; returns device scalars.
+
+        index : Tensor[K x B] clip rows, K micro-batches (gradient accumulation). With K = 1 the
+        order is RVC's: D steps before G's loss sees it. With K > 1 both step after the last
+        micro-batch, so G's losses see the D of the previous step.
+        """
         train, cfg = self.config.train, self.config.model
+        micro = index.size(0)
         autocast = torch.autocast(self.device.type, self.dtype, enabled=self.dtype != torch.float32)
-        wav, lengths = data.wav[index], data.lengths[index]
-        phone, pitch, pitchf = data.phone[index].float(), data.pitch[index], data.pitchf[index]
-        speaker = torch.zeros_like(lengths)
-        spec = spectrogram.linear(wav)
-        with autocast:
-            y_hat, ids_slice, _, z_mask, (_, z_p, m_p, logs_p, _, logs_q) = models.generator(
-                phone, lengths, pitch, pitchf, spec, lengths, speaker
-            )
-        real = slice_segments(wav, ids_slice * cfg.hop_length, cfg.segment_size).unsqueeze(1)
-
-        # Discriminator: real towards 1, generated (detached) towards 0.
-        with autocast:
-            real_scores, fake_scores, _, _ = models.discriminator(real, y_hat.detach())
-            loss_d = discriminator_loss(real_scores, fake_scores)
         models.optimizer_d.zero_grad(set_to_none=True)
-        models.scaler.scale(loss_d).backward()
-        models.scaler.unscale_(models.optimizer_d)
-        grad_norm_d = _grad_norm(list(models.discriminator.parameters()), train.grad_clip)
-        finite_d = torch.isfinite(loss_d) & torch.isfinite(grad_norm_d)
-        _step_if_finite(models.optimizer_d, models.scaler, finite_d)
-
-        # Generator: fool D, match its features, and match the real mel.
-        models.discriminator.requires_grad_(False)  # no D weight grads in the G backward: less work
-        with autocast:
-            _, fake_scores, real_maps, fake_maps = models.discriminator(real, y_hat)
-        mels = spectrogram.mel(torch.cat([real.squeeze(1), y_hat.squeeze(1).float()]))
-        real_mel, fake_mel = mels.chunk(2)
-        loss_mel = nn.functional.l1_loss(fake_mel, real_mel) * train.c_mel
-        loss_kl = kl_loss(z_p, logs_q, m_p, logs_p, z_mask) * train.c_kl
-        loss_fm = feature_matching_loss(real_maps, fake_maps)
-        loss_gen = generator_adversarial_loss(fake_scores)
-        loss_g = loss_gen + loss_fm + loss_mel + loss_kl
         models.optimizer_g.zero_grad(set_to_none=True)
-        models.scaler.scale(loss_g).backward()
-        models.discriminator.requires_grad_(True)
+        sums: dict[str, torch.Tensor] = {}
+        finite_d = torch.ones((), dtype=torch.bool, device=self.device)
+        for m in range(micro):
+            rows = index[m]
+            wav, lengths = data.wav[rows], data.lengths[rows]
+            phone, pitch, pitchf = data.phone[rows].float(), data.pitch[rows], data.pitchf[rows]
+            spec = spectrogram.linear(wav)
+            with autocast:
+                y_hat, ids_slice, _, z_mask, (_, z_p, m_p, logs_p, _, logs_q) = models.generator(
+                    phone, lengths, pitch, pitchf, spec, lengths, torch.zeros_like(lengths)
+                )
+            real = slice_segments(wav, ids_slice * cfg.hop_length, cfg.segment_size).unsqueeze(1)
+
+            # Discriminator: real towards 1, generated (detached) towards 0.
+            with autocast:
+                real_scores, fake_scores, _, _ = models.discriminator(real, y_hat.detach())
+                loss_d = discriminator_loss(real_scores, fake_scores)
+            models.scaler.scale(loss_d / micro).backward()
+            if m == micro - 1 or micro == 1:
+                models.scaler.unscale_(models.optimizer_d)
+                grad_norm_d = _grad_norm(list(models.discriminator.parameters()), train.grad_clip)
+                finite_d = torch.isfinite(grad_norm_d)
+                if micro == 1:
+                    _step_if_finite(models.optimizer_d, models.scaler, finite_d)
+
+            # Generator: fool D, match its features, and match the real mel.
+            models.discriminator.requires_grad_(False)  # no D weight grads in the G backward: less work
+            with autocast:
+                _, fake_scores, real_maps, fake_maps = models.discriminator(real, y_hat)
+            mels = spectrogram.mel(torch.cat([real.squeeze(1), y_hat.squeeze(1).float()]))
+            real_mel, fake_mel = mels.chunk(2)
+            loss_mel = nn.functional.l1_loss(fake_mel, real_mel) * train.c_mel
+            loss_kl = kl_loss(z_p, logs_q, m_p, logs_p, z_mask) * train.c_kl
+            loss_fm = feature_matching_loss(real_maps, fake_maps)
+            loss_gen = generator_adversarial_loss(fake_scores)
+            loss_g = loss_gen + loss_fm + loss_mel + loss_kl
+            models.scaler.scale(loss_g / micro).backward()
+            models.discriminator.requires_grad_(True)
+            for name, value in (
+                ("loss/g/total", loss_g),
+                ("loss/d/total", loss_d),
+                ("loss/g/mel", loss_mel),
+                ("loss/g/kl", loss_kl),
+                ("loss/g/fm", loss_fm),
+                ("loss/g/gen", loss_gen),
+            ):
+                sums[name] = sums.get(name, 0) + value.detach() / micro
+        if micro > 1:
+            _step_if_finite(models.optimizer_d, models.scaler, finite_d)
         models.scaler.unscale_(models.optimizer_g)
         grad_norm_g = _grad_norm(list(models.generator.parameters()), train.grad_clip)
-        finite_g = torch.isfinite(loss_g) & torch.isfinite(grad_norm_g)
+        finite_g = torch.isfinite(grad_norm_g)
         _step_if_finite(models.optimizer_g, models.scaler, finite_g)
         models.scaler.update()
-        return {
-            "loss/g/total": loss_g.detach(),
-            "loss/d/total": loss_d.detach(),
-            "loss/g/mel": loss_mel.detach(),
-            "loss/g/kl": loss_kl.detach(),
-            "loss/g/fm": loss_fm.detach(),
-            "loss/g/gen": loss_gen.detach(),
+        return sums | {
             "grad_norm_g": grad_norm_g.detach(),
             "grad_norm_d": grad_norm_d.detach(),
             "finite": (finite_d & finite_g).float(),
@@ -326,7 +343,7 @@ class Trainer:
         models = self._wrap_distributed(models)
         spectrogram = Spectrogram(cfg).to(self.device)
 
-        per_step = train.batch_size * self.dist.world_size
+        per_step = train.batch_size * train.grad_accum * self.dist.world_size
         steps_per_epoch = max(1, math.ceil(len(train_set) / per_step))
         total_steps = steps_per_epoch * train.epochs
         if self.dist.is_main:
@@ -347,6 +364,10 @@ class Trainer:
                 compile_s=0.0,
             )
             self._open_tensorboard()
+            if self.device.type == "cuda":
+                from rvc.train.gpu_stats import GpuStats
+
+                self.gpu = GpuStats(self.device.index or 0)
         order = torch.Generator(device="cpu")
         sums = {name: torch.zeros((), device=self.device) for name in METRIC_NAMES}
         bad_in_a_row = torch.zeros((), device=self.device)
@@ -361,7 +382,8 @@ class Trainer:
             # Pad to whole steps by wrapping around: every batch has the same shape.
             needed = steps_per_epoch * per_step
             permutation = permutation.repeat(math.ceil(needed / len(permutation)))[:needed]
-            shard = permutation.view(steps_per_epoch, self.dist.world_size, train.batch_size)[:, self.dist.rank]
+            shard = permutation.view(steps_per_epoch, self.dist.world_size, train.grad_accum, train.batch_size)
+            shard = shard[:, self.dist.rank]
             shard = shard.to(self.device)
             for batch_in_epoch in range(steps_per_epoch):
                 result = self._step(models, spectrogram, train_set, shard[batch_in_epoch])
@@ -387,6 +409,7 @@ class Trainer:
                     self.state.skipped_steps = skipped
                     lr = models.optimizer_g.param_groups[0]["lr"]
                     if self.dist.is_main:
+                        gpu: dict[str, float] = self.gpu.read() if self.gpu is not None else {}
                         next_save = (
                             (epoch // train.save_every + 1) * train.save_every if epoch % train.save_every else epoch
                         )
@@ -403,8 +426,9 @@ class Trainer:
                             eta_s=round((total_steps - self.state.step) / rate, 1),
                             next_save_epoch=min(next_save, train.epochs),
                             skipped_steps=skipped,
+                            gpu=gpu,
                         )
-                        self._scalars(values | {"learning_rate": lr}, self.state.step)
+                        self._scalars(values | gpu | {"learning_rate": lr}, self.state.step)
                     for name in METRIC_NAMES:
                         sums[name].zero_()
                     window_steps, window_start = 0, time.monotonic()
@@ -425,6 +449,7 @@ class Trainer:
                 self._scalars(val, self.state.step)
                 self.state.history.append({"epoch": epoch, **val})
             if self.dist.is_main:
+                self._log_sample(models, spectrogram, validation or train_set, audio=epoch % train.save_every == 0)
                 self.progress.emit(
                     "epoch",
                     epoch=epoch,
@@ -559,6 +584,34 @@ class Trainer:
                 if math.isfinite(value):
                     self.tensorboard.add_scalar(name, value, step)
 
+    @torch.no_grad()
+    def _log_sample(self, models: Models, spectrogram: Spectrogram, data: TrainingSet, audio: bool) -> None:
+        """Mel images of one held-out clip (real and converted) and, at saves, its converted audio."""
+        if self.tensorboard is None:
+            return
+        generator = cast(SynthesizerTrnMs768NSFsid, _unwrap(models.generator))
+        generator.eval()
+        frames = int(data.lengths[0])
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+            torch.manual_seed(0)
+            fake, _, _ = generator.infer(
+                data.phone[:1, :frames].float(),
+                data.lengths[:1],
+                data.pitch[:1, :frames],
+                data.pitchf[:1, :frames],
+                torch.zeros_like(data.lengths[:1]),
+            )
+        generator.train()
+        real_mel = spectrogram.mel(data.wav[:1, : frames * data.hop_length])[0]
+        fake_mel = spectrogram.mel(fake.squeeze(1).float())[0]
+        low, high = float(real_mel.min()), float(real_mel.max())
+        for tag, mel in (("slice/mel_org", real_mel), ("slice/mel_gen", fake_mel)):
+            self.tensorboard.add_image(tag, _colour(mel, low, high), self.state.step, dataformats="HWC")
+        if audio:
+            self.tensorboard.add_audio(
+                "audio/validation", fake.squeeze().float().clamp(-1, 1).cpu(), self.state.step, data.sample_rate
+            )
+
     def _close_tensorboard(self) -> None:
         if self.tensorboard is not None:
             self.tensorboard.close()
@@ -585,6 +638,15 @@ def _apply_lr_scale(models: Models, scale: float) -> None:
         scheduler.base_lrs = [lr * scale for lr in scheduler.base_lrs]
         for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr(), strict=True):
             group["lr"] = lr * scale
+
+
+def _colour(mel: torch.Tensor, low: float, high: float) -> Any:
+    """Render a log-mel (bins x frames) as an RGB image, low frequencies at the bottom."""
+    import numpy as np
+    from matplotlib import colormaps
+
+    scaled = ((mel.float().cpu().numpy() - low) / max(high - low, 1e-6)).clip(0, 1)[::-1]
+    return (colormaps["viridis"](scaled)[..., :3] * 255).astype(np.uint8)
 
 
 def _unwrap(module: nn.Module) -> nn.Module:

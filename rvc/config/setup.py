@@ -1,0 +1,50 @@
+"""Fill a configuration from what the data stages recorded, with defaults that suit the dataset."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from rvc.config.experiment import DataInfo, ExperimentConfig
+from rvc.config.train import TrainConfig
+from rvc.fileio import read_json
+from rvc.models.config import ModelConfig
+from rvc.paths import ExperimentDir
+
+
+def _count_lines(path: Path) -> int:
+    if not path.exists():
+        return 0
+    return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
+
+
+def data_info(experiment: ExperimentDir, previous: DataInfo | None = None) -> DataInfo:
+    """Return what prepare and extract recorded for ``experiment`` (``previous`` where they recorded nothing)."""
+    info = dataclasses.replace(previous) if previous else DataInfo()
+    dataset = read_json(experiment.dataset_report, default=None)
+    if dataset:
+        info.sample_rate = int(dataset.get("sample_rate", info.sample_rate))
+        info.seconds = float(dataset.get("total_seconds", info.seconds))
+    features = read_json(experiment.extract_report, default=None)
+    if features:
+        info.f0_method = features.get("f0_method", info.f0_method)
+        info.embedder = features.get("embedder", info.embedder)
+    info.train_clips = _count_lines(experiment.train_clips) or info.train_clips
+    info.validation_clips = _count_lines(experiment.validation_clips)
+    return info
+
+
+def suggested_batch_size(minutes: float) -> int:
+    """RVC guides' rule: up to 8 below half an hour of audio, larger batches for an hour or more."""
+    if minutes < 10:
+        return 4
+    if minutes < 60:
+        return 8
+    return 16
+
+
+def default_config(experiment: ExperimentDir) -> ExperimentConfig:
+    """Return the v2 preset for the dataset's sample rate and training defaults sized to the data."""
+    info = data_info(experiment)
+    train = TrainConfig(batch_size=suggested_batch_size(info.seconds / 60))
+    return ExperimentConfig(model=ModelConfig.for_sample_rate(info.sample_rate), train=train, data=info)

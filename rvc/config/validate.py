@@ -1,0 +1,132 @@
+"""Check an experiment's settings before training: errors that stop it, suggestions that help it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rvc.config.experiment import ExperimentConfig
+from rvc.errors import UserError
+
+# Peak GPU memory of one training step, measured on an H100 with the full v2 40k model
+# (segment 12800 samples, 3 s clips): a fixed part (weights, optimizer states, workspace) plus a
+# part per clip in the batch. Other sample rates scale with the segment length.
+MEMORY_FIXED_GIB = {"bf16": 1.4, "fp16": 1.4, "fp32": 1.6}
+MEMORY_PER_CLIP_GIB = {"bf16": 0.33, "fp16": 0.33, "fp32": 0.55}
+# Fine-tuning from a pretrain rarely improves past this many optimizer steps; beyond it the
+# overtraining detector (held-out loss) should decide.
+FINETUNE_STEPS_CEILING = 50_000
+
+
+@dataclass
+class Validation:
+    errors: list[str] = field(default_factory=list)
+    suggestions: list[str] = field(default_factory=list)
+    memory_estimate_gib: float | None = None
+    gpu_memory_gib: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def estimate_memory_gib(config: ExperimentConfig, precision: str) -> float:
+    """Estimate the peak GPU memory of a training step (GiB) for the configured batch size."""
+    key = "fp32" if precision == "fp32" else "bf16"
+    scale = config.model.segment_size / 12800
+    return MEMORY_FIXED_GIB[key] + MEMORY_PER_CLIP_GIB[key] * config.train.batch_size * scale
+
+
+def _gpu_memory_gib() -> float | None:
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    return torch.cuda.get_device_properties(0).total_memory / 2**30
+
+
+def _check_pretrain(config: ExperimentConfig, path_text: str, is_generator: bool) -> str | None:
+    """Return why the pretrain does not fit the model, or None when it fits."""
+    import torch
+
+    from rvc.models.discriminator import MultiPeriodDiscriminatorV2
+    from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
+    from rvc.models.weights import check_state_dict, read_state_dict
+
+    path = Path(path_text)
+    if not path.is_file():
+        return f"pretrained {'G' if is_generator else 'D'} {path} does not exist"
+    try:
+        state = read_state_dict(path)
+        with torch.device("meta"):
+            model: torch.nn.Module = (
+                SynthesizerTrnMs768NSFsid(config.model)
+                if is_generator
+                else MultiPeriodDiscriminatorV2(divisor=config.model.discriminator_divisor)
+            )
+        check_state_dict(model, state, source=str(path))
+    except UserError as error:
+        return str(error)
+    return None
+
+
+def validate(config: ExperimentConfig, precision: str | None = None) -> Validation:
+    """Return errors and suggestions for ``config`` (the data fields must be filled in)."""
+    result = Validation(errors=config.train.errors())
+    train, data = config.train, config.data
+    if data.sample_rate != config.model.sample_rate:
+        result.errors.append(
+            f"the dataset was prepared at {data.sample_rate} Hz but the model is {config.model.sample_rate} Hz: "
+            "prepare again at the model's rate or choose the matching preset"
+        )
+    for path, is_g in ((train.pretrained_g, True), (train.pretrained_d, False)):
+        if path:
+            problem = _check_pretrain(config, path, is_g)
+            if problem:
+                result.errors.append(problem)
+    if data.train_clips and train.batch_size > data.train_clips:
+        result.suggestions.append(
+            f"batch size {train.batch_size} is larger than the {data.train_clips} training clips: every step "
+            f"repeats clips; use --batch-size {max(1, data.train_clips)} or less"
+        )
+    minutes = data.seconds / 60
+    if minutes and minutes < 30 and train.batch_size > 8:
+        result.suggestions.append(f"{minutes:.0f} minutes of audio: a batch size of 8 or less usually trains better")
+    if minutes >= 60 and train.batch_size < 8:
+        result.suggestions.append(
+            f"{minutes:.0f} minutes of audio: a batch size of 16 or more trains faster and smoother"
+        )
+    if data.train_clips:
+        steps = math.ceil(data.train_clips / train.batch_size) * train.epochs
+        if train.pretrained_g and steps > FINETUNE_STEPS_CEILING:
+            result.suggestions.append(
+                f"{train.epochs} epochs are {steps:,} steps, far beyond what fine-tuning on {minutes:.0f} minutes "
+                f"usually needs; keep the epochs but turn on --auto-stop so held-out loss decides when to stop"
+            )
+    if not train.pretrained_g and train.precision == "fp16":
+        result.suggestions.append("fp16 from scratch often diverges (NaN losses): use bf16 or fp32, or a pretrain")
+    if not train.pretrained_g:
+        result.suggestions.append(
+            "no pretrain: training from scratch needs hours of audio and many epochs; "
+            "download one in the Download Pretrained tab or with `python -m rvc pretrained`"
+        )
+    if data.validation_clips == 0:
+        result.suggestions.append(
+            "no validation clips: the overtraining detector needs held-out audio; prepare with --validation 0.05"
+        )
+    chosen = precision or ("bf16" if train.precision in ("auto", "bf16") else train.precision)
+    result.memory_estimate_gib = round(estimate_memory_gib(config, chosen), 1)
+    result.gpu_memory_gib = _gpu_memory_gib()
+    if result.gpu_memory_gib is not None and result.memory_estimate_gib > 0.9 * result.gpu_memory_gib:
+        fits = int(
+            (0.9 * result.gpu_memory_gib - MEMORY_FIXED_GIB["bf16"])
+            / (MEMORY_PER_CLIP_GIB["fp32" if chosen == "fp32" else "bf16"] * config.model.segment_size / 12800)
+        )
+        result.errors.append(
+            f"batch size {train.batch_size} needs about {result.memory_estimate_gib} GiB but the GPU has "
+            f"{result.gpu_memory_gib:.1f} GiB: use --batch-size {max(1, fits)}"
+        )
+    return result

@@ -1,0 +1,257 @@
+"""The trainer as users run it: the real process, its progress events, its files, stop and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rvc.config.experiment import load_config, save_config
+from rvc.paths import ExperimentDir
+from rvc.train import checkpoint
+from rvc.train.progress import parse_line, read_events
+from tests.fake_experiment import make_extracted_experiment, tiny_config, write_tiny_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _env() -> dict[str, str]:
+    return {
+        "PYTHONPATH": str(REPO),
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def _trainer(logs: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "rvc.train", "--experiment", "voice", "--device", "cpu", "--logs-dir", str(logs),
+            *extra]
+
+
+def _run(logs: Path, timeout: float = 240) -> tuple[int, list[dict], str]:
+    result = subprocess.run(_trainer(logs), capture_output=True, text=True, env=_env(), timeout=timeout)
+    events = [e for line in result.stdout.splitlines() if (e := parse_line(line))]
+    return result.returncode, events, result.stderr
+
+
+def _start(logs: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(_trainer(logs), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+
+
+def _wait_for(process: subprocess.Popen[str], kind: str, timeout: float = 180) -> list[dict]:
+    """Read the process's output until an event of ``kind``; return the events seen."""
+    events = []
+    deadline = time.monotonic() + timeout
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            raise AssertionError(f"trainer exited before a {kind!r} event: {events[-3:]}")
+        event = parse_line(line)
+        if event:
+            events.append(event)
+            if event["kind"] == kind:
+                return events
+    raise AssertionError(f"no {kind!r} event within {timeout} s")
+
+
+def test_training_run_reports_progress_and_writes_states(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    experiment = make_extracted_experiment(logs)
+    write_tiny_config(experiment, epochs=3, keep_last=2)
+
+    code, events, stderr = _run(logs)
+
+    assert code == 0, stderr
+    kinds = [e["kind"] for e in events]
+    assert kinds[0] == "start" and kinds[-1] == "done"
+    assert {"step", "epoch", "checkpoint", "best"} <= set(kinds)
+    start = events[0]
+    assert start["clips"] == 6 and start["validation_clips"] == 2 and start["total_steps"] == 9
+    steps = [e for e in events if e["kind"] == "step"]
+    assert [e["step"] for e in steps] == list(range(1, 10))
+    for step in steps:
+        assert set(step["metrics"]) >= {"loss/g/total", "loss/d/total", "loss/g/mel", "loss/g/kl", "loss/g/fm"}
+        assert step["it_s"] > 0 and step["eta_s"] >= 0 and step["next_save_epoch"] >= step["epoch"]
+    epochs = [e for e in events if e["kind"] == "epoch"]
+    assert [e["epoch"] for e in epochs] == [1, 2, 3] and all("loss/val/mel" in e["validation"] for e in epochs)
+    # progress.jsonl holds exactly what stdout carried
+    saved, _ = read_events(experiment.progress_jsonl)
+    assert saved == events
+    # keep-last-N holds, the best state is kept apart, no temporaries are left
+    folder = experiment.root / "checkpoints"
+    assert checkpoint.complete_steps(folder) == [6, 9]
+    assert (folder / "G_best.pth").is_file() and not list(folder.glob(".*tmp"))
+    g = torch.load(folder / "G_9.pth", weights_only=True)
+    assert set(g) == {"model", "iteration", "optimizer", "learning_rate"} and g["iteration"] == 3
+    assert any(k.endswith("weight_g") for k in g["model"]) and not any("parametrizations" in k for k in g["model"])
+
+
+def test_tensorboard_gets_rvc_tags(tmp_path: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logs = tmp_path / "logs"
+    experiment = make_extracted_experiment(logs, train_clips=4, validation_clips=1)
+    write_tiny_config(experiment, epochs=1)
+    code, _, stderr = _run(logs)
+    assert code == 0, stderr
+
+    accumulator = EventAccumulator(str(experiment.root / "tensorboard"))
+    accumulator.Reload()
+    tags = set(accumulator.Tags()["scalars"])
+    expected = {"loss/g/total", "loss/d/total", "loss/g/mel", "loss/g/kl", "loss/g/fm", "learning_rate",
+                "grad_norm_g", "grad_norm_d", "loss/val/mel"}
+    assert expected <= tags
+    assert {"slice/mel_org", "slice/mel_gen"} <= set(accumulator.Tags()["images"])
+
+
+def test_sigterm_saves_and_resume_continues_the_step_count(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    experiment = make_extracted_experiment(logs)
+    write_tiny_config(experiment, epochs=200, save_every=100)
+    process = _start(logs)
+    events = _wait_for(process, "step")
+    events += _wait_for(process, "step")
+    process.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    rest, _ = process.communicate(timeout=60)
+    assert process.returncode == 0 and time.monotonic() - started < 20
+    tail = [e for line in rest.splitlines() if (e := parse_line(line))]
+    assert tail[-1]["kind"] == "done" and tail[-1]["stopped"] is True
+    saved_step = tail[-1]["step"]
+    assert saved_step in checkpoint.complete_steps(experiment.root / "checkpoints")
+
+    config = load_config(experiment)
+    config.train.epochs = max(2, saved_step // 3 + 2)
+    save_config(experiment, config)
+    code, events, stderr = _run(logs)
+    assert code == 0, stderr
+    assert events[0]["start_step"] == saved_step
+    assert [e for e in events if e["kind"] == "step"][0]["step"] == saved_step + 1
+
+
+def test_kill_9_leaves_the_newest_complete_state_loadable(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    experiment = make_extracted_experiment(logs)
+    write_tiny_config(experiment, epochs=200, save_every=1, keep_last=2)
+    process = _start(logs)
+    _wait_for(process, "checkpoint")
+    _wait_for(process, "step")
+    process.kill()
+    process.wait(timeout=30)
+
+    folder = experiment.root / "checkpoints"
+    newest = checkpoint.complete_steps(folder)[-1]
+    loaded = checkpoint.load_state(folder, newest)
+    assert loaded.extra["train_state"]["step"] == newest
+    config = load_config(experiment)
+    config.train.epochs = newest // 3 + 1
+    save_config(experiment, config)
+    code, events, stderr = _run(logs)
+    assert code == 0, stderr and events[0]["start_step"] == newest
+
+
+def test_a_nan_in_a_batch_is_skipped_and_reported(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    experiment = make_extracted_experiment(logs)
+    poisoned = experiment.clip_features("clip-0002")
+    features = np.load(poisoned)
+    features[3, :] = np.nan
+    np.save(poisoned, features)
+    write_tiny_config(experiment, epochs=2)
+
+    code, events, stderr = _run(logs)
+
+    assert code == 0, stderr
+    done = events[-1]
+    assert done["kind"] == "done" and done["skipped_steps"] == 2  # the poisoned clip is in one batch per epoch
+    steps = [e for e in events if e["kind"] == "step"]
+    assert all(v is None or np.isfinite(v) for e in steps for v in e["metrics"].values())
+    state = checkpoint.load_state(experiment.root / "checkpoints", done["step"])
+    assert all(torch.isfinite(t).all() for t in state.generator.values())
+
+
+def test_the_loss_falls_on_a_tiny_overfit_set(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    experiment = make_extracted_experiment(logs, train_clips=2, validation_clips=1)
+    write_tiny_config(experiment, epochs=40, batch_size=2, save_every=40, lr=1e-3)
+    code, events, stderr = _run(logs)
+    assert code == 0, stderr
+    mel = [e["metrics"]["loss/g/mel"] for e in events if e["kind"] == "step"]
+    assert np.mean(mel[-5:]) < 0.85 * np.mean(mel[:5])
+
+
+def test_a_pretrain_of_another_sample_rate_is_refused_by_name(tmp_path: Path) -> None:
+    from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
+    from rvc.models.weights import to_rvc_spelling
+
+    logs = tmp_path / "logs"
+    experiment = make_extracted_experiment(logs)
+    wrong = tiny_config(sample_rate=48000)
+    g_path = tmp_path / "f0G48k.pth"
+    g_state = to_rvc_spelling(SynthesizerTrnMs768NSFsid(wrong.model).state_dict())
+    torch.save({"model": g_state, "iteration": 1, "optimizer": {}, "learning_rate": 1e-4}, g_path)
+    write_tiny_config(experiment, pretrained_g=str(g_path), pretrained_d=str(g_path))
+
+    code, events, _ = _run(logs)
+
+    assert code == 2
+    error = [e for e in events if e["kind"] == "error"][0]["message"]
+    assert "f0G48k.pth" in error and "48k" in error and "dec.ups" in error
+
+
+def test_config_cli_changes_only_the_given_fields(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    experiment = make_extracted_experiment(logs)
+    write_tiny_config(experiment, epochs=3, batch_size=2)
+    command = [sys.executable, "-m", "rvc", "--logs-dir", str(logs), "config", "--experiment", "voice",
+               "--epochs", "7", "--lr-scheme", "cosine", "--auto-stop", "true"]
+    result = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=120)
+    assert result.returncode == 0, result.stderr
+    config = json.loads(experiment.config_json.read_text())
+    assert config["train"]["epochs"] == 7 and config["train"]["lr_scheme"] == "cosine"
+    assert config["train"]["auto_stop"] is True and config["train"]["batch_size"] == 2
+    assert config["model"]["hidden_channels"] == 16  # the tiny model stays
+    assert config["data"]["train_clips"] == 6 and config["data"]["validation_clips"] == 2
+
+
+def test_two_gloo_processes_train_with_ddp(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    experiment = make_extracted_experiment(logs, train_clips=8)
+    write_tiny_config(experiment, epochs=2, batch_size=2)
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+               str(29500 + os.getpid() % 1000), "-m", "rvc.train", "--experiment", "voice", "--device", "cpu",
+               "--logs-dir", str(logs)]
+    result = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    events = [e for line in result.stdout.splitlines() if (e := parse_line(line))]
+    start = events[0]
+    assert start["world_size"] == 2 and start["steps_per_epoch"] == 2  # 8 clips / (2 ranks x batch 2)
+    assert events[-1]["kind"] == "done" and events[-1]["step"] == 4
+    assert checkpoint.complete_steps(ExperimentDir(logs, "voice").root / "checkpoints")[-1] == 4
+
+
+@pytest.mark.parametrize("scheme", ["exponential", "multistep", "cosine"])
+def test_lr_schemes(scheme: str) -> None:
+    from rvc.config.train import TrainConfig
+    from rvc.train.schedule import lr_factor
+
+    config = TrainConfig(lr_scheme=scheme, lr_milestones=[2, 4], cosine_period=4, cosine_restart_decay=0.5)
+    factors = [lr_factor(config)(epoch) for epoch in range(9)]
+    assert factors[0] == pytest.approx(1.0)
+    if scheme == "exponential":
+        assert factors[3] == pytest.approx(0.999875**3)
+    if scheme == "multistep":
+        assert factors[1:6] == pytest.approx([1.0, 0.5, 0.5, 0.25, 0.25])
+    if scheme == "cosine":
+        assert factors[2] < factors[1] < factors[0] and factors[4] == pytest.approx(0.5) and factors[8] == pytest.approx(0.25)
