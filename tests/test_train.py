@@ -34,8 +34,18 @@ def _env() -> dict[str, str]:
 
 
 def _trainer(logs: Path, *extra: str) -> list[str]:
-    return [sys.executable, "-m", "rvc.train", "--experiment", "voice", "--device", "cpu", "--logs-dir", str(logs),
-            *extra]
+    return [
+        sys.executable,
+        "-m",
+        "rvc.train",
+        "--experiment",
+        "voice",
+        "--device",
+        "cpu",
+        "--logs-dir",
+        str(logs),
+        *extra,
+    ]
 
 
 def _run(logs: Path, timeout: float = 240) -> tuple[int, list[dict], str]:
@@ -109,8 +119,17 @@ def test_tensorboard_gets_rvc_tags(tmp_path: Path) -> None:
     accumulator = EventAccumulator(str(experiment.root / "tensorboard"))
     accumulator.Reload()
     tags = set(accumulator.Tags()["scalars"])
-    expected = {"loss/g/total", "loss/d/total", "loss/g/mel", "loss/g/kl", "loss/g/fm", "learning_rate",
-                "grad_norm_g", "grad_norm_d", "loss/val/mel"}
+    expected = {
+        "loss/g/total",
+        "loss/d/total",
+        "loss/g/mel",
+        "loss/g/kl",
+        "loss/g/fm",
+        "learning_rate",
+        "grad_norm_g",
+        "grad_norm_d",
+        "loss/val/mel",
+    }
     assert expected <= tags
     assert {"slice/mel_org", "slice/mel_gen"} <= set(accumulator.Tags()["images"])
 
@@ -137,7 +156,7 @@ def test_sigterm_saves_and_resume_continues_the_step_count(tmp_path: Path) -> No
     code, events, stderr = _run(logs)
     assert code == 0, stderr
     assert events[0]["start_step"] == saved_step
-    assert [e for e in events if e["kind"] == "step"][0]["step"] == saved_step + 1
+    assert next(e for e in events if e["kind"] == "step")["step"] == saved_step + 1
 
 
 def test_kill_9_leaves_the_newest_complete_state_loadable(tmp_path: Path) -> None:
@@ -158,7 +177,8 @@ def test_kill_9_leaves_the_newest_complete_state_loadable(tmp_path: Path) -> Non
     config.train.epochs = newest // 3 + 1
     save_config(experiment, config)
     code, events, stderr = _run(logs)
-    assert code == 0, stderr and events[0]["start_step"] == newest
+    assert code == 0, stderr
+    assert events[0]["start_step"] == newest
 
 
 def test_a_nan_in_a_batch_is_skipped_and_reported(tmp_path: Path) -> None:
@@ -206,7 +226,7 @@ def test_a_pretrain_of_another_sample_rate_is_refused_by_name(tmp_path: Path) ->
     code, events, _ = _run(logs)
 
     assert code == 2
-    error = [e for e in events if e["kind"] == "error"][0]["message"]
+    error = next(e for e in events if e["kind"] == "error")["message"]
     assert "f0G48k.pth" in error and "48k" in error and "dec.ups" in error
 
 
@@ -214,8 +234,22 @@ def test_config_cli_changes_only_the_given_fields(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     experiment = make_extracted_experiment(logs)
     write_tiny_config(experiment, epochs=3, batch_size=2)
-    command = [sys.executable, "-m", "rvc", "--logs-dir", str(logs), "config", "--experiment", "voice",
-               "--epochs", "7", "--lr-scheme", "cosine", "--auto-stop", "true"]
+    command = [
+        sys.executable,
+        "-m",
+        "rvc",
+        "--logs-dir",
+        str(logs),
+        "config",
+        "--experiment",
+        "voice",
+        "--epochs",
+        "7",
+        "--lr-scheme",
+        "cosine",
+        "--auto-stop",
+        "true",
+    ]
     result = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=120)
     assert result.returncode == 0, result.stderr
     config = json.loads(experiment.config_json.read_text())
@@ -229,9 +263,23 @@ def test_two_gloo_processes_train_with_ddp(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     experiment = make_extracted_experiment(logs, train_clips=8)
     write_tiny_config(experiment, epochs=2, batch_size=2)
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
-               str(29500 + os.getpid() % 1000), "-m", "rvc.train", "--experiment", "voice", "--device", "cpu",
-               "--logs-dir", str(logs)]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        str(29500 + os.getpid() % 1000),
+        "-m",
+        "rvc.train",
+        "--experiment",
+        "voice",
+        "--device",
+        "cpu",
+        "--logs-dir",
+        str(logs),
+    ]
     result = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     events = [e for line in result.stdout.splitlines() if (e := parse_line(line))]
@@ -254,4 +302,8 @@ def test_lr_schemes(scheme: str) -> None:
     if scheme == "multistep":
         assert factors[1:6] == pytest.approx([1.0, 0.5, 0.5, 0.25, 0.25])
     if scheme == "cosine":
-        assert factors[2] < factors[1] < factors[0] and factors[4] == pytest.approx(0.5) and factors[8] == pytest.approx(0.25)
+        assert (
+            factors[2] < factors[1] < factors[0]
+            and factors[4] == pytest.approx(0.5)
+            and factors[8] == pytest.approx(0.25)
+        )
