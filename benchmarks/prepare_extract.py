@@ -71,15 +71,16 @@ def write_random_weights(assets: Path) -> None:
     import torch
     from transformers import HubertConfig, HubertModel
 
-    from rvc.f0.rmvpe import RMVPE
+    from rvc.f0.rmvpe_net import RmvpeNet
 
     (assets / "rmvpe").mkdir(parents=True, exist_ok=True)
-    torch.save(RMVPE().state_dict(), assets / "rmvpe" / "rmvpe.pt")
+    torch.save(RmvpeNet().state_dict(), assets / "rmvpe" / "rmvpe.pt")
     HubertModel(HubertConfig()).save_pretrained(assets / "embedders" / "contentvec")
 
 
 def run_stage(args: list[str]) -> float:
-    env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1")
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    env = dict(os.environ, PYTHONPATH=path, HF_HUB_OFFLINE="1")
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "rvc", *args], check=True, env=env, cwd=REPO)
     return time.perf_counter() - start
