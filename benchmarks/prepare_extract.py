@@ -43,6 +43,8 @@ def machine_name() -> str:
 
 
 def commit() -> str:
+    if os.environ.get("RVC_COMMIT"):  # the device machine's copy of the tree has no .git
+        return os.environ["RVC_COMMIT"]
     result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
     dirty = subprocess.run(
         ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
@@ -93,6 +95,7 @@ def main() -> None:
     parser.add_argument("--embedder", default="contentvec")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--only", default="all", choices=("all", "f0", "content"), help="extract one part only")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
 
@@ -114,10 +117,12 @@ def main() -> None:
             args.device,
             "--batch-size",
             str(args.batch_size),
+            "--only",
+            args.only,
         ]
         extract_s = run_stage([*common, *extract_args])
-        cached_s = run_stage([*common, *extract_args])
         features = json.loads((scratch / "logs" / "bench" / "features.json").read_text())
+        cached_s = run_stage([*common, *extract_args])
         dataset = json.loads((scratch / "logs" / "bench" / "dataset.json").read_text())
 
     machine = machine_name()
@@ -130,6 +135,7 @@ def main() -> None:
         "command": " ".join(["python", "benchmarks/prepare_extract.py", *sys.argv[1:]]),
         "data": f"{seconds / 60:.1f} min synthetic speech-like audio, 44.1 kHz 16-bit mono wav, 30 s files",
         "settings": {
+            "only": args.only,
             "f0": args.f0,
             "embedder": f"{args.embedder} (random weights, 768-d, 12 layers)",
             "device": features["device"],
@@ -151,7 +157,8 @@ def main() -> None:
         },
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / f"prepare_extract-{machine}-{args.f0}.json"
+    parts = "" if args.only == "all" else f"-{args.only}-only"
+    out = args.out / f"prepare_extract-{machine}-{args.f0}{parts}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 

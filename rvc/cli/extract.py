@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=0, help="processes for CPU pitch methods (0 = one per core)")
     parser.add_argument("--f0-min", type=float, default=50.0, help="lowest pitch searched, Hz")
     parser.add_argument("--f0-max", type=float, default=1100.0, help="highest pitch searched, Hz")
+    parser.add_argument(
+        "--only", default="all", choices=("all", "f0", "content"), help="extract one part only (the other is kept)"
+    )
 
 
 def run(args: argparse.Namespace, workspace: Workspace) -> int:
@@ -43,6 +46,7 @@ def run(args: argparse.Namespace, workspace: Workspace) -> int:
         workers=args.workers,
         f0_min=args.f0_min,
         f0_max=args.f0_max,
+        only=args.only,
     )
     report = extract_features(experiment, workspace.assets, options)
     return 0 if report.f0_computed + report.content_computed + report.cached > 0 or not report.failed else 1

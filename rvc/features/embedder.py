@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import shutil
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -173,8 +172,8 @@ class ContentEmbedder:
         self._conv = tuple((int(k), int(s)) for k, s in zip(config.conv_kernel, config.conv_stride, strict=True))
         self.min_samples = _receptive_field(self._conv)
         # "group" (HuBERT base, ContentVec): the first conv's GroupNorm normalises over the whole clip,
-        # so zero padding changes every frame; only clips of equal length may share a batch.
-        # "layer": per-frame norms, so padding with an attention mask leaves the real frames as they are.
+        # so plain zero padding would change every frame; _masked_features computes that norm over each
+        # clip's own frames, so any lengths can share a batch. "layer": per-frame norms, padding is safe.
         self.pads_safely: bool = config.feat_extract_norm == "layer"
 
     def frames(self, n_samples: int) -> int:
@@ -211,10 +210,49 @@ class ContentEmbedder:
             positions = torch.arange(longest, device=self.device)
             mask = (positions[None, :] < torch.tensor(lengths, device=self.device)[:, None]).long()
         with torch.inference_mode():
-            hidden = self.model(inputs, attention_mask=mask).last_hidden_state
+            if mask is not None and not self.pads_safely:
+                hidden = self._masked_forward(inputs, torch.tensor(lengths, device=self.device))
+            else:
+                hidden = self.model(inputs, attention_mask=mask).last_hidden_state
         # one device -> host copy for the whole batch
         features = hidden.float().cpu().numpy()
         return [np.ascontiguousarray(features[row, : self.frames(n)]) for row, n in enumerate(lengths)]
+
+    def _masked_forward(self, inputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Run a zero-padded batch through a group-norm model as if each clip ran alone.
+
+        inputs : Tensor[B x T] audio; lengths : Tensor[B] valid samples
+        returns : Tensor[B x T' x hidden]; frames past each clip's own count are padding
+
+        The first conv layer's GroupNorm takes its statistics over the valid frames only; the
+        later (unnormalised, unpadded) convolutions give the valid frames from valid samples
+        alone, and the encoder masks the padded frames out of attention.
+        """
+        import torch
+
+        encoder: Any = self.model.feature_extractor
+        first: Any = encoder.conv_layers[0]
+        hidden = first.conv(inputs[:, None, :])
+        (kernel, stride) = self._conv[0]
+        valid = (lengths - kernel) // stride + 1
+        mask = (torch.arange(hidden.size(-1), device=hidden.device)[None, :] < valid[:, None]).to(hidden.dtype)
+        norm: torch.nn.GroupNorm = first.layer_norm
+        batch, channels, frames = hidden.shape
+        grouped = hidden.float().reshape(batch, norm.num_groups, -1, frames)
+        weights = mask[:, None, None, :].float()
+        count = weights.sum(dim=(2, 3), keepdim=True) * grouped.size(2)
+        mean = (grouped * weights).sum(dim=(2, 3), keepdim=True) / count
+        var = ((grouped - mean).square() * weights).sum(dim=(2, 3), keepdim=True) / count
+        normed = ((grouped - mean) * torch.rsqrt(var + norm.eps)).reshape(batch, channels, frames)
+        hidden = (normed * norm.weight[None, :, None].float() + norm.bias[None, :, None].float()).to(hidden.dtype)
+        hidden = first.activation(hidden)
+        for layer in encoder.conv_layers[1:]:
+            hidden = layer(hidden)
+        features = hidden.transpose(1, 2)
+        frame_counts = torch.tensor([self.frames(int(n)) for n in lengths.tolist()], device=features.device)
+        frame_mask = torch.arange(features.size(1), device=features.device)[None, :] < frame_counts[:, None]
+        projected = self.model.feature_projection(features)
+        return self.model.encoder(projected, attention_mask=frame_mask).last_hidden_state
 
     def embed(self, audio: np.ndarray) -> np.ndarray:
         """Return the content features of one clip.
@@ -228,25 +266,14 @@ class ContentEmbedder:
     def embed_batch(self, audios: list[np.ndarray]) -> list[np.ndarray]:
         """Return :meth:`embed` of every clip, batching clips on the device.
 
-        Group-norm models (HuBERT base, ContentVec) batch only clips of equal
-        length (prepare cuts most clips to exactly the chunk length, so these
-        buckets are the common case) and run the others one by one; layer-norm
-        models pad to the longest clip and pass an attention mask. The caller
-        chooses the batch by the list it passes. Every clip is validated first,
+        Clips are zero-padded to the longest; layer-norm models get an attention
+        mask, group-norm models (HuBERT base, ContentVec) also take their first
+        norm's statistics per clip (see ``_masked_forward``). The caller chooses
+        the batch by the list it passes (sorting by length wastes least padding). Every clip is validated first,
         so a bad clip raises ValueError before any work is done.
         """
         clips = [self._checked(audio) for audio in audios]
-        if self.pads_safely:
-            groups = [list(range(len(clips)))] if clips else []
-        else:
-            by_length: dict[int, list[int]] = defaultdict(list)
-            for index, clip in enumerate(clips):
-                by_length[clip.shape[0]].append(index)
-            groups = list(by_length.values())
-        results: dict[int, np.ndarray] = {}
-        for group in groups:
-            results.update(zip(group, self._forward([clips[i] for i in group]), strict=True))
-        return [results[index] for index in range(len(clips))]
+        return self._forward(clips) if clips else []
 
 
 # --- loading -----------------------------------------------------------------

@@ -41,6 +41,7 @@ class ExtractOptions:
     workers: int = 0  # processes for CPU pitch methods; 0 = one per core
     f0_min: float = 50.0
     f0_max: float = 1100.0
+    only: str = "all"  # all, f0 or content: redo one part without touching the other
 
 
 @dataclass
@@ -375,11 +376,13 @@ def extract_features(
         entry = manifest.entries.get(name)
         if entry is None or entry.audio_sha256 != audio_sha:
             entry = manifest.entries[name] = _ClipEntry(audio_sha)
-        if entry.f0_key != f0_key or not (
+        f0_stale = entry.f0_key != f0_key or not (
             experiment.clip_f0(name).is_file() and experiment.clip_f0_coarse(name).is_file()
-        ):
+        )
+        content_stale = entry.content_key != content_key or not experiment.clip_features(name).is_file()
+        if f0_stale and options.only in ("all", "f0"):
             need_f0.append(name)
-        if entry.content_key != content_key or not experiment.clip_features(name).is_file():
+        if content_stale and options.only in ("all", "content"):
             need_content.append(name)
     report.cached = sum(1 for n in clips if n not in need_f0 and n not in need_content and n not in failed)
     report.seconds["scan"] = time.perf_counter() - started
@@ -418,11 +421,13 @@ def extract_features(
         from rvc.f0 import create_f0_estimator
 
         estimator = create_f0_estimator(options.f0_method, assets, device, options.f0_min, options.f0_max)
+    report.seconds["load_f0_model"] = time.perf_counter() - stage_start
+    stage_start = time.perf_counter()
     if need_content:
         from rvc.features.embedder import load_embedder
 
         embedder = load_embedder(options.embedder, assets, device, _embedder_dtype(options.precision, device))
-    report.seconds["load_models"] = time.perf_counter() - stage_start
+    report.seconds["load_embedder"] = time.perf_counter() - stage_start
     try:
         if need_f0:
             stage_start = time.perf_counter()

@@ -377,6 +377,8 @@ class Trainer:
 
         for epoch in range(self.state.epoch + 1, train.epochs + 1):
             epoch_start = time.monotonic()
+            if self.device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(self.device)  # each epoch event reports its own peak
             order.manual_seed(train.seed * 100_003 + epoch)  # the same order on every rank and after resume
             permutation = torch.randperm(len(train_set), generator=order)
             # Pad to whole steps by wrapping around: every batch has the same shape.
@@ -456,6 +458,11 @@ class Trainer:
                     epochs=train.epochs,
                     step=self.state.step,
                     epoch_s=round(epoch_seconds, 3),
+                    peak_mem_gib=(
+                        round(torch.cuda.max_memory_allocated(self.device) / 2**30, 3)
+                        if self.device.type == "cuda"
+                        else None
+                    ),
                     validation=val,
                     best_epoch=self.detector.best_epoch or None,
                     epochs_since_best=self.detector.epochs_since_best if self.detector.best_value is not None else None,

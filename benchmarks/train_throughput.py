@@ -1,0 +1,116 @@
+"""Steady-state training speed of the real trainer process on a synthetic 10-minute 40 kHz dataset.
+
+Run: ``python benchmarks/train_throughput.py [--precisions fp32 bf16] [--batch-size 8] [--epochs 6]``.
+
+The dataset has Applio's benchmark shape: 200 clips of 3 s at 40 kHz, random
+768-d content features, harmonic f0; the full v2 40k model from scratch. Each
+precision runs ``python -m rvc.train`` as a user would; figures come from its
+progress events: the median epoch time of the epochs after the first (warm-up
+and cuDNN autotuning excluded and reported apart), steps/s, samples/s and the
+peak GPU memory. Results go to ``benchmarks/results/train_throughput-<machine>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.prepare_extract import commit, machine_name  # noqa: E402
+
+
+def make_dataset(logs: Path) -> None:
+    from rvc.config.experiment import DataInfo, ExperimentConfig, save_config
+    from rvc.models.config import ModelConfig
+    from tests.fake_experiment import make_extracted_experiment
+
+    experiment = make_extracted_experiment(logs, "bench", train_clips=200, validation_clips=10, seconds=3.0)
+    save_config(experiment, ExperimentConfig(ModelConfig.for_sample_rate(40000), data=DataInfo(40000)))
+
+
+def run_precision(logs: Path, precision: str, batch_size: int, epochs: int) -> dict[str, object]:
+    from rvc.config.experiment import load_config, save_config
+    from rvc.paths import ExperimentDir
+    from rvc.train.progress import read_events
+
+    experiment = ExperimentDir(logs, "bench")
+    config = load_config(experiment)
+    config.train.epochs = epochs
+    config.train.batch_size = batch_size
+    config.train.precision = precision
+    config.train.save_every = 10_000  # measure training, not checkpoint writes
+    config.train.validate_every = epochs
+    config.train.resume = False
+    save_config(experiment, config)
+    experiment.progress_jsonl.unlink(missing_ok=True)
+    path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-m", "rvc.train", "--experiment", "bench", "--logs-dir", str(logs)],
+        check=True,
+        env=dict(os.environ, PYTHONPATH=path),
+        stdout=subprocess.DEVNULL,
+    )
+    wall = time.perf_counter() - started
+    events, _ = read_events(experiment.progress_jsonl)
+    start = next(e for e in events if e["kind"] == "start")
+    epoch_events = [e for e in events if e["kind"] == "epoch"]
+    steady = [e["epoch_s"] for e in epoch_events[1:]]
+    epoch_s = statistics.median(steady)
+    steps = start["steps_per_epoch"]
+    final_val = epoch_events[-1]["validation"].get("loss/val/mel")
+    return {
+        "precision": precision,
+        "batch_size": batch_size,
+        "steps_per_epoch": steps,
+        "epoch_s": round(epoch_s, 3),
+        "first_epoch_s": round(epoch_events[0]["epoch_s"], 3),
+        "steps_per_s": round(steps / epoch_s, 2),
+        "samples_per_s": round(steps * batch_size / epoch_s, 1),
+        "peak_mem_gib": max((e.get("peak_mem_gib") or 0.0) for e in epoch_events[1:]),
+        "first_epoch_peak_mem_gib": epoch_events[0].get("peak_mem_gib"),  # includes cuDNN autotuning workspaces
+        "val_mel_after": {"steps": epoch_events[-1]["step"], "loss/val/mel": final_val},
+        "process_wall_s": round(wall, 1),
+        "epochs_measured": len(steady),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as scratch:
+        logs = Path(scratch) / "logs"
+        make_dataset(logs)
+        runs = [run_precision(logs, p, args.batch_size, args.epochs) for p in args.precisions]
+    machine = machine_name()
+    result = {
+        "benchmark": "train_throughput",
+        "machine": machine,
+        "commit": commit(),
+        "command": " ".join(["python", "benchmarks/train_throughput.py", *sys.argv[1:]]),
+        "data": "200 clips x 3 s at 40 kHz (10 min), random 768-d features, harmonic f0; v2 40k from scratch",
+        "path": "eager (no torch.compile, no CUDA graph)",
+        "reference": {"applio_3.6.4_h100_steps_per_s": 3.3, "applio_samples_per_s": 26},
+        "runs": runs,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / f"train_throughput-{machine}-b{args.batch_size}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
