@@ -23,6 +23,8 @@ STAGES: dict[str, str] = {
     "extract": "rvc.cli.extract",
     "config": "rvc.cli.config",
     "train": "rvc.cli.train",
+    "index": "rvc.cli.index",
+    "export": "rvc.cli.export",
 }
 
 

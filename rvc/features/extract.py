@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -224,7 +224,8 @@ def _extract_f0(
 
         context = multiprocessing.get_context("spawn")  # fork after torch threads exist can deadlock
         init_args = (options.f0_method, str(assets.root), options.f0_min, options.f0_max)
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_f0_worker, initargs=init_args) as pool:
+        pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_f0_worker, initargs=init_args)
+        try:
             chunksize = max(1, min(16, len(paths) // (workers * 4)))
             for name, result in zip(clips, pool.map(_f0_worker, paths, chunksize=chunksize), strict=True):
                 if isinstance(result, str):
@@ -233,6 +234,9 @@ def _extract_f0(
                     _write_f0(experiment, name, result)
                     on_done(name, None)
                 bar.update(1)
+        finally:
+            # On an error (or Ctrl-C) drop the queued clips instead of finishing them.
+            pool.shutdown(wait=True, cancel_futures=True)
     finally:
         bar.close()
 
@@ -413,31 +417,42 @@ def extract_features(
         report.content_computed += 1
         manifest.touched()
 
-    # Load both models before any work, so that a missing weight file is reported at once,
-    # not after minutes of pitch extraction.
+    # The embedder loads on a thread while pitch runs (importing transformers and reading the weights
+    # take seconds); a missing weight file still stops the stage at once: f0_done checks the loader.
     stage_start = time.perf_counter()
-    estimator = embedder = None
+    loader = ThreadPoolExecutor(max_workers=1)
+    embedder_future = None
+    if need_content:
+        from rvc.features.embedder import load_embedder
+
+        embedder_dtype = _embedder_dtype(options.precision, device)
+        embedder_future = loader.submit(load_embedder, options.embedder, assets, device, embedder_dtype)
+    estimator = None
     if need_f0:
         from rvc.f0 import create_f0_estimator
 
         estimator = create_f0_estimator(options.f0_method, assets, device, options.f0_min, options.f0_max)
     report.seconds["load_f0_model"] = time.perf_counter() - stage_start
-    stage_start = time.perf_counter()
-    if need_content:
-        from rvc.features.embedder import load_embedder
 
-        embedder = load_embedder(options.embedder, assets, device, _embedder_dtype(options.precision, device))
-    report.seconds["load_embedder"] = time.perf_counter() - stage_start
+    def f0_done_checked(name: str, error: str | None) -> None:
+        if embedder_future is not None and embedder_future.done() and embedder_future.exception() is not None:
+            raise cast(BaseException, embedder_future.exception())
+        f0_done(name, error)
+
     try:
         if need_f0:
             stage_start = time.perf_counter()
-            _extract_f0(experiment, assets, need_f0, options, device, f0_done, estimator)
+            _extract_f0(experiment, assets, need_f0, options, device, f0_done_checked, estimator)
             report.seconds["f0"] = time.perf_counter() - stage_start
-        if need_content:
+        if embedder_future is not None:
+            stage_start = time.perf_counter()
+            embedder = embedder_future.result()
+            report.seconds["wait_for_embedder"] = time.perf_counter() - stage_start
             stage_start = time.perf_counter()
             _extract_content(experiment, need_content, options, content_done, embedder)
             report.seconds["content"] = time.perf_counter() - stage_start
     finally:
+        loader.shutdown(wait=False, cancel_futures=True)
         manifest.save()
     report.seconds["total"] = time.perf_counter() - started
     report.failed = [{"clip": n, "reason": r} for n, r in sorted(failed.items())]

@@ -58,6 +58,7 @@ def save_state(
     optimizer_g: torch.optim.Optimizer | None,
     optimizer_d: torch.optim.Optimizer | None,
     epoch: int,
+    step: int,
     learning_rate: float,
     extra: dict[str, Any] | None,
 ) -> StatePaths:
@@ -71,6 +72,7 @@ def save_state(
             {
                 "model": to_rvc_spelling(_plain_state(module)),
                 "iteration": epoch,  # RVC stores the epoch under this name
+                "step": step,  # ours; RVC's loaders ignore it
                 "optimizer": optimizer.state_dict() if optimizer is not None else {},
                 "learning_rate": learning_rate,
             },

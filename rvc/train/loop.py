@@ -218,6 +218,7 @@ class Trainer:
             models.optimizer_g,
             models.optimizer_d,
             self.state.epoch,
+            self.state.step,
             lr,
             extra,
         )
@@ -492,6 +493,7 @@ class Trainer:
                 return self._stop(models, epoch_done=True)
 
         if self.dist.is_main:
+            self._export()
             self.progress.emit(
                 "done",
                 epoch=self.state.epoch,
@@ -534,6 +536,16 @@ class Trainer:
             discriminator=str(paths.discriminator),
             removed=removed,
         )
+
+    def _export(self) -> None:
+        """Write the finished model (and the best one) in RVC's exported format."""
+        from rvc.export import export_experiment
+
+        for which in ("latest", "best"):
+            if which == "best" and not (self.folder / "G_best.pth").is_file():
+                continue
+            path = export_experiment(self.experiment, which)
+            self.progress.emit("export", which=which, path=str(path), epoch=self.state.epoch, step=self.state.step)
 
     def _stop(self, models: Models, epoch_done: bool) -> int:
         """Save the current state (mid-epoch: the epoch is redone on resume) and exit cleanly."""

@@ -1,0 +1,34 @@
+"""``python -m rvc export``: write a trained generator as an RVC v2 voice model (.pth)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rvc.paths import Workspace
+
+HELP = "export a generator checkpoint as an RVC v2 model (.pth) for the RVC WebUI, Applio and voice changers"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--experiment", required=True, help="experiment name (a folder in the logs dir)")
+    parser.add_argument(
+        "--checkpoint", default="latest", help="latest, best, G_<step>.pth (in logs/NAME/checkpoints) or a file path"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="file to write; unset: logs/NAME/NAME.pth, or NAME_best.pth for best"
+    )
+    parser.add_argument("--name", default=None, help="model name stored in the file; unset: the experiment name")
+    parser.add_argument("--author", default=None, help="author stored in the file (Applio shows it)")
+
+
+def run(args: argparse.Namespace, workspace: Workspace) -> int:
+    from rvc.export import export_experiment, read_exported
+
+    experiment = workspace.experiment(args.experiment)
+    extra = {key: value for key, value in (("name", args.name), ("author", args.author)) if value is not None}
+    path = export_experiment(experiment, checkpoint=args.checkpoint, out=args.out, extra_metadata=extra)
+    model = read_exported(path)  # what other tools will load: check it reads back
+    info, step = model.metadata.get("info"), model.metadata.get("step")
+    print(f"{path}: {model.config.sample_rate_tag} v2 model, {info}, step {step}")
+    return 0

@@ -1,0 +1,28 @@
+"""``python -m rvc index``: the FAISS retrieval index of an experiment's training features."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from rvc.paths import Workspace
+
+HELP = "build the FAISS retrieval index (NAME.index) from the training clips' content features"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--experiment", required=True, help="experiment name (a folder in the logs dir)")
+    parser.add_argument("--out", type=Path, default=None, help="index file to write; unset: logs/NAME/NAME.index")
+
+
+def run(args: argparse.Namespace, workspace: Workspace) -> int:
+    from rvc.index import build_index
+
+    experiment = workspace.experiment(args.experiment)
+    report = build_index(experiment, out=args.out)
+    kind = f"k-means centres of {report.vectors} vectors" if report.kmeans else "vectors"
+    print(
+        f"{report.path}: IVF{report.n_lists},Flat, {report.indexed} {kind} from {report.clips} clips "
+        f"({len(report.skipped)} skipped), {report.seconds:.1f} s"
+    )
+    return 0

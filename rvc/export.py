@@ -1,0 +1,435 @@
+"""RVC's exported voice-model ``.pth``: the one writer of the format, and a safe reader of ours, RVC's and Applio's.
+
+The file is a pickled dict that the RVC WebUI, Applio and real-time voice changers load::
+
+    {"weight": fp16 generator state dict in weight_g/weight_v spelling, without enc_q.*,
+     "config": the 18-value list (ModelConfig.to_rvc_config_list()),
+     "info": "<epoch>epoch", "sr": "40k", "f0": 1, "version": "v2",
+     ... metadata}
+
+Those tools build the generator from ``config``, take the output rate from ``config[-1]`` and
+load ``weight`` with ``strict=False`` (so a wrong key is silently left random: the writer checks
+every key and shape against the model instead). Applio writes ``sr`` as an int and ``f0`` as a
+bool and adds keys of its own; its Model Information tab reads ``epoch``, ``step``,
+``creation_date``, ``model_hash``, ``dataset_length``, ``model_name``, ``author``,
+``embedder_model``, ``speakers_id``, ``vocoder`` (and ``overtrain_info`` before July 2026), so we
+write those too, next to our own keys. Every value is a plain type or a tensor, so
+``torch.load(..., weights_only=True)`` reads the file; the reader loads nothing else.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import io
+import json
+import pickle
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from rvc import __version__
+from rvc.errors import UserError
+from rvc.fileio import atomic_write_bytes, read_json
+from rvc.models.config import ModelConfig
+from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
+from rvc.models.weights import check_state_dict, load_state_dict_checked, normalise_state_dict, rvc_name
+from rvc.paths import ExperimentDir
+
+ENC_Q = "enc_q."  # the posterior encoder: training only, left out of exports as RVC does
+RVC_KEYS = ("weight", "config", "info", "sr", "f0", "version")
+VOCODER = "HiFi-GAN"  # Applio picks the decoder by this key; ours is RVC's NSF HiFi-GAN
+APP = f"RVC Studio {__version__}"
+# Metadata keys that are written only under Applio's names.
+_APPLIO_INPUTS = ("name", "author", "speakers")
+
+StateDict = dict[str, torch.Tensor]
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _meta_generator(config: ModelConfig) -> SynthesizerTrnMs768NSFsid:
+    """Build the generator on the meta device: its keys and shapes, no memory, no init cost."""
+    with torch.device("meta"):
+        return SynthesizerTrnMs768NSFsid(config)
+
+
+def export_weights(generator_state: Mapping[str, torch.Tensor], model_config: ModelConfig) -> StateDict:
+    """Return the ``weight`` entry of an export: fp16, RVC's spelling and key order, no ``enc_q.*``.
+
+    ``generator_state`` may use either weight-norm spelling, carry DDP/compile prefixes, or hold
+    folded weights (after remove_weight_norm); every key and shape is checked against the
+    generator built from ``model_config`` (PretrainMismatchError names what differs). Tensors stay
+    on their device (meta tensors work, for shape checks).
+    """
+    model = _meta_generator(model_config)
+    expected = model.state_dict()
+    state = normalise_state_dict(generator_state, expected.keys())
+    check_state_dict(model, state, source="the generator state to export", ignore_missing=(ENC_Q,))
+    return {
+        rvc_name(key): state[key].detach().to(dtype=torch.float16, copy=True)
+        for key in expected
+        if not key.startswith(ENC_Q)
+    }
+
+
+def _check_plain(value: Any, where: str) -> None:
+    """Raise TypeError unless ``value`` is what torch.load(weights_only=True) reads back."""
+    if value is None or isinstance(value, bool | int | float | str | torch.Tensor):
+        return
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            _check_plain(item, f"{where}[{i}]")
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{where} has a {type(key).__name__} key {key!r}; use str keys")
+            _check_plain(item, f"{where}[{key!r}]")
+        return
+    raise TypeError(f"{where} is a {type(value).__name__}: only plain values and tensors load with weights_only=True")
+
+
+def _hms(seconds: float) -> str:
+    """Format a duration as Applio's dataset_length does: HH:MM:SS."""
+    whole = int(seconds)
+    return f"{whole // 3600:02d}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+def _overtrain_text(overtrain: Any) -> str | None:
+    """Summarise our overtraining record in one line for Applio's ``overtrain_info``."""
+    if overtrain is None or isinstance(overtrain, str):
+        return overtrain
+    if isinstance(overtrain, dict):
+        return ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in overtrain.items())
+    return str(overtrain)
+
+
+def _weights_hash(weights: Mapping[str, torch.Tensor]) -> str:
+    """Return the sha256 of the weights (names and bytes): the model's identity, whatever the metadata."""
+    digest = hashlib.sha256()
+    for key, tensor in weights.items():
+        digest.update(key.encode("utf-8"))
+        digest.update(tensor.contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def export_model(
+    generator_state: Mapping[str, torch.Tensor],
+    model_config: ModelConfig,
+    out: Path,
+    *,
+    epoch: int,
+    step: int,
+    metadata: Mapping[str, Any],
+) -> Path:
+    """Write an RVC v2 exported model to ``out`` atomically and return ``out``.
+
+    generator_state : the generator's state dict, any spelling (a G_*.pth's "model", a live model's
+        state_dict(), with or without enc_q.*)
+    metadata : what we know about the run; read keys: name (default: out's stem), author,
+        speakers (default 1), embedder, f0_method, dataset_seconds, epochs (default epoch),
+        steps (default step), best_epoch, overtrain (a dict or a line); other keys are kept as
+        given. Values must be plain (str/int/float/bool/None, lists, dicts with str keys, tensors).
+    """
+    out = Path(out)
+    reserved = sorted(set(metadata) & set(RVC_KEYS))
+    if reserved:
+        raise ValueError(f"metadata may not set RVC's own keys {reserved}")
+    _check_plain(dict(metadata), "metadata")
+    weights = {key: tensor.cpu() for key, tensor in export_weights(generator_state, model_config).items()}
+    created = datetime.datetime.now(datetime.timezone.utc)
+    payload: dict[str, Any] = {
+        # RVC's keys, in RVC's order.
+        "weight": weights,
+        "config": model_config.to_rvc_config_list(),
+        "info": f"{epoch}epoch",
+        "sr": model_config.sample_rate_tag,
+        "f0": 1,
+        "version": "v2",
+        # Applio's names for what it shows; creation_date in its format (local time, microseconds).
+        "epoch": epoch,
+        "step": step,
+        "creation_date": created.astimezone().replace(tzinfo=None).isoformat(timespec="microseconds"),
+        "model_hash": _weights_hash(weights),
+        "dataset_length": _hms(metadata["dataset_seconds"]) if metadata.get("dataset_seconds") else None,
+        "model_name": metadata.get("name", out.stem),
+        "author": metadata.get("author"),
+        "embedder_model": metadata.get("embedder"),
+        "speakers_id": metadata.get("speakers", 1),
+        "vocoder": VOCODER,
+        "overtrain_info": _overtrain_text(metadata.get("overtrain")),
+        # Ours.
+        "embedder": None,
+        "f0_method": None,
+        "dataset_seconds": None,
+        "epochs": epoch,
+        "steps": step,
+        "best_epoch": None,
+        "overtrain": None,
+    }
+    payload.update({key: value for key, value in metadata.items() if key not in _APPLIO_INPUTS})
+    payload["created"] = created.isoformat(timespec="seconds")
+    payload["app"] = APP
+    # The full configuration (tiny test models and flow depths are not in RVC's list); JSON types only.
+    payload["model_config"] = json.loads(json.dumps(model_config.to_dict()))
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write_bytes(out, buffer.getvalue())
+    return out
+
+
+# ---------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True)
+class ExportedModel:
+    """An exported model file, checked: v2, with pitch, weights that fit the config."""
+
+    state_dict: StateDict  # as stored: RVC's weight_g/weight_v spelling (fp16 in exports), no enc_q.*
+    config: ModelConfig
+    sample_rate: int  # output rate in Hz (config[-1], what RVC and Applio use)
+    f0: int  # always 1: files without pitch guidance are refused
+    version: str  # always "v2"
+    metadata: dict[str, Any]  # every other key of the file: "info", Applio's keys, ours
+    path: Path
+
+
+def _safe_load(path: Path) -> Any:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        asks = f" (it asks for {found.group(1)})" if found else ""
+        raise UserError(
+            f"{path}: refused: besides tensors and plain values the file holds Python objects{asks}, "
+            "which could run code when loaded, so it was not unpickled. Load models only from sources "
+            "you trust, and ask the author for a plain RVC export."
+        ) from exc
+    except Exception as exc:  # a torch file fails in many ways: zip, EOF, storage, pickle errors
+        raise UserError(
+            f"{path}: not a readable PyTorch model file (truncated download, or not a .pth?); "
+            f"download or export it again. ({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _read_config(path: Path, data: Mapping[str, Any]) -> ModelConfig:
+    """Build the config from RVC's list; prefer our full config when the file carries a consistent one."""
+    values: Any = data.get("config")  # anything: from_rvc_config_list names what is wrong
+    try:
+        config = ModelConfig.from_rvc_config_list(values, source=str(path))
+    except UserError as exc:
+        message = str(exc)
+        raise UserError(message if message.startswith(str(path)) else f"{path}: {message}") from exc
+    except Exception as exc:  # a list of the right length with values of the wrong kinds
+        raise UserError(f"{path}: cannot read RVC's 'config' list: {exc}") from exc
+    ours = data.get("model_config")
+    if isinstance(ours, dict):
+        try:
+            full = ModelConfig.from_dict(ours, source=str(path))
+        except Exception:  # an edited or foreign record: RVC's list is authoritative
+            return config
+        if full.to_rvc_config_list() == config.to_rvc_config_list():
+            return full
+    return config
+
+
+def _v1_reason(version: Any, weights: Mapping[str, torch.Tensor]) -> str | None:
+    """Say why a file is an RVC v1 model, or return None.
+
+    RVC and Applio read a file without "version" as v1; we trust its weights when they take
+    768-d features (v2), and leave a file without them to the shape check.
+    """
+    emb = weights.get("enc_p.emb_phone.weight")
+    if emb is not None and emb.dim() == 2 and emb.shape[1] == 256:
+        return "its content-feature layer takes 256-d HuBERT features; v2 takes 768-d"
+    if version == "v1":
+        return "its 'version' is 'v1'"
+    return None
+
+
+def read_exported(path: str | Path) -> ExportedModel:
+    """Read and check an exported RVC v2 model (ours, RVC WebUI's or Applio's) safely.
+
+    Loads with ``torch.load(weights_only=True)``. Raises UserError naming the file for: a file
+    holding Python objects (refused, not run), a training checkpoint, an RVC v1 model, a model
+    without pitch guidance, a malformed ``config`` list, or weights that do not fit the config.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file; check the path")
+    data = _safe_load(path)
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: not an exported RVC model (it holds a {type(data).__name__}, not a dict)")
+    weights = data.get("weight")
+    if weights is None and isinstance(data.get("model"), dict):
+        raise UserError(
+            f"{path}: a training checkpoint (G_*.pth or a pretrain), not an exported model; "
+            "export it with `python -m rvc export --experiment NAME --checkpoint FILE`"
+        )
+    if not isinstance(weights, dict) or not weights or not all(isinstance(v, torch.Tensor) for v in weights.values()):
+        keys = ", ".join(map(str, list(data)[:8]))
+        raise UserError(f"{path}: not an exported RVC model: no 'weight' state dict of tensors (keys: {keys})")
+    version = data.get("version")
+    v1 = _v1_reason(version, weights)
+    if v1:
+        raise UserError(
+            f"{path}: an RVC v1 model ({v1}); RVC Studio reads v2 models only. "
+            "Use the v2 version of this voice, or train it again as v2."
+        )
+    if version not in (None, "v2"):
+        raise UserError(f"{path}: unknown model version {version!r}; expected 'v2'")
+    f0 = data.get("f0", 1)  # RVC's default when the key is missing
+    if not (isinstance(f0, bool | int) and f0 == 1) or "enc_p.emb_pitch.weight" not in weights:
+        raise UserError(
+            f"{path}: a model trained without pitch guidance (f0={f0!r}, 'nof0'); RVC Studio converts "
+            "with pitch, so use the f0 version of this voice"
+        )
+    config = _read_config(path, data)
+    model = _meta_generator(config)
+    normalised = normalise_state_dict(weights, model.state_dict().keys())
+    check_state_dict(model, normalised, source=str(path), ignore_missing=(ENC_Q,))
+    structural = ("weight", "config", "sr", "f0", "version")
+    metadata = {key: value for key, value in data.items() if key not in structural}
+    return ExportedModel(
+        state_dict={str(k): v for k, v in weights.items()},
+        config=config,
+        sample_rate=config.sample_rate,
+        f0=1,
+        version="v2",
+        metadata=metadata,
+        path=path,
+    )
+
+
+def build_generator(model: ExportedModel, device: str | torch.device = "cpu") -> SynthesizerTrnMs768NSFsid:
+    """Return an fp32 generator in eval mode holding the exported weights, ready for ``infer()``.
+
+    Its ``enc_q`` keeps random weights: exports leave it out, and inference does not use it.
+    """
+    generator = SynthesizerTrnMs768NSFsid(model.config)
+    load_state_dict_checked(generator, model.state_dict, source=str(model.path), ignore_missing=(ENC_Q,))
+    return generator.float().to(device).eval()
+
+
+# ---------------------------------------------------------------- exporting an experiment
+#
+# The trainer does not exist yet. This section assumes its layout: checkpoints
+# logs/NAME/checkpoints/G_<step>.pth in RVC's {"model", "iteration", "optimizer", "learning_rate"}
+# format (RVC's "iteration" holds the epoch; a "step" or "epoch" key wins when present), the best
+# state G_best.pth beside them, and the model configuration in logs/NAME/config.json under "model"
+# (ModelConfig.to_dict()). `find_checkpoint` and `training_model_config` are the only functions
+# that know it.
+
+_STEP_FILE = re.compile(r"G_(\d+)\.pth")
+
+
+def checkpoints_dir(experiment: ExperimentDir) -> Path:
+    """Return ``logs/NAME/checkpoints`` (local until ExperimentDir names it)."""
+    return experiment.root / "checkpoints"
+
+
+def exported_model_path(experiment: ExperimentDir, best: bool = False) -> Path:
+    """Return ``logs/NAME/NAME.pth``, or ``NAME_best.pth`` for the best state (local until ExperimentDir names it)."""
+    return experiment.root / (f"{experiment.name}_best.pth" if best else f"{experiment.name}.pth")
+
+
+def find_checkpoint(experiment: ExperimentDir, which: str = "latest") -> Path:
+    """Return the generator checkpoint named by ``which``: "latest", "best", "G_<step>.pth" or a path."""
+    folder = checkpoints_dir(experiment)
+    train = f"train it first (`python -m rvc train --experiment {experiment.name}`)"
+    if which == "latest":
+        steps = [(int(m.group(1)), p) for p in folder.glob("G_*.pth") if (m := _STEP_FILE.fullmatch(p.name))]
+        if not steps:
+            raise UserError(f"no generator checkpoints (G_<step>.pth) in {folder}: {train}")
+        return max(steps)[1]
+    if which == "best":
+        path = folder / "G_best.pth"
+        if not path.is_file():
+            raise UserError(f"{path} does not exist: the best state is saved once held-out validation has run; {train}")
+        return path
+    path = folder / which if _STEP_FILE.fullmatch(which) or which == "G_best.pth" else Path(which)
+    if not path.is_file():
+        raise UserError(f"checkpoint {which!r} not found ({path}); use latest, best, G_<step>.pth or a file path")
+    return path
+
+
+def load_generator_checkpoint(path: Path) -> tuple[StateDict, int, int]:
+    """Return (generator state dict, epoch, step) of a G_*.pth checkpoint, loaded safely."""
+    data = _safe_load(path)
+    state = data.get("model") if isinstance(data, dict) else None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise UserError(f"{path}: not a generator checkpoint (expected RVC's {{'model': state dict, ...}})")
+    epoch = data.get("epoch", data.get("iteration", 0))
+    step = data.get("step")
+    if step is None:
+        match = _STEP_FILE.fullmatch(path.name)
+        step = int(match.group(1)) if match else 0
+    return {str(k): v for k, v in state.items()}, int(epoch), int(step)
+
+
+def training_model_config(experiment: ExperimentDir) -> ModelConfig:
+    """Return the experiment's model configuration from ``config.json`` ("model" section)."""
+    path = experiment.config_json
+    try:
+        data = read_json(path)
+    except (OSError, ValueError) as exc:
+        raise UserError(
+            f"{path}: unreadable ({exc}); run `python -m rvc config --experiment {experiment.name}`"
+        ) from exc
+    if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
+        raise UserError(
+            f"{path}: no model configuration (a 'model' section); "
+            f"run `python -m rvc config --experiment {experiment.name}` first"
+        )
+    return ModelConfig.from_dict(data["model"], source=str(path))
+
+
+def _json_or_empty(path: Path) -> dict[str, Any]:
+    try:
+        data = read_json(path, default={})
+    except (OSError, ValueError):
+        return {}  # metadata is a courtesy: a damaged report must not stop an export
+    return data if isinstance(data, dict) else {}
+
+
+def experiment_metadata(experiment: ExperimentDir) -> dict[str, Any]:
+    """Collect export metadata from the experiment's reports: embedder, f0 method, duration, best epoch."""
+    from rvc.train.progress import read_events
+
+    features = _json_or_empty(experiment.extract_report)
+    dataset = _json_or_empty(experiment.dataset_report)
+    events, _ = read_events(experiment.progress_jsonl)
+    best = next((e for e in reversed(events) if e["kind"] == "best"), None)
+    overtrain = next((e for e in reversed(events) if e["kind"] == "overtrain"), None)
+    return {
+        "name": experiment.name,
+        "embedder": features.get("embedder"),
+        "f0_method": features.get("f0_method"),
+        "dataset_seconds": dataset.get("total_seconds", features.get("audio_seconds")),
+        "best_epoch": best.get("epoch") if best else None,
+        "overtrain": {k: v for k, v in overtrain.items() if k not in ("v", "kind", "time")} if overtrain else None,
+    }
+
+
+def export_experiment(
+    experiment: ExperimentDir,
+    checkpoint: str = "latest",
+    out: Path | None = None,
+    extra_metadata: Mapping[str, Any] | None = None,
+) -> Path:
+    """Export a trained experiment's generator checkpoint; return the written file.
+
+    ``out`` defaults to ``logs/NAME/NAME.pth`` (``NAME_best.pth`` for ``checkpoint="best"``).
+    """
+    path = find_checkpoint(experiment, checkpoint)
+    state, epoch, step = load_generator_checkpoint(path)
+    config = training_model_config(experiment)
+    metadata = experiment_metadata(experiment) | dict(extra_metadata or {})
+    target = Path(out) if out is not None else exported_model_path(experiment, best=checkpoint == "best")
+    return export_model(state, config, target, epoch=epoch, step=step, metadata=metadata)
