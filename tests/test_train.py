@@ -85,7 +85,9 @@ def test_training_run_reports_progress_and_writes_states(tmp_path: Path) -> None
     assert code == 0, stderr
     kinds = [e["kind"] for e in events]
     assert kinds[0] == "start" and kinds[-1] == "done"
-    assert {"step", "epoch", "checkpoint", "best"} <= set(kinds)
+    assert {"step", "epoch", "checkpoint", "best", "export"} <= set(kinds)
+    exports = {e["which"]: e["path"] for e in events if e["kind"] == "export"}
+    assert exports == {"latest": str(experiment.root / "voice.pth"), "best": str(experiment.root / "voice_best.pth")}
     start = events[0]
     assert start["clips"] == 6 and start["validation_clips"] == 2 and start["total_steps"] == 9
     steps = [e for e in events if e["kind"] == "step"]
@@ -103,7 +105,7 @@ def test_training_run_reports_progress_and_writes_states(tmp_path: Path) -> None
     assert checkpoint.complete_steps(folder) == [6, 9]
     assert (folder / "G_best.pth").is_file() and not list(folder.glob(".*tmp"))
     g = torch.load(folder / "G_9.pth", weights_only=True)
-    assert set(g) == {"model", "iteration", "optimizer", "learning_rate"} and g["iteration"] == 3
+    assert {"model", "iteration", "optimizer", "learning_rate"} <= set(g) and g["iteration"] == 3 and g["step"] == 9
     assert any(k.endswith("weight_g") for k in g["model"]) and not any("parametrizations" in k for k in g["model"])
 
 
