@@ -309,3 +309,30 @@ def test_lr_schemes(scheme: str) -> None:
             and factors[4] == pytest.approx(0.5)
             and factors[8] == pytest.approx(0.25)
         )
+
+
+def test_steps_that_keep_diverging_roll_back_with_a_lower_lr_then_stop(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    experiment = make_extracted_experiment(logs)
+    write_tiny_config(experiment, epochs=1)
+    assert _run(logs)[0] == 0
+    for clip in (f"clip-{i:04d}" for i in range(6)):
+        np.save(experiment.clip_features(clip), np.full_like(np.load(experiment.clip_features(clip)), np.nan))
+    config = load_config(experiment)
+    config.train.epochs = 20
+    save_config(experiment, config)
+
+    code, events, _ = _run(logs)
+
+    assert code == 3
+    rollbacks = [e for e in events if e["kind"] == "error" and e.get("recoverable")]
+    starts = [e for e in events if e["kind"] == "start"]
+    assert len(rollbacks) == 4 and len(starts) == 4
+    assert "rolling back to step" in rollbacks[0]["message"] and "diverged" in events[-1]["message"]
+    # each restart resumes from the state the previous run rolled back to
+    assert [s["start_step"] for s in starts[1:]] == [r["rollback_to"] for r in rollbacks[:-1]]
+    newest = checkpoint.complete_steps(experiment.root / "checkpoints")[-1]
+    assert newest == rollbacks[-1]["rollback_to"]
+    state = checkpoint.load_state(experiment.root / "checkpoints", newest)
+    assert state.extra["train_state"]["lr_scale"] == pytest.approx(0.5**4)
+    assert all(torch.isfinite(t).all() for t in state.generator.values())

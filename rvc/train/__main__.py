@@ -3,7 +3,7 @@
 The trainer process: it prints ordinary log lines and ``@@rvc {json}`` progress
 events (see progress.py), appends the events to ``progress.jsonl``, and on
 SIGTERM or SIGINT saves its state and exits. Exit status: 0 done or stopped,
-1 failed, 2 bad input, 3 diverged, 75 rolled back (start again to resume).
+1 failed, 2 bad input, 3 diverged (after rolling back with a lower LR up to 3 times).
 """
 
 from __future__ import annotations
@@ -43,6 +43,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--experiment", required=True, help="experiment name (with a config.json)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (torchrun picks per rank)")
+
+
+# Exit status of a run that rolled back to its last state (EX_TEMPFAIL); the loop above restarts it.
+ROLLED_BACK = 75
+MAX_ROLLBACKS = 3
 
 
 class StopFlag:
@@ -100,7 +105,14 @@ def train_experiment(workspace: Workspace, name: str, device_name: str = "auto")
             torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
         stop = StopFlag()
         stop.install()
-        return Trainer(experiment, config, device, progress, stop, dist).run()
+        for _ in range(MAX_ROLLBACKS + 1):
+            code = Trainer(experiment, config, device, progress, stop, dist).run()
+            if code != ROLLED_BACK:
+                return code
+            # The state on disk now carries a lower LR: start again from it.
+        if dist.is_main:
+            progress.emit("error", message=f"training diverged {MAX_ROLLBACKS + 1} times; lower --lr or use fp32")
+        return 3
     except UserError as error:
         if dist.is_main:
             progress.emit("error", message=str(error))

@@ -586,7 +586,9 @@ class Trainer:
                 rollback_to=steps[-1],
                 message=f"{message}: rolling back to step {steps[-1]} with the learning rate halved",
             )
-        return 75  # EX_TEMPFAIL: the launcher restarts the run, which resumes from that state
+        if self.dist.world_size > 1:
+            torch.distributed.barrier()  # every rank reloads the state rank 0 has just rewritten
+        return 75  # EX_TEMPFAIL: train_experiment starts again from that state
 
     # --- TensorBoard -------------------------------------------------------------
     def _open_tensorboard(self) -> None:
