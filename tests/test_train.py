@@ -336,3 +336,19 @@ def test_steps_that_keep_diverging_roll_back_with_a_lower_lr_then_stop(tmp_path:
     state = checkpoint.load_state(experiment.root / "checkpoints", newest)
     assert state.extra["train_state"]["lr_scale"] == pytest.approx(0.5**4)
     assert all(torch.isfinite(t).all() for t in state.generator.values())
+
+
+def test_multiscale_mel_loss_trains_and_is_zero_for_identical_audio(tmp_path: Path) -> None:
+    from rvc.train.mel import MultiScaleMel
+
+    audio = torch.randn(2, 12800)
+    loss = MultiScaleMel(40000).loss(audio, audio)
+    assert float(loss) == pytest.approx(0.0, abs=1e-6)
+    assert float(MultiScaleMel(40000).loss(audio, 0.5 * audio)) > 0.1
+
+    logs = tmp_path / "logs"
+    experiment = make_extracted_experiment(logs, train_clips=2, validation_clips=1)
+    write_tiny_config(experiment, epochs=1, multiscale_mel=True)
+    code, events, stderr = _run(logs)
+    assert code == 0, stderr
+    assert all(np.isfinite(e["metrics"]["loss/g/mel"]) for e in events if e["kind"] == "step")

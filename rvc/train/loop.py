@@ -29,7 +29,7 @@ from rvc.paths import ExperimentDir
 from rvc.train import checkpoint
 from rvc.train.data import TrainingSet, load_training_set
 from rvc.train.losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss, kl_loss
-from rvc.train.mel import Spectrogram
+from rvc.train.mel import MultiScaleMel, Spectrogram
 from rvc.train.overtrain import OvertrainDetector
 from rvc.train.progress import ProgressWriter
 from rvc.train.schedule import make_scheduler
@@ -153,6 +153,7 @@ class Trainer:
         self.detector = OvertrainDetector(config.train.overtrain_patience)
         self.tensorboard: Any = None
         self.gpu: Any = None
+        self.multiscale: MultiScaleMel | None = None
 
     # --- set-up ----------------------------------------------------------
     def _load_data(self) -> tuple[TrainingSet, TrainingSet | None]:
@@ -269,7 +270,10 @@ class Trainer:
                 _, fake_scores, real_maps, fake_maps = models.discriminator(real, y_hat)
             mels = spectrogram.mel(torch.cat([real.squeeze(1), y_hat.squeeze(1).float()]))
             real_mel, fake_mel = mels.chunk(2)
-            loss_mel = nn.functional.l1_loss(fake_mel, real_mel) * train.c_mel
+            loss_mel = nn.functional.l1_loss(fake_mel, real_mel)
+            if self.multiscale is not None:
+                loss_mel = 0.5 * (loss_mel + self.multiscale.loss(real.squeeze(1), y_hat.squeeze(1).float()))
+            loss_mel = loss_mel * train.c_mel
             loss_kl = kl_loss(z_p, logs_q, m_p, logs_p, z_mask) * train.c_kl
             loss_fm = feature_matching_loss(real_maps, fake_maps)
             loss_gen = generator_adversarial_loss(fake_scores)
@@ -342,7 +346,9 @@ class Trainer:
         self._start_models(models)
         _apply_lr_scale(models, self.state.lr_scale)
         models = self._wrap_distributed(models)
-        spectrogram = Spectrogram(cfg).to(self.device)
+        spectrogram = Spectrogram.for_model(cfg).to(self.device)
+        if train.multiscale_mel:
+            self.multiscale = MultiScaleMel(cfg.sample_rate).to(self.device)
 
         per_step = train.batch_size * train.grad_accum * self.dist.world_size
         steps_per_epoch = max(1, math.ceil(len(train_set) / per_step))
