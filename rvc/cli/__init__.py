@@ -25,6 +25,7 @@ STAGES: dict[str, str] = {
     "train": "rvc.cli.train",
     "index": "rvc.cli.index",
     "export": "rvc.cli.export",
+    "run": "rvc.cli.run",
 }
 
 

@@ -68,6 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sample-rate", type=int, choices=(32000, 40000, 48000), help="model preset (default: the dataset's rate)"
     )
+    parser.add_argument("--tiny-model", action="store_true", help=argparse.SUPPRESS)  # tests and debug runs
     choices = {"lr_scheme": LR_SCHEMES, "precision": PRECISIONS}
     defaults = TrainConfig()
     for field in dataclasses.fields(TrainConfig):
@@ -102,6 +103,8 @@ def run(args: argparse.Namespace, workspace: Workspace) -> int:
     config.data = data_info(experiment, config.data)
     if args.sample_rate and args.sample_rate != config.model.sample_rate:
         config = ExperimentConfig(ModelConfig.for_sample_rate(args.sample_rate), config.train, config.data)
+    if args.tiny_model:
+        config = ExperimentConfig(ModelConfig.tiny(config.model.sample_rate), config.train, config.data)
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
     config.train = dataclasses.replace(config.train, **given)
 

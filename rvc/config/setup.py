@@ -44,7 +44,14 @@ def suggested_batch_size(minutes: float) -> int:
 
 
 def default_config(experiment: ExperimentDir) -> ExperimentConfig:
-    """Return the v2 preset for the dataset's sample rate and training defaults sized to the data."""
+    """Return the v2 preset for the dataset's sample rate and training defaults sized to the data and GPU."""
+    from rvc.config.validate import gpu_memory_gib, largest_batch
+
     info = data_info(experiment)
-    train = TrainConfig(batch_size=suggested_batch_size(info.seconds / 60))
-    return ExperimentConfig(model=ModelConfig.for_sample_rate(info.sample_rate), train=train, data=info)
+    batch = suggested_batch_size(info.seconds / 60)
+    config = ExperimentConfig(model=ModelConfig.for_sample_rate(info.sample_rate), train=TrainConfig(), data=info)
+    memory = gpu_memory_gib()
+    if memory is not None:
+        batch = max(1, min(batch, largest_batch(config, memory)))
+    config.train.batch_size = batch
+    return config

@@ -9,9 +9,10 @@ from pathlib import Path
 from rvc.config.experiment import ExperimentConfig
 from rvc.errors import UserError
 
-# Peak GPU memory of one training step, measured on an H100 with the full v2 40k model
-# (segment 12800 samples, 3 s clips): a fixed part (weights, optimizer states, workspace) plus a
-# part per clip in the batch. Other sample rates scale with the segment length.
+# Peak GPU memory of one training step with the full v2 40k model (segment 12800 samples, 3 s clips):
+# a fixed part (weights, optimizer states, workspace) plus a part per clip in the batch, fitted to
+# our H100 measurement at batch 8 (bf16 3.8 GiB, fp32 5.6 GiB; benchmarks/results). Other sample
+# rates scale with the segment length.
 MEMORY_FIXED_GIB = {"bf16": 1.4, "fp16": 1.4, "fp32": 1.6}
 MEMORY_PER_CLIP_GIB = {"bf16": 0.33, "fp16": 0.33, "fp32": 0.55}
 # Fine-tuning from a pretrain rarely improves past this many optimizer steps; beyond it the
@@ -38,7 +39,14 @@ def estimate_memory_gib(config: ExperimentConfig, precision: str) -> float:
     return MEMORY_FIXED_GIB[key] + MEMORY_PER_CLIP_GIB[key] * config.train.batch_size * scale
 
 
-def _gpu_memory_gib() -> float | None:
+def largest_batch(config: ExperimentConfig, gpu_gib: float, precision: str = "bf16") -> int:
+    """Return the largest batch size whose estimated peak fits in 90% of ``gpu_gib``."""
+    key = "fp32" if precision == "fp32" else "bf16"
+    per_clip = MEMORY_PER_CLIP_GIB[key] * config.model.segment_size / 12800
+    return max(1, int((0.9 * gpu_gib - MEMORY_FIXED_GIB[key]) / per_clip))
+
+
+def gpu_memory_gib() -> float | None:
     try:
         import torch
     except ImportError:
@@ -119,14 +127,11 @@ def validate(config: ExperimentConfig, precision: str | None = None) -> Validati
         )
     chosen = precision or ("bf16" if train.precision in ("auto", "bf16") else train.precision)
     result.memory_estimate_gib = round(estimate_memory_gib(config, chosen), 1)
-    result.gpu_memory_gib = _gpu_memory_gib()
+    result.gpu_memory_gib = gpu_memory_gib()
     if result.gpu_memory_gib is not None and result.memory_estimate_gib > 0.9 * result.gpu_memory_gib:
-        fits = int(
-            (0.9 * result.gpu_memory_gib - MEMORY_FIXED_GIB["bf16"])
-            / (MEMORY_PER_CLIP_GIB["fp32" if chosen == "fp32" else "bf16"] * config.model.segment_size / 12800)
-        )
+        fits = largest_batch(config, result.gpu_memory_gib, chosen)
         result.errors.append(
             f"batch size {train.batch_size} needs about {result.memory_estimate_gib} GiB but the GPU has "
-            f"{result.gpu_memory_gib:.1f} GiB: use --batch-size {max(1, fits)}"
+            f"{result.gpu_memory_gib:.1f} GiB: use --batch-size {fits}"
         )
     return result
