@@ -352,3 +352,16 @@ def test_multiscale_mel_loss_trains_and_is_zero_for_identical_audio(tmp_path: Pa
     code, events, stderr = _run(logs)
     assert code == 0, stderr
     assert all(np.isfinite(e["metrics"]["loss/g/mel"]) for e in events if e["kind"] == "step")
+
+
+def test_mlflow_asked_for_but_missing_warns_and_trains(tmp_path: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("mlflow") is not None:
+        pytest.skip("mlflow is installed here: this test covers the missing-package message")
+    logs = tmp_path / "logs"
+    experiment = make_extracted_experiment(logs, train_clips=2, validation_clips=1)
+    write_tiny_config(experiment, epochs=1, mlflow=True)
+    result = subprocess.run(_trainer(logs), capture_output=True, text=True, env=_env(), timeout=240)
+    assert result.returncode == 0, result.stderr
+    assert "mlflow is not installed (pip install mlflow)" in result.stdout

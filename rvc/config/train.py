@@ -46,6 +46,7 @@ class TrainConfig:
     seed: int = setting(1234, "random seed of initialisation and data order")
     overtrain_patience: int = setting(30, "epochs without a better smoothed held-out mel loss before warning")
     auto_stop: bool = setting(False, "stop (and keep the best state) when the patience runs out")
+    mlflow: bool = setting(False, "also log to MLflow (pip install mlflow; MLFLOW_TRACKING_URI picks the server)")
     log_every_steps: int = setting(50, "a step event at least every N steps ...")
     log_every_seconds: float = setting(5.0, "... and at least every N seconds")
 

@@ -154,6 +154,7 @@ class Trainer:
         self.tensorboard: Any = None
         self.gpu: Any = None
         self.multiscale: MultiScaleMel | None = None
+        self.mlflow: Any = None
 
     # --- set-up ----------------------------------------------------------
     def _load_data(self) -> tuple[TrainingSet, TrainingSet | None]:
@@ -598,6 +599,10 @@ class Trainer:
 
     # --- TensorBoard -------------------------------------------------------------
     def _open_tensorboard(self) -> None:
+        if self.config.train.mlflow:
+            from rvc.train.mlflow_log import MlflowLogger
+
+            self.mlflow = MlflowLogger(self.experiment.name, self.config.to_dict(), self.log)
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:  # tensorboard is in requirements.txt; a trimmed install still trains
@@ -606,6 +611,8 @@ class Trainer:
         self.tensorboard = SummaryWriter(str(self.experiment.root / "tensorboard"))
 
     def _scalars(self, values: dict[str, float], step: int) -> None:
+        if self.mlflow is not None:
+            self.mlflow.metrics(values, step)
         if self.tensorboard is not None:
             for name, value in values.items():
                 if math.isfinite(value):
@@ -640,6 +647,9 @@ class Trainer:
             )
 
     def _close_tensorboard(self) -> None:
+        if self.mlflow is not None:
+            self.mlflow.close()
+            self.mlflow = None
         if self.tensorboard is not None:
             self.tensorboard.close()
             self.tensorboard = None
