@@ -24,12 +24,16 @@ class MlflowLogger:
         except ImportError:
             log("mlflow logging was asked for but mlflow is not installed (pip install mlflow); continuing without it")
             return
-        self.mlflow = mlflow
-        mlflow.start_run(run_name=run_name)
         flat: dict[str, Any] = {}
         _flatten("", params, flat)
-        # MLflow caps parameter values at 6000 characters; settings are short scalars and lists.
-        mlflow.log_params({key: str(value)[:500] for key, value in flat.items()})
+        try:
+            mlflow.start_run(run_name=run_name)
+            # MLflow caps parameter values at 6000 characters; settings are short scalars and lists.
+            mlflow.log_params({key: str(value)[:500] for key, value in flat.items()})
+        except Exception as error:  # a tracking server that is down must not stop training
+            log(f"mlflow logging is off: {type(error).__name__}: {error}")
+            return
+        self.mlflow = mlflow
 
     def metrics(self, values: dict[str, float], step: int) -> None:
         if self.mlflow is not None:
