@@ -159,6 +159,8 @@ def test_sigterm_saves_and_resume_continues_the_step_count(tmp_path: Path) -> No
     assert code == 0, stderr
     assert events[0]["start_step"] == saved_step
     assert next(e for e in events if e["kind"] == "step")["step"] == saved_step + 1
+    # resumed mid-epoch at the next batch: the run ends exactly at epochs x steps per epoch
+    assert events[-1]["kind"] == "done" and events[-1]["step"] == config.train.epochs * 3
 
 
 def test_kill_9_leaves_the_newest_complete_state_loadable(tmp_path: Path) -> None:
@@ -379,3 +381,45 @@ def test_mlflow_gets_the_training_scalars(tmp_path: Path) -> None:
     metric_files = {p.name for p in store.rglob("metrics/*")}
     assert {"loss_g_total", "loss_d_total", "loss_g_mel", "learning_rate", "loss_val_mel"} <= metric_files
     assert any(p.name == "train.batch_size" for p in store.rglob("params/*"))
+
+
+def test_auto_stop_ends_the_run_when_held_out_loss_stops_improving(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    experiment = make_extracted_experiment(logs)
+    # a vanishing learning rate: the held-out loss cannot improve after the first epoch
+    write_tiny_config(experiment, epochs=30, lr=1e-12, overtrain_patience=2, auto_stop=True, save_every=100)
+    code, events, stderr = _run(logs)
+    assert code == 0, stderr
+    warning = next(e for e in events if e["kind"] == "overtrain")
+    assert warning["best_epoch"] == 1 and warning["epochs_since_best"] == 2 and warning["auto_stop"] is True
+    done = events[-1]
+    assert done["kind"] == "done" and done["epoch"] == 3 and done["stopped_early"] is True
+    assert done["overtrain"]["overtraining"] is True
+    assert checkpoint.complete_steps(experiment.root / "checkpoints") == [9]  # the state where it stopped
+    assert (experiment.root / "voice_best.pth").is_file()
+
+
+def test_config_import_from_another_experiment(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    source = make_extracted_experiment(logs, name="first")
+    write_tiny_config(source, epochs=11, batch_size=3, lr_scheme="multistep", lr_milestones=[5])
+    target = make_extracted_experiment(logs, name="second", train_clips=4, validation_clips=1)
+    command = [
+        sys.executable,
+        "-m",
+        "rvc",
+        "--logs-dir",
+        str(logs),
+        "config",
+        "--experiment",
+        "second",
+        "--import-from",
+        "first",
+        "--epochs",
+        "12",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=120)
+    assert result.returncode == 0, result.stderr
+    config = json.loads(target.config_json.read_text())
+    assert config["train"]["epochs"] == 12 and config["train"]["batch_size"] == 3
+    assert config["train"]["lr_milestones"] == [5] and config["data"]["train_clips"] == 4

@@ -70,6 +70,7 @@ class TrainState:
     rollbacks: int = 0
     lr_scale: float = 1.0  # lowered after a rollback
     history: list[dict[str, Any]] = field(default_factory=list)  # per-epoch validation losses
+    batches_done: int = 0  # batches of the unfinished epoch (epoch + 1) already trained: a stop mid-epoch
 
 
 @dataclass
@@ -395,7 +396,9 @@ class Trainer:
             shard = permutation.view(steps_per_epoch, self.dist.world_size, train.grad_accum, train.batch_size)
             shard = shard[:, self.dist.rank]
             shard = shard.to(self.device)
-            for batch_in_epoch in range(steps_per_epoch):
+            # The epoch order is a function of the seed and the epoch, so a run stopped mid-epoch
+            # resumes at the next batch of the same order.
+            for batch_in_epoch in range(self.state.batches_done, steps_per_epoch):
                 result = self._step(models, spectrogram, train_set, shard[batch_in_epoch])
                 for name in METRIC_NAMES:
                     sums[name] += torch.nan_to_num(result[name], nan=0.0, posinf=0.0, neginf=0.0)
@@ -445,9 +448,11 @@ class Trainer:
                     if in_a_row >= ROLLBACK_AFTER:
                         return self._roll_back(in_a_row)
                 if self._stop_requested():
+                    self.state.batches_done = batch_in_epoch + 1
                     return self._stop(models, epoch_done=False)
 
             self.state.epoch = epoch
+            self.state.batches_done = 0
             models.scheduler_g.step()
             models.scheduler_d.step()
             epoch_seconds = time.monotonic() - epoch_start
@@ -555,7 +560,7 @@ class Trainer:
             self.progress.emit("export", which=which, path=str(path), epoch=self.state.epoch, step=self.state.step)
 
     def _stop(self, models: Models, epoch_done: bool) -> int:
-        """Save the current state (mid-epoch: the epoch is redone on resume) and exit cleanly."""
+        """Save the current state (mid-epoch too: resume continues at the next batch) and exit cleanly."""
         if self.dist.is_main:
             self._checkpoint(models)
             self.progress.emit(
