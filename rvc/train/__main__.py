@@ -165,9 +165,14 @@ def _take_lock(path: Path) -> TextIO:
 
 def _oom_message(workspace: Workspace, name: str) -> str:
     from rvc.config.experiment import load_config
+    from rvc.config.validate import gpu_memory_gib, largest_batch
 
-    batch = load_config(workspace.experiment(name)).train.batch_size
-    suggestion = max(1, batch // 2)
+    config = load_config(workspace.experiment(name))
+    batch = config.train.batch_size
+    memory = gpu_memory_gib()
+    precision = "fp32" if config.train.precision == "fp32" else "bf16"
+    fits = min(batch - 1, largest_batch(config, memory, precision)) if memory else batch // 2
+    suggestion = max(1, fits)
     return (
         f"the GPU ran out of memory at batch size {batch}: set --batch-size {suggestion} with "
         f"`python -m rvc config --experiment {name} --batch-size {suggestion}` and start again "

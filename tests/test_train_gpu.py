@@ -1,0 +1,66 @@
+"""Trainer checks that need a CUDA GPU (run on the device machine; skipped elsewhere)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rvc.config.experiment import ExperimentConfig, save_config
+from rvc.models.config import ModelConfig
+from rvc.train import checkpoint
+from rvc.train.progress import parse_line
+from tests.fake_experiment import make_extracted_experiment, write_tiny_config
+from tests.test_train import _env
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def _run_cuda(logs: Path) -> tuple[int, list[dict], str]:
+    command = [sys.executable, "-m", "rvc.train", "--experiment", "voice", "--device", "cuda", "--logs-dir", str(logs)]
+    result = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=600)
+    return result.returncode, [e for line in result.stdout.splitlines() if (e := parse_line(line))], result.stderr
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16", "fp32"])
+def test_precisions_train_on_the_gpu(tmp_path: Path, precision: str) -> None:
+    logs = tmp_path / "logs"
+    experiment = make_extracted_experiment(logs)
+    write_tiny_config(experiment, epochs=3, precision=precision)
+    code, events, stderr = _run_cuda(logs)
+    assert code == 0, stderr
+    start = events[0]
+    assert (
+        start["device"].startswith("cuda")
+        and start["precision"] == {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[precision]
+    )
+    steps = [e for e in events if e["kind"] == "step"]
+    assert all(np.isfinite(v) for e in steps for v in e["metrics"].values())
+    assert events[-1]["kind"] == "done" and events[-1]["skipped_steps"] == 0
+    assert all(e["peak_mem_gib"] > 0 for e in events if e["kind"] == "epoch")
+
+
+def test_out_of_memory_says_which_batch_size_fits_and_keeps_the_state(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    experiment = make_extracted_experiment(logs, train_clips=8, seconds=3.0)
+    config = ExperimentConfig(ModelConfig.for_sample_rate(40000))
+    config.train.epochs, config.train.save_every, config.train.precision = 1, 1, "fp32"
+    save_config(experiment, config)
+    assert _run_cuda(logs)[0] == 0
+    saved = checkpoint.complete_steps(experiment.root / "checkpoints")
+    total = torch.cuda.get_device_properties(0).total_memory / 2**30
+    config.train.epochs, config.train.batch_size = 2, int(total * 8)  # far beyond any GPU
+    save_config(experiment, config)
+
+    code, events, _ = _run_cuda(logs)
+
+    assert code == 1
+    error = next(e for e in events if e["kind"] == "error")
+    assert "ran out of memory" in error["message"] and "--batch-size" in error["message"]
+    assert checkpoint.complete_steps(experiment.root / "checkpoints") == saved
+    checkpoint.load_state(experiment.root / "checkpoints", saved[-1])
