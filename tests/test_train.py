@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def _env() -> dict[str, str]:
     return {
-        "PYTHONPATH": str(REPO),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p),
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/tmp"),
         "OMP_NUM_THREADS": "1",
