@@ -243,6 +243,7 @@ class Trainer:
         models.optimizer_g.zero_grad(set_to_none=True)
         sums: dict[str, torch.Tensor] = {}
         finite_d = torch.ones((), dtype=torch.bool, device=self.device)
+        losses_finite = torch.ones((), dtype=torch.bool, device=self.device)
         for m in range(micro):
             rows = index[m]
             wav, lengths = data.wav[rows], data.lengths[rows]
@@ -282,6 +283,7 @@ class Trainer:
             loss_g = loss_gen + loss_fm + loss_mel + loss_kl
             models.scaler.scale(loss_g / micro).backward()
             models.discriminator.requires_grad_(True)
+            losses_finite = losses_finite & torch.isfinite(loss_d) & torch.isfinite(loss_g)
             for name, value in (
                 ("loss/g/total", loss_g),
                 ("loss/d/total", loss_d),
@@ -301,7 +303,10 @@ class Trainer:
         return sums | {
             "grad_norm_g": grad_norm_g.detach(),
             "grad_norm_d": grad_norm_d.detach(),
-            "finite": (finite_d & finite_g).float(),
+            # A skipped step is one whose losses or gradients are not finite. With fp16 the GradScaler
+            # also skips steps whose scaled gradients overflow while it calibrates: that is routine,
+            # not divergence, so only the losses count there.
+            "finite": (losses_finite if models.scaler.is_enabled() else losses_finite & finite_d & finite_g).float(),
         }
 
     # --- validation --------------------------------------------------------
