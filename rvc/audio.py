@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import stat
 import subprocess
-import tempfile
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
+
+from rvc.fileio import atomic_write_bytes
 
 # Lower-case file extensions (without the dot) that are read as audio.
 AUDIO_EXTENSIONS: frozenset[str] = frozenset(
@@ -243,15 +243,4 @@ def write_wav(
     """
     path = Path(path)
     data = wav_bytes(audio, sample_rate, subtype)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            if fsync:
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data, fsync=fsync)

@@ -79,3 +79,22 @@ def write_tiny_config(experiment: ExperimentDir, **train: object) -> ExperimentC
     config = tiny_config(**train)
     save_config(experiment, config)
     return config
+
+
+def save_tiny_hubert(folder: Path, hidden_size: int = 32, layers: int = 2) -> Path:
+    """Save a small random HubertModel in Hugging Face format (HuBERT's real conv strides: 50 frames/s)."""
+    import torch
+    from transformers import HubertConfig, HubertModel
+
+    torch.manual_seed(0)
+    config = HubertConfig(
+        hidden_size=hidden_size,
+        num_hidden_layers=layers,
+        num_attention_heads=2,
+        intermediate_size=64,
+        conv_dim=(16,) * 7,
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=4,
+    )
+    HubertModel(config).eval().save_pretrained(folder)
+    return folder

@@ -15,28 +15,10 @@ from rvc.errors import UserError
 from rvc.features.extract import ExtractOptions, extract_features
 from rvc.fileio import atomic_write_json
 from rvc.paths import AssetDir, ExperimentDir
+from tests.fake_experiment import save_tiny_hubert
 from tests.synth import harmonic_tone
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _tiny_hubert(folder: Path) -> Path:
-    """Save a tiny random HubertModel in Hugging Face format (real conv strides: 50 frames/s)."""
-    import torch
-    from transformers import HubertConfig, HubertModel
-
-    torch.manual_seed(0)
-    config = HubertConfig(
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        conv_dim=(16,) * 7,
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=4,
-    )
-    HubertModel(config).eval().save_pretrained(folder)
-    return folder
 
 
 def _fake_prepared(experiment: ExperimentDir, seconds: list[float]) -> list[str]:
@@ -62,7 +44,7 @@ def _fake_prepared(experiment: ExperimentDir, seconds: list[float]) -> list[str]
 
 @pytest.fixture
 def embedder_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _tiny_hubert(tmp_path_factory.mktemp("embedder") / "tiny-hubert")
+    return save_tiny_hubert(tmp_path_factory.mktemp("embedder") / "tiny-hubert")
 
 
 def test_extract_writes_aligned_features_and_caches(tmp_path: Path, embedder_path: Path) -> None:

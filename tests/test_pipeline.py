@@ -8,30 +8,12 @@ import sys
 from pathlib import Path
 
 import soundfile as sf
-import torch
 
 from rvc.export import read_exported
+from tests.fake_experiment import save_tiny_hubert
 from tests.synth import speech_like
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _embedder_768(folder: Path) -> Path:
-    """A one-layer random HubertModel with the real 768-d output (what v2 models take)."""
-    from transformers import HubertConfig, HubertModel
-
-    torch.manual_seed(0)
-    config = HubertConfig(
-        hidden_size=768,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        conv_dim=(16,) * 7,
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=4,
-    )
-    HubertModel(config).eval().save_pretrained(folder)
-    return folder
 
 
 def test_run_goes_from_recordings_to_an_exported_model(tmp_path: Path) -> None:
@@ -39,7 +21,7 @@ def test_run_goes_from_recordings_to_an_exported_model(tmp_path: Path) -> None:
     recordings.mkdir()
     for i in range(2):
         sf.write(recordings / f"take{i}.wav", speech_like(44100, phrases=(2.0, 1.6), seed=i), 44100)
-    embedder = _embedder_768(tmp_path / "embedder")
+    embedder = save_tiny_hubert(tmp_path / "embedder", hidden_size=768, layers=1)  # v2 takes 768-d
     env = {
         "PYTHONPATH": str(REPO),
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
