@@ -47,6 +47,8 @@ METRIC_NAMES = (
 # Non-finite steps in a row before rolling back to the last state with a lower LR.
 ROLLBACK_AFTER = 5
 ROLLBACK_LR_FACTOR = 0.5
+# With several processes, steps between checks that every rank agrees to stop (each check syncs).
+DDP_STOP_CHECK_EVERY = 10
 
 
 @dataclass
@@ -452,7 +454,7 @@ class Trainer:
                     window_steps, window_start = 0, time.monotonic()
                     if in_a_row >= ROLLBACK_AFTER:
                         return self._roll_back(in_a_row)
-                if self._stop_requested():
+                if self._stop_requested(mid_epoch=True):
                     self.state.batches_done = batch_in_epoch + 1
                     return self._stop(models, epoch_done=False)
 
@@ -533,11 +535,14 @@ class Trainer:
         models.discriminator = DistributedDataParallel(models.discriminator, device_ids=ids)
         return models
 
-    def _stop_requested(self) -> bool:
+    def _stop_requested(self, mid_epoch: bool = False) -> bool:
         stop = self.should_stop()
         if self.dist.world_size == 1:
             return stop
-        # Every rank must stop at the same step, or the others wait forever in an all-reduce.
+        if mid_epoch and self.state.step % DDP_STOP_CHECK_EVERY:
+            return False
+        # Every rank must stop at the same step, or the others wait forever in an all-reduce;
+        # agreeing costs a host sync, so mid-epoch the ranks compare notes every few steps only.
         flag = torch.tensor(float(stop), device=self.device)
         torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
         return bool(flag.item())
