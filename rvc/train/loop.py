@@ -471,7 +471,9 @@ class Trainer:
                 self._scalars(val, self.state.step)
                 self.state.history.append({"epoch": epoch, **val})
             if self.dist.is_main:
-                self._log_sample(models, spectrogram, validation or train_set, audio=epoch % train.save_every == 0)
+                saving = epoch % train.save_every == 0 or epoch == train.epochs
+                if saving or epoch == 1:  # rendering images each epoch would cost more than a fast epoch
+                    self._log_sample(models, spectrogram, validation or train_set, audio=saving)
                 self.progress.emit(
                     "epoch",
                     epoch=epoch,
