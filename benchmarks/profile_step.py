@@ -1,0 +1,105 @@
+"""Profile the trainer's step: CUDA kernels per step, GPU busy %, ms per step.
+
+Run on a GPU: ``python benchmarks/profile_step.py [--precision bf16] [--batch-size 8] [--steps 20]``.
+
+Uses the real Trainer's step on Applio's data shape (200 clips x 3 s at 40 kHz,
+full v2 40k model). Warm-up steps (cuDNN autotuning) are excluded; the profiled
+window is ``--steps`` steps. GPU busy % = kernel time per step (profiled) / wall
+time per step (timed in a separate window without the profiler). Writes ``benchmarks/results/profile_step-<machine>-<precision>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from benchmarks.prepare_extract import commit, machine_name  # noqa: E402
+
+
+def main() -> None:
+    import torch
+
+    from benchmarks.train_throughput import make_dataset
+    from rvc.config.experiment import load_config
+    from rvc.paths import ExperimentDir
+    from rvc.train.loop import Trainer, build_models
+    from rvc.train.mel import Spectrogram
+    from rvc.train.progress import ProgressWriter
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--precision", default="bf16")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=15)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory() as scratch:
+        logs = Path(scratch) / "logs"
+        make_dataset(logs)
+        experiment = ExperimentDir(logs, "bench")
+        config = load_config(experiment)
+        config.train.precision, config.train.batch_size = args.precision, args.batch_size
+        device = torch.device("cuda")
+        trainer = Trainer(experiment, config, device, ProgressWriter(None, io.StringIO()), lambda: False)
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+        train_set, _ = trainer._load_data()
+        models = build_models(config, device)
+        spectrogram = Spectrogram.for_model(config.model).to(device)
+        generator = torch.Generator().manual_seed(0)
+
+        def batch() -> torch.Tensor:
+            rows = torch.randint(len(train_set), (1, args.batch_size), generator=generator)
+            return rows.to(device)
+
+        for _ in range(args.warmup):
+            trainer._step(models, spectrogram, train_set, batch())
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        started = time.perf_counter()  # timed without the profiler, whose own cost would inflate it
+        for _ in range(args.steps):
+            trainer._step(models, spectrogram, train_set, batch())
+        torch.cuda.synchronize()
+        wall = time.perf_counter() - started
+        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as profile:
+            for _ in range(args.steps):
+                trainer._step(models, spectrogram, train_set, batch())
+            torch.cuda.synchronize()
+        events = [e for e in profile.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+        kernel_us = sum(e.device_time for e in events)
+        top = sorted(profile.key_averages(), key=lambda e: -e.device_time_total)[:12]
+        result = {
+            "benchmark": "profile_step",
+            "machine": machine_name(),
+            "commit": commit(),
+            "command": " ".join(["python", "benchmarks/profile_step.py", *sys.argv[1:]]),
+            "path": "eager",
+            "precision": args.precision,
+            "batch_size": args.batch_size,
+            "steps_profiled": args.steps,
+            "ms_per_step": round(1000 * wall / args.steps, 2),
+            "steps_per_s": round(args.steps / wall, 2),
+            "kernels_per_step": round(len(events) / args.steps),
+            "gpu_busy_percent": round(100 * kernel_us / 1e6 / wall, 1),
+            "kernel_ms_per_step": round(kernel_us / 1000 / args.steps, 2),
+            "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+            "top_kernels_ms_per_step": {e.key[:80]: round(e.device_time_total / 1000 / args.steps, 2) for e in top},
+        }
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / f"profile_step-{result['machine']}-{args.precision}.json").write_text(
+        json.dumps(result, indent=2) + "\n"
+    )
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
