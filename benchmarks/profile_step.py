@@ -5,7 +5,8 @@ Run on a GPU: ``python benchmarks/profile_step.py [--precision bf16] [--batch-si
 Uses the real Trainer's step on Applio's data shape (200 clips x 3 s at 40 kHz,
 full v2 40k model). Warm-up steps (cuDNN autotuning) are excluded; the profiled
 window is ``--steps`` steps. GPU busy % = kernel time per step (profiled) / wall
-time per step (timed in a separate window without the profiler). Writes ``benchmarks/results/profile_step-<machine>-<precision>.json``.
+time per step (timed in a separate window without the profiler).
+Writes ``benchmarks/results/profile_step-<machine>-<precision>.json``.
 """
 
 from __future__ import annotations
