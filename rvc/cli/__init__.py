@@ -26,6 +26,7 @@ STAGES: dict[str, str] = {
     "index": "rvc.cli.index",
     "export": "rvc.cli.export",
     "run": "rvc.cli.run",
+    "infer": "rvc.cli.infer",
 }
 
 
