@@ -423,3 +423,24 @@ def test_config_import_from_another_experiment(tmp_path: Path) -> None:
     config = json.loads(target.config_json.read_text())
     assert config["train"]["epochs"] == 12 and config["train"]["batch_size"] == 3
     assert config["train"]["lr_milestones"] == [5] and config["data"]["train_clips"] == 4
+
+
+def test_validate_accepts_a_fitting_pretrain_in_rvc_spelling(tmp_path: Path) -> None:
+    from rvc.config.validate import validate
+    from rvc.models.discriminator import MultiPeriodDiscriminatorV2
+    from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
+    from rvc.models.weights import to_rvc_spelling
+
+    config = tiny_config()
+    paths = {}
+    for name, model in (
+        ("G", SynthesizerTrnMs768NSFsid(config.model)),
+        ("D", MultiPeriodDiscriminatorV2(divisor=config.model.discriminator_divisor)),
+    ):
+        paths[name] = tmp_path / f"f0{name}40k.pth"
+        state = to_rvc_spelling(model.state_dict())
+        torch.save({"model": state, "iteration": 1, "optimizer": {}, "learning_rate": 1e-4}, paths[name])
+    config.train.pretrained_g, config.train.pretrained_d = str(paths["G"]), str(paths["D"])
+    assert validate(config).errors == []
+    config.train.pretrained_g, config.train.pretrained_d = str(paths["D"]), str(paths["G"])
+    assert len(validate(config).errors) == 2

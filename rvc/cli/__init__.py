@@ -25,6 +25,7 @@ STAGES: dict[str, str] = {
     "train": "rvc.cli.train",
     "index": "rvc.cli.index",
     "export": "rvc.cli.export",
+    "pretrained": "rvc.cli.pretrained",
     "run": "rvc.cli.run",
     "infer": "rvc.cli.infer",
 }

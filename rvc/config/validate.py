@@ -62,7 +62,7 @@ def _check_pretrain(config: ExperimentConfig, path_text: str, is_generator: bool
 
     from rvc.models.discriminator import MultiPeriodDiscriminatorV2
     from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
-    from rvc.models.weights import check_state_dict, read_state_dict
+    from rvc.models.weights import check_state_dict, normalise_state_dict, read_state_dict
 
     path = Path(path_text)
     if not path.is_file():
@@ -75,7 +75,8 @@ def _check_pretrain(config: ExperimentConfig, path_text: str, is_generator: bool
                 if is_generator
                 else MultiPeriodDiscriminatorV2(divisor=config.model.discriminator_divisor)
             )
-        check_state_dict(model, state, source=str(path))
+        # Files spell weight norm as RVC does (weight_g/weight_v); compare in our modules' spelling.
+        check_state_dict(model, normalise_state_dict(state, model.state_dict().keys()), source=str(path))
     except UserError as error:
         return str(error)
     return None
