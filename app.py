@@ -82,9 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if share and auth is None:
         print(SHARE_WITHOUT_AUTH, file=sys.stderr, flush=True)
 
-    from webui import build_ui
+    from webui import CSS, build_ui, make_theme
     from webui.context import AppContext
-    from webui.theme import make_theme
 
     logs_dir.mkdir(parents=True, exist_ok=True)
     assets_dir.mkdir(parents=True, exist_ok=True)
@@ -99,16 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         share=share,
         auth=auth,
         theme=make_theme(settings.theme),
-        css=build_css(),
+        css=CSS,
         footer_links=[],
     )
     return 0
-
-
-def build_css() -> str:
-    from webui import CSS
-
-    return CSS
 
 
 if __name__ == "__main__":

@@ -24,10 +24,38 @@ TABS = (
 )
 
 CSS = """
-footer {display: none !important}
 .rvc-header {margin-bottom: 0 !important}
 .rvc-header p {color: var(--body-text-color-subdued); margin-top: 0}
+.rvc-stats {display: grid; grid-template-columns: repeat(auto-fill, minmax(170px, 1fr)); gap: 8px}
+.rvc-stat {border: 1px solid var(--border-color-primary); border-radius: var(--radius-md); padding: 6px 10px;
+  background: var(--block-background-fill)}
+.rvc-stat-label {font-size: var(--text-sm); color: var(--body-text-color-subdued)}
+.rvc-stat-value {font-weight: 600}
+.rvc-console {max-height: 340px; overflow-y: auto; display: flex; flex-direction: column-reverse;
+  border: 1px solid var(--border-color-primary); border-radius: var(--radius-md); padding: 8px 12px;
+  background: var(--background-fill-secondary)}
+.rvc-console pre {margin: 0; white-space: pre-wrap; font-family: var(--font-mono); font-size: var(--text-sm)}
+.rvc-console-empty {color: var(--body-text-color-subdued); font-size: var(--text-sm)}
+.rvc-tensorboard {width: 100%; height: 760px; border: 1px solid var(--border-color-primary);
+  border-radius: var(--radius-md)}
 """
+
+
+def make_theme(name: str) -> gr.themes.Base:
+    """Return the Gradio theme called ``name`` (one of webui.settings.THEMES)."""
+    import gradio as gr
+
+    themes = {
+        "default": gr.themes.Default,
+        "soft": gr.themes.Soft,
+        "base": gr.themes.Base,
+        "glass": gr.themes.Glass,
+        "monochrome": gr.themes.Monochrome,
+        "citrus": gr.themes.Citrus,
+        "ocean": gr.themes.Ocean,
+        "origin": gr.themes.Origin,
+    }
+    return themes.get(name, gr.themes.Default)()
 
 
 def _tab_module(name: str) -> object | None:
@@ -58,4 +86,9 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
                     continue
                 with gr.Tab(label, id=name):
                     module.render(ctx)  # type: ignore[attr-defined]
+    # The tabs' events are the UI's plumbing, not an API. Gradio describes public endpoints,
+    # with their inputs' default values, even on the page it serves before the login (--auth),
+    # so a public endpoint would show anyone its defaults: paths, settings, a typed secret.
+    for function in app.fns.values():
+        function.api_visibility = "private"
     return app

@@ -150,7 +150,8 @@ def _device(name: str, dist: Distributed) -> torch.device:
 def _take_lock(path: Path) -> TextIO:
     """Hold an exclusive lock for this run; the OS releases it if the process dies."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "w")  # noqa: SIM115 - held open for the whole run
+    # "a", not "w": a refused second run must not empty the running trainer's pid
+    handle = open(path, "a")  # noqa: SIM115 - held open for the whole run
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -158,6 +159,7 @@ def _take_lock(path: Path) -> TextIO:
         raise UserError(
             f"experiment {path.parent.name!r} is already training (lock {path}); stop that run first"
         ) from None
+    handle.truncate(0)
     handle.write(str(os.getpid()))
     handle.flush()
     return handle

@@ -5,6 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 
+def _physical_index(index: int) -> int:
+    """Map a CUDA device index to NVML's, which ignores CUDA_VISIBLE_DEVICES."""
+    import os
+
+    visible = [part.strip() for part in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if part.strip()]
+    if index < len(visible) and visible[index].isdigit():
+        return int(visible[index])
+    return index
+
+
 class GpuStats:
     """Read NVML counters of one GPU; every method returns {} when NVML is not available."""
 
@@ -14,7 +24,7 @@ class GpuStats:
             import pynvml
 
             pynvml.nvmlInit()
-            self.handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            self.handle = pynvml.nvmlDeviceGetHandleByIndex(_physical_index(index))
             self.nvml = pynvml
         except Exception:  # no nvidia-ml-py, no driver, or no such GPU: stats are optional
             self.handle = None

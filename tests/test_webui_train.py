@@ -1,0 +1,245 @@
+"""The web app in a real browser: every tab renders, the Train tab trains, plots, re-attaches and stops.
+
+One app per module (started with --auth, so the same app also shows that every
+route needs the login), a tiny model on the CPU, and the job registry's pieces
+tested on their own below the browser tests.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.register_assert_rewrite("tests.browser")  # before its import: its fixtures' asserts explain themselves
+
+from rvc.paths import ExperimentDir, Workspace  # noqa: E402
+from rvc.train.launcher import TrainCommand  # noqa: E402
+from rvc.train.progress import format_line, make_event, read_events  # noqa: E402
+from tests.browser import RunningApp, open_tab, processes_mentioning, screenshot  # noqa: E402
+from tests.fake_experiment import make_extracted_experiment, write_tiny_config  # noqa: E402
+from webui import TABS  # noqa: E402
+from webui.jobs import JobRegistry, Point, RunState, console_line, decimate, tail_lines  # noqa: E402
+
+pytest_plugins = ["tests.browser"]
+
+USER, PASSWORD = "tester", "pw-123"
+STORED_LOGIN = "boss:topsecret99"  # in the settings file; --auth wins over it
+
+
+@pytest.fixture(scope="module")
+def settings_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("settings") / "rvc_studio_settings.json"
+    path.write_text(json.dumps({"auth": STORED_LOGIN, "console_lines": 100}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def app_args(settings_file: Path) -> list[str]:
+    return ["--settings", str(settings_file), "--auth", f"{USER}:{PASSWORD}"]
+
+
+@pytest.fixture(scope="module")
+def experiment(app: RunningApp) -> ExperimentDir:
+    """An experiment ready to train a tiny model for longer than the test watches it."""
+    experiment = make_extracted_experiment(app.logs_dir, "voice")
+    write_tiny_config(experiment, epochs=1000, save_every=1000, log_every_seconds=0.2)
+    return experiment
+
+
+def points(page: Any, plot: str) -> int:
+    """Return how many data points the plot with elem_id ``plot`` draws (Vega labels each one)."""
+    return page.locator(f"#{plot} [aria-label^='step:']").count()
+
+
+def wait_until(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.25)
+
+
+def http_status(url: str, data: bytes | None = None) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=data), timeout=10) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+# --- the browser ------------------------------------------------------------------------------
+
+
+def test_every_tab_renders(page: Any) -> None:
+    present = [label for label, module in TABS if importlib.util.find_spec(f"webui.tabs.{module}") is not None]
+    assert {"Train", "Settings"} <= set(present)
+    labels = [text.strip() for text in page.get_by_role("tab").all_inner_texts()]
+    assert labels == present  # every tab that exists, in order, and none that does not
+    for label in present:
+        open_tab(page, label)
+        page.wait_for_timeout(500)  # let the panel's first events fill it
+        assert page.locator(".toast-wrap .toast-body.error").count() == 0, f"an error toast on the {label} tab"
+        screenshot(page, f"tab_{label.lower().replace(' ', '_')}")
+
+
+def test_train_tab_trains_plots_reattaches_stops_and_resumes(
+    app: RunningApp, experiment: ExperimentDir, page: Any
+) -> None:
+    open_tab(page, "Train")
+    page.get_by_role("button", name="Refresh the list").click()
+    status = page.locator("#train-status")
+    status.filter(has_text="voice: not trained yet").wait_for()  # the experiment is selected
+    page.get_by_role("button", name="Start", exact=True).click()
+    status.filter(has_text="training").wait_for(timeout=180_000)
+    wait_until(lambda: points(page, "plot-adversarial") >= 3 and points(page, "plot-lr") >= 3, 180, "plot points")
+    screenshot(page, "train_running")
+
+    # A second Start on a running experiment says it runs, and starts nothing.
+    page.get_by_role("button", name="Start", exact=True).click()
+    page.locator("#train-message").filter(has_text="already training").wait_for()
+
+    # A reload re-attaches: the points are drawn again from progress.jsonl.
+    before = points(page, "plot-adversarial")
+    page.reload()
+    open_tab(page, "Train")
+    wait_until(lambda: points(page, "plot-adversarial") >= before, 60, "the points after a reload")
+    assert "voice: training" in status.inner_text()
+
+    # TensorBoard: a real server, linked from the tab.
+    page.get_by_text("TensorBoard", exact=True).click()
+    page.get_by_role("button", name="Open TensorBoard").click()
+    link = page.locator("#train-tensorboard a")
+    link.wait_for(timeout=120_000)
+    assert http_status(link.get_attribute("href") or "") == 200
+    assert page.locator("#train-tensorboard iframe").count() == 1
+
+    # Stop: the trainer saves and exits, and no process of the run is left.
+    page.get_by_role("button", name="Stop", exact=True).click()
+    status.filter(has_text="stopped at step").wait_for(timeout=120_000)
+    assert [line for line in processes_mentioning(str(app.logs_dir)) if "rvc.train" in line] == []
+    assert list((experiment.root / "checkpoints").glob("G_*.pth"))
+    page.get_by_role("button", name="Start", exact=True).click()  # Start again: it points to Resume
+    page.locator("#train-message").filter(has_text="click Resume to continue it").wait_for()
+
+    # Resume continues from the saved step (the plot goes on past it), and stops again.
+    saved = max(int(p.stem.split("_")[1]) for p in (experiment.root / "checkpoints").glob("G_[0-9]*.pth"))
+    page.get_by_role("button", name="Resume", exact=True).click()
+    status.filter(has_text="training").wait_for(timeout=180_000)
+
+    def last_step() -> int:
+        steps = [e["step"] for e in read_events(experiment.progress_jsonl)[0] if e["kind"] == "step"]
+        return steps[-1]
+
+    wait_until(lambda: last_step() > saved, 180, "a step after the saved one")
+    starts = [e for e in read_events(experiment.progress_jsonl)[0] if e["kind"] == "start"]
+    assert starts[-1]["start_step"] == saved
+    page.get_by_role("button", name="Stop", exact=True).click()
+    status.filter(has_text="stopped at step").wait_for(timeout=120_000)
+
+    # After the run: export and index, offered for download.
+    page.get_by_role("button", name="Export", exact=True).click()
+    page.locator("#train-message").filter(has_text="Exported the best state").wait_for(timeout=120_000)
+    page.get_by_role("button", name="Build index").click()
+    page.locator("#train-message").filter(has_text="Built voice.index").wait_for(timeout=120_000)
+    files = page.locator("#train-files")
+    files.locator("[aria-label='voice.index']").wait_for()
+    assert files.locator("[aria-label='voice_best.pth']").count() == 1
+    for link in files.locator("a[download]").all():  # the download links answer (with the login's cookie)
+        assert page.request.get(link.get_attribute("href") or "").ok
+    screenshot(page, "train_stopped")
+
+
+def test_settings_tab_saves_and_refuses_bad_values(settings_file: Path, page: Any) -> None:
+    open_tab(page, "Settings")
+    lines = page.get_by_label("Console lines")
+    lines.fill("5")
+    page.get_by_role("button", name="Save", exact=True).click()
+    message = page.locator("#settings-message")
+    message.filter(has_text="console_lines: use 10 to 10000 lines").wait_for()
+    lines.fill("300")
+    page.get_by_role("button", name="Save", exact=True).click()
+    message.filter(has_text="Saved to").wait_for()
+    saved = json.loads(settings_file.read_text())
+    assert saved["console_lines"] == 300 and saved["auth"] == STORED_LOGIN  # an empty login field keeps it
+    assert STORED_LOGIN not in page.content()  # the stored login never reaches the browser
+    screenshot(page, "settings_saved")
+
+
+# --- plain HTTP ---------------------------------------------------------------------------------
+
+
+def test_every_route_needs_the_login(app: RunningApp) -> None:
+    url = app.url
+    for route in ("config", "gradio_api/info", "gradio_api/file=" + str(app.log_path)):
+        assert http_status(url + route) in (401, 403), route
+    for route in ("gradio_api/queue/join", "gradio_api/upload", "gradio_api/run/predict"):
+        assert http_status(url + route, data=b"{}") in (401, 403), route
+    with urllib.request.urlopen(url, timeout=10) as response:
+        page = response.read().decode()
+    assert "auth_required" in page  # the login page, not the app
+    # Nothing of the app leaks before the login: no tab, no default value, no secret.
+    assert "Generate Configuration" not in page and "Console lines" not in page and "topsecret99" not in page
+    assert http_status(url + "login", data=b"username=tester&password=wrong") == 400
+
+
+# --- the registry's parts ----------------------------------------------------------------------
+
+
+def _event(kind: str, **fields: Any) -> dict[str, Any]:
+    return make_event(kind, **fields)
+
+
+def test_run_state_folds_events_and_forgets_what_a_restart_redoes() -> None:
+    state = RunState()
+    state.apply(_event("start", start_step=0, epochs=3, config={"train": {"c_mel": 45.0}}))
+    for step in (1, 2, 3, 4):
+        state.apply(_event("step", epoch=1, step=step, lr=1e-4, metrics={"loss/g/total": 30.0 - step}))
+    state.apply(_event("epoch", epoch=1, step=4, validation={"loss/val/mel": 2.5}))
+    state.apply(_event("error", recoverable=True, message="rolling back"))
+    assert state.error is None  # a recoverable error is not a failure
+    state.apply(_event("start", start_step=2, epochs=3))  # a rollback to step 2
+    assert [p.step for p in state.curves["loss/g/total"]] == [1, 2]
+    assert state.curves["loss/val/mel"] == [] and [p.step for p in state.lr] == [1, 2]
+    state.apply(_event("done", epoch=3, step=9, stopped=True))
+    assert state.done is not None and state.done["stopped"]
+
+
+def test_registry_reports_a_trainer_that_dies_before_training(tmp_path: Path) -> None:
+    workspace = Workspace(tmp_path / "logs", tmp_path / "assets")
+    experiment = make_extracted_experiment(workspace.logs_dir, "voice")
+    write_tiny_config(experiment)
+    jobs = JobRegistry(workspace)
+    assert jobs.experiments() == ["voice"] and jobs.job("voice").view(10, False).status == "not started"
+    crash = [sys.executable, "-c", "import sys; print('cannot import something'); sys.exit(3)"]
+    jobs.start("voice", TrainCommand(crash, {}))
+    wait_until(lambda: not jobs.job("voice").running(), 30, "the process to end")
+    view = jobs.job("voice").view(10, False)
+    assert view.status == "failed" and "exited with status 3" in view.headline
+    assert view.console[-1] == "cannot import something"
+
+
+def test_decimate_keeps_the_last_point() -> None:
+    many = [Point(i, float(i)) for i in range(10_001)]
+    kept = decimate(many, limit=1000)
+    assert len(kept) <= 1002 and kept[0] == many[0] and kept[-1] == many[-1]
+    assert decimate(many[:10]) == many[:10]
+
+
+def test_console_shows_events_in_words_and_reads_only_the_tail(tmp_path: Path) -> None:
+    log = tmp_path / "train.log"
+    step = _event("step", epoch=2, step=40, total_steps=100, lr=1e-4, it_s=3.2, metrics={"loss/g/total": 31.5})
+    lines = [f"line {i}" for i in range(100_000)] + [format_line(step)]
+    log.write_text("\n".join(lines) + "\n")
+    tail = tail_lines(log, 3, console_line)
+    assert tail[:2] == ["line 99998", "line 99999"]
+    assert re.fullmatch(r"epoch 2 step 40/100: g=31.5 d=– mel=– lr=0\.0001 3\.2 it/s", tail[2])
+    assert tail_lines(log, 2) == ["line 99999", format_line(step)]
+    assert console_line("") is None

@@ -1,0 +1,408 @@
+"""Handlers of the Generate Configuration tab: every TrainConfig field as a form value, and back.
+
+The form is a mapping from TrainConfig field names to what the widgets hold
+(numbers, booleans, text for lists and pairs, a path or :data:`NO_PRETRAIN`).
+:func:`config_from_form` turns it into an :class:`ExperimentConfig`, refusing
+pretrain paths outside the assets and logs folders; validate and save then go
+through :mod:`rvc.config` exactly as the ``config`` command does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rvc.config.experiment import ExperimentConfig, load_config, save_config
+from rvc.config.train import LR_SCHEMES, PRECISIONS, TrainConfig
+from rvc.errors import UserError
+from rvc.models.config import SAMPLE_RATE_TAGS, ModelConfig
+from rvc.paths import ExperimentDir, Workspace
+from webui.paths_guard import PathGuard
+from webui.prepare_handlers import experiment_of
+
+NO_PRETRAIN = "none"  # the dropdown value for "train from scratch" (a real choice is an absolute path)
+
+# The sections of the form, in order; a TrainConfig field missing here lands in "Other settings".
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "Length and batch": ("epochs", "batch_size", "grad_accum"),
+    "Saving, validation and overtraining": (
+        "save_every",
+        "keep_last",
+        "validate_every",
+        "overtrain_patience",
+        "auto_stop",
+        "resume",
+    ),
+    "Precision and speed": ("precision", "tf32", "seed"),
+    "Optimizer": ("lr", "betas", "eps", "grad_clip"),
+    "Learning-rate schedule": (
+        "lr_scheme",
+        "lr_gamma",
+        "lr_milestones",
+        "lr_factor",
+        "cosine_period",
+        "cosine_restart_decay",
+        "cosine_min_lr",
+    ),
+    "Loss weights": ("c_mel", "c_kl", "multiscale_mel"),
+    "Logging": ("log_every_steps", "log_every_seconds", "mlflow"),
+}
+PRETRAIN_FIELDS = ("pretrained_g", "pretrained_d")  # shown as dropdowns of the pairs under assets
+
+LABELS: dict[str, str] = {
+    "lr": "Learning rate",
+    "betas": "AdamW betas",
+    "eps": "AdamW epsilon",
+    "lr_scheme": "LR schedule",
+    "lr_gamma": "LR decay per epoch (exponential)",
+    "lr_milestones": "LR milestones, epochs (multistep)",
+    "lr_factor": "LR factor (multistep)",
+    "cosine_period": "Cosine period, epochs",
+    "cosine_restart_decay": "Cosine restart decay",
+    "cosine_min_lr": "Cosine minimum LR",
+    "grad_accum": "Gradient accumulation",
+    "grad_clip": "Gradient clipping (empty: off)",
+    "c_mel": "Mel loss weight",
+    "c_kl": "KL loss weight",
+    "multiscale_mel": "Multi-scale mel loss",
+    "save_every": "Save every N epochs",
+    "keep_last": "Keep last N states",
+    "validate_every": "Validate every N epochs",
+    "tf32": "TF32 matmuls",
+    "pretrained_g": "Pretrained generator (G)",
+    "pretrained_d": "Pretrained discriminator (D)",
+    "overtrain_patience": "Overtraining patience, epochs",
+    "auto_stop": "Stop when overtraining",
+    "mlflow": "MLflow logging",
+    "log_every_steps": "Progress every N steps",
+    "log_every_seconds": "Progress every N seconds",
+}
+CHOICES: dict[str, tuple[str, ...]] = {"lr_scheme": LR_SCHEMES, "precision": PRECISIONS}
+
+# How each field's annotation is shown: number, whole number, switch, choice, text or pretrain path.
+KINDS: dict[str, str] = {
+    "int": "whole",
+    "float": "number",
+    "bool": "switch",
+    "str": "choice",
+    "float | None": "optional number",
+    "str | None": "pretrain",
+    "list[int]": "whole list",
+    "tuple[float, float]": "pair",
+}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    """One TrainConfig field as the form shows it."""
+
+    name: str
+    label: str
+    help: str
+    kind: str  # a value of KINDS
+    default: Any  # the form value of the dataclass default
+    choices: tuple[str, ...] = ()
+
+
+def field_specs() -> list[FieldSpec]:
+    """Return every TrainConfig field with its label, help line and widget kind, in dataclass order."""
+    defaults = TrainConfig()
+    specs = []
+    for field in dataclasses.fields(TrainConfig):
+        kind = KINDS.get(str(field.type))
+        if kind is None:
+            raise TypeError(f"TrainConfig.{field.name}: no form widget for the type {field.type}")
+        if kind == "choice" and field.name not in CHOICES:
+            kind = "text"
+        label = LABELS.get(field.name, field.name.replace("_", " ").capitalize())
+        value = to_form_value(kind, getattr(defaults, field.name))
+        specs.append(
+            FieldSpec(field.name, label, field.metadata.get("help", ""), kind, value, CHOICES.get(field.name, ()))
+        )
+    return specs
+
+
+def sections() -> list[tuple[str, list[FieldSpec]]]:
+    """Return the form's sections with their fields; every field but the pretrains appears in exactly one."""
+    specs = {spec.name: spec for spec in field_specs()}
+    placed = {name for names in SECTIONS.values() for name in names} | set(PRETRAIN_FIELDS)
+    out = [(title, [specs[n] for n in names if n in specs]) for title, names in SECTIONS.items()]
+    rest = [spec for name, spec in specs.items() if name not in placed]
+    if rest:
+        out.append(("Other settings", rest))
+    return out
+
+
+def to_form_value(kind: str, value: Any) -> Any:
+    """Return a TrainConfig value as its widget holds it."""
+    if kind in ("whole list", "pair"):
+        return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
+    if kind == "pretrain":
+        return value or NO_PRETRAIN
+    return value
+
+
+def form_from_train(train: TrainConfig) -> dict[str, Any]:
+    """Return the form values of a TrainConfig."""
+    return {spec.name: to_form_value(spec.kind, getattr(train, spec.name)) for spec in field_specs()}
+
+
+def _parse(spec: FieldSpec, value: Any) -> Any:
+    where = f"'{spec.label}'"
+    if spec.kind in ("whole", "number", "optional number"):
+        if value is None or value == "":
+            if spec.kind == "optional number":
+                return None
+            raise UserError(f"{where}: enter a number")
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise UserError(f"{where}: {value!r} is not a number") from None
+        if spec.kind == "whole":
+            if number != int(number):
+                raise UserError(f"{where}: enter a whole number (got {number:g})")
+            return int(number)
+        return number
+    if spec.kind == "switch":
+        return bool(value)
+    if spec.kind in ("whole list", "pair"):
+        parts = str(value or "").replace(",", " ").split()
+        try:
+            numbers = [int(p) for p in parts] if spec.kind == "whole list" else [float(p) for p in parts]
+        except ValueError:
+            example = "50, 100, 150" if spec.kind == "whole list" else "0.8, 0.99"
+            raise UserError(f"{where}: {value!r} is not a list of numbers like {example}") from None
+        if spec.kind == "pair":
+            if len(numbers) != 2:
+                raise UserError(f"{where}: give two numbers, e.g. 0.8, 0.99")
+            return (numbers[0], numbers[1])
+        return numbers
+    if spec.kind == "pretrain":
+        text = str(value or "").strip()
+        return None if text in ("", NO_PRETRAIN) else text
+    if spec.choices and value not in spec.choices:
+        raise UserError(f"{where}: {value!r} is not one of {', '.join(spec.choices)}")
+    return str(value)
+
+
+def train_from_form(values: Mapping[str, Any], guard: PathGuard) -> TrainConfig:
+    """Return the TrainConfig of the form; pretrain paths must lie in a folder the app may use (assets, logs)."""
+    parsed = {}
+    for spec in field_specs():
+        if spec.name not in values:
+            raise UserError(f"'{spec.label}' is missing from the form")
+        parsed[spec.name] = _parse(spec, values[spec.name])
+    for name in PRETRAIN_FIELDS:
+        if parsed.get(name):
+            parsed[name] = str(guard.resolve(parsed[name], f"'{LABELS[name]}'"))
+    return TrainConfig(**parsed)
+
+
+def list_experiments(workspace: Workspace) -> list[str]:
+    """Return the experiments in the logs folder that hold a prepared dataset or a configuration."""
+    root = workspace.logs_dir
+    if not root.is_dir():
+        return []
+    names = []
+    for folder in sorted(root.iterdir()):
+        try:
+            experiment = workspace.experiment(folder.name)
+        except UserError:
+            continue  # not an experiment folder (a hidden or oddly named folder)
+        if experiment.dataset_report.is_file() or experiment.config_json.is_file():
+            names.append(folder.name)
+    return names
+
+
+def _saved(experiment: ExperimentDir) -> ExperimentConfig | None:
+    return load_config(experiment) if experiment.config_json.is_file() else None
+
+
+def _model_for(experiment: ExperimentDir, sample_rate: int) -> ModelConfig:
+    """Return the experiment's saved model when it has this rate (a custom shape stays), else the v2 preset."""
+    saved = _saved(experiment)
+    if saved is not None and saved.model.sample_rate == sample_rate:
+        return saved.model
+    return ModelConfig.for_sample_rate(sample_rate)
+
+
+@dataclass(frozen=True)
+class LoadedForm:
+    """What a load, suggest or import puts in the form."""
+
+    sample_rate: int
+    values: dict[str, Any]
+    message: str  # Markdown: where the values came from, and what the dataset holds
+
+
+def _data_line(config: ExperimentConfig) -> str:
+    data = config.data
+    if not data.train_clips:
+        return "No prepared dataset yet: prepare it in the Prepare Dataset tab first."
+    return (
+        f"Dataset: {data.seconds / 60:.1f} min at {data.sample_rate} Hz, {data.train_clips} training and "
+        f"{data.validation_clips} validation clips; features: {data.f0_method} pitch, "
+        f"{data.embedder.rsplit('/', 1)[-1]} content."
+    )
+
+
+def suggested_form(workspace: Workspace, name: str, default_precision: str = "auto") -> LoadedForm:
+    """Return the preset's suggested settings for the experiment's dataset (rvc.config.setup.default_config)."""
+    from rvc.config.setup import default_config
+
+    experiment = experiment_of(workspace, name)
+    config = default_config(experiment)
+    if default_precision in PRECISIONS:
+        config.train.precision = default_precision
+    message = f"Suggested settings for the dataset (not saved yet). {_data_line(config)}"
+    return LoadedForm(config.model.sample_rate, form_from_train(config.train), message)
+
+
+def load_form(workspace: Workspace, name: str, default_precision: str = "auto") -> LoadedForm:
+    """Return the experiment's saved settings, or the suggested ones when it has no config.json yet."""
+    from rvc.config.setup import data_info
+
+    experiment = experiment_of(workspace, name)
+    saved = _saved(experiment)
+    if saved is None:
+        return suggested_form(workspace, name, default_precision)
+    saved.data = data_info(experiment, saved.data)
+    message = f"Loaded the saved settings of {experiment.config_json}. {_data_line(saved)}"
+    return LoadedForm(saved.model.sample_rate, form_from_train(saved.train), message)
+
+
+def import_form(workspace: Workspace, name: str, source: str) -> LoadedForm:
+    """Return another experiment's training settings (and sample rate) for this experiment's form."""
+    from rvc.config.setup import data_info
+
+    experiment = experiment_of(workspace, name)
+    other = experiment_of(workspace, source)
+    if not other.config_json.is_file():
+        raise UserError(f"experiment '{other.name}' has no saved configuration to import ({other.config_json})")
+    config = load_config(other)
+    config.data = data_info(experiment)
+    message = f"Imported the settings of '{other.name}' (not saved yet: press Save). {_data_line(config)}"
+    return LoadedForm(config.model.sample_rate, form_from_train(config.train), message)
+
+
+def config_from_form(
+    workspace: Workspace, guard: PathGuard, name: str, sample_rate: int, values: Mapping[str, Any]
+) -> ExperimentConfig:
+    """Return the ExperimentConfig the form describes, with what the data stages recorded."""
+    from rvc.config.setup import data_info
+
+    experiment = experiment_of(workspace, name)
+    if int(sample_rate) not in SAMPLE_RATE_TAGS:
+        raise UserError(f"'Sample rate': choose one of {', '.join(SAMPLE_RATE_TAGS.values())}")
+    saved = _saved(experiment)
+    train = train_from_form(values, guard)
+    data = data_info(experiment, saved.data if saved else None)
+    return ExperimentConfig(model=_model_for(experiment, int(sample_rate)), train=train, data=data)
+
+
+def ui_text(text: str) -> str:
+    """Replace the CLI flags rvc's messages name with the labels of the form ("--batch-size 4" -> "'Batch size' 4")."""
+    labels = {f"--{spec.name.replace('_', '-')}": f"'{spec.label}'" for spec in field_specs()}
+    labels["--validation"] = "the Prepare Dataset tab's 'Validation clips'"
+
+    def label(match: re.Match[str]) -> str:
+        return labels.get(match.group(0), match.group(0))
+
+    return re.sub(r"--[a-z0-9-]+", label, text)
+
+
+def _report(config: ExperimentConfig) -> tuple[bool, list[str]]:
+    from rvc.config.validate import validate
+
+    result = validate(config)
+    lines = [f"- ❌ {ui_text(error)}" for error in result.errors]
+    lines += [f"- 💡 {ui_text(suggestion)}" for suggestion in result.suggestions]
+    if result.memory_estimate_gib is not None:
+        gpu = f" of the GPU's {result.gpu_memory_gib:.1f} GiB" if result.gpu_memory_gib else " (no GPU here to compare)"
+        lines.append(
+            f"- GPU memory: about {result.memory_estimate_gib} GiB at batch size {config.train.batch_size}{gpu}"
+        )
+    return result.ok, lines
+
+
+def validate_form(
+    workspace: Workspace, guard: PathGuard, name: str, sample_rate: int, values: Mapping[str, Any]
+) -> str:
+    """Return Markdown: the errors that would stop training, suggestions, and the GPU memory estimate."""
+    try:
+        config = config_from_form(workspace, guard, name, sample_rate, values)
+    except UserError as error:
+        return f"❌ {error}"
+    ok, lines = _report(config)
+    head = "**No errors.**" if ok else "**Errors: training would not start with these settings.**"
+    return "\n".join([head, *lines])
+
+
+def save_form(workspace: Workspace, guard: PathGuard, name: str, sample_rate: int, values: Mapping[str, Any]) -> str:
+    """Validate and write config.json (rvc.config.experiment.save_config); with errors, save nothing."""
+    try:
+        config = config_from_form(workspace, guard, name, sample_rate, values)
+    except UserError as error:
+        return f"❌ Not saved: {error}"
+    ok, lines = _report(config)
+    if not ok:
+        return "\n".join(["**Not saved: fix these errors first.**", *lines])
+    experiment = experiment_of(workspace, name)
+    save_config(experiment, config)
+    return "\n".join([f"✅ **Saved** {experiment.config_json}. The Train tab uses it.", *lines])
+
+
+@dataclass(frozen=True)
+class PretrainChoices:
+    """What the G and D dropdowns offer for one sample rate, and what they hold."""
+
+    generators: list[tuple[str, str]]  # (label, absolute path); the first is "train from scratch"
+    discriminators: list[tuple[str, str]]
+    generator: str  # the value to show: a path or NO_PRETRAIN
+    discriminator: str
+    note: str
+
+
+def pretrain_choices(
+    workspace: Workspace, sample_rate: int, current_g: str | None, current_d: str | None
+) -> PretrainChoices:
+    """List the G/D pairs under assets for ``sample_rate``; keep the current choice unless it is of another rate.
+
+    A current path that is no listed pretrain at all (a checkpoint of another
+    experiment, say) is kept as it is; Validate checks that it fits.
+    """
+    from webui.config_pretrains import find_pretrains, listing_note, pairs_for_rate, shown
+
+    root = workspace.assets.pretrained_dir
+    listing = find_pretrains(root)
+    pairs = pairs_for_rate(listing, int(sample_rate))
+    scratch = ("none: train from scratch", NO_PRETRAIN)
+    generators = [scratch] + [(shown(pair.generator, root), str(pair.generator)) for pair in pairs]
+    discriminators = [scratch] + [(shown(pair.discriminator, root), str(pair.discriminator)) for pair in pairs]
+    listed = {str(p.generator) for p in listing.pairs} | {str(p.discriminator) for p in listing.pairs}
+    offered = {value for _, value in generators + discriminators}
+
+    def keep(current: str | None) -> str:
+        if not current or current == NO_PRETRAIN:
+            return NO_PRETRAIN
+        if current in offered:
+            return current
+        return NO_PRETRAIN if current in listed else current  # a pretrain of another rate is dropped
+
+    note = listing_note(listing, int(sample_rate), root)
+    return PretrainChoices(generators, discriminators, keep(current_g), keep(current_d), note)
+
+
+def partner_of(workspace: Workspace, generator: str | None) -> str | None:
+    """Return the D file paired with a listed G file, or None when the G is not a listed pretrain."""
+    from webui.config_pretrains import find_pretrains
+
+    if not generator or generator == NO_PRETRAIN:
+        return NO_PRETRAIN
+    for pair in find_pretrains(workspace.assets.pretrained_dir).pairs:
+        if str(pair.generator) == generator:
+            return str(pair.discriminator)
+    return None

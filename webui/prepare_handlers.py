@@ -1,0 +1,456 @@
+"""Handlers of the Prepare Dataset tab: form values -> the prepare and extract stages of :mod:`rvc`.
+
+The tab passes its values as one mapping, keyed by the names in :data:`LABELS`.
+Each stage handler is a generator of status text (see :mod:`webui.prepare_stream`).
+Bad values raise (or, in the stages, end with) a UserError naming the field as
+the tab labels it.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from rvc.data.options import PrepareOptions, parse_validation
+from rvc.data.slicer import SlicerParams
+from rvc.errors import UserError
+from rvc.features.extract import ExtractOptions
+from rvc.fileio import read_json
+from rvc.paths import ExperimentDir, Workspace, validate_experiment_name
+from webui.paths_guard import PathGuard
+from webui.prepare_stream import Say, StageOutcome, files_newer_than, stream_stage
+
+if TYPE_CHECKING:
+    from rvc.data.transcribe import WhisperOptions
+
+Mode = Literal["prepare", "transcribe", "reslice", "recreate"]
+
+# What each button does, in the words the tab shows.
+MODE_TITLES: dict[str, str] = {
+    "prepare": "Prepare",
+    "transcribe": "Transcribe and process",
+    "reslice": "(Re)slice by Whisper's segments",
+    "recreate": "(Re)create datasets from whisper.json",
+}
+
+# The form's keys and the labels the tab gives them (error messages use the labels).
+LABELS: dict[str, str] = {
+    "experiment": "Experiment name",
+    "sample_rate": "Sample rate",
+    "folders": "Dataset folder(s) on the server",
+    "uploads": "Upload audio files",
+    "urls": "Links (yt-dlp)",
+    "device": "Device",
+    "cut": "Cut mode",
+    "chunk": "Chunk length (s)",
+    "overlap": "Chunk overlap (s)",
+    "min_clip": "Shortest clip (s)",
+    "threshold_db": "Silence threshold (dBFS)",
+    "min_length": "Shortest slice (s)",
+    "min_interval": "Shortest silence to cut at (s)",
+    "hop": "Slicer hop (s)",
+    "max_silence_kept": "Silence kept at cuts (s)",
+    "highpass": "48 Hz high-pass",
+    "normalize": "Normalize",
+    "denoise": "Denoise",
+    "denoise_strength": "Denoise strength",
+    "trim_silence": "Trim long silences",
+    "wav_format": "Clip format",
+    "workers": "Worker processes",
+    "validation": "Validation clips",
+    "validation_min_seconds": "Validation audio length threshold (s)",
+    "whisper_model": "Whisper model",
+    "whisper_language": "Language",
+    "skip_transcribed": "Skip already transcribed",
+    "slice_by_whisper": "Slice by Whisper's segments",
+    "slice_start_offset": "Slice start offset (s)",
+    "slice_end_offset": "Slice end offset (s)",
+    "f0_method": "Pitch (f0) method",
+    "embedder": "Content embedder",
+    "batch_size": "Batch size",
+    "precision": "Embedder precision",
+    "extract_workers": "Pitch worker processes",
+    "f0_min": "Lowest pitch (Hz)",
+    "f0_max": "Highest pitch (Hz)",
+}
+
+# The rvc option errors name CLI flags; the tab shows its own labels instead.
+_FLAG_KEYS: dict[str, str] = {
+    "--sample-rate": "sample_rate",
+    "--cut": "cut",
+    "--chunk": "chunk",
+    "--overlap": "overlap",
+    "--min-clip": "min_clip",
+    "--threshold": "threshold_db",
+    "--min-length": "min_length",
+    "--min-interval": "min_interval",
+    "--hop": "hop",
+    "--max-silence-kept": "max_silence_kept",
+    "--normalize": "normalize",
+    "--denoise-strength": "denoise_strength",
+    "--wav-format": "wav_format",
+    "--workers": "workers",
+    "--validation": "validation",
+    "--validation-min-seconds": "validation_min_seconds",
+    "--device": "device",
+    "--batch-size": "batch_size",
+}
+
+UPLOADS_FOLDER = "uploads"  # inside the experiment's downloads folder, which every prepare run reads
+DEVICES = ("auto", "cpu", "cuda")
+EXTRACT_PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+
+
+def defaults(device: str = "auto", whisper_model: str = "base", whisper_language: str = "") -> dict[str, Any]:
+    """Return the form's starting values: rvc's defaults, with the app's device and Whisper settings."""
+    options, slicer, extract = PrepareOptions(), SlicerParams(), ExtractOptions()
+    return {
+        "experiment": "",
+        "sample_rate": options.sample_rate,
+        "folders": "",
+        "uploads": None,
+        "urls": "",
+        "device": device,
+        "cut": options.cut,
+        "chunk": options.chunk,
+        "overlap": options.overlap,
+        "min_clip": options.min_clip,
+        "threshold_db": slicer.threshold_db,
+        "min_length": slicer.min_length,
+        "min_interval": slicer.min_interval,
+        "hop": slicer.hop,
+        "max_silence_kept": slicer.max_silence_kept,
+        "highpass": options.highpass,
+        "normalize": options.normalize,
+        "denoise": options.denoise,
+        "denoise_strength": options.denoise_strength,
+        "trim_silence": options.trim_silence,
+        "wav_format": options.wav_format,
+        "workers": options.workers,
+        "validation": str(options.validation),
+        "validation_min_seconds": options.validation_min_seconds,
+        "whisper_model": whisper_model,
+        "whisper_language": whisper_language,
+        "skip_transcribed": True,
+        "slice_by_whisper": False,
+        "slice_start_offset": 0.0,
+        "slice_end_offset": 0.0,
+        "f0_method": extract.f0_method,
+        "embedder": extract.embedder,
+        "batch_size": extract.batch_size,
+        "precision": extract.precision,
+        "extract_workers": extract.workers,
+        "f0_min": extract.f0_min,
+        "f0_max": extract.f0_max,
+    }
+
+
+def ui_message(text: str) -> str:
+    """Replace the CLI flags an rvc error names with the tab's labels ("--chunk" -> "Chunk length (s)")."""
+
+    def label(match: re.Match[str]) -> str:
+        key = _FLAG_KEYS.get(match.group(0))
+        return f"'{LABELS[key]}'" if key else match.group(0)
+
+    return re.sub(r"--[a-z0-9-]+", label, text)
+
+
+def _number(form: Mapping[str, Any], key: str) -> float:
+    value = form.get(key)
+    if value is None or value == "" or isinstance(value, bool):
+        raise UserError(f"'{LABELS[key]}': enter a number")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"'{LABELS[key]}': {value!r} is not a number") from None
+
+
+def _whole(form: Mapping[str, Any], key: str, minimum: int = 0) -> int:
+    value = _number(form, key)
+    if value != int(value) or value < minimum:
+        raise UserError(f"'{LABELS[key]}': enter a whole number of at least {minimum} (got {value:g})")
+    return int(value)
+
+
+def experiment_of(workspace: Workspace, name: str | None) -> ExperimentDir:
+    """Return the experiment named in the form, or raise a UserError saying what a name may hold."""
+    name = (name or "").strip()
+    if not name:
+        raise UserError(f"'{LABELS['experiment']}': enter a name for the experiment, e.g. my-voice")
+    return workspace.experiment(validate_experiment_name(name))
+
+
+def prepare_options(form: Mapping[str, Any]) -> PrepareOptions:
+    """Return the PrepareOptions the form describes; raise a UserError naming the first bad field."""
+    try:
+        validation = parse_validation(str(form.get("validation") or "auto"))
+    except UserError as error:
+        raise UserError(ui_message(str(error))) from None
+    options = PrepareOptions(
+        sample_rate=_whole(form, "sample_rate", 1),
+        cut=str(form.get("cut")),
+        chunk=_number(form, "chunk"),
+        overlap=_number(form, "overlap"),
+        slicer=SlicerParams(
+            threshold_db=_number(form, "threshold_db"),
+            min_length=_number(form, "min_length"),
+            min_interval=_number(form, "min_interval"),
+            hop=_number(form, "hop"),
+            max_silence_kept=_number(form, "max_silence_kept"),
+        ),
+        min_clip=_number(form, "min_clip"),
+        highpass=bool(form.get("highpass")),
+        normalize=str(form.get("normalize")),
+        denoise=bool(form.get("denoise")),
+        denoise_strength=_number(form, "denoise_strength"),
+        device=str(form.get("device") or "auto").strip(),
+        trim_silence=bool(form.get("trim_silence")),
+        wav_format=str(form.get("wav_format")),
+        validation=validation,
+        validation_min_seconds=_number(form, "validation_min_seconds"),
+        workers=_whole(form, "workers"),
+    )
+    try:
+        options.check()
+    except UserError as error:
+        raise UserError(ui_message(str(error))) from None
+    return options
+
+
+def whisper_options(form: Mapping[str, Any], guard: PathGuard, mode: Mode) -> WhisperOptions:
+    """Return the Whisper settings of the form; the (re)slice and (re)create buttons reuse whisper.json."""
+    try:
+        import whisper
+
+        from rvc.data.transcribe import WhisperOptions
+    except ImportError as error:
+        raise UserError(f"transcription needs openai-whisper ({error}): pip install openai-whisper") from None
+    model = str(form.get("whisper_model") or "").strip()
+    if not model:
+        raise UserError(f"'{LABELS['whisper_model']}': choose a model, e.g. base")
+    if model not in whisper.available_models():
+        model = str(guard.resolve(model, f"'{LABELS['whisper_model']}'", must_exist=True))
+    language = str(form.get("whisper_language") or "").strip()
+    return WhisperOptions(
+        model=model,
+        language=None if language.lower() in ("", "auto") else language,
+        retranscribe=mode == "transcribe" and not form.get("skip_transcribed"),
+        device=str(form.get("device") or "auto").strip(),
+        slice_start_offset=_number(form, "slice_start_offset"),
+        slice_end_offset=_number(form, "slice_end_offset"),
+    )
+
+
+def extract_options(form: Mapping[str, Any], guard: PathGuard) -> ExtractOptions:
+    """Return the ExtractOptions the form describes; a custom embedder path must lie in a folder the app may use."""
+    from rvc.f0 import F0_METHODS
+    from rvc.features.embedder import EMBEDDERS
+
+    method = str(form.get("f0_method") or "")
+    if method not in F0_METHODS:
+        raise UserError(f"'{LABELS['f0_method']}': {method!r} is not one of {', '.join(F0_METHODS)}")
+    embedder = str(form.get("embedder") or "").strip()
+    if not embedder:
+        raise UserError(f"'{LABELS['embedder']}': choose one of {', '.join(EMBEDDERS)} or give a path")
+    if embedder not in EMBEDDERS:
+        path = guard.resolve(embedder, f"'{LABELS['embedder']}'")
+        if not path.exists():
+            raise UserError(
+                f"'{LABELS['embedder']}': {path} does not exist; give a Hugging Face model folder or a fairseq "
+                f".pt file (e.g. under the assets folder's embedders/), or one of {', '.join(EMBEDDERS)}"
+            )
+        embedder = str(path)
+    precision = str(form.get("precision") or "auto")
+    if precision not in EXTRACT_PRECISIONS:
+        raise UserError(f"'{LABELS['precision']}': use one of {', '.join(EXTRACT_PRECISIONS)}")
+    f0_min, f0_max = _number(form, "f0_min"), _number(form, "f0_max")
+    if not 0 < f0_min < f0_max:
+        raise UserError(f"'{LABELS['f0_min']}' must be above 0 and below '{LABELS['f0_max']}'")
+    return ExtractOptions(
+        f0_method=method,
+        embedder=embedder,
+        device=str(form.get("device") or "auto").strip(),
+        batch_size=_whole(form, "batch_size", 1),
+        precision=precision,
+        workers=_whole(form, "extract_workers"),
+        f0_min=f0_min,
+        f0_max=f0_max,
+    )
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What one prepare run reads."""
+
+    folders: list[Path]
+    urls: list[str]
+    uploaded: int  # files copied from the browser into the experiment this time
+    reused: bool  # the folders came from the previous run's dataset.json
+
+
+def uploads_dir(experiment: ExperimentDir) -> Path:
+    """Return where uploaded recordings are kept: inside the downloads folder, which every prepare run reads."""
+    return experiment.downloads_dir / UPLOADS_FOLDER
+
+
+def _lines(text: str | None) -> list[str]:
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def _safe_upload_name(name: str) -> str:
+    # A leading dot would hide the file from the scan; separators cannot occur in Path.name.
+    return name.lstrip(".") or "upload"
+
+
+def gather_inputs(experiment: ExperimentDir, form: Mapping[str, Any], guard: PathGuard) -> Inputs:
+    """Return the folders and links to prepare, copying uploaded files into the experiment first.
+
+    Every prepare run takes its inputs as the whole dataset (clips of sources
+    no longer given are removed), so when the form names nothing, the folders
+    of the previous run (from dataset.json) are used again.
+    """
+    folders = []
+    for line in _lines(form.get("folders")):
+        try:
+            folders.append(guard.allow_dataset_folder(line))
+        except UserError as error:
+            raise UserError(f"'{LABELS['folders']}': {error}") from None
+    urls = _lines(form.get("urls"))
+    uploads = form.get("uploads") or []
+    if isinstance(uploads, str):
+        uploads = [uploads]
+    if uploads:
+        target = uploads_dir(experiment)
+        target.mkdir(parents=True, exist_ok=True)
+        for upload in uploads:
+            source = Path(str(getattr(upload, "name", upload)))
+            shutil.copyfile(source, target / _safe_upload_name(source.name))
+    reused = False
+    if not folders and not urls and not uploads:
+        report = read_json(experiment.dataset_report, default=None) or {}
+        previous = [Path(p) for p in report.get("options", {}).get("input", [])]
+        folders = [guard.allow_dataset_folder(p) for p in previous if p != experiment.downloads_dir]
+        reused = bool(folders)
+    downloads = experiment.downloads_dir
+    if downloads.is_dir() and downloads not in folders:
+        folders.append(downloads)  # uploads and earlier downloads stay part of the experiment
+    if not folders and not urls:
+        raise UserError(
+            f"nothing to prepare: give '{LABELS['folders']}', upload files, or paste links "
+            f"(or run once with them: later runs reuse the same folders)"
+        )
+    return Inputs(folders, urls, len(uploads), reused)
+
+
+def _last_slicing(experiment: ExperimentDir) -> bool:
+    """Return whether the previous prepare run cut at Whisper's segments (dataset.json records it)."""
+    report = read_json(experiment.dataset_report, default=None) or {}
+    return bool(report.get("options", {}).get("slice_by_whisper", False))
+
+
+def _describe(inputs: Inputs) -> str:
+    parts = [str(folder) for folder in inputs.folders]
+    if inputs.uploaded:
+        parts.append(f"{inputs.uploaded} uploaded file(s)")
+    if inputs.urls:
+        parts.append(f"{len(inputs.urls)} link(s)")
+    reused = " (the folders of the previous run)" if inputs.reused else ""
+    return ", ".join(parts) + reused
+
+
+def prepare_stage(
+    workspace: Workspace,
+    guard: PathGuard,
+    form: Mapping[str, Any],
+    mode: Mode = "prepare",
+    outcome: StageOutcome | None = None,
+) -> Iterator[str]:
+    """Run the prepare stage for the form (``mode``: which button); yield the status text as it runs.
+
+    prepare: cut at silences, no Whisper. transcribe: Whisper first (skipping
+    sources in whisper.json unless asked), cutting at its segments when "Slice by
+    Whisper's segments" is ticked. reslice: cut at the segments of whisper.json
+    with the current offsets. recreate: read whisper.json again and rewrite the
+    transcripts, clip lists and split, cutting the way the previous run did.
+    """
+    outcome = outcome if outcome is not None else StageOutcome()
+    try:
+        experiment = experiment_of(workspace, form.get("experiment"))
+        options = prepare_options(form)
+        whisper = whisper_options(form, guard, mode) if mode != "prepare" else None
+        slice_by_whisper = {
+            "prepare": False,
+            "transcribe": bool(form.get("slice_by_whisper")),
+            "reslice": True,
+            "recreate": _last_slicing(experiment),
+        }[mode]
+        inputs = gather_inputs(experiment, form, guard)
+    except UserError as error:
+        outcome.error = str(error)
+        yield f"❌ {error}"
+        return
+    from rvc.data.prepare import prepare
+
+    def work(say: Say) -> str:
+        result = prepare(
+            experiment,
+            inputs.folders,
+            options,
+            urls=inputs.urls,
+            whisper=whisper,
+            slice_by_whisper=slice_by_whisper,
+            assets=workspace.assets,
+            progress=False,
+        )
+        return result.summary
+
+    started = time.time() - 1.0  # a little early: file times can be coarser than the clock
+
+    def progress(_: float) -> str:
+        written = files_newer_than(experiment.audio_16k_dir, started, ".wav")
+        doing = "transcribing and cutting" if whisper is not None else "cutting"
+        return f"{doing}... {written} clip(s) written so far"
+
+    title = f"{MODE_TITLES[mode]}: '{experiment.name}' at {options.sample_rate} Hz from {_describe(inputs)}"
+    yield from stream_stage(title, work, progress, outcome, explain=ui_message)
+
+
+def extract_stage(
+    workspace: Workspace, guard: PathGuard, form: Mapping[str, Any], outcome: StageOutcome | None = None
+) -> Iterator[str]:
+    """Run the extract stage (pitch and content features) for the form; yield the status text as it runs."""
+    outcome = outcome if outcome is not None else StageOutcome()
+    try:
+        experiment = experiment_of(workspace, form.get("experiment"))
+        options = extract_options(form, guard)
+        if not experiment.dataset_report.is_file():
+            raise UserError(f"experiment '{experiment.name}' has no prepared dataset yet: prepare it first")
+    except UserError as error:
+        outcome.error = str(error)
+        yield f"❌ {error}"
+        return
+    from rvc.features.extract import extract_features
+
+    def work(say: Say) -> str:
+        report = extract_features(experiment, workspace.assets, options, log=say)
+        failed = f", {len(report.failed)} failed (listed in the report below)" if report.failed else ""
+        return (
+            f"features ready: f0 computed for {report.f0_computed}, content for {report.content_computed}, "
+            f"{report.cached} cached{failed}"
+        )
+
+    started = time.time() - 1.0  # a little early: file times can be coarser than the clock
+
+    def progress(_: float) -> str:
+        f0 = files_newer_than(experiment.f0_dir, started, ".npy")
+        content = files_newer_than(experiment.features_dir, started, ".npy")
+        return f"pitch: {f0} clip(s), content: {content} clip(s) computed so far (cached clips are skipped)"
+
+    embedder = Path(options.embedder).name if "/" in options.embedder else options.embedder
+    title = f"Extract features of '{experiment.name}': {options.f0_method} pitch, {embedder} content"
+    yield from stream_stage(title, work, progress, outcome, explain=ui_message)

@@ -1,0 +1,219 @@
+"""The dataset report of the Prepare Dataset tab: totals, rejected files, and the pitch distribution.
+
+Everything is read from the experiment's files (``dataset.json``, ``features.json``,
+``f0_hz/*.npy``), so the report is the same after a reload or a restart.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rvc.errors import UserError
+from rvc.fileio import read_json
+from rvc.paths import ExperimentDir, Workspace, validate_clip_name
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+# The histogram spans RVC's coarse-pitch range (50-1100 Hz) in semitone-wide bins.
+PITCH_MIN_HZ = 50.0
+PITCH_MAX_HZ = 1100.0
+_NOTES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
+
+REJECTED_HEADERS = ["File", "Status", "Reason"]
+
+
+@dataclass(frozen=True)
+class PitchHistogram:
+    """Voiced f0 frames of the dataset's clips, counted in semitone bins."""
+
+    edges_hz: np.ndarray  # float64 [B + 1], log-spaced bin edges
+    counts: np.ndarray  # int64 [B], voiced frames per bin
+    voiced_frames: int
+    clips: int  # clips whose f0 file was read
+    missing: int  # clips listed in dataset.json without an f0 file
+    median_hz: float | None
+    low_hz: float | None  # 5th percentile
+    high_hz: float | None  # 95th percentile
+
+
+@dataclass(frozen=True)
+class DatasetReport:
+    """What the prepare and extract stages recorded for one experiment."""
+
+    experiment: str
+    sample_rate: int
+    total_seconds: float
+    total_hms: str
+    clip_count: int
+    train_clip_count: int
+    validation_clip_count: int
+    source_count: int  # recordings that gave clips
+    rejected: list[list[str]]  # rows of REJECTED_HEADERS
+    features: dict[str, Any] | None  # features.json, when the extract stage ran
+    pitch: PitchHistogram | None
+
+
+def note_name(hz: float) -> str:
+    """Return the nearest equal-tempered note of a frequency: 440.0 -> 'A4'."""
+    midi = round(69 + 12 * math.log2(hz / 440.0))
+    return f"{_NOTES[midi % 12]}{midi // 12 - 1}"
+
+
+def pitch_histogram(experiment: ExperimentDir, clips: list[str]) -> PitchHistogram | None:
+    """Count the voiced f0 frames (``f0_hz/<clip>.npy``, 0 = unvoiced) of ``clips``; None when none was extracted."""
+    semitones = math.ceil(12 * math.log2(PITCH_MAX_HZ / PITCH_MIN_HZ))
+    edges = PITCH_MIN_HZ * 2.0 ** (np.arange(semitones + 1) / 12)
+    counts = np.zeros(semitones, dtype=np.int64)
+    voiced: list[np.ndarray] = []
+    read = missing = 0
+    for clip in clips:
+        try:
+            f0 = np.load(experiment.clip_f0(validate_clip_name(clip)))
+        except (OSError, ValueError):  # not extracted yet, or a damaged file: counted as missing
+            missing += 1
+            continue
+        read += 1
+        frames = np.asarray(f0, dtype=np.float64).ravel()
+        frames = frames[np.isfinite(frames) & (frames > 0)]
+        voiced.append(frames)
+        counts += np.histogram(np.clip(frames, edges[0], edges[-1]), bins=edges)[0]
+    if not read:
+        return None
+    every = np.concatenate(voiced) if voiced else np.zeros(0)
+    low, median, high = (float(v) for v in np.percentile(every, [5, 50, 95])) if every.size else (None,) * 3
+    return PitchHistogram(edges, counts, int(every.size), read, missing, median, low, high)
+
+
+def _display_path(path: str, roots: list[str]) -> str:
+    """Return ``path`` relative to the input folder it came from (shorter in the table), else as it is."""
+    for root in roots:
+        try:
+            return str(Path(path).relative_to(root))
+        except ValueError:
+            continue
+    return path
+
+
+def _rejected_rows(dataset: dict[str, Any], features: dict[str, Any] | None) -> list[list[str]]:
+    roots = [str(r) for r in dataset.get("options", {}).get("input", [])]
+    rows = []
+    for source in dataset.get("sources", []):
+        shown = _display_path(str(source.get("path", "")), roots)
+        if source.get("status") == "rejected":
+            rows.append([shown, "rejected", str(source.get("reason") or "")])
+        elif source.get("reason"):
+            rows.append([shown, "kept, with a note", str(source["reason"])])
+    for failure in (features or {}).get("failed", []):
+        rows.append([str(failure.get("clip", "")), "features failed", str(failure.get("reason", ""))])
+    return rows
+
+
+def load_dataset_report(experiment: ExperimentDir) -> DatasetReport | None:
+    """Return the experiment's report, or None when it has no prepared dataset."""
+    dataset = read_json(experiment.dataset_report, default=None)
+    if not isinstance(dataset, dict):
+        return None
+    features = read_json(experiment.extract_report, default=None)
+    clips = [str(c["name"]) for c in dataset.get("clips", []) if "name" in c]
+    return DatasetReport(
+        experiment=experiment.name,
+        sample_rate=int(dataset.get("sample_rate", 0)),
+        total_seconds=float(dataset.get("total_seconds", 0.0)),
+        total_hms=str(dataset.get("total_hms", "")),
+        clip_count=int(dataset.get("clip_count", len(clips))),
+        train_clip_count=int(dataset.get("train_clip_count", 0)),
+        validation_clip_count=int(dataset.get("validation_clip_count", 0)),
+        source_count=sum(1 for s in dataset.get("sources", []) if s.get("status") == "ok"),
+        rejected=_rejected_rows(dataset, features if isinstance(features, dict) else None),
+        features=features if isinstance(features, dict) else None,
+        pitch=pitch_histogram(experiment, clips) if experiment.f0_dir.is_dir() else None,
+    )
+
+
+def summary_markdown(report: DatasetReport | None) -> str:
+    """Return the report's totals as Markdown (a hint when there is nothing yet)."""
+    if report is None:
+        return "No prepared dataset yet: choose the recordings and press **Prepare dataset**."
+    minutes = report.total_seconds / 60
+    lines = [
+        f"**{report.experiment}**: {report.total_hms} of audio ({minutes:.1f} min) at {report.sample_rate} Hz "
+        f"from {report.source_count} recording(s)",
+        f"- clips: **{report.clip_count}** ({report.train_clip_count} train, "
+        f"{report.validation_clip_count} validation)",
+    ]
+    rejected = sum(1 for row in report.rejected if row[1] == "rejected")
+    notes = sum(1 for row in report.rejected if row[1] == "kept, with a note")
+    if rejected or notes:
+        lines.append(f"- files rejected: **{rejected}**, kept with a note: {notes} (see the table)")
+    else:
+        lines.append("- files rejected: none")
+    if report.features:
+        f = report.features
+        ready = f.get("ready_clips", "?")
+        failed = len(f.get("failed", []))
+        lines.append(
+            f"- features: {f.get('f0_method')} pitch, {Path(str(f.get('embedder'))).name} content on "
+            f"{f.get('device')}: {ready} of {f.get('clip_count')} clips ready"
+            + (f", {failed} failed" if failed else "")
+        )
+    else:
+        lines.append("- features: not extracted yet (press **Extract features**)")
+    pitch = report.pitch
+    if pitch is not None and pitch.median_hz is not None and pitch.low_hz is not None and pitch.high_hz is not None:
+        lines.append(
+            f"- pitch: median {pitch.median_hz:.0f} Hz ({note_name(pitch.median_hz)}), 90% of voiced frames "
+            f"between {pitch.low_hz:.0f} and {pitch.high_hz:.0f} Hz "
+            f"({note_name(pitch.low_hz)}-{note_name(pitch.high_hz)})"
+        )
+    if report.clip_count and minutes < 10:
+        lines.append(
+            f"- {minutes:.1f} minutes is little: 10 minutes or more of clean speech usually gives a better voice"
+        )
+    return "\n".join(lines)
+
+
+def pitch_figure(histogram: PitchHistogram | None) -> Figure | None:
+    """Return a bar chart of the pitch histogram on a log-frequency axis with note names; None without data."""
+    if histogram is None or histogram.voiced_frames == 0:
+        return None
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7.5, 2.8), layout="constrained")
+    axes = figure.add_subplot()
+    edges = histogram.edges_hz
+    seconds = histogram.counts / 100.0  # f0 frames are 10 ms
+    axes.bar(edges[:-1], seconds, width=np.diff(edges), align="edge", color="#f97316", edgecolor="white", linewidth=0.3)
+    axes.set_xscale("log")
+    axes.set_xlim(edges[0], edges[-1])
+    ticks = [65.41, 130.81, 261.63, 523.25, 1046.5]  # C2 .. C6
+    axes.set_xticks(ticks, [f"{note_name(t)}\n{t:.0f} Hz" for t in ticks])
+    axes.minorticks_off()
+    axes.set_ylabel("voiced seconds")
+    axes.set_title(
+        f"Pitch distribution: {histogram.voiced_frames / 100:.0f} s voiced in {histogram.clips} clips", fontsize=10
+    )
+    if histogram.median_hz is not None:
+        axes.axvline(histogram.median_hz, color="#1f2937", linestyle="--", linewidth=1)
+    axes.spines[["top", "right"]].set_visible(False)
+    return figure
+
+
+def report_view(workspace: Workspace, name: str | None) -> tuple[str, Figure | None, list[list[str]]]:
+    """Return what the tab shows for experiment ``name``: summary Markdown, pitch figure, rejected rows."""
+    name = (name or "").strip()
+    if not name:
+        return summary_markdown(None), None, []
+    try:
+        experiment = workspace.experiment(name)
+    except UserError as error:
+        return f"❌ {error}", None, []
+    report = load_dataset_report(experiment)
+    if report is None:
+        return f"'{name}' has no prepared dataset yet. {summary_markdown(None)}", None, []
+    return summary_markdown(report), pitch_figure(report.pitch), report.rejected

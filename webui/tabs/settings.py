@@ -1,0 +1,172 @@
+"""Settings tab: edit and save the app's settings (webui.settings), validated field by field."""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+from functools import partial
+from typing import Any
+
+import gradio as gr
+
+from rvc.errors import UserError
+from webui.context import AppContext
+from webui.settings import PRECISIONS, THEMES, WHISPER_MODELS, Settings
+
+NEXT_START = ("logs_dir", "assets_dir", "theme", "share", "auth")  # read once, when the app starts
+FIELD_ORDER = tuple(f.name for f in fields(Settings))
+
+
+def settings_from_form(previous: Settings, *values: Any, remove_login: bool = False) -> Settings:
+    """Return the Settings the form's values (in FIELD_ORDER) describe; numbers arrive as floats or None.
+
+    The login field holds only a newly typed USER:PASS: empty keeps ``previous.auth``
+    (the stored login is never sent to the browser), ``remove_login`` clears it.
+    """
+    data = dict(zip(FIELD_ORDER, values, strict=True))
+    for name in ("tensorboard_port", "console_lines"):
+        if data[name] is None:
+            raise UserError(f"{name}: give a number")
+        data[name] = int(data[name])
+    for name in ("logs_dir", "assets_dir", "auth", "whisper_language", "default_device", "whisper_model"):
+        data[name] = str(data[name] or "").strip()
+    data["auth"] = "" if remove_login else (data["auth"] or previous.auth)
+    return Settings(**data)
+
+
+def _login_field(settings: Settings) -> Any:
+    hint = "a login is set: type USER:PASS to change it" if settings.auth else "no login: type USER:PASS to set one"
+    return gr.Textbox(value="", placeholder=hint)
+
+
+def save(ctx: AppContext, *values: Any) -> tuple[str, Any, bool]:
+    """Validate and save the form; return the message (what happened, or every problem) and the login field."""
+    *form, remove_login = values
+    try:
+        settings = settings_from_form(ctx.settings, *form, remove_login=bool(remove_login))
+    except UserError as error:
+        return f"⚠️ Not saved: {error}", gr.skip(), gr.skip()
+    problems = settings.errors()
+    if problems:
+        text = "⚠️ Not saved. Fix these fields:\n" + "\n".join(f"- {problem}" for problem in problems)
+        return text, gr.skip(), gr.skip()
+    before = ctx.settings
+    try:
+        ctx.save_settings(settings)
+    except (UserError, OSError) as error:
+        return f"⚠️ Not saved: {error}", gr.skip(), gr.skip()
+    changed = [name for name in FIELD_ORDER if getattr(before, name) != getattr(settings, name)]
+    later = [name for name in changed if name in NEXT_START]
+    text = f"Saved to `{ctx.settings_path}`."
+    if later:
+        text += f" {', '.join(later)}: applied when the app starts again."
+    return text, _login_field(settings), False
+
+
+def current(ctx: AppContext) -> list[Any]:
+    """Return the form's values from the settings in use (the login field empty, with a hint)."""
+    values = [getattr(ctx.settings, name) for name in FIELD_ORDER]
+    values[FIELD_ORDER.index("auth")] = _login_field(ctx.settings)
+    return [*values, False]
+
+
+def reset(ctx: AppContext) -> list[Any]:
+    """Return the form filled with the defaults (not saved until Save); folders and login stay."""
+    defaults = replace(Settings(), logs_dir=ctx.settings.logs_dir, assets_dir=ctx.settings.assets_dir)
+    values = [getattr(defaults, name) for name in FIELD_ORDER]
+    values[FIELD_ORDER.index("auth")] = _login_field(ctx.settings)
+    return [*values, False, "Defaults filled in (folders and login kept): click **Save** to keep them."]
+
+
+def _override_note(ctx: AppContext) -> str:
+    if not ctx.overrides:
+        return ""
+    used = {"logs_dir": ctx.workspace.logs_dir, "assets_dir": ctx.workspace.assets_dir}
+    lines = [
+        f"- `{flag}` on the command line replaces `{name}` for this run"
+        + (f" (`{used[name]}`)" if name in used else "")
+        for name, flag in ctx.overrides.items()
+    ]
+    return "\n" + "\n".join(lines)
+
+
+def render(ctx: AppContext) -> None:
+    """Draw the Settings tab."""
+    s = ctx.settings
+    gr.Markdown(
+        f"Saved in `{ctx.settings_path}`. Folders, theme, share and login apply when the app starts again; "
+        "the rest at once." + _override_note(ctx)
+    )
+    with gr.Row():
+        with gr.Column():
+            gr.Markdown("### Folders")
+            logs_dir = gr.Textbox(
+                s.logs_dir, label="Experiments folder (logs)", info="relative paths start at the settings file's folder"
+            )
+            assets_dir = gr.Textbox(
+                s.assets_dir, label="Weights folder (assets)", info="relative paths start at the settings file's folder"
+            )
+            gr.Markdown("### Training")
+            device = gr.Dropdown(
+                ["auto", "cpu", "cuda", *[f"cuda:{i}" for i in range(8)]],
+                value=s.default_device,
+                allow_custom_value=True,
+                label="Default device",
+                info="auto: the first GPU when there is one; the Train tab's GPU ids override it",
+            )
+            precision = gr.Dropdown(
+                list(PRECISIONS),
+                value=s.default_precision,
+                label="Default precision",
+                info="auto: bf16 on GPUs that have it, else fp32 (new configurations start with it)",
+            )
+            port = gr.Number(
+                s.tensorboard_port,
+                precision=0,
+                label="TensorBoard port",
+                info="a free one is taken if it is busy",
+            )
+            console_lines = gr.Number(
+                s.console_lines, precision=0, label="Console lines", info="how much of the trainer's log to show"
+            )
+            verbose = gr.Checkbox(s.verbose, label="Verbose console (also the @@rvc progress lines)")
+        with gr.Column():
+            gr.Markdown("### Interface and access")
+            theme = gr.Dropdown(list(THEMES), value=s.theme, label="Theme")
+            share = gr.Checkbox(s.share, label="Public share link (gradio.live)", info="set a login too")
+            # Never s.auth as the value: a component's value travels to every browser.
+            auth = gr.Textbox(
+                "",
+                label="Login",
+                type="password",
+                info="asked by every page; stored in the settings file as typed",
+            )
+            remove_login = gr.Checkbox(False, label="Remove the login")
+            gr.Markdown("### Whisper (Prepare Dataset)")
+            whisper_model = gr.Dropdown(
+                list(WHISPER_MODELS), value=s.whisper_model, allow_custom_value=True, label="Whisper model"
+            )
+            whisper_language = gr.Textbox(
+                s.whisper_language, label="Language", placeholder="en, ja, ... (empty: detect)"
+            )
+    with gr.Row():
+        save_button = gr.Button("Save", variant="primary")
+        reset_button = gr.Button("Reset to defaults")
+    message = gr.Markdown(elem_id="settings-message")
+    form = [
+        logs_dir,
+        assets_dir,
+        device,
+        precision,
+        port,
+        console_lines,
+        verbose,
+        theme,
+        share,
+        auth,
+        whisper_model,
+        whisper_language,
+    ]
+    # The form is built once; each page load fills it with what is saved now.
+    gr.on(triggers=None, fn=partial(current, ctx), outputs=[*form, remove_login], show_progress="hidden")
+    save_button.click(partial(save, ctx), inputs=[*form, remove_login], outputs=[message, auth, remove_login])
+    reset_button.click(partial(reset, ctx), outputs=[*form, remove_login, message])

@@ -1,0 +1,410 @@
+"""Train tab: start, stop and resume a run, and watch it (loss and LR plots, progress, console, TensorBoard).
+
+Everything shown comes from the job registry (webui.jobs), which a ``gr.Timer``
+polls; the registry reads the trainer's ``progress.jsonl``, so a reload, a
+second browser or a restarted app shows the same run with all its points.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import logging
+import os
+import shutil
+import tempfile
+import threading
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from rvc.errors import UserError
+from rvc.train import launcher
+from webui.context import AppContext
+from webui.jobs import LOSS_METRICS, PLOTS, Point, TrainView
+
+log = logging.getLogger(__name__)
+
+POLL_S = 2.0  # how often each open page asks the registry for news
+PLOT_TITLES = {
+    "adversarial": "Generator and discriminator losses",
+    "mel": "Mel L1 distance: training (loss/g/mel ÷ c_mel) and held-out",
+    "kl_fm": "KL and feature-matching losses",
+}
+CURVE_COLOURS = ("#2563eb", "#f97316")  # blue, orange: the two curves of each loss plot
+NO_EXPERIMENT = (
+    "No experiment is ready to train yet: prepare one in **Prepare Dataset**, "
+    "then save its settings in **Generate Configuration**."
+)
+
+
+# --- data for the components ------------------------------------------------------------------
+
+
+def loss_frame(view: TrainView, plot: str) -> pd.DataFrame:
+    """Return the points of one loss plot: columns step, value, curve."""
+    curves = [(label, view.curves.get(name, [])) for name, (where, label) in LOSS_METRICS.items() if where == plot]
+    # Typed columns even when empty: the plot takes its axis types from the first data it gets.
+    return pd.DataFrame(
+        {
+            "step": pd.Series([p.step for _, points in curves for p in points], dtype="int64"),
+            "value": pd.Series([p.value for _, points in curves for p in points], dtype="float64"),
+            "curve": pd.Series([label for label, points in curves for _ in points], dtype="str"),
+        }
+    )
+
+
+def lr_frame(points: list[Point]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "step": pd.Series([p.step for p in points], dtype="int64"),
+            "learning rate": pd.Series([p.value for p in points], dtype="float64"),
+        }
+    )
+
+
+def stats_html(rows: list[tuple[str, str]]) -> str:
+    """Return label/value cards for the progress and GPU rows."""
+    if not rows:
+        return ""
+    cards = "".join(
+        f'<div class="rvc-stat"><div class="rvc-stat-label">{html.escape(label)}</div>'
+        f'<div class="rvc-stat-value">{html.escape(value)}</div></div>'
+        for label, value in rows
+    )
+    return f'<div class="rvc-stats">{cards}</div>'
+
+
+def console_html(lines: list[str]) -> str:
+    """Return the console: a box that stays scrolled to its newest line (column-reverse)."""
+    if not lines:
+        return '<div class="rvc-console rvc-console-empty">The trainer\'s messages appear here once it starts.</div>'
+    return f'<div class="rvc-console"><pre>{html.escape(chr(10).join(lines))}</pre></div>'
+
+
+def tensorboard_html(url: str | None) -> str:
+    if not url:
+        return ""
+    return (
+        f'<p><a href="{html.escape(url)}" target="_blank" rel="noopener">Open TensorBoard in a new tab</a> '
+        f"({html.escape(url)}: on this machine only; on Colab use <code>%tensorboard --logdir logs</code>)</p>"
+        f'<iframe src="{html.escape(url)}" title="TensorBoard" class="rvc-tensorboard"></iframe>'
+    )
+
+
+def model_files(ctx: AppContext, name: str) -> list[Path]:
+    """Return the experiment's exported models and index that exist."""
+    from rvc.export import exported_model_path
+    from rvc.index import index_path
+
+    experiment = ctx.workspace.experiment(name)
+    paths = [exported_model_path(experiment), exported_model_path(experiment, best=True), index_path(experiment)]
+    return [path for path in paths if path.is_file()]
+
+
+def servable(path: Path) -> str:
+    """Return a hard link (or copy) of ``path`` in the temp folder, where Gradio may serve it from.
+
+    Gradio serves only files under its allowed folders; linking one file at a time
+    keeps the rest of the logs folder private.
+    """
+    folder = Path(tempfile.gettempdir()) / "rvc_studio_downloads" / hashlib.sha256(str(path).encode()).hexdigest()[:16]
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / path.name
+    staging = folder / f".{path.name}.tmp"
+    staging.unlink(missing_ok=True)
+    try:
+        os.link(path, staging)
+    except OSError:  # another file system: copy
+        shutil.copyfile(path, staging)
+    os.replace(staging, target)
+    return str(target)
+
+
+# --- handlers -------------------------------------------------------------------------------
+
+
+def experiment_choices(ctx: AppContext) -> Any:
+    """Return the dropdown with the current experiments, a running one (else the newest) selected."""
+    names = ctx.jobs.experiments()
+    running = [name for name in names if name in ctx.jobs.running()]
+    value = running[0] if running else (names[0] if names else None)
+    return gr.Dropdown(choices=names, value=value)
+
+
+def refresh_choices(ctx: AppContext, current: str | None) -> Any:
+    names = ctx.jobs.experiments()
+    return gr.Dropdown(choices=names, value=current if current in names else (names[0] if names else None))
+
+
+def _start_tensorboard_quietly(ctx: AppContext) -> None:
+    try:
+        ctx.tensorboard.ensure(ctx.settings.tensorboard_port)
+    except UserError as error:
+        log.warning("%s", error)
+
+
+def start_training(ctx: AppContext, name: str | None, gpu_text: str, resume: bool) -> str:
+    """Start (or resume) training ``name``; return the message for the user."""
+    if not name:
+        return NO_EXPERIMENT
+    try:
+        from rvc.config.experiment import load_config
+        from rvc.train.checkpoint import complete_steps
+
+        experiment = ctx.workspace.experiment(name)
+        gpus = launcher.parse_gpu_ids(gpu_text or "")
+        if ctx.jobs.job(name).running():
+            return f"**{name}** is already training. Watch it below, or Stop it first."
+        steps = complete_steps(experiment.root / "checkpoints")
+        resumes = experiment.config_json.exists() and load_config(experiment).train.resume
+        if steps and not resume and resumes:
+            return (
+                f"**{name}** already has saved states (up to step {steps[-1]}): click **Resume** to continue it, "
+                "or start a new experiment under another name to train from scratch."
+            )
+        if resume and not steps:
+            return f"**{name}** has no saved state to resume from yet: click **Start**."
+        if resume and not resumes:
+            return (
+                f"**{name}**'s configuration says resume = false, so the trainer would start over: "
+                "turn Resume on in Generate Configuration first."
+            )
+        command = launcher.train_command(ctx.workspace, name, device=ctx.settings.default_device, gpus=gpus)
+        ctx.jobs.start(name, command)
+    except UserError as error:
+        return f"⚠️ {error}"
+    threading.Thread(target=_start_tensorboard_quietly, args=(ctx,), daemon=True).start()
+    where = f"GPU {', '.join(map(str, gpus))}" if gpus else f"device {ctx.settings.default_device}"
+    verb = "Resuming" if resume else "Starting"
+    return f"{verb} **{name}** on {where}. The graphs fill in as the trainer reports."
+
+
+def stop_training(ctx: AppContext, name: str | None) -> str:
+    """Ask the trainer to save and stop."""
+    if not name:
+        return NO_EXPERIMENT
+    try:
+        if not ctx.jobs.stop(name):
+            return f"**{name}** is not training."
+    except UserError as error:
+        return f"⚠️ {error}"
+    return f"Stopping **{name}**: it saves its state, then exits. **Resume** continues from there."
+
+
+def open_tensorboard(ctx: AppContext) -> tuple[str, str]:
+    """Start TensorBoard if needed; return (message, link and embedded view)."""
+    try:
+        server = ctx.tensorboard.ensure(ctx.settings.tensorboard_port)
+    except UserError as error:
+        return f"⚠️ {error}", ""
+    note = ""
+    if server.port != ctx.settings.tensorboard_port:
+        note = f"Port {ctx.settings.tensorboard_port} was taken, so TensorBoard uses {server.port}."
+    return note, tensorboard_html(server.url)
+
+
+def export_model(ctx: AppContext, name: str | None, which: str) -> tuple[str, Any]:
+    """Export the best or latest state as an RVC .pth; return (message, files to download)."""
+    if not name:
+        return NO_EXPERIMENT, gr.skip()
+    try:
+        from rvc.export import export_experiment
+
+        path = export_experiment(ctx.workspace.experiment(name), which)
+        files = gr.File([servable(p) for p in model_files(ctx, name)], visible=True)
+    except UserError as error:
+        return f"⚠️ {error}", gr.skip()
+    return f"Exported the {which} state to `{path}`.", files
+
+
+def build_index(ctx: AppContext, name: str | None) -> tuple[str, Any]:
+    """Build the FAISS index of the experiment's features; return (message, files to download)."""
+    if not name:
+        return NO_EXPERIMENT, gr.skip()
+    try:
+        from rvc.index import build_index as build
+
+        report = build(ctx.workspace.experiment(name), log=log.info)
+        files = gr.File([servable(p) for p in model_files(ctx, name)], visible=True)
+    except UserError as error:
+        return f"⚠️ {error}", gr.skip()
+    return (
+        f"Built `{report.path.name}`: IVF{report.n_lists} over {report.indexed} vectors from {report.clips} clips.",
+        files,
+    )
+
+
+def poll(ctx: AppContext, name: str | None, seen: dict[str, Any]) -> tuple[Any, ...]:
+    """Return the updates of one timer tick; ``seen`` (per browser tab) skips what has not changed."""
+    skip = gr.skip()
+    outputs: list[Any]
+    if not name:
+        hidden = gr.Column(visible=False)
+        outputs = [
+            NO_EXPERIMENT,
+            "",
+            "",
+            hidden,
+            *[skip] * (len(PLOTS) + 1),
+            console_html([]),
+            gr.Column(visible=False),
+            gr.File(visible=False),
+            skip,
+        ]
+        return (*outputs, seen)
+    view = ctx.jobs.job(name).view(ctx.settings.console_lines, ctx.settings.verbose)
+    fresh = seen.get("experiment") != name or seen.get("version") != view.version
+    plots = [loss_frame(view, plot) if fresh else skip for plot in PLOTS]
+    plots.append(lr_frame(view.lr) if fresh else skip)
+    files: Any = skip
+    if view.finished and fresh:
+        paths = model_files(ctx, name)
+        signature = [(str(p), p.stat().st_mtime_ns) for p in paths]
+        if signature != seen.get("files"):
+            files = gr.File([servable(p) for p in paths] or None, visible=bool(paths))
+            seen = {**seen, "files": signature}
+    elif not view.finished and seen.get("files"):
+        files = gr.File(None, visible=False)
+        seen = {**seen, "files": None}
+    server = ctx.tensorboard.server
+    url = server.url if server is not None else None
+    board: Any = skip
+    if url != seen.get("tensorboard"):
+        board = tensorboard_html(url)
+        seen = {**seen, "tensorboard": url}
+    outputs = [
+        f"**{view.headline}**",
+        stats_html(view.progress),
+        gr.HTML(stats_html(view.gpu), visible=bool(view.gpu)),
+        gr.Column(visible=any(view.curves.values()) or bool(view.lr)),
+        *plots,
+        console_html(view.console),
+        gr.Column(visible=view.finished and view.status != "not started"),
+        files,
+        board,
+    ]
+    return (*outputs, {**seen, "experiment": name, "version": view.version})
+
+
+# --- layout ---------------------------------------------------------------------------------
+
+
+def _warm_up() -> None:
+    """Import what the handlers need (torch, faiss) ahead of the first click or poll that needs it."""
+    import rvc.config.experiment
+    import rvc.export
+    import rvc.index
+    import rvc.train.checkpoint  # noqa: F401
+
+
+def render(ctx: AppContext) -> None:
+    """Draw the Train tab."""
+    threading.Thread(target=_warm_up, name="train-tab-imports", daemon=True).start()
+    gr.Markdown(
+        "Train the experiment's model. **Start** trains from the pretrains (or from scratch); **Resume** continues "
+        "from the last saved state; **Stop** saves and stops. Training keeps running if you close this page."
+    )
+    with gr.Row():
+        with gr.Column(scale=3):
+            experiment = gr.Dropdown(label="Experiment", choices=[], info="one with a saved configuration")
+            refresh = gr.Button("Refresh the list", size="sm", variant="secondary")
+        gpus = gr.Textbox(
+            label="GPU ids",
+            placeholder="empty: the default device (Settings)",
+            info="0 for one GPU; 0,1 trains on both with torchrun",
+            scale=2,
+        )
+    with gr.Row():
+        start = gr.Button("Start", variant="primary")
+        resume = gr.Button("Resume", variant="secondary")
+        stop = gr.Button("Stop", variant="stop")
+    message = gr.Markdown(elem_id="train-message")
+    headline = gr.Markdown(elem_id="train-status")
+    progress = gr.HTML(elem_id="train-progress")
+    gpu = gr.HTML(elem_id="train-gpu")
+    plots = []
+    with gr.Column(visible=False) as charts:
+        with gr.Row():
+            for plot in PLOTS[:2]:
+                plots.append(_loss_plot(plot))
+        with gr.Row():
+            plots.append(_loss_plot(PLOTS[2]))
+            plots.append(
+                gr.LinePlot(
+                    x="step",
+                    y="learning rate",
+                    title="Learning rate",
+                    y_axis_format=".4~e",
+                    x_axis_format="~s",
+                    height=260,
+                    elem_id="plot-lr",
+                )
+            )
+    gr.Markdown("**Console**: the trainer's log, newest last (Settings → Verbose shows its raw progress lines)")
+    console = gr.HTML(console_html([]), elem_id="train-console")
+    with gr.Column(visible=False) as results:
+        gr.Markdown(
+            "### The model\nThe trainer exports the final and the best model when it finishes. Export a saved "
+            "state yourself (e.g. after Stop), build the retrieval index, and download them."
+        )
+        with gr.Row():
+            which = gr.Radio(
+                ["best", "latest"],
+                value="best",
+                label="State to export",
+                info="best: lowest held-out mel loss; latest: the last saved state",
+                scale=2,
+            )
+            with gr.Column(scale=1):
+                export = gr.Button("Export", variant="primary")
+                index = gr.Button("Build index")
+        files = gr.File(
+            label="Model files", file_count="multiple", interactive=False, visible=False, elem_id="train-files"
+        )
+    with gr.Accordion("TensorBoard", open=False):
+        tensorboard_button = gr.Button("Open TensorBoard", size="sm")
+        tensorboard_message = gr.Markdown()
+        tensorboard_view = gr.HTML(elem_id="train-tensorboard")
+
+    seen = gr.State({})
+    timer = gr.Timer(POLL_S)
+    watched = [headline, progress, gpu, charts, *plots, console, results, files, tensorboard_view, seen]
+    tick = partial(poll, ctx)
+    gr.on(triggers=None, fn=partial(experiment_choices, ctx), outputs=experiment, show_progress="hidden")
+    refresh.click(partial(refresh_choices, ctx), inputs=experiment, outputs=experiment)
+    experiment.change(tick, inputs=[experiment, seen], outputs=watched, show_progress="hidden")
+    timer.tick(tick, inputs=[experiment, seen], outputs=watched, show_progress="hidden")
+    start.click(partial(start_training, ctx, resume=False), inputs=[experiment, gpus], outputs=message).then(
+        tick, inputs=[experiment, seen], outputs=watched, show_progress="hidden"
+    )
+    resume.click(partial(start_training, ctx, resume=True), inputs=[experiment, gpus], outputs=message).then(
+        tick, inputs=[experiment, seen], outputs=watched, show_progress="hidden"
+    )
+    stop.click(partial(stop_training, ctx), inputs=experiment, outputs=message).then(
+        tick, inputs=[experiment, seen], outputs=watched, show_progress="hidden"
+    )
+    export.click(partial(export_model, ctx), inputs=[experiment, which], outputs=[message, files])
+    index.click(partial(build_index, ctx), inputs=experiment, outputs=[message, files])
+    tensorboard_button.click(partial(open_tensorboard, ctx), outputs=[tensorboard_message, tensorboard_view])
+
+
+def _loss_plot(plot: str) -> gr.LinePlot:
+    labels = [label for where, label in LOSS_METRICS.values() if where == plot]
+    return gr.LinePlot(
+        x="step",
+        y="value",
+        color="curve",
+        # Every curve named from the start: a curve whose first point comes later (held-out
+        # losses arrive after the first epoch) would otherwise be left out of the legend and plot.
+        color_map=dict(zip(labels, CURVE_COLOURS, strict=False)),
+        color_title="",
+        title=PLOT_TITLES[plot],
+        y_title="loss",
+        x_axis_format="~s",
+        height=260,
+        elem_id=f"plot-{plot}",
+    )
