@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -337,6 +338,10 @@ def test_steps_that_keep_diverging_roll_back_with_a_lower_lr_then_stop(tmp_path:
     assert newest == rollbacks[-1]["rollback_to"]
     state = checkpoint.load_state(experiment.root / "checkpoints", newest)
     assert state.extra["train_state"]["lr_scale"] == pytest.approx(0.5**4)
+    # each restart trains at half the learning rate of the one before (not compounded twice)
+    first_lrs = [next(e for e in events[events.index(start) :] if e["kind"] == "step")["lr"] for start in starts]
+    for before, after in itertools.pairwise(first_lrs):
+        assert after / before == pytest.approx(0.5, rel=1e-2)
     assert all(torch.isfinite(t).all() for t in state.generator.values())
 
 

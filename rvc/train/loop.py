@@ -70,7 +70,8 @@ class TrainState:
     step: int = 0  # optimizer steps taken
     skipped_steps: int = 0  # non-finite steps skipped in total
     rollbacks: int = 0
-    lr_scale: float = 1.0  # lowered after a rollback
+    lr_scale: float = 1.0  # product of every rollback's LR factor (a record; the schedulers carry the LR)
+    pending_lr_factor: float = 1.0  # set by a rollback, applied to the schedulers once on the next start
     history: list[dict[str, Any]] = field(default_factory=list)  # per-epoch validation losses
     batches_done: int = 0  # batches of the unfinished epoch (epoch + 1) already trained: a stop mid-epoch
 
@@ -353,7 +354,8 @@ class Trainer:
         models = build_models(self.config, self.device)
         models.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
         self._start_models(models)
-        _apply_lr_scale(models, self.state.lr_scale)
+        _apply_lr_scale(models, self.state.pending_lr_factor)
+        self.state.pending_lr_factor = 1.0
         models = self._wrap_distributed(models)
         spectrogram = Spectrogram.for_model(cfg).to(self.device)
         if train.multiscale_mel:
@@ -600,7 +602,9 @@ class Trainer:
             return 3
         if self.dist.is_main:
             extra = torch.load(checkpoint.state_paths(self.folder, steps[-1]).state, weights_only=True)
-            extra["train_state"]["lr_scale"] = extra["train_state"].get("lr_scale", 1.0) * ROLLBACK_LR_FACTOR
+            saved = extra["train_state"]
+            saved["lr_scale"] = saved.get("lr_scale", 1.0) * ROLLBACK_LR_FACTOR
+            saved["pending_lr_factor"] = saved.get("pending_lr_factor", 1.0) * ROLLBACK_LR_FACTOR
             extra["train_state"]["rollbacks"] = extra["train_state"].get("rollbacks", 0) + 1
             checkpoint.save_torch(extra, checkpoint.state_paths(self.folder, steps[-1]).state)
             self.progress.emit(
