@@ -7,12 +7,8 @@ second browser or a restarted app shows the same run with all its points.
 
 from __future__ import annotations
 
-import hashlib
 import html
 import logging
-import os
-import shutil
-import tempfile
 import threading
 from functools import partial
 from pathlib import Path
@@ -24,6 +20,7 @@ import pandas as pd
 from rvc.errors import UserError
 from rvc.train import launcher
 from webui.context import AppContext
+from webui.files import servable
 from webui.jobs import LOSS_METRICS, PLOTS, Point, TrainView
 
 log = logging.getLogger(__name__)
@@ -103,25 +100,6 @@ def model_files(ctx: AppContext, name: str) -> list[Path]:
     experiment = ctx.workspace.experiment(name)
     paths = [exported_model_path(experiment), exported_model_path(experiment, best=True), index_path(experiment)]
     return [path for path in paths if path.is_file()]
-
-
-def servable(path: Path) -> str:
-    """Return a hard link (or copy) of ``path`` in the temp folder, where Gradio may serve it from.
-
-    Gradio serves only files under its allowed folders; linking one file at a time
-    keeps the rest of the logs folder private.
-    """
-    folder = Path(tempfile.gettempdir()) / "rvc_studio_downloads" / hashlib.sha256(str(path).encode()).hexdigest()[:16]
-    folder.mkdir(parents=True, exist_ok=True)
-    target = folder / path.name
-    staging = folder / f".{path.name}.tmp"
-    staging.unlink(missing_ok=True)
-    try:
-        os.link(path, staging)
-    except OSError:  # another file system: copy
-        shutil.copyfile(path, staging)
-    os.replace(staging, target)
-    return str(target)
 
 
 # --- handlers -------------------------------------------------------------------------------

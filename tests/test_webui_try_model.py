@@ -1,0 +1,140 @@
+"""Try Model tab: its handlers with a tiny exported model and tiny HuBERT, then the real app in a browser."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from rvc.audio import write_wav
+from rvc.errors import UserError
+from rvc.export import export_model
+from rvc.infer.pipeline import ConvertOptions
+from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
+from rvc.paths import Workspace
+from tests.fake_experiment import save_tiny_hubert, tiny_config
+from tests.synth import speech_like
+from webui import try_model_handlers as h
+
+pytest_plugins = ["tests.browser"]
+
+
+def make_voice(logs: Path, name: str, hubert: Path) -> tuple[Path, Path]:
+    """Export NAME.pth and NAME_best.pth (different weights) of a tiny model that records ``hubert``."""
+    config = tiny_config().model
+    paths = []
+    for seed, suffix in ((0, ""), (1, "_best")):
+        torch.manual_seed(seed)
+        generator = SynthesizerTrnMs768NSFsid(config)
+        path = logs / name / f"{name}{suffix}.pth"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        export_model(generator.state_dict(), config, path, epoch=1, step=10, metadata={"embedder": str(hubert)})
+        paths.append(path)
+    return paths[0], paths[1]
+
+
+def make_clip(path: Path) -> Path:
+    write_wav(path, speech_like(16000, phrases=(0.8,), gap_seconds=0.1), 16000)
+    return path
+
+
+@pytest.fixture(scope="module")
+def voice(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, Path, Path]:
+    root = tmp_path_factory.mktemp("try")
+    workspace = Workspace(root / "logs", root / "assets")
+    hubert = save_tiny_hubert(root / "hubert", hidden_size=768, layers=1)
+    latest, _ = make_voice(workspace.logs_dir, "voice", hubert)
+    return workspace, latest, make_clip(root / "clip.wav")
+
+
+OPTIONS = ConvertOptions(f0_method="pm", index_rate=0.0)
+
+
+def test_lists_models_and_converts_into_the_experiment(voice: tuple[Workspace, Path, Path]) -> None:
+    workspace, latest, clip = voice
+    assert [label for label, _ in h.model_choices(workspace)] == ["voice / voice.pth", "voice / voice_best.pth"]
+    assert h.index_choices(workspace, str(latest)) == [("none", h.NO_INDEX)]
+    assert h.default_f0_method(workspace) == "pm"  # no RMVPE weights installed
+    cache = h.ConverterCache(workspace)
+
+    first = h.convert_clip(workspace, cache, latest, clip, OPTIONS, device="cpu")
+    again = h.convert_clip(workspace, cache, latest, clip, OPTIONS, device="cpu")
+
+    assert len(first) == 1 and first[0].path.parent == workspace.logs_dir / "voice" / "conversions"
+    assert first[0].path.is_file() and first[0].path != again[0].path
+    assert first[0].path.read_bytes() == again[0].path.read_bytes()  # seeded alike
+    assert len(cache) == 1  # the second conversion reused the loaded voice
+
+
+def test_compare_checkpoints_gives_best_and_latest(voice: tuple[Workspace, Path, Path], tmp_path: Path) -> None:
+    workspace, latest, clip = voice
+    cache = h.ConverterCache(workspace)
+
+    best, last = h.convert_clip(workspace, cache, latest, clip, OPTIONS, device="cpu", compare=True)
+
+    assert (best.model, last.model) == ("voice_best.pth", "voice.pth")
+    assert best.path.read_bytes() != last.path.read_bytes()  # different weights, same seed and clip
+    lonely = tmp_path / "logs" / "solo" / "solo.pth"
+    lonely.parent.mkdir(parents=True)
+    lonely.write_bytes(latest.read_bytes())
+    with pytest.raises(UserError, match=r"solo_best\.pth"):
+        h.checkpoint_pair(lonely)
+
+
+def test_history_keeps_the_last_n_newest_first(voice: tuple[Workspace, Path, Path]) -> None:
+    _, latest, _ = voice
+    history: list[h.Result] = []
+    for number in range(6):
+        result = h.Result(latest.with_name(f"{number}.wav"), "voice.pth", "none", OPTIONS, 0.1)
+        history = h.add_to_history(history, [result])
+    assert [r.path.name for r in history] == ["5.wav", "4.wav", "3.wav", "2.wav"]
+    rows = h.history_rows(history)
+    assert rows[0][0] == 1 and rows[0][-1] == "5.wav" and len(rows[0]) == len(h.HISTORY_HEADERS)
+
+
+class Payload:
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return (os.system, ("echo pwned",))
+
+
+def test_refuses_a_malicious_upload_and_a_missing_encoder(voice: tuple[Workspace, Path, Path], tmp_path: Path) -> None:
+    workspace, latest, clip = voice
+    evil = tmp_path / "evil.pth"
+    torch.save({"weight": {}, "config": [], "payload": Payload()}, evil)
+    with pytest.raises(UserError, match=r"refused.*Python objects"):
+        h.check_uploaded_model(evil)
+    with pytest.raises(UserError, match=r"not a \.pth"):
+        h.check_uploaded_model(tmp_path / "voice.txt")
+    cache = h.ConverterCache(workspace)
+    with pytest.raises(UserError, match="contentvec"):  # its weights are not installed, and no download
+        h.convert_clip(workspace, cache, latest, clip, OPTIONS, embedder="contentvec", device="cpu")
+
+
+# --- the browser ------------------------------------------------------------------------------
+
+
+def test_try_model_tab_converts_a_clip(page: Any, app: Any, tmp_path: Path) -> None:
+    from tests.browser import open_tab, screenshot
+
+    hubert = save_tiny_hubert(app.logs_dir.parent / "hubert", hidden_size=768, layers=1)
+    make_voice(app.logs_dir, "voice", hubert)
+    clip = make_clip(tmp_path / "hello.wav")
+    page.reload()
+    page.wait_for_selector("button[role=tab]", state="visible")
+    open_tab(page, "Try Model")
+    page.get_by_role("button", name="🔄 Refresh").click()  # the model was exported after the app started
+    from playwright.sync_api import expect
+
+    expect(page.get_by_label("Exported model")).to_have_value("voice / voice.pth")
+    page.get_by_label("Compare checkpoints").check()
+    page.locator("#try-model-clip input[type=file]").set_input_files(str(clip))
+    page.wait_for_timeout(1000)
+    page.get_by_role("button", name="Convert", exact=True).click()
+    page.get_by_text("Converted:").wait_for(timeout=60_000)
+    screenshot(page, "try_model_converted")
+    assert page.locator("#try-model-output audio").count() >= 1  # the result player is filled
+    assert page.locator("#try-model-history-0").is_visible()
+    assert len(list((app.logs_dir / "voice" / "conversions").glob("*.wav"))) == 2
