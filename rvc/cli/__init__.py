@@ -26,8 +26,8 @@ STAGES: dict[str, str] = {
     "index": "rvc.cli.index",
     "export": "rvc.cli.export",
     "pretrained": "rvc.cli.pretrained",
-    "run": "rvc.cli.run",
     "infer": "rvc.cli.infer",
+    "run": "rvc.cli.run",
 }
 
 
