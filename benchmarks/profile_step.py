@@ -31,7 +31,7 @@ def main() -> None:
     from benchmarks.train_throughput import make_dataset
     from rvc.config.experiment import load_config
     from rvc.paths import ExperimentDir
-    from rvc.train.loop import Trainer, build_models
+    from rvc.train.loop import Trainer, build_models, configure_backends
     from rvc.train.mel import Spectrogram
     from rvc.train.progress import ProgressWriter
 
@@ -51,10 +51,9 @@ def main() -> None:
         config.train.precision, config.train.batch_size = args.precision, args.batch_size
         device = torch.device("cuda")
         trainer = Trainer(experiment, config, device, ProgressWriter(None, io.StringIO()), lambda: False)
-        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-        torch.backends.cudnn.benchmark = True
+        configure_backends(device, config.train.tf32)
         train_set, _ = trainer._load_data()
-        models = build_models(config, device)
+        models = build_models(config, device, trainer.dtype)
         spectrogram = Spectrogram.for_model(config.model).to(device)
         generator = torch.Generator().manual_seed(0)
 

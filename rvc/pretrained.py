@@ -39,8 +39,6 @@ from rvc.fileio import atomic_write_json, read_json, sha256_file
 from rvc.paths import AssetDir, sample_rate_tag
 
 if TYPE_CHECKING:
-    from torch import nn
-
     from rvc.models.config import ModelConfig
 
 SAMPLE_RATES = (32000, 40000, 48000)
@@ -772,28 +770,13 @@ def validate_pretrain_file(path: Path, kind: Kind, sample_rate: int, model: Mode
     (tests use tiny models). The discriminator is the same at every sample rate, so a D file
     can only be checked for being a v2 discriminator.
     """
-    from rvc.models.weights import check_state_dict, normalise_state_dict, read_state_dict
-
-    state = read_state_dict(path)
-    network = _meta_model(kind, sample_rate, model)
-    normalised = normalise_state_dict(state, network.state_dict().keys())
-    check_state_dict(network, normalised, source=f"{kind} file {path.name}")
-
-
-def _meta_model(kind: Kind, sample_rate: int, model: ModelConfig | None) -> nn.Module:
-    import torch
-
     from rvc.models.config import ModelConfig
-    from rvc.models.discriminator import MultiPeriodDiscriminatorV2
-    from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
+    from rvc.models.weights import check_pretrain_file
 
     config = model or ModelConfig.for_sample_rate(sample_rate)
     if config.sample_rate != sample_rate:
         raise ValueError(f"model config is {config.sample_rate} Hz, asked to check {sample_rate} Hz")
-    with torch.device("meta"):  # shapes only: no memory, no initialisation cost
-        if kind == "G":
-            return SynthesizerTrnMs768NSFsid(config)
-        return MultiPeriodDiscriminatorV2(divisor=config.discriminator_divisor)
+    check_pretrain_file(path, kind == "G", config, source=f"{kind} file {path.name}")
 
 
 def detect_sample_rate(g_path: Path, model: ModelConfig | None = None) -> int:

@@ -34,7 +34,8 @@ def _env() -> dict[str, str]:
     }
 
 
-def _trainer(logs: Path, *extra: str) -> list[str]:
+def _trainer(logs: Path, *extra: str, device: str = "cpu") -> list[str]:
+    """The trainer's module and arguments (after the interpreter or a launcher)."""
     return [
         sys.executable,
         "-m",
@@ -42,15 +43,15 @@ def _trainer(logs: Path, *extra: str) -> list[str]:
         "--experiment",
         "voice",
         "--device",
-        "cpu",
+        device,
         "--logs-dir",
         str(logs),
         *extra,
     ]
 
 
-def _run(logs: Path, timeout: float = 240) -> tuple[int, list[dict], str]:
-    result = subprocess.run(_trainer(logs), capture_output=True, text=True, env=_env(), timeout=timeout)
+def _run(logs: Path, timeout: float = 240, device: str = "cpu") -> tuple[int, list[dict], str]:
+    result = subprocess.run(_trainer(logs, device=device), capture_output=True, text=True, env=_env(), timeout=timeout)
     events = [e for line in result.stdout.splitlines() if (e := parse_line(line))]
     return result.returncode, events, result.stderr
 
@@ -268,23 +269,8 @@ def test_two_gloo_processes_train_with_ddp(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     experiment = make_extracted_experiment(logs, train_clips=8)
     write_tiny_config(experiment, epochs=2, batch_size=2)
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc-per-node",
-        "2",
-        "--master-port",
-        str(29500 + os.getpid() % 1000),
-        "-m",
-        "rvc.train",
-        "--experiment",
-        "voice",
-        "--device",
-        "cpu",
-        "--logs-dir",
-        str(logs),
-    ]
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    command = [*launcher, "--master-port", str(29500 + os.getpid() % 1000), *_trainer(logs)[1:]]
     result = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     events = [e for line in result.stdout.splitlines() if (e := parse_line(line))]

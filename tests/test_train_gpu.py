@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,18 +11,15 @@ import torch
 from rvc.config.experiment import ExperimentConfig, save_config
 from rvc.models.config import ModelConfig
 from rvc.train import checkpoint
-from rvc.train.progress import parse_line
 from tests.fake_experiment import make_extracted_experiment, write_tiny_config
-from tests.test_train import _env
+from tests.test_train import _run
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
 def _run_cuda(logs: Path) -> tuple[int, list[dict], str]:
-    command = [sys.executable, "-m", "rvc.train", "--experiment", "voice", "--device", "cuda", "--logs-dir", str(logs)]
-    result = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=600)
-    return result.returncode, [e for line in result.stdout.splitlines() if (e := parse_line(line))], result.stderr
+    return _run(logs, timeout=600, device="cuda")
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16", "fp32"])

@@ -58,25 +58,13 @@ def gpu_memory_gib() -> float | None:
 
 def _check_pretrain(config: ExperimentConfig, path_text: str, is_generator: bool) -> str | None:
     """Return why the pretrain does not fit the model, or None when it fits."""
-    import torch
-
-    from rvc.models.discriminator import MultiPeriodDiscriminatorV2
-    from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
-    from rvc.models.weights import check_state_dict, normalise_state_dict, read_state_dict
+    from rvc.models.weights import check_pretrain_file
 
     path = Path(path_text)
     if not path.is_file():
         return f"pretrained {'G' if is_generator else 'D'} {path} does not exist"
     try:
-        state = read_state_dict(path)
-        with torch.device("meta"):
-            model: torch.nn.Module = (
-                SynthesizerTrnMs768NSFsid(config.model)
-                if is_generator
-                else MultiPeriodDiscriminatorV2(divisor=config.model.discriminator_divisor)
-            )
-        # Files spell weight norm as RVC does (weight_g/weight_v); compare in our modules' spelling.
-        check_state_dict(model, normalise_state_dict(state, model.state_dict().keys()), source=str(path))
+        check_pretrain_file(path, is_generator, config.model, source=str(path))
     except UserError as error:
         return str(error)
     return None

@@ -272,8 +272,8 @@ def _load_weights(model: HubertModel, state: dict[str, torch.Tensor], path: Path
 def load_fairseq_hubert(path: Path) -> HubertModel:
     """Load a fairseq-format HuBERT/ContentVec ``.pt`` as a transformers ``HubertModel`` in eval mode (CPU, fp32).
 
-    The file is read with the restricted unpickler (never fairseq, never
-    ``weights_only=False``). Raises UserError naming the file when it cannot
+    The file is read with the restricted unpickler: fairseq is never imported and no
+    object outside its allow-list is ever constructed. Raises UserError naming the file when it cannot
     be read, is refused as unsafe, or is not a HuBERT-like model.
     """
     path = Path(path)

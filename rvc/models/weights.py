@@ -153,11 +153,13 @@ def check_state_dict(
     source: str,
     ignore_missing: Iterable[str] = (),
 ) -> None:
-    """Raise PretrainMismatchError unless `state_dict` (our spelling) fits `model` exactly.
+    """Raise PretrainMismatchError unless `state_dict` (either weight-norm spelling) fits `model` exactly.
 
     `ignore_missing`: key prefixes the file may lack (e.g. "enc_q." for exported models).
     """
     expected = model.state_dict()
+    # Files spell weight norm as RVC does (weight_g/weight_v); compare in our modules' spelling.
+    state_dict = normalise_state_dict(state_dict, expected.keys())
     mismatch = compare_shapes(expected, state_dict, ignore_missing)
     if not mismatch:
         return
@@ -181,6 +183,24 @@ def load_state_dict_checked(
     normalised = normalise_state_dict(state_dict, model.state_dict().keys())
     check_state_dict(model, normalised, source=source, ignore_missing=ignore)
     model.load_state_dict(normalised, strict=not ignore)
+
+
+def check_pretrain_file(path: str | Path, is_generator: bool, config: ModelConfig, *, source: str) -> None:
+    """Check a G or D file against the v2 model of ``config`` built on the meta device (shapes only).
+
+    Loads with ``weights_only=True``; raises UserError, or PretrainMismatchError naming the tensors.
+    """
+    from rvc.models.discriminator import MultiPeriodDiscriminatorV2
+    from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
+
+    state = read_state_dict(path)
+    with torch.device("meta"):  # no memory, no initialisation cost
+        model: nn.Module = (
+            SynthesizerTrnMs768NSFsid(config)
+            if is_generator
+            else MultiPeriodDiscriminatorV2(divisor=config.discriminator_divisor)
+        )
+    check_state_dict(model, state, source=source)
 
 
 def load_pretrain(model: nn.Module, path: str | Path, *, ignore_missing: Iterable[str] = ()) -> None:

@@ -85,6 +85,9 @@ class Models:
     scheduler_g: torch.optim.lr_scheduler.LRScheduler
     scheduler_d: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
+    # listed once: the step reads them for the grad norms, and a launch-bound step has no time to spare
+    g_params: list[nn.Parameter]
+    d_params: list[nn.Parameter]
 
 
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
@@ -104,7 +107,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     raise UserError(f"unknown precision {precision!r}")
 
 
-def build_models(config: ExperimentConfig, device: torch.device, steps_done_epochs: int = 0) -> Models:
+def build_models(config: ExperimentConfig, device: torch.device, dtype: torch.dtype = torch.float32) -> Models:
     generator = SynthesizerTrnMs768NSFsid(config.model).to(device)
     discriminator = MultiPeriodDiscriminatorV2(divisor=config.model.discriminator_divisor).to(device)
     train = config.train
@@ -118,8 +121,18 @@ def build_models(config: ExperimentConfig, device: torch.device, steps_done_epoc
         optimizer_d,
         make_scheduler(optimizer_g, train),
         make_scheduler(optimizer_d, train),
-        torch.amp.GradScaler(device.type, enabled=False),
+        torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),  # fp16 only: bf16 needs no scaling
+        list(generator.parameters()),
+        list(discriminator.parameters()),
     )
+
+
+def configure_backends(device: torch.device, tf32: bool) -> None:
+    """TF32 matmuls and cuDNN autotuning on CUDA (every step has the same shapes, so tuning pays)."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cudnn.benchmark = True
 
 
 def _grad_norm(parameters: list[nn.Parameter], clip: float | None) -> torch.Tensor:
@@ -265,7 +278,7 @@ class Trainer:
             models.scaler.scale(loss_d / micro).backward()
             if m == micro - 1 or micro == 1:
                 models.scaler.unscale_(models.optimizer_d)
-                grad_norm_d = _grad_norm(list(models.discriminator.parameters()), train.grad_clip)
+                grad_norm_d = _grad_norm(models.d_params, train.grad_clip)
                 finite_d = torch.isfinite(grad_norm_d)
                 if micro == 1:
                     _step_if_finite(models.optimizer_d, models.scaler, finite_d)
@@ -299,7 +312,7 @@ class Trainer:
         if micro > 1:
             _step_if_finite(models.optimizer_d, models.scaler, finite_d)
         models.scaler.unscale_(models.optimizer_g)
-        grad_norm_g = _grad_norm(list(models.generator.parameters()), train.grad_clip)
+        grad_norm_g = _grad_norm(models.g_params, train.grad_clip)
         finite_g = torch.isfinite(grad_norm_g)
         _step_if_finite(models.optimizer_g, models.scaler, finite_g)
         models.scaler.update()
@@ -346,13 +359,9 @@ class Trainer:
     def run(self) -> int:
         train, cfg = self.config.train, self.config.model
         torch.manual_seed(train.seed + self.dist.rank)
-        if self.device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = train.tf32
-            torch.backends.cudnn.allow_tf32 = train.tf32
-            torch.backends.cudnn.benchmark = True
+        configure_backends(self.device, train.tf32)
         train_set, validation = self._load_data()
-        models = build_models(self.config, self.device)
-        models.scaler = torch.amp.GradScaler(self.device.type, enabled=self.dtype == torch.float16)
+        models = build_models(self.config, self.device, self.dtype)
         self._start_models(models)
         _apply_lr_scale(models, self.state.pending_lr_factor)
         self.state.pending_lr_factor = 1.0
