@@ -29,6 +29,7 @@ from rvc.errors import UserError
 from rvc.paths import ExperimentDir
 from tests.conftest import FFMPEG, BadInputs
 from tests.synth import harmonic_tone, silence, speech_like
+from tests.tiny_whisper import save_tiny_whisper
 
 REPO = Path(__file__).resolve().parents[1]
 PHRASES = (2.5, 3.5, 2.0)  # voiced seconds of each test recording; 0.8 s of silence around each
@@ -506,21 +507,12 @@ def test_url_is_downloaded_with_yt_dlp_and_prepared(
 
 def test_transcribe_writes_whisper_json_and_the_ljspeech_lists(tmp_path: Path) -> None:
     pytest.importorskip("whisper", reason="openai-whisper is not installed")
-    import dataclasses
-
-    import torch
-    from whisper.model import ModelDimensions, Whisper
-    from whisper.tokenizer import get_tokenizer
 
     from rvc.data.transcribe import WhisperOptions
     from rvc.paths import AssetDir
 
     # A tiny randomly initialised Whisper in whisper's own checkpoint format: the code path is real, the text is not.
-    n_vocab = get_tokenizer(multilingual=True).encoding.n_vocab
-    dims = ModelDimensions(80, 1500, 64, 2, 1, n_vocab, 448, 64, 2, 1)
-    torch.manual_seed(0)
-    checkpoint = tmp_path / "tiny-random.pt"
-    torch.save({"dims": dataclasses.asdict(dims), "model_state_dict": Whisper(dims).state_dict()}, checkpoint)
+    checkpoint = save_tiny_whisper(tmp_path / "tiny-random.pt")
     _speech(tmp_path / "in" / "s.wav", phrases=(2.0, 2.5, 2.0), seed=1)  # one recording: decoding is the cost
     experiment = ExperimentDir(tmp_path / "logs", "voice")
     options = WhisperOptions(model=str(checkpoint), language="en", device="cpu")

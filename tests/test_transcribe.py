@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 import whisper
-from whisper.model import ModelDimensions, Whisper
-from whisper.tokenizer import LANGUAGES, get_tokenizer
+from whisper.model import Whisper
+from whisper.tokenizer import LANGUAGES
 
 from rvc.data.transcribe import (
     Segment,
@@ -26,6 +26,7 @@ from rvc.data.transcribe import (
 from rvc.errors import UserError
 from rvc.paths import AssetDir, ExperimentDir
 from tests.synth import speech_like
+from tests.tiny_whisper import save_tiny_whisper
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64
@@ -43,24 +44,7 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny multilingual Whisper with random weights, saved in whisper's own .pt format."""
-    n_vocab = get_tokenizer(multilingual=True).encoding.n_vocab  # 51865: the 99-language tokenizer
-    dims = ModelDimensions(
-        n_mels=80,
-        n_audio_ctx=1500,
-        n_audio_state=64,
-        n_audio_head=2,
-        n_audio_layer=1,
-        n_vocab=n_vocab,
-        n_text_ctx=448,
-        n_text_state=64,
-        n_text_head=2,
-        n_text_layer=1,
-    )
-    torch.manual_seed(0)
-    model = Whisper(dims)
-    path = tmp_path_factory.mktemp("whisper") / "tiny-random.pt"
-    torch.save({"dims": dataclasses.asdict(dims), "model_state_dict": model.state_dict()}, path)
-    return path
+    return save_tiny_whisper(tmp_path_factory.mktemp("whisper") / "tiny-random.pt")
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -16,6 +15,7 @@ from rvc.errors import UserError
 from rvc.paths import Workspace
 from tests.fake_experiment import make_extracted_experiment, save_tiny_hubert
 from tests.synth import speech_like
+from tests.tiny_whisper import save_tiny_whisper
 from webui import prepare_handlers as handlers
 from webui.paths_guard import PathGuard
 from webui.prepare_report import (
@@ -162,16 +162,8 @@ def test_extraction_paths_must_stay_inside_the_allowed_folders(tmp_path: Path) -
 
 
 def _tiny_whisper(path: Path) -> Path:
-    import torch
-    from whisper.model import ModelDimensions, Whisper
-    from whisper.tokenizer import get_tokenizer
 
-    n_vocab = get_tokenizer(multilingual=True).encoding.n_vocab
-    dims = ModelDimensions(80, 1500, 64, 2, 1, n_vocab, 448, 64, 2, 1)
-    torch.manual_seed(0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"dims": dataclasses.asdict(dims), "model_state_dict": Whisper(dims).state_dict()}, path)
-    return path
+    return save_tiny_whisper(path)
 
 
 def test_whisper_buttons_map_onto_prepare(tmp_path: Path) -> None:
