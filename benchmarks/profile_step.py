@@ -1,12 +1,13 @@
-"""Profile the trainer's step: CUDA kernels per step, GPU busy %, ms per step.
+"""Profile the trainer's step: CUDA kernels per step, GPU busy %, ms per step, for each step mode.
 
-Run on a GPU: ``python benchmarks/profile_step.py [--precision bf16] [--batch-size 8] [--steps 20]``.
+Run on a GPU: ``python benchmarks/profile_step.py [--precision bf16] [--modes eager graph compiled]``.
 
-Uses the real Trainer's step on Applio's data shape (200 clips x 3 s at 40 kHz,
-full v2 40k model). Warm-up steps (cuDNN autotuning) are excluded; the profiled
-window is ``--steps`` steps. GPU busy % = kernel time per step (profiled) / wall
-time per step (timed in a separate window without the profiler).
-Writes ``benchmarks/results/profile_step-<machine>-<precision>.json``.
+Uses the real Trainer's step (``TrainStep``, through ``GraphedStep`` for the graph
+modes) on Applio's data shape (200 clips x 3 s at 40 kHz, full v2 40k model).
+Warm-up (cuDNN autotuning, compiling, capture) is excluded and reported as
+``prepare_s``; the profiled window is ``--steps`` steps. GPU busy % = kernel time
+per step (profiled) / wall time per step (timed in a separate window without the
+profiler). Writes ``benchmarks/results/profile_step-<machine>-<precision>.json``.
 """
 
 from __future__ import annotations
@@ -25,18 +26,88 @@ sys.path.insert(0, str(REPO))
 from benchmarks.prepare_extract import commit, machine_name  # noqa: E402
 
 
-def main() -> None:
+def profile_mode(mode: str, args: argparse.Namespace, logs: Path) -> dict[str, object]:
+    import gc
+
     import torch
 
-    from benchmarks.train_throughput import make_dataset
     from rvc.config.experiment import load_config
     from rvc.paths import ExperimentDir
+    from rvc.train.graph import GraphedStep, set_capturable
     from rvc.train.loop import Trainer, build_models, configure_backends
     from rvc.train.mel import Spectrogram
     from rvc.train.progress import ProgressWriter
+    from rvc.train.step import StepMetrics, TrainStep
+
+    experiment = ExperimentDir(logs, "bench")
+    config = load_config(experiment)
+    config.train.precision, config.train.batch_size = args.precision, args.batch_size
+    device = torch.device("cuda")
+    trainer = Trainer(experiment, config, device, ProgressWriter(None, io.StringIO()), lambda: False)
+    configure_backends(device, config.train.tf32)
+    train_set, _ = trainer._load_data()
+    torch.manual_seed(0)
+    models = build_models(config, device, trainer.dtype)
+    set_capturable(models, device, mode != "eager")
+    spectrogram = Spectrogram.for_model(config.model).to(device)
+    step = TrainStep(config, models, spectrogram, train_set, StepMetrics(device), trainer.dtype)
+    generator = torch.Generator().manual_seed(0)
+
+    def batch() -> torch.Tensor:
+        return torch.randint(len(train_set), (1, args.batch_size), generator=generator).to(device)
+
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    started = time.perf_counter()
+    run = step
+    if mode == "compiled":
+        step.functions = step.functions.compiled()
+    if mode != "eager":
+        run = GraphedStep(step, (1, args.batch_size))
+        run.prepare(batch())
+    for _ in range(args.warmup):
+        run(batch())
+    torch.cuda.synchronize()
+    prepare_s = time.perf_counter() - started
+    started = time.perf_counter()  # timed without the profiler, whose own cost would inflate it
+    for _ in range(args.steps):
+        run(batch())
+    torch.cuda.synchronize()
+    wall = time.perf_counter() - started
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as profile:
+        for _ in range(args.steps):
+            run(batch())
+        torch.cuda.synchronize()
+    events = [e for e in profile.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+    kernel_us = sum(e.device_time for e in events)
+    top = sorted(profile.key_averages(), key=lambda e: -e.device_time_total)[:12]
+    means, _, _ = step.metrics.read()
+    result = {
+        "mode": mode,
+        "prepare_s": round(prepare_s, 1),
+        "ms_per_step": round(1000 * wall / args.steps, 2),
+        "steps_per_s": round(args.steps / wall, 2),
+        "samples_per_s": round(args.steps * args.batch_size / wall, 1),
+        "kernels_per_step": round(len(events) / args.steps),
+        "gpu_busy_percent": round(100 * kernel_us / 1e6 / wall, 1),
+        "kernel_ms_per_step": round(kernel_us / 1000 / args.steps, 2),
+        "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+        "mean_losses": {k: round(v, 4) for k, v in means.items()},
+        "top_kernels_ms_per_step": {e.key[:80]: round(e.device_time_total / 1000 / args.steps, 2) for e in top},
+    }
+    print(json.dumps(result, indent=2), flush=True)
+    del run, step, models, batch
+    gc.collect()
+    torch.cuda.empty_cache()
+    return result
+
+
+def main() -> None:
+    from benchmarks.train_throughput import make_dataset
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--precision", default="bf16")
+    parser.add_argument("--modes", nargs="+", default=["eager", "graph", "compiled"])
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=15)
@@ -46,59 +117,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         logs = Path(scratch) / "logs"
         make_dataset(logs)
-        experiment = ExperimentDir(logs, "bench")
-        config = load_config(experiment)
-        config.train.precision, config.train.batch_size = args.precision, args.batch_size
-        device = torch.device("cuda")
-        trainer = Trainer(experiment, config, device, ProgressWriter(None, io.StringIO()), lambda: False)
-        configure_backends(device, config.train.tf32)
-        train_set, _ = trainer._load_data()
-        models = build_models(config, device, trainer.dtype)
-        spectrogram = Spectrogram.for_model(config.model).to(device)
-        generator = torch.Generator().manual_seed(0)
-
-        def batch() -> torch.Tensor:
-            rows = torch.randint(len(train_set), (1, args.batch_size), generator=generator)
-            return rows.to(device)
-
-        for _ in range(args.warmup):
-            trainer._step(models, spectrogram, train_set, batch())
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        started = time.perf_counter()  # timed without the profiler, whose own cost would inflate it
-        for _ in range(args.steps):
-            trainer._step(models, spectrogram, train_set, batch())
-        torch.cuda.synchronize()
-        wall = time.perf_counter() - started
-        with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as profile:
-            for _ in range(args.steps):
-                trainer._step(models, spectrogram, train_set, batch())
-            torch.cuda.synchronize()
-        events = [e for e in profile.events() if e.device_type == torch.autograd.DeviceType.CUDA]
-        kernel_us = sum(e.device_time for e in events)
-        top = sorted(profile.key_averages(), key=lambda e: -e.device_time_total)[:12]
-        result = {
-            "benchmark": "profile_step",
-            "machine": machine_name(),
-            "commit": commit(),
-            "command": " ".join(["python", "benchmarks/profile_step.py", *sys.argv[1:]]),
-            "path": "eager",
-            "precision": args.precision,
-            "batch_size": args.batch_size,
-            "steps_profiled": args.steps,
-            "ms_per_step": round(1000 * wall / args.steps, 2),
-            "steps_per_s": round(args.steps / wall, 2),
-            "kernels_per_step": round(len(events) / args.steps),
-            "gpu_busy_percent": round(100 * kernel_us / 1e6 / wall, 1),
-            "kernel_ms_per_step": round(kernel_us / 1000 / args.steps, 2),
-            "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
-            "top_kernels_ms_per_step": {e.key[:80]: round(e.device_time_total / 1000 / args.steps, 2) for e in top},
-        }
+        runs = [profile_mode(mode, args, logs) for mode in args.modes]
+    result = {
+        "benchmark": "profile_step",
+        "machine": machine_name(),
+        "commit": commit(),
+        "command": " ".join(["python", "benchmarks/profile_step.py", *sys.argv[1:]]),
+        "precision": args.precision,
+        "batch_size": args.batch_size,
+        "steps_profiled": args.steps,
+        "runs": runs,
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"profile_step-{result['machine']}-{args.precision}.json").write_text(
         json.dumps(result, indent=2) + "\n"
     )
-    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

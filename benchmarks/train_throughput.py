@@ -1,13 +1,19 @@
 """Steady-state training speed of the real trainer process on a synthetic 10-minute 40 kHz dataset.
 
-Run: ``python benchmarks/train_throughput.py [--precisions fp32 bf16] [--batch-size 8] [--epochs 6]``.
+Run: ``python benchmarks/train_throughput.py [--precisions fp32 bf16] [--step-modes eager compiled]
+[--batch-size 8] [--epochs 6]``.
 
 The dataset has Applio's benchmark shape: 200 clips of 3 s at 40 kHz, random
 768-d content features, harmonic f0; the full v2 40k model from scratch. Each
 precision runs ``python -m rvc.train`` as a user would; figures come from its
 progress events: the median epoch time of the epochs after the first (warm-up
 and cuDNN autotuning excluded and reported apart), steps/s, samples/s and the
-peak GPU memory. Results go to ``benchmarks/results/train_throughput-<machine>.json``.
+peak GPU memory. Each step mode (eager, graph, compiled: see rvc/train/graph.py) runs
+for each precision; its compile and capture time is reported apart (``compile_s``, from the
+``start`` event), with the time from process start to the first step. The held-out mel
+loss after the last epoch (the same fixed number of steps for every run) shows what a
+speed-up costs in quality. Results go to
+``benchmarks/results/train_throughput-<machine>-b<batch>[-<tag>].json``.
 """
 
 from __future__ import annotations
@@ -37,7 +43,9 @@ def make_dataset(logs: Path) -> None:
     save_config(experiment, ExperimentConfig(ModelConfig.for_sample_rate(40000), data=DataInfo(40000)))
 
 
-def run_precision(logs: Path, precision: str, batch_size: int, epochs: int) -> dict[str, object]:
+def run_precision(
+    logs: Path, precision: str, batch_size: int, epochs: int, step_mode: str = "auto", seed: int = 1234
+) -> dict[str, object]:
     from rvc.config.experiment import load_config, save_config
     from rvc.paths import ExperimentDir
     from rvc.train.progress import read_events
@@ -47,13 +55,15 @@ def run_precision(logs: Path, precision: str, batch_size: int, epochs: int) -> d
     config.train.epochs = epochs
     config.train.batch_size = batch_size
     config.train.precision = precision
+    config.train.step_mode = step_mode
+    config.train.seed = seed
     config.train.save_every = 10_000  # measure training, not checkpoint writes
     config.train.validate_every = epochs
     config.train.resume = False
     save_config(experiment, config)
     experiment.progress_jsonl.unlink(missing_ok=True)
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), time.time()
     subprocess.run(
         [sys.executable, "-m", "rvc.train", "--experiment", "bench", "--logs-dir", str(logs)],
         check=True,
@@ -63,6 +73,7 @@ def run_precision(logs: Path, precision: str, batch_size: int, epochs: int) -> d
     wall = time.perf_counter() - started
     events, _ = read_events(experiment.progress_jsonl)
     start = next(e for e in events if e["kind"] == "start")
+    first_step = next(e for e in events if e["kind"] == "step")
     epoch_events = [e for e in events if e["kind"] == "epoch"]
     steady = [e["epoch_s"] for e in epoch_events[1:]]
     epoch_s = statistics.median(steady)
@@ -70,7 +81,11 @@ def run_precision(logs: Path, precision: str, batch_size: int, epochs: int) -> d
     final_val = epoch_events[-1]["validation"].get("loss/val/mel")
     return {
         "precision": precision,
+        "step_mode": start.get("step_mode", "eager"),
+        "seed": seed,
         "batch_size": batch_size,
+        "compile_s": start.get("compile_s"),
+        "process_start_to_first_step_s": round(first_step["time"] - started_at, 1),
         "steps_per_epoch": steps,
         "epoch_s": round(epoch_s, 3),
         "first_epoch_s": round(epoch_events[0]["epoch_s"], 3),
@@ -87,6 +102,9 @@ def run_precision(logs: Path, precision: str, batch_size: int, epochs: int) -> d
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
+    parser.add_argument("--step-modes", nargs="+", default=["eager", "compiled"], help="eager, graph, compiled")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[1234], help="several: run-to-run noise")
+    parser.add_argument("--tag", default="", help="appended to the result file's name")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
@@ -94,7 +112,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         logs = Path(scratch) / "logs"
         make_dataset(logs)
-        runs = [run_precision(logs, p, args.batch_size, args.epochs) for p in args.precisions]
+        runs = []
+        for mode in args.step_modes:
+            for precision in args.precisions:
+                for seed in args.seeds:
+                    runs.append(run_precision(logs, precision, args.batch_size, args.epochs, mode, seed))
+                    print(json.dumps(runs[-1]), flush=True)
     machine = machine_name()
     result = {
         "benchmark": "train_throughput",
@@ -102,12 +125,12 @@ def main() -> None:
         "commit": commit(),
         "command": " ".join(["python", "benchmarks/train_throughput.py", *sys.argv[1:]]),
         "data": "200 clips x 3 s at 40 kHz (10 min), random 768-d features, harmonic f0; v2 40k from scratch",
-        "path": "eager (no torch.compile, no CUDA graph)",
         "reference": {"applio_3.6.4_h100_steps_per_s": 3.3, "applio_samples_per_s": 26},
         "runs": runs,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / f"train_throughput-{machine}-b{args.batch_size}.json"
+    tag = f"-{args.tag}" if args.tag else ""
+    out = args.out / f"train_throughput-{machine}-b{args.batch_size}{tag}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rvc.config.experiment import ExperimentConfig, load_config, save_config
-from rvc.config.train import LR_SCHEMES, PRECISIONS, TrainConfig
+from rvc.config.train import LR_SCHEMES, PRECISIONS, STEP_MODES, TrainConfig
 from rvc.errors import UserError
 from rvc.models.config import SAMPLE_RATE_TAGS, ModelConfig
 from rvc.paths import ExperimentDir, Workspace
@@ -36,7 +36,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "auto_stop",
         "resume",
     ),
-    "Precision and speed": ("precision", "tf32", "seed"),
+    "Precision and speed": ("precision", "step_mode", "tf32", "seed"),
     "Optimizer": ("lr", "betas", "eps", "grad_clip"),
     "Learning-rate schedule": (
         "lr_scheme",
@@ -80,7 +80,7 @@ LABELS: dict[str, str] = {
     "log_every_steps": "Progress every N steps",
     "log_every_seconds": "Progress every N seconds",
 }
-CHOICES: dict[str, tuple[str, ...]] = {"lr_scheme": LR_SCHEMES, "precision": PRECISIONS}
+CHOICES: dict[str, tuple[str, ...]] = {"lr_scheme": LR_SCHEMES, "precision": PRECISIONS, "step_mode": STEP_MODES}
 
 # How each field's annotation is shown: number, whole number, switch, choice, text or pretrain path.
 KINDS: dict[str, str] = {

@@ -7,6 +7,7 @@ from typing import Any
 
 LR_SCHEMES = ("exponential", "multistep", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+STEP_MODES = ("auto", "eager", "graph", "compiled")  # see rvc/train/graph.py
 
 
 def setting(default: Any, help: str) -> Any:
@@ -39,6 +40,11 @@ class TrainConfig:
     keep_last: int = setting(3, "how many G_/D_ states to keep on disk (the best one is kept apart)")
     validate_every: int = setting(1, "epochs between held-out validation losses")
     precision: str = setting("auto", "auto: bf16 on GPUs that have it, else fp32; fp16 uses a GradScaler")
+    step_mode: str = setting(
+        "auto",
+        "auto: on a GPU the whole step runs as one CUDA graph, torch.compiled for runs long enough to repay "
+        "the compile; eager (CPUs, fp16, debugging), graph, or compiled",
+    )
     tf32: bool = setting(True, "TF32 matmuls on Ampere and newer: much faster, far below audible differences")
     pretrained_g: str | None = setting(None, "path to a pretrained generator (f0G40k.pth, a community pretrain)")
     pretrained_d: str | None = setting(None, "path to the matching discriminator")
@@ -63,6 +69,8 @@ class TrainConfig:
             problems.append(f"lr_scheme must be one of {', '.join(LR_SCHEMES)} (got {self.lr_scheme!r})")
         if self.precision not in PRECISIONS:
             problems.append(f"precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
+        if self.step_mode not in STEP_MODES:
+            problems.append(f"step_mode must be one of {', '.join(STEP_MODES)} (got {self.step_mode!r})")
         if self.grad_clip is not None and not self.grad_clip > 0:
             problems.append(f"grad_clip must be positive or unset (got {self.grad_clip})")
         if (self.pretrained_g is None) != (self.pretrained_d is None):

@@ -73,7 +73,19 @@ class StopFlag:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     workspace = Workspace(args.logs_dir.resolve(), args.assets_dir.resolve())
+    use_compile_cache(workspace)
     return train_experiment(workspace, args.experiment, args.device)
+
+
+def use_compile_cache(workspace: Workspace) -> None:
+    """Keep torch.compile's kernels under the assets folder, so the next run starts in seconds.
+
+    Inductor and Triton read these variables when they first compile, in this process only;
+    a cache folder the user chose (the variables already set) wins.
+    """
+    cache = workspace.assets.compile_cache_dir
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(cache / "inductor"))
+    os.environ.setdefault("TRITON_CACHE_DIR", str(cache / "triton"))
 
 
 def train_experiment(workspace: Workspace, name: str, device_name: str = "auto") -> int:

@@ -17,33 +17,23 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 import torch
-from torch import nn
 
 from rvc.config.experiment import ExperimentConfig
 from rvc.errors import UserError
-from rvc.models.commons import sequence_mask, slice_segments
+from rvc.models.commons import sequence_mask
 from rvc.models.discriminator import MultiPeriodDiscriminatorV2
 from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
 from rvc.models.weights import load_pretrain
 from rvc.paths import ExperimentDir
 from rvc.train import checkpoint
 from rvc.train.data import TrainingSet, load_training_set
-from rvc.train.losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss, kl_loss
+from rvc.train.graph import GraphedStep, all_reduce_gradients, broadcast_parameters, choose_step_mode, set_capturable
 from rvc.train.mel import MultiScaleMel, Spectrogram
 from rvc.train.overtrain import OvertrainDetector
 from rvc.train.progress import ProgressWriter
 from rvc.train.schedule import make_scheduler
+from rvc.train.step import Models, StepMetrics, TrainStep
 
-METRIC_NAMES = (
-    "loss/g/total",
-    "loss/d/total",
-    "loss/g/mel",
-    "loss/g/kl",
-    "loss/g/fm",
-    "loss/g/gen",
-    "grad_norm_g",
-    "grad_norm_d",
-)
 # Non-finite steps in a row before rolling back to the last state with a lower LR.
 ROLLBACK_AFTER = 5
 ROLLBACK_LR_FACTOR = 0.5
@@ -76,20 +66,6 @@ class TrainState:
     batches_done: int = 0  # batches of the unfinished epoch (epoch + 1) already trained: a stop mid-epoch
 
 
-@dataclass
-class Models:
-    generator: nn.Module
-    discriminator: nn.Module
-    optimizer_g: torch.optim.Optimizer
-    optimizer_d: torch.optim.Optimizer
-    scheduler_g: torch.optim.lr_scheduler.LRScheduler
-    scheduler_d: torch.optim.lr_scheduler.LRScheduler
-    scaler: torch.amp.GradScaler
-    # listed once: the step reads them for the grad norms, and a launch-bound step has no time to spare
-    g_params: list[nn.Parameter]
-    d_params: list[nn.Parameter]
-
-
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     """Return the autocast dtype: bf16 on GPUs that have it, fp32 on CPUs (where bf16 autocast is slow)."""
     if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
@@ -110,6 +86,10 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
 def build_models(config: ExperimentConfig, device: torch.device, dtype: torch.dtype = torch.float32) -> Models:
     generator = SynthesizerTrnMs768NSFsid(config.model).to(device)
     discriminator = MultiPeriodDiscriminatorV2(divisor=config.model.discriminator_divisor).to(device)
+    if device.type == "cuda":
+        # The period discriminators' 2-D convolutions run natively in NHWC on tensor cores; in NCHW
+        # cuDNN transposes around every one of them (about a fifth of an eager step's GPU time).
+        discriminator.to(memory_format=torch.channels_last)
     train = config.train
     fused = True  # one kernel for the whole step, and it can skip a non-finite step on the device
     optimizer_g = torch.optim.AdamW(generator.parameters(), train.lr, train.betas, train.eps, fused=fused)
@@ -133,15 +113,6 @@ def configure_backends(device: torch.device, tf32: bool) -> None:
         torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.allow_tf32 = tf32
         torch.backends.cudnn.benchmark = True
-
-
-def _grad_norm(parameters: list[nn.Parameter], clip: float | None) -> torch.Tensor:
-    """Total L2 norm of the gradients, on the device (no sync); clipped in place when ``clip`` is set."""
-    grads = [p.grad for p in parameters if p.grad is not None]
-    if clip is not None:
-        return torch.nn.utils.clip_grad_norm_(parameters, clip, foreach=True)
-    norms = torch._foreach_norm(grads)
-    return torch.linalg.vector_norm(torch.stack(norms))
 
 
 class Trainer:
@@ -170,7 +141,6 @@ class Trainer:
         self.detector = OvertrainDetector(config.train.overtrain_patience)
         self.tensorboard: Any = None
         self.gpu: Any = None
-        self.multiscale: MultiScaleMel | None = None
         self.mlflow: Any = None
 
     # --- set-up ----------------------------------------------------------
@@ -228,12 +198,12 @@ class Trainer:
                 "config_hash": self.config.training_hash(),
                 **({"rng_cuda": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {}),
             }
-        lr = models.optimizer_g.param_groups[0]["lr"]
+        lr = float(models.optimizer_g.param_groups[0]["lr"])  # a device tensor when the step is graphed
         return checkpoint.save_state(
             self.folder,
             tag,
-            _unwrap(models.generator),
-            _unwrap(models.discriminator),
+            models.generator,
+            models.discriminator,
             models.optimizer_g,
             models.optimizer_d,
             self.state.epoch,
@@ -242,94 +212,11 @@ class Trainer:
             extra,
         )
 
-    # --- one step ----------------------------------------------------------
-    def _step(
-        self, models: Models, spectrogram: Spectrogram, data: TrainingSet, index: torch.Tensor
-    ) -> dict[str, torch.Tensor]:
-        """One optimizer step of D then G; returns device scalars.
-
-        index : Tensor[K x B] clip rows, K micro-batches (gradient accumulation). With K = 1 the
-        order is RVC's: D steps before G's loss sees it. With K > 1 both step after the last
-        micro-batch, so G's losses see the D of the previous step.
-        """
-        train, cfg = self.config.train, self.config.model
-        micro = index.size(0)
-        autocast = torch.autocast(self.device.type, self.dtype, enabled=self.dtype != torch.float32)
-        models.optimizer_d.zero_grad(set_to_none=True)
-        models.optimizer_g.zero_grad(set_to_none=True)
-        sums: dict[str, torch.Tensor] = {}
-        finite_d = torch.ones((), dtype=torch.bool, device=self.device)
-        losses_finite = torch.ones((), dtype=torch.bool, device=self.device)
-        for m in range(micro):
-            rows = index[m]
-            wav, lengths = data.wav[rows], data.lengths[rows]
-            phone, pitch, pitchf = data.phone[rows].float(), data.pitch[rows], data.pitchf[rows]
-            spec = spectrogram.linear(wav)
-            with autocast:
-                y_hat, ids_slice, _, z_mask, (_, z_p, m_p, logs_p, _, logs_q) = models.generator(
-                    phone, lengths, pitch, pitchf, spec, lengths, torch.zeros_like(lengths)
-                )
-            real = slice_segments(wav, ids_slice * cfg.hop_length, cfg.segment_size).unsqueeze(1)
-
-            # Discriminator: real towards 1, generated (detached) towards 0.
-            with autocast:
-                real_scores, fake_scores, _, _ = models.discriminator(real, y_hat.detach())
-                loss_d = discriminator_loss(real_scores, fake_scores)
-            models.scaler.scale(loss_d / micro).backward()
-            if m == micro - 1 or micro == 1:
-                models.scaler.unscale_(models.optimizer_d)
-                grad_norm_d = _grad_norm(models.d_params, train.grad_clip)
-                finite_d = torch.isfinite(grad_norm_d)
-                if micro == 1:
-                    _step_if_finite(models.optimizer_d, models.scaler, finite_d)
-
-            # Generator: fool D, match its features, and match the real mel.
-            models.discriminator.requires_grad_(False)  # no D weight grads in the G backward: less work
-            with autocast:
-                _, fake_scores, real_maps, fake_maps = models.discriminator(real, y_hat)
-            mels = spectrogram.mel(torch.cat([real.squeeze(1), y_hat.squeeze(1).float()]))
-            real_mel, fake_mel = mels.chunk(2)
-            loss_mel = nn.functional.l1_loss(fake_mel, real_mel)
-            if self.multiscale is not None:
-                loss_mel = 0.5 * (loss_mel + self.multiscale.loss(real.squeeze(1), y_hat.squeeze(1).float()))
-            loss_mel = loss_mel * train.c_mel
-            loss_kl = kl_loss(z_p, logs_q, m_p, logs_p, z_mask) * train.c_kl
-            loss_fm = feature_matching_loss(real_maps, fake_maps)
-            loss_gen = generator_adversarial_loss(fake_scores)
-            loss_g = loss_gen + loss_fm + loss_mel + loss_kl
-            models.scaler.scale(loss_g / micro).backward()
-            models.discriminator.requires_grad_(True)
-            losses_finite = losses_finite & torch.isfinite(loss_d) & torch.isfinite(loss_g)
-            for name, value in (
-                ("loss/g/total", loss_g),
-                ("loss/d/total", loss_d),
-                ("loss/g/mel", loss_mel),
-                ("loss/g/kl", loss_kl),
-                ("loss/g/fm", loss_fm),
-                ("loss/g/gen", loss_gen),
-            ):
-                sums[name] = sums.get(name, 0) + value.detach() / micro
-        if micro > 1:
-            _step_if_finite(models.optimizer_d, models.scaler, finite_d)
-        models.scaler.unscale_(models.optimizer_g)
-        grad_norm_g = _grad_norm(models.g_params, train.grad_clip)
-        finite_g = torch.isfinite(grad_norm_g)
-        _step_if_finite(models.optimizer_g, models.scaler, finite_g)
-        models.scaler.update()
-        return sums | {
-            "grad_norm_g": grad_norm_g.detach(),
-            "grad_norm_d": grad_norm_d.detach(),
-            # A skipped step is one whose losses or gradients are not finite. With fp16 the GradScaler
-            # also skips steps whose scaled gradients overflow while it calibrates: that is routine,
-            # not divergence, so only the losses count there.
-            "finite": (losses_finite if models.scaler.is_enabled() else losses_finite & finite_d & finite_g).float(),
-        }
-
     # --- validation --------------------------------------------------------
     @torch.no_grad()
     def _validate(self, models: Models, spectrogram: Spectrogram, data: TrainingSet) -> dict[str, float]:
         """Held-out mel L1 through the conversion path (prior -> flow -> decoder), with fixed noise."""
-        generator = cast(SynthesizerTrnMs768NSFsid, _unwrap(models.generator))
+        generator = cast(SynthesizerTrnMs768NSFsid, models.generator)
         generator.eval()
         total, frames_total = 0.0, 0
         batch = max(1, self.config.train.batch_size)
@@ -365,14 +252,27 @@ class Trainer:
         self._start_models(models)
         _apply_lr_scale(models, self.state.pending_lr_factor)
         self.state.pending_lr_factor = 1.0
-        models = self._wrap_distributed(models)
         spectrogram = Spectrogram.for_model(cfg).to(self.device)
-        if train.multiscale_mel:
-            self.multiscale = MultiScaleMel(cfg.sample_rate).to(self.device)
+        multiscale = MultiScaleMel(cfg.sample_rate).to(self.device) if train.multiscale_mel else None
+        if self.dist.world_size > 1:
+            broadcast_parameters([models.generator, models.discriminator])
 
         per_step = train.batch_size * train.grad_accum * self.dist.world_size
         steps_per_epoch = max(1, math.ceil(len(train_set) / per_step))
         total_steps = steps_per_epoch * train.epochs
+        metrics = StepMetrics(self.device)
+        metrics.reset(self.state.skipped_steps)
+        step = TrainStep(
+            self.config,
+            models,
+            spectrogram,
+            train_set,
+            metrics,
+            self.dtype,
+            multiscale=multiscale,
+            all_reduce=all_reduce_gradients(self.dist.world_size) if self.dist.world_size > 1 else None,
+        )
+        run_step, mode, why, compile_s = self._fast_step(step, total_steps - self.state.step)
         if self.dist.is_main:
             self.progress.emit(
                 "start",
@@ -388,7 +288,9 @@ class Trainer:
                 device=str(self.device),
                 precision=str(self.dtype).removeprefix("torch."),
                 world_size=self.dist.world_size,
-                compile_s=0.0,
+                step_mode=mode,
+                step_mode_reason=why,
+                compile_s=round(compile_s, 2),
             )
             self._open_tensorboard()
             if self.device.type == "cuda":
@@ -396,9 +298,6 @@ class Trainer:
 
                 self.gpu = GpuStats(self.device.index or 0)
         order = torch.Generator(device="cpu")
-        sums = {name: torch.zeros((), device=self.device) for name in METRIC_NAMES}
-        bad_in_a_row = torch.zeros((), device=self.device)
-        bad_total = torch.zeros((), device=self.device)
         window_steps, window_start = 0, time.monotonic()
         rate: float | None = None
 
@@ -417,12 +316,7 @@ class Trainer:
             # The epoch order is a function of the seed and the epoch, so a run stopped mid-epoch
             # resumes at the next batch of the same order.
             for batch_in_epoch in range(self.state.batches_done, steps_per_epoch):
-                result = self._step(models, spectrogram, train_set, shard[batch_in_epoch])
-                for name in METRIC_NAMES:
-                    sums[name] += torch.nan_to_num(result[name], nan=0.0, posinf=0.0, neginf=0.0)
-                bad = 1.0 - result["finite"]
-                bad_in_a_row = (bad_in_a_row + bad) * bad
-                bad_total += bad
+                run_step(shard[batch_in_epoch])
                 self.state.step += 1
                 window_steps += 1
                 now = time.monotonic()
@@ -433,12 +327,11 @@ class Trainer:
                     or last_of_epoch
                 ):
                     # note: this is a CPU-GPU sync point
-                    values = {name: float(sums[name]) / window_steps for name in METRIC_NAMES}
-                    in_a_row, skipped = int(bad_in_a_row), int(bad_total)
+                    values, in_a_row, skipped = metrics.read()
                     step_rate = window_steps / max(now - window_start, 1e-9)
                     rate = step_rate if rate is None else 0.7 * rate + 0.3 * step_rate
                     self.state.skipped_steps = skipped
-                    lr = models.optimizer_g.param_groups[0]["lr"]
+                    lr = float(models.optimizer_g.param_groups[0]["lr"])  # a device tensor when the step is graphed
                     if self.dist.is_main:
                         gpu: dict[str, float] = self.gpu.read() if self.gpu is not None else {}
                         next_save = (
@@ -460,8 +353,6 @@ class Trainer:
                             gpu=gpu,
                         )
                         self._scalars(values | gpu | {"learning_rate": lr}, self.state.step)
-                    for name in METRIC_NAMES:
-                        sums[name].zero_()
                     window_steps, window_start = 0, time.monotonic()
                     if in_a_row >= ROLLBACK_AFTER:
                         return self._roll_back(in_a_row)
@@ -538,15 +429,34 @@ class Trainer:
         return 0
 
     # --- around the loop -------------------------------------------------------
-    def _wrap_distributed(self, models: Models) -> Models:
-        if self.dist.world_size == 1:
-            return models
-        from torch.nn.parallel import DistributedDataParallel
+    def _fast_step(self, step: TrainStep, steps_left: int) -> tuple[Callable[[torch.Tensor], None], str, str, float]:
+        """Pick how steps run (see graph.py) and prepare it; return (run_step, mode, why, compile seconds).
 
-        ids = [self.device.index] if self.device.type == "cuda" else None
-        models.generator = DistributedDataParallel(models.generator, device_ids=ids)
-        models.discriminator = DistributedDataParallel(models.discriminator, device_ids=ids)
-        return models
+        In "auto" mode a graph or compile that fails falls back to the eager step, with the reason.
+        """
+        train = self.config.train
+        mode, why = choose_step_mode(train.step_mode, self.device, self.dtype, steps_left)
+        set_capturable(step.models, self.device, mode != "eager")
+        if mode == "eager":
+            return step, mode, why, 0.0
+        plain = step.functions
+        if mode == "compiled":
+            step.functions = plain.compiled()
+        graphed = GraphedStep(step, (train.grad_accum, train.batch_size))
+        rows = torch.arange(train.grad_accum * train.batch_size, device=self.device) % len(step.data)
+        try:
+            seconds = graphed.prepare(rows.view(train.grad_accum, train.batch_size), self.state.skipped_steps)
+        except Exception as error:  # a compiler or capture failure must not cost the user the run
+            if train.step_mode != "auto":
+                raise
+            self.log(f"the {mode} step failed ({type(error).__name__}: {error}); training eagerly instead")
+            step.functions = plain
+            step.dry.fill_(False)
+            step.metrics.reset(self.state.skipped_steps)
+            set_capturable(step.models, self.device, False)
+            return step, "eager", f"{mode} failed: {type(error).__name__}: {error}"[:300], 0.0
+        self.log(f"{mode} step ready in {seconds:.1f} s ({why})")
+        return graphed, mode, why, seconds
 
     def _stop_requested(self, mid_epoch: bool = False) -> bool:
         stop = self.should_stop()
@@ -653,7 +563,7 @@ class Trainer:
         """Mel images of one held-out clip (real and converted) and, at saves, its converted audio."""
         if self.tensorboard is None:
             return
-        generator = cast(SynthesizerTrnMs768NSFsid, _unwrap(models.generator))
+        generator = cast(SynthesizerTrnMs768NSFsid, models.generator)
         generator.eval()
         frames = int(data.lengths[0])
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
@@ -685,26 +595,13 @@ class Trainer:
             self.tensorboard = None
 
 
-def _step_if_finite(optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler, finite: torch.Tensor) -> None:
-    """Take the optimizer step unless the loss or gradients are not finite, without a host sync.
-
-    Fused AdamW reads ``found_inf`` on the device and skips the whole update (moments and
-    step count included) when it is 1; the fp16 GradScaler does the same with its own flag.
-    """
-    if scaler.is_enabled():
-        scaler.step(optimizer)
-        return
-    optimizer.found_inf = (~finite).to(torch.float32)  # type: ignore[attr-defined]
-    optimizer.step()
-
-
 def _apply_lr_scale(models: Models, scale: float) -> None:
     if scale == 1.0:
         return
     for optimizer, scheduler in ((models.optimizer_g, models.scheduler_g), (models.optimizer_d, models.scheduler_d)):
         scheduler.base_lrs = [lr * scale for lr in scheduler.base_lrs]
         for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr(), strict=True):
-            group["lr"] = lr * scale
+            group["lr"] = float(lr) * scale
 
 
 def _colour(mel: torch.Tensor, low: float, high: float) -> Any:
@@ -714,8 +611,3 @@ def _colour(mel: torch.Tensor, low: float, high: float) -> Any:
 
     scaled = ((mel.float().cpu().numpy() - low) / max(high - low, 1e-6)).clip(0, 1)[::-1]
     return (colormaps["viridis"](scaled)[..., :3] * 255).astype(np.uint8)
-
-
-def _unwrap(module: nn.Module) -> nn.Module:
-    inner = getattr(module, "module", module)
-    return getattr(inner, "_orig_mod", inner)

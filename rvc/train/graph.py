@@ -1,0 +1,147 @@
+"""The whole training step as one CUDA graph: launch-free steps for a GPU that would otherwise idle.
+
+An eager RVC step launches about 8,000 small kernels; the CPU cannot issue them as fast
+as an H100 runs them, so the GPU waits three quarters of the time. Capturing the step
+(G forward, D forward/backward/AdamW, G forward/backward/AdamW, grad norms, mel, the
+metric sums) once and replaying it costs one launch per step. ``torch.compile`` of the
+forwards then fuses the remaining small kernels.
+
+What makes the step capturable: static shapes (the batch is a fixed-size index into a
+dataset that lives on the device), no host syncs, AdamW ``fused=True, capturable=True``
+with the learning rate as a device tensor (so the schedulers can change it between
+replays), and warm-up steps on a side stream before capture. Warm-up and capture run
+"dry" (the optimizers skip their updates through the same on-device flag that skips
+non-finite steps), so no batch is trained on twice.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from rvc.config.train import STEP_MODES
+from rvc.errors import UserError
+from rvc.train.step import Models, TrainStep
+
+# "auto" compiles only when the run is long enough to repay the compile (about a minute with a
+# warm cache, several cold): at least this many steps left to train.
+COMPILE_MIN_STEPS = 1500
+WARMUP_STEPS = 3  # cuDNN autotuning, compilation and lazy optimizer state happen here, not in the capture
+
+
+def compile_available() -> bool:
+    """Whether torch.compile can build GPU kernels here (it needs Triton)."""
+    try:
+        from torch.utils._triton import has_triton
+    except ImportError:
+        return False
+    return bool(has_triton())
+
+
+def choose_step_mode(requested: str, device: torch.device, dtype: torch.dtype, steps_left: int) -> tuple[str, str]:
+    """Return (mode, why) for ``requested`` ("auto", "eager", "graph" or "compiled") on this device."""
+    if requested not in STEP_MODES:
+        raise UserError(f"unknown step mode {requested!r}: use one of {', '.join(STEP_MODES)}")
+    if requested == "eager":
+        return "eager", "asked for"
+    if device.type != "cuda":
+        if requested != "auto":
+            raise UserError(f"step mode {requested!r} needs a CUDA GPU: use --step-mode auto or eager on {device}")
+        return "eager", f"CUDA graphs need a CUDA GPU (training on {device})"
+    if dtype == torch.float16:
+        if requested != "auto":
+            raise UserError("fp16's GradScaler cannot run inside a CUDA graph: use --precision bf16 or fp32")
+        return "eager", "fp16 runs eagerly (its GradScaler syncs with the host)"
+    if requested != "auto":
+        if requested == "compiled" and not compile_available():
+            raise UserError("torch.compile needs Triton, which is not installed: use --step-mode graph")
+        return requested, "asked for"
+    if steps_left >= COMPILE_MIN_STEPS and compile_available():
+        return "compiled", f"{steps_left} steps to train repay the compile"
+    if steps_left < COMPILE_MIN_STEPS:
+        return "graph", f"{steps_left} steps are too few to repay a compile"
+    return "graph", "Triton is not installed: no torch.compile"
+
+
+def set_capturable(models: Models, device: torch.device, capturable: bool) -> None:
+    """Let both optimizers run inside a CUDA graph (or not): capturable, with the LR as a device tensor.
+
+    The schedulers write a tensor LR in place (``fill_``), so LR changes reach the replays. A
+    state saved by a graphed run and resumed eagerly gets its plain float LR back.
+    """
+    for optimizer in (models.optimizer_g, models.optimizer_d):
+        for group in optimizer.param_groups:
+            group["capturable"] = capturable
+            lr = float(group["lr"])
+            group["lr"] = torch.tensor(lr, device=device) if capturable else lr
+
+
+def all_reduce_gradients(world_size: int) -> Callable[[list[nn.Parameter]], None]:
+    """Average the gradients of ``parameters`` over the processes: one flat all-reduce.
+
+    Used instead of DistributedDataParallel: DDP's hooks cannot sit inside a captured graph,
+    and one all-reduce of a flat buffer can (NCCL supports capture).
+    """
+    import torch.distributed as dist
+
+    def reduce(parameters: list[nn.Parameter]) -> None:
+        grads = [p.grad for p in parameters if p.grad is not None]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        flat.div_(world_size)
+        parts = flat.split([g.numel() for g in grads])
+        torch._foreach_copy_(grads, [part.view_as(g) for part, g in zip(parts, grads, strict=True)])
+
+    return reduce
+
+
+def broadcast_parameters(modules: list[nn.Module]) -> None:
+    """Give every process rank 0's weights (what DDP does when it wraps a model)."""
+    import torch.distributed as dist
+
+    with torch.no_grad():
+        for module in modules:
+            for tensor in [*module.parameters(), *module.buffers()]:
+                dist.broadcast(tensor, src=0)
+
+
+class GraphedStep:
+    """Capture ``step`` once (after dry warm-up steps) and replay it for each batch index.
+
+    index : Tensor[K x B] long on the device, the same shape every call.
+    """
+
+    def __init__(self, step: TrainStep, index_shape: tuple[int, ...]) -> None:
+        self.step = step
+        self.static_index = torch.zeros(index_shape, dtype=torch.long, device=step.device)
+        self.graph: torch.cuda.CUDAGraph | None = None
+
+    def prepare(self, index: torch.Tensor, skipped_before: int = 0) -> float:
+        """Warm up (compiling what is compiled), capture, and return the seconds it took."""
+        started = time.perf_counter()
+        step = self.step
+        step.dry.fill_(True)
+        self.static_index.copy_(index)
+        side = torch.cuda.Stream(step.device)
+        side.wait_stream(torch.cuda.current_stream(step.device))
+        with torch.cuda.stream(side):
+            for _ in range(WARMUP_STEPS):
+                step(self.static_index)
+        torch.cuda.current_stream(step.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            step(self.static_index)
+        self.graph = graph
+        step.dry.fill_(False)  # the graph reads the flag: replays from now on train
+        step.metrics.reset(skipped_before)
+        torch.cuda.synchronize(step.device)
+        return time.perf_counter() - started
+
+    def __call__(self, index: torch.Tensor) -> None:
+        if self.graph is None:
+            raise RuntimeError("GraphedStep.prepare() must run before the first step")
+        self.static_index.copy_(index, non_blocking=True)
+        self.graph.replay()

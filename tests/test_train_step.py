@@ -1,0 +1,126 @@
+"""The training step on its own: compiled and plain pieces agree, dry steps train nothing, modes."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+from rvc.errors import UserError
+from rvc.train.data import load_training_set
+from rvc.train.graph import COMPILE_MIN_STEPS, choose_step_mode, set_capturable
+from rvc.train.loop import build_models
+from rvc.train.mel import Spectrogram
+from rvc.train.step import METRIC_NAMES, Models, StepFunctions, StepMetrics, TrainStep
+from tests.fake_experiment import make_extracted_experiment, tiny_config
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    logs = tmp_path_factory.mktemp("step") / "logs"
+    experiment = make_extracted_experiment(logs, train_clips=4, validation_clips=1)
+    config = tiny_config(batch_size=2)
+    cfg = config.model
+    data = load_training_set(experiment, "train", cfg.sample_rate, cfg.hop_length)
+    torch.manual_seed(0)
+    models = build_models(config, CPU)
+    return config, models, data
+
+
+def _fresh(models: Models, config: object) -> Models:
+    """Copies of the models with new optimizers (same weights)."""
+    copied = build_models(config, CPU)  # type: ignore[arg-type]
+    copied.generator.load_state_dict(models.generator.state_dict())
+    copied.discriminator.load_state_dict(models.discriminator.state_dict())
+    return copied
+
+
+def _train(config: object, models: Models, data: object, functions: StepFunctions | None, steps: int) -> StepMetrics:
+    metrics = StepMetrics(CPU)
+    spectrogram = Spectrogram.for_model(config.model)  # type: ignore[attr-defined]
+    step = TrainStep(config, models, spectrogram, data, metrics, torch.float32, functions)  # type: ignore[arg-type]
+    torch.manual_seed(1)
+    for i in range(steps):
+        step(torch.tensor([[i % 4, (i + 1) % 4]]))
+    return metrics
+
+
+def test_compiled_step_computes_the_plain_steps_losses(setup: tuple) -> None:
+    # Traced by Dynamo and differentiated by AOTAutograd as on the GPU, run by PyTorch's kernels
+    # (Inductor's C++ build takes minutes here; test_train_gpu.py compiles with Inductor).
+    config, models, data = setup
+    plain_models, compiled_models = _fresh(models, config), _fresh(models, config)
+    plain = _train(config, plain_models, data, None, steps=2)
+    functions = StepFunctions.plain(compiled_models.generator, compiled_models.discriminator)
+    compiled = _train(config, compiled_models, data, functions.compiled("aot_eager"), steps=2)
+
+    expected, _, _ = plain.read()
+    got, _, _ = compiled.read()
+    # The second step's losses come from weights the first step updated: the updates agree too.
+    for name in METRIC_NAMES:
+        assert got[name] == pytest.approx(expected[name], rel=1e-4, abs=1e-6), name
+
+
+def test_a_dry_step_computes_losses_but_updates_nothing(setup: tuple) -> None:
+    config, models, data = setup
+    models = _fresh(models, config)
+    before = copy.deepcopy(models.generator.state_dict())
+    metrics = StepMetrics(CPU)
+    step = TrainStep(config, models, Spectrogram.for_model(config.model), data, metrics, torch.float32)
+    step.dry.fill_(True)
+    step(torch.tensor([[0, 1]]))
+    for name, value in models.generator.state_dict().items():
+        torch.testing.assert_close(value, before[name], rtol=0, atol=0)
+    assert all(float(s["step"]) == 0 for s in models.optimizer_g.state.values())
+    means, _, _ = metrics.read()
+    assert means["loss/g/mel"] > 0
+
+    step.dry.fill_(False)
+    step(torch.tensor([[0, 1]]))
+    assert any(not torch.equal(v, before[k]) for k, v in models.generator.state_dict().items())
+
+
+def test_metrics_average_the_window_and_count_bad_steps_in_a_row() -> None:
+    metrics = StepMetrics(CPU)
+    values = {name: torch.tensor(2.0) for name in METRIC_NAMES}
+    metrics.add(values, torch.tensor(True))
+    metrics.add(values | {"loss/g/total": torch.tensor(float("nan"))}, torch.tensor(False))
+    metrics.add(values, torch.tensor(False))
+    means, in_a_row, total = metrics.read()
+    assert means["loss/d/total"] == pytest.approx(2.0)
+    assert means["loss/g/total"] == pytest.approx(4.0 / 3)  # the NaN counts as 0
+    assert (in_a_row, total) == (2, 2)
+    metrics.add(values, torch.tensor(True))
+    assert metrics.read()[1:] == (0, 2)
+
+
+def test_the_learning_rate_reaches_a_capturable_optimizer_as_a_tensor(setup: tuple) -> None:
+    config, models, _ = setup
+    models = _fresh(models, config)
+    set_capturable(models, CPU, True)
+    lr = models.optimizer_g.param_groups[0]["lr"]
+    assert isinstance(lr, torch.Tensor)
+    models.scheduler_g.step()
+    assert models.optimizer_g.param_groups[0]["lr"] is lr  # written in place: a captured graph reads it
+    assert float(lr) == pytest.approx(config.train.lr * config.train.lr_gamma)
+    set_capturable(models, CPU, False)
+    assert models.optimizer_g.param_groups[0]["lr"] == pytest.approx(config.train.lr * config.train.lr_gamma)
+
+
+def test_step_modes_fall_back_to_eager_where_graphs_cannot_run() -> None:
+    cuda = torch.device("cuda")
+    assert choose_step_mode("auto", CPU, torch.float32, 10_000)[0] == "eager"
+    assert choose_step_mode("auto", cuda, torch.float16, 10_000)[0] == "eager"
+    assert choose_step_mode("auto", cuda, torch.bfloat16, 10)[0] == "graph"
+    assert choose_step_mode("eager", cuda, torch.bfloat16, 10_000)[0] == "eager"
+    long_run = choose_step_mode("auto", cuda, torch.bfloat16, COMPILE_MIN_STEPS)
+    assert long_run[0] in ("compiled", "graph") and long_run[1]
+    with pytest.raises(UserError, match="needs a CUDA GPU"):
+        choose_step_mode("graph", CPU, torch.float32, 10)
+    with pytest.raises(UserError, match="fp16"):
+        choose_step_mode("compiled", cuda, torch.float16, 10)
+    with pytest.raises(UserError, match="unknown step mode"):
+        choose_step_mode("turbo", cuda, torch.float32, 10)
