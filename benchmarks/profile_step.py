@@ -74,7 +74,10 @@ def profile_mode(mode: str, args: argparse.Namespace, logs: Path) -> dict[str, o
         run(batch())
     torch.cuda.synchronize()
     wall = time.perf_counter() - started
-    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as profile:
+    activities = [torch.profiler.ProfilerActivity.CUDA]
+    if mode == "eager":  # attribute kernels to the operators that launched them (a graph replay has none)
+        activities.append(torch.profiler.ProfilerActivity.CPU)
+    with torch.profiler.profile(activities=activities, record_shapes=mode == "eager") as profile:
         for _ in range(args.steps):
             run(batch())
         torch.cuda.synchronize()
@@ -82,6 +85,12 @@ def profile_mode(mode: str, args: argparse.Namespace, logs: Path) -> dict[str, o
     kernel_us = sum(e.device_time for e in events)
     top = sorted(profile.key_averages(), key=lambda e: -e.device_time_total)[:12]
     means, _, _ = step.metrics.read()
+    layout_ms: dict[str, float] = {}
+    for event in profile.events():  # which operators' kernels cuDNN wraps in NCHW<->NHWC transposes
+        for kernel in getattr(event, "kernels", []):
+            if "nchwToNhwc" in kernel.name or "nhwcToNchw" in kernel.name:
+                key = f"{event.name} {event.input_shapes[:2]}"
+                layout_ms[key] = layout_ms.get(key, 0.0) + kernel.duration / 1000 / args.steps
     result = {
         "mode": mode,
         "prepare_s": round(prepare_s, 1),
@@ -94,6 +103,9 @@ def profile_mode(mode: str, args: argparse.Namespace, logs: Path) -> dict[str, o
         "peak_mem_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
         "mean_losses": {k: round(v, 4) for k, v in means.items()},
         "top_kernels_ms_per_step": {e.key[:80]: round(e.device_time_total / 1000 / args.steps, 2) for e in top},
+        "layout_transposes_ms_per_step_by_operator": {
+            k: round(v, 3) for k, v in sorted(layout_ms.items(), key=lambda kv: -kv[1])[:15]
+        },
     }
     print(json.dumps(result, indent=2), flush=True)
     del run, step, models, batch

@@ -2,8 +2,9 @@
 
 RVC (from VITS) adds learned relative-position embeddings for offsets within +-window_size to
 both the attention logits and the attended values. RVC builds them with pad-and-reshape tricks
-over a (T, 2T-1) matrix; here the same numbers come from two static-shape gathers over the
-(2*window+1) band, which is cheaper for long inputs and keeps shapes fixed for a given T.
+over a (T, 2T-1) matrix; here the same pad-and-reshape ("skew") moves only the (2*window+1)
+band between the relative and the absolute layout. No gather: a gather's backward is a
+scatter, which torch.compile turned into the slowest kernel of the training step.
 """
 
 from __future__ import annotations
@@ -61,37 +62,47 @@ class MultiHeadAttention(nn.Module):
         v = self.conv_v(x).view(b, self.n_heads, self.k_channels, t).transpose(2, 3)
         q = q / math.sqrt(self.k_channels)
 
-        band, band_valid = self._band_index(t, x.device)
+        w = self.window_size
         scores = torch.matmul(q, k.transpose(-2, -1))
         # Relative logits for the 2w+1 offsets, then placed at (i, j) with j - i = offset.
         rel_logits = torch.matmul(q, self.emb_rel_k[0].transpose(0, 1))  # [B, h, T, 2w+1]
-        rel_logits = F.pad(rel_logits, (0, 1))  # a zero column for offsets outside the window
-        scores = scores + torch.gather(rel_logits, 3, band.expand(b, self.n_heads, t, t))
+        scores = scores + band_to_full(rel_logits, w)
         if attn_mask is not None:
             scores = scores.masked_fill(attn_mask == 0, -1e4)
         p_attn = self.drop(F.softmax(scores, dim=-1))  # [B, h, T, T]
 
         output = torch.matmul(p_attn, v)
         # Attention weight at each offset: p[i, i + offset], zero where that leaves the sequence.
-        p_padded = F.pad(p_attn, (0, 1))
-        rel_weights = torch.gather(p_padded, 3, band_valid.expand(b, self.n_heads, t, band_valid.size(-1)))
-        output = output + torch.matmul(rel_weights, self.emb_rel_v[0])
+        output = output + torch.matmul(full_to_band(p_attn, w), self.emb_rel_v[0])
         output = output.transpose(2, 3).reshape(b, c, t)
         return self.conv_o(output)
 
-    def _band_index(self, t: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return the gather indices between absolute (i, j) and relative (i, offset) layouts.
 
-        band : Tensor[T x T], offset index j - i + w, or 2w+1 (the zero column) outside the window
-        band_valid : Tensor[T x 2w+1], column j = i + offset - w, or T (the zero column) outside [0, T)
-        """
-        w = self.window_size
-        pos = torch.arange(t, device=device)
-        rel = pos.unsqueeze(0) - pos.unsqueeze(1) + w  # [i, j] -> j - i + w
-        band = torch.where((rel >= 0) & (rel <= 2 * w), rel, torch.full_like(rel, 2 * w + 1))
-        cols = pos.unsqueeze(1) + torch.arange(-w, w + 1, device=device).unsqueeze(0)  # [i, r] -> i + r - w
-        band_valid = torch.where((cols >= 0) & (cols < t), cols, torch.full_like(cols, t))
-        return band, band_valid
+def band_to_full(band: torch.Tensor, w: int) -> torch.Tensor:
+    """Place relative entries at absolute positions: out[..., i, j] = band[..., i, j - i + w], 0 off the band.
+
+    band : Tensor[... x T x 2w+1] -> Tensor[... x T x T]
+
+    Padding each row with T zeros and re-reading the flat buffer with rows one shorter shifts
+    row i right by i.
+    """
+    *lead, t, width = band.shape
+    padded = F.pad(band, (0, t)).reshape(*lead, t * (width + t))
+    shifted = padded[..., : t * (width + t - 1)].reshape(*lead, t, width + t - 1)
+    return shifted[..., w : w + t]
+
+
+def full_to_band(full: torch.Tensor, w: int) -> torch.Tensor:
+    """The inverse gathering: out[..., i, r] = full[..., i, i + r - w], 0 where that column is outside [0, T).
+
+    full : Tensor[... x T x T] -> Tensor[... x T x 2w+1]
+
+    Re-reading the flat buffer with rows one longer shifts row i left by i.
+    """
+    *lead, t, _ = full.shape
+    width = t + 2 * w + 1
+    padded = F.pad(F.pad(full, (w, w + 1)).reshape(*lead, t * width), (0, t))
+    return padded.reshape(*lead, t, width + 1)[..., : 2 * w + 1]
 
 
 class FFN(nn.Module):
