@@ -44,7 +44,13 @@ def make_dataset(logs: Path) -> None:
 
 
 def run_precision(
-    logs: Path, precision: str, batch_size: int, epochs: int, step_mode: str = "auto", seed: int = 1234
+    logs: Path,
+    precision: str,
+    batch_size: int,
+    epochs: int,
+    step_mode: str = "auto",
+    seed: int = 1234,
+    gpus: int = 1,
 ) -> dict[str, object]:
     from rvc.config.experiment import load_config, save_config
     from rvc.paths import ExperimentDir
@@ -64,8 +70,9 @@ def run_precision(
     experiment.progress_jsonl.unlink(missing_ok=True)
     path = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
     started, started_at = time.perf_counter(), time.time()
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(gpus)] if gpus > 1 else []
     subprocess.run(
-        [sys.executable, "-m", "rvc.train", "--experiment", "bench", "--logs-dir", str(logs)],
+        [*(launcher or [sys.executable]), "-m", "rvc.train", "--experiment", "bench", "--logs-dir", str(logs)],
         check=True,
         env=dict(os.environ, PYTHONPATH=path),
         stdout=subprocess.DEVNULL,
@@ -83,14 +90,15 @@ def run_precision(
         "precision": precision,
         "step_mode": start.get("step_mode", "eager"),
         "seed": seed,
-        "batch_size": batch_size,
+        "batch_size": batch_size,  # per GPU
+        "gpus": start.get("world_size", 1),
         "compile_s": start.get("compile_s"),
         "process_start_to_first_step_s": round(first_step["time"] - started_at, 1),
         "steps_per_epoch": steps,
         "epoch_s": round(epoch_s, 3),
         "first_epoch_s": round(epoch_events[0]["epoch_s"], 3),
         "steps_per_s": round(steps / epoch_s, 2),
-        "samples_per_s": round(steps * batch_size / epoch_s, 1),
+        "samples_per_s": round(steps * batch_size * start.get("world_size", 1) / epoch_s, 1),
         "peak_mem_gib": max((e.get("peak_mem_gib") or 0.0) for e in epoch_events[1:]),
         "first_epoch_peak_mem_gib": epoch_events[0].get("peak_mem_gib"),  # includes cuDNN autotuning workspaces
         "val_mel_after": {"steps": epoch_events[-1]["step"], "loss/val/mel": final_val},
@@ -105,6 +113,7 @@ def main() -> None:
     parser.add_argument("--step-modes", nargs="+", default=["eager", "compiled"], help="eager, graph, compiled")
     parser.add_argument("--seeds", nargs="+", type=int, default=[1234], help="several: run-to-run noise")
     parser.add_argument("--tag", default="", help="appended to the result file's name")
+    parser.add_argument("--gpus", nargs="+", type=int, default=[1], help="processes (torchrun) per run, e.g. 1 2")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
@@ -116,8 +125,9 @@ def main() -> None:
         for mode in args.step_modes:
             for precision in args.precisions:
                 for seed in args.seeds:
-                    runs.append(run_precision(logs, precision, args.batch_size, args.epochs, mode, seed))
-                    print(json.dumps(runs[-1]), flush=True)
+                    for gpus in args.gpus:
+                        runs.append(run_precision(logs, precision, args.batch_size, args.epochs, mode, seed, gpus))
+                        print(json.dumps(runs[-1]), flush=True)
     machine = machine_name()
     result = {
         "benchmark": "train_throughput",

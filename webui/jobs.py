@@ -170,6 +170,7 @@ def console_line(line: str) -> str | None:
         return (
             f"training {event.get('clips')} clips on {event.get('device')} ({event.get('precision')}): "
             f"{event.get('epochs')} epochs of {event.get('steps_per_epoch')} steps, from step {event.get('start_step')}"
+            f"{_step_mode_text(event)}"
         )
     if kind == "checkpoint":
         return f"saved the state of step {event.get('step')}"
@@ -349,9 +350,22 @@ def _progress_rows(state: RunState, running: bool) -> list[tuple[str, str]]:
     rows.append(
         ("Device", f"{start.get('device')} · {start.get('precision')} · {start.get('world_size', 1)} process(es)")
     )
+    if start.get("step_mode"):
+        rows.append(("Step", _step_mode_text(start).removeprefix("; ")))
     if step.get("skipped_steps"):
         rows.append(("Skipped steps", f"{step['skipped_steps']} (non-finite losses)"))
     return rows
+
+
+def _step_mode_text(start: dict[str, Any]) -> str:
+    """How the step runs and what preparing it cost, e.g. "; compiled CUDA graph, ready in 38.2 s (...)"."""
+    mode = start.get("step_mode")
+    if not mode:
+        return ""
+    names = {"eager": "eager", "graph": "one CUDA graph", "compiled": "compiled CUDA graph"}
+    ready = f", ready in {_number(start.get('compile_s'))} s" if start.get("compile_s") else ""
+    reason = f" ({start['step_mode_reason']})" if start.get("step_mode_reason") else ""
+    return f"; {names.get(mode, mode)} step{ready}{reason}"
 
 
 def _gpu_rows(state: RunState) -> list[tuple[str, str]]:

@@ -440,6 +440,10 @@ class Trainer:
         if mode == "eager":
             return step, mode, why, 0.0
         plain = step.functions
+        self.log(
+            f"preparing the {mode} step ({why}): "
+            + ("compiling takes minutes the first time, seconds once cached" if mode == "compiled" else "seconds")
+        )
         if mode == "compiled":
             step.functions = plain.compiled()
         graphed = GraphedStep(step, (train.grad_accum, train.batch_size))
