@@ -215,7 +215,7 @@ class Trainer:
     # --- validation --------------------------------------------------------
     @torch.no_grad()
     def _validate(self, models: Models, spectrogram: Spectrogram, data: TrainingSet) -> dict[str, float]:
-        """Held-out mel L1 through the conversion path (prior -> flow -> decoder), with fixed noise."""
+        """Held-out mel L1 through the conversion path (prior -> flow -> decoder), with fixed noise, in fp32."""
         generator = cast(SynthesizerTrnMs768NSFsid, models.generator)
         generator.eval()
         total, frames_total = 0.0, 0
@@ -225,7 +225,10 @@ class Trainer:
             for start in range(0, len(data), batch):
                 index = torch.arange(start, min(start + batch, len(data)), device=self.device)
                 lengths = data.lengths[index]
-                with torch.autocast(self.device.type, self.dtype, enabled=self.dtype != torch.float32):
+                # In fp32 whatever the training precision: the loss measures the weights, not bf16's
+                # rounding (which raises the floor of quiet frames' log-mel by far more than any
+                # difference between two runs), and inference runs in fp32 or fp16.
+                with torch.autocast(self.device.type, enabled=False):
                     audio, _, _ = generator.infer(
                         data.phone[index].float(),
                         lengths,
