@@ -39,7 +39,11 @@ class TrainConfig:
     save_every: int = setting(10, "epochs between saved states (and exports)")
     keep_last: int = setting(3, "how many G_/D_ states to keep on disk (the best one is kept apart)")
     validate_every: int = setting(1, "epochs between held-out validation losses")
-    precision: str = setting("auto", "auto: bf16 on GPUs that have it, else fp32; fp16 uses a GradScaler")
+    precision: str = setting(
+        "auto",
+        "auto: fp32 with TF32 matmuls (bf16 is about 1.6x faster but trains to a worse held-out loss); "
+        "fp16 uses a GradScaler",
+    )
     step_mode: str = setting(
         "auto",
         "auto: on a GPU the whole step runs as one CUDA graph, torch.compiled for runs long enough to repay "

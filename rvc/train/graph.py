@@ -132,7 +132,10 @@ class GraphedStep:
                 step(self.static_index)
         torch.cuda.current_stream(step.device).wait_stream(side)
         graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
+        # "thread_local": with several processes, NCCL's watchdog thread polls its events while
+        # this thread captures; in the default (global) mode that poll invalidates the capture
+        # (seen on 2 H200s: "operation not permitted when stream is capturing").
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
             step(self.static_index)
         self.graph = graph
         step.dry.fill_(False)  # the graph reads the flag: replays from now on train

@@ -117,7 +117,10 @@ def render(ctx: AppContext) -> None:
                 list(PRECISIONS),
                 value=s.default_precision,
                 label="Default precision",
-                info="auto: bf16 on GPUs that have it, else fp32 (new configurations start with it)",
+                info=(
+                    "auto: fp32 with TF32 matmuls; bf16 is faster but trains to a worse held-out loss "
+                    "(new configurations start with it)"
+                ),
             )
             port = gr.Number(
                 s.tensorboard_port,
