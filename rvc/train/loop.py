@@ -31,6 +31,7 @@ from rvc.train.graph import GraphedStep, all_reduce_gradients, broadcast_paramet
 from rvc.train.mel import MultiScaleMel, Spectrogram
 from rvc.train.overtrain import OvertrainDetector
 from rvc.train.progress import ProgressWriter
+from rvc.train.run_log import RunLog
 from rvc.train.schedule import make_scheduler
 from rvc.train.step import Models, StepMetrics, TrainStep
 
@@ -142,9 +143,8 @@ class Trainer:
         self.dtype = resolve_precision(config.train.precision, device)
         self.state = TrainState()
         self.detector = OvertrainDetector(config.train.overtrain_patience)
-        self.tensorboard: Any = None
         self.gpu: Any = None
-        self.mlflow: Any = None
+        self.run_log = RunLog(experiment, config, log)
 
     # --- set-up ----------------------------------------------------------
     def _load_data(self) -> tuple[TrainingSet, TrainingSet | None]:
@@ -298,7 +298,7 @@ class Trainer:
                 step_mode_reason=why,
                 compile_s=round(compile_s, 2),
             )
-            self._open_tensorboard()
+            self.run_log.open()
             if self.device.type == "cuda":
                 from rvc.train.gpu_stats import GpuStats
 
@@ -358,7 +358,7 @@ class Trainer:
                             skipped_steps=skipped,
                             gpu=gpu,
                         )
-                        self._scalars(values | gpu | {"learning_rate": lr}, self.state.step)
+                        self.run_log.scalars(values | gpu | {"learning_rate": lr}, self.state.step)
                     window_steps, window_start = 0, time.monotonic()
                     if in_a_row >= ROLLBACK_AFTER:
                         return self._roll_back(in_a_row)
@@ -376,12 +376,14 @@ class Trainer:
             if validation is not None and self.dist.is_main and epoch % train.validate_every == 0:
                 val = self._validate(models, spectrogram, validation)
                 is_best = self.detector.update(epoch, val["loss/val/mel"])
-                self._scalars(val, self.state.step)
+                self.run_log.scalars(val, self.state.step)
                 self.state.history.append({"epoch": epoch, **val})
             if self.dist.is_main:
                 saving = epoch % train.save_every == 0 or epoch == train.epochs
                 if saving or epoch == 1:  # rendering images each epoch would cost more than a fast epoch
-                    self._log_sample(models, spectrogram, validation or train_set, audio=saving)
+                    self.run_log.sample(
+                        models.generator, spectrogram, validation or train_set, self.state.step, audio=saving
+                    )
                 self.progress.emit(
                     "epoch",
                     epoch=epoch,
@@ -431,7 +433,7 @@ class Trainer:
                 overtrain=self.detector.summary(),
                 stopped_early=self.state.epoch < train.epochs,
             )
-            self._close_tensorboard()
+            self.run_log.close()
         return 0
 
     # --- around the loop -------------------------------------------------------
@@ -514,7 +516,7 @@ class Trainer:
                 skipped_steps=self.state.skipped_steps,
                 overtrain=self.detector.summary(),
             )
-            self._close_tensorboard()
+            self.run_log.close()
         return 0
 
     def _roll_back(self, in_a_row: int) -> int:
@@ -547,63 +549,6 @@ class Trainer:
             torch.distributed.barrier()  # every rank reloads the state rank 0 has just rewritten
         return 75  # EX_TEMPFAIL: train_experiment starts again from that state
 
-    # --- TensorBoard -------------------------------------------------------------
-    def _open_tensorboard(self) -> None:
-        if self.config.train.mlflow:
-            from rvc.train.mlflow_log import MlflowLogger
-
-            self.mlflow = MlflowLogger(self.experiment.name, self.config.to_dict(), self.log)
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:  # tensorboard is in requirements.txt; a trimmed install still trains
-            self.log("tensorboard is not installed: no event files will be written")
-            return
-        self.tensorboard = SummaryWriter(str(self.experiment.root / "tensorboard"))
-
-    def _scalars(self, values: dict[str, float], step: int) -> None:
-        if self.mlflow is not None:
-            self.mlflow.metrics(values, step)
-        if self.tensorboard is not None:
-            for name, value in values.items():
-                if math.isfinite(value):
-                    self.tensorboard.add_scalar(name, value, step)
-
-    @torch.no_grad()
-    def _log_sample(self, models: Models, spectrogram: Spectrogram, data: TrainingSet, audio: bool) -> None:
-        """Mel images of one held-out clip (real and converted) and, at saves, its converted audio."""
-        if self.tensorboard is None:
-            return
-        generator = cast(SynthesizerTrnMs768NSFsid, models.generator)
-        generator.eval()
-        frames = int(data.lengths[0])
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            torch.manual_seed(0)
-            fake, _, _ = generator.infer(
-                data.phone[:1, :frames].float(),
-                data.lengths[:1],
-                data.pitch[:1, :frames],
-                data.pitchf[:1, :frames],
-                torch.zeros_like(data.lengths[:1]),
-            )
-        generator.train()
-        real_mel = spectrogram.mel(data.wav[:1, : frames * data.hop_length])[0]
-        fake_mel = spectrogram.mel(fake.squeeze(1).float())[0]
-        low, high = float(real_mel.min()), float(real_mel.max())
-        for tag, mel in (("slice/mel_org", real_mel), ("slice/mel_gen", fake_mel)):
-            self.tensorboard.add_image(tag, _colour(mel, low, high), self.state.step, dataformats="HWC")
-        if audio:
-            self.tensorboard.add_audio(
-                "audio/validation", fake.squeeze().float().clamp(-1, 1).cpu(), self.state.step, data.sample_rate
-            )
-
-    def _close_tensorboard(self) -> None:
-        if self.mlflow is not None:
-            self.mlflow.close()
-            self.mlflow = None
-        if self.tensorboard is not None:
-            self.tensorboard.close()
-            self.tensorboard = None
-
 
 def _apply_lr_scale(models: Models, scale: float) -> None:
     if scale == 1.0:
@@ -612,12 +557,3 @@ def _apply_lr_scale(models: Models, scale: float) -> None:
         scheduler.base_lrs = [lr * scale for lr in scheduler.base_lrs]
         for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr(), strict=True):
             group["lr"] = float(lr) * scale
-
-
-def _colour(mel: torch.Tensor, low: float, high: float) -> Any:
-    """Render a log-mel (bins x frames) as an RGB image, low frequencies at the bottom."""
-    import numpy as np
-    from matplotlib import colormaps
-
-    scaled = ((mel.float().cpu().numpy() - low) / max(high - low, 1e-6)).clip(0, 1)[::-1]
-    return (colormaps["viridis"](scaled)[..., :3] * 255).astype(np.uint8)
