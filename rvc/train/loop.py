@@ -459,7 +459,9 @@ class Trainer:
         try:
             seconds = graphed.prepare(rows.view(train.grad_accum, train.batch_size), self.state.skipped_steps)
         except Exception as error:  # a compiler or capture failure must not cost the user the run
-            if train.step_mode != "auto":
+            # With several processes every rank must run the same step (the all-reduces pair up):
+            # failing lets torchrun stop them all, where one rank falling back would hang the rest.
+            if train.step_mode != "auto" or self.dist.world_size > 1:
                 raise
             self.log(f"the {mode} step failed ({type(error).__name__}: {error}); training eagerly instead")
             step.functions = plain
