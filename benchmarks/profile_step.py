@@ -47,10 +47,10 @@ def profile_mode(mode: str, args: argparse.Namespace, logs: Path) -> dict[str, o
     configure_backends(device, config.train.tf32)
     train_set, _ = trainer._load_data()
     torch.manual_seed(0)
-    models = build_models(config, device, trainer.dtype)
+    models = build_models(config, device, trainer.precision)
     set_capturable(models, device, mode != "eager")
     spectrogram = Spectrogram.for_model(config.model).to(device)
-    step = TrainStep(config, models, spectrogram, train_set, StepMetrics(device), trainer.dtype)
+    step = TrainStep(config, models, spectrogram, train_set, StepMetrics(device), trainer.precision)
     generator = torch.Generator().manual_seed(0)
 
     def batch() -> torch.Tensor:

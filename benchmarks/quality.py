@@ -251,6 +251,9 @@ def run(args: argparse.Namespace) -> None:
         runs.append(train_setting(common, f"{mode}-{precision}", mode, precision, args))
         print(json.dumps({k: v for k, v in runs[-1].items() if k != "curve"}), flush=True)
         (args.out / "quality-partial.json").write_text(json.dumps(runs, indent=2) + "\n")  # if evaluation dies
+    if args.train_only:
+        print(json.dumps([{k: v for k, v in r.items() if k != "model"} for r in runs], indent=2))
+        return
     equal_time = min(r["train_s"] for r in runs)
     for r in runs:
         r["val_mel_at_equal_time"] = at_wall_time(r["curve"], equal_time)
@@ -319,6 +322,7 @@ def main() -> None:
     measure_.add_argument("--f0", default="pm", help="an f0 method that needs no downloaded weights")
     measure_.add_argument("--seed", type=int, default=1234)
     measure_.add_argument("--validate-every", type=int, default=2, help="epochs between held-out losses")
+    measure_.add_argument("--train-only", action="store_true", help="held-out mel only: no reconstruction")
     measure_.add_argument("--eval-clips", type=int, default=12)
     measure_.add_argument("--reference-clips", type=int, default=20)
     measure_.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")

@@ -435,3 +435,17 @@ def test_validate_accepts_a_fitting_pretrain_in_rvc_spelling(tmp_path: Path) -> 
     assert validate(config).errors == []
     config.train.pretrained_g, config.train.pretrained_d = str(paths["D"]), str(paths["G"])
     assert len(validate(config).errors) == 2
+
+
+def test_a_streamed_training_set_trains_exactly_as_one_held_in_memory(tmp_path: Path) -> None:
+    losses = {}
+    for placement in ("gpu", "stream"):
+        logs = tmp_path / placement / "logs"
+        experiment = make_extracted_experiment(logs)
+        write_tiny_config(experiment, epochs=2, data_placement=placement)
+        code, events, stderr = _run(logs)
+        assert code == 0, stderr
+        assert events[0]["data_placement"] == {"gpu": "resident", "stream": "stream"}[placement]
+        losses[placement] = [e["metrics"] for e in events if e["kind"] == "step"]
+        losses[placement].append(next(e for e in reversed(events) if e["kind"] == "epoch")["validation"])
+    assert losses["stream"] == losses["gpu"]

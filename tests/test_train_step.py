@@ -8,10 +8,12 @@ import pytest
 import torch
 
 from rvc.errors import UserError
+from rvc.train.batches import ResidentBatches, StreamedBatches
 from rvc.train.data import load_training_set
 from rvc.train.graph import COMPILE_MIN_STEPS, choose_step_mode, set_capturable
 from rvc.train.loop import build_models
 from rvc.train.mel import Spectrogram
+from rvc.train.precision import PLANS
 from rvc.train.step import METRIC_NAMES, Models, StepFunctions, StepMetrics, TrainStep
 from tests.fake_experiment import make_extracted_experiment, tiny_config
 
@@ -41,7 +43,7 @@ def _fresh(models: Models, config: object) -> Models:
 def _train(config: object, models: Models, data: object, functions: StepFunctions | None, steps: int) -> StepMetrics:
     metrics = StepMetrics(CPU)
     spectrogram = Spectrogram.for_model(config.model)  # type: ignore[attr-defined]
-    step = TrainStep(config, models, spectrogram, data, metrics, torch.float32, functions)  # type: ignore[arg-type]
+    step = TrainStep(config, models, spectrogram, data, metrics, functions=functions)  # type: ignore[arg-type]
     torch.manual_seed(1)
     for i in range(steps):
         step(torch.tensor([[i % 4, (i + 1) % 4]]))
@@ -69,7 +71,7 @@ def test_a_dry_step_computes_losses_but_updates_nothing(setup: tuple) -> None:
     models = _fresh(models, config)
     before = copy.deepcopy(models.generator.state_dict())
     metrics = StepMetrics(CPU)
-    step = TrainStep(config, models, Spectrogram.for_model(config.model), data, metrics, torch.float32)
+    step = TrainStep(config, models, Spectrogram.for_model(config.model), data, metrics)
     step.dry.fill_(True)
     step(torch.tensor([[0, 1]]))
     for name, value in models.generator.state_dict().items():
@@ -124,3 +126,53 @@ def test_step_modes_fall_back_to_eager_where_graphs_cannot_run() -> None:
         choose_step_mode("compiled", cuda, torch.float16, 10)
     with pytest.raises(UserError, match="unknown step mode"):
         choose_step_mode("turbo", cuda, torch.float32, 10)
+
+
+@pytest.mark.parametrize("name", ["bf16", "bf16-d", "bf16-tail", "bf16-frame"])
+def test_each_precision_plan_runs_its_parts_in_the_dtypes_it_names(setup: tuple, name: str) -> None:
+    config, models, data = setup
+    precision = PLANS[name]
+    planned = build_models(config, CPU, precision)
+    planned.generator.load_state_dict(models.generator.state_dict())
+    planned.discriminator.load_state_dict(models.discriminator.state_dict())
+    generator = planned.generator
+    seen: dict[str, torch.dtype] = {}
+    hooks = [
+        generator.get_submodule(part).register_forward_hook(
+            lambda _m, _i, out, part=part: seen.__setitem__(part, (out[0] if isinstance(out, tuple) else out).dtype)
+        )
+        for part in ("enc_q.proj", "dec.ups.0", "dec.conv_post")
+    ]
+    batch = [t[:2] for t in (data.phone.float(), data.lengths, data.pitch, data.pitchf)]
+    spec = Spectrogram.for_model(config.model).linear(data.wav[:2])
+    with precision.autocast(CPU, precision.generator):
+        generator(*batch[:2], *batch[2:], spec, batch[1], torch.zeros_like(batch[1]))
+    for hook in hooks:
+        hook.remove()
+    low, fp32 = torch.bfloat16, torch.float32
+    expected = {
+        "bf16": (low, low, low),
+        "bf16-d": (fp32, fp32, fp32),
+        "bf16-tail": (low, low, fp32),
+        "bf16-frame": (fp32, low, low),
+    }[name]
+    assert (seen["enc_q.proj"], seen["dec.ups.0"], seen["dec.conv_post"]) == expected
+
+    metrics = StepMetrics(CPU)
+    TrainStep(config, planned, Spectrogram.for_model(config.model), data, metrics, precision)(torch.tensor([[0, 1]]))
+    means, bad_in_a_row, _ = metrics.read()
+    assert bad_in_a_row == 0 and all(torch.isfinite(torch.tensor(v)) for v in means.values())
+
+
+def test_streamed_batches_copy_each_steps_clips_into_one_window(setup: tuple) -> None:
+    _, _, data = setup
+    batches = StreamedBatches(data, CPU, micro_batches=1, batch_size=2)
+    window = batches.data
+    epoch = batches.epoch(torch.tensor([[[3, 1]], [[0, 2]]]))
+    for step, rows in enumerate(([3, 1], [0, 2])):
+        index = batches.step(epoch, step)
+        assert index.tolist() == [[0, 1]] and batches.data is window
+        for name in ("wav", "phone", "pitch", "pitchf", "lengths"):
+            torch.testing.assert_close(getattr(window, name)[index[0]], getattr(data, name)[rows], rtol=0, atol=0)
+    resident = ResidentBatches(data, CPU)
+    assert resident.step(resident.epoch(torch.tensor([[[3, 1]]])), 0).tolist() == [[3, 1]]

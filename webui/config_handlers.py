@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rvc.config.experiment import ExperimentConfig, load_config, save_config
-from rvc.config.train import LR_SCHEMES, PRECISIONS, STEP_MODES, TrainConfig
+from rvc.config.train import DATA_PLACEMENTS, LR_SCHEMES, PRECISIONS, STEP_MODES, TrainConfig
 from rvc.errors import UserError
 from rvc.models.config import SAMPLE_RATE_TAGS, ModelConfig
 from rvc.paths import ExperimentDir, Workspace
@@ -36,7 +36,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
         "auto_stop",
         "resume",
     ),
-    "Precision and speed": ("precision", "step_mode", "tf32", "seed"),
+    "Precision and speed": ("precision", "step_mode", "data_placement", "tf32", "seed"),
     "Optimizer": ("lr", "betas", "eps", "grad_clip"),
     "Learning-rate schedule": (
         "lr_scheme",
@@ -72,6 +72,7 @@ LABELS: dict[str, str] = {
     "keep_last": "Keep last N states",
     "validate_every": "Validate every N epochs",
     "tf32": "TF32 matmuls",
+    "data_placement": "Training set placement",
     "pretrained_g": "Pretrained generator (G)",
     "pretrained_d": "Pretrained discriminator (D)",
     "overtrain_patience": "Overtraining patience, epochs",
@@ -80,7 +81,12 @@ LABELS: dict[str, str] = {
     "log_every_steps": "Progress every N steps",
     "log_every_seconds": "Progress every N seconds",
 }
-CHOICES: dict[str, tuple[str, ...]] = {"lr_scheme": LR_SCHEMES, "precision": PRECISIONS, "step_mode": STEP_MODES}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "lr_scheme": LR_SCHEMES,
+    "precision": PRECISIONS,
+    "step_mode": STEP_MODES,
+    "data_placement": DATA_PLACEMENTS,
+}
 
 # How each field's annotation is shown: number, whole number, switch, choice, text or pretrain path.
 KINDS: dict[str, str] = {

@@ -61,7 +61,7 @@ _PARSERS: dict[str, Any] = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from rvc.config.train import LR_SCHEMES, PRECISIONS, STEP_MODES, TrainConfig
+    from rvc.config.train import DATA_PLACEMENTS, LR_SCHEMES, PRECISIONS, STEP_MODES, TrainConfig
 
     parser.add_argument("--experiment", required=True, help="experiment name (prepared and extracted)")
     parser.add_argument("--import-from", metavar="OTHER", help="start from another experiment's settings")
@@ -69,7 +69,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sample-rate", type=int, choices=(32000, 40000, 48000), help="model preset (default: the dataset's rate)"
     )
     parser.add_argument("--tiny-model", action="store_true", help=argparse.SUPPRESS)  # tests and debug runs
-    choices = {"lr_scheme": LR_SCHEMES, "precision": PRECISIONS, "step_mode": STEP_MODES}
+    choices = {
+        "lr_scheme": LR_SCHEMES,
+        "precision": PRECISIONS,
+        "step_mode": STEP_MODES,
+        "data_placement": DATA_PLACEMENTS,
+    }
     defaults = TrainConfig()
     for field in dataclasses.fields(TrainConfig):
         flag = "--" + field.name.replace("_", "-")

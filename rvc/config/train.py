@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 LR_SCHEMES = ("exponential", "multistep", "cosine")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "bf16-d", "bf16-tail", "bf16-frame")
 STEP_MODES = ("auto", "eager", "graph", "compiled")  # see rvc/train/graph.py
+DATA_PLACEMENTS = ("auto", "gpu", "stream")  # see rvc/train/batches.py
 
 
 def setting(default: Any, help: str) -> Any:
@@ -42,12 +43,18 @@ class TrainConfig:
     precision: str = setting(
         "auto",
         "auto: fp32 with TF32 matmuls (bf16 is about 1.6x faster but trains to a worse held-out loss); "
-        "fp16 uses a GradScaler",
+        "bf16-d: discriminators in bf16, generator in fp32; bf16-tail: bf16 but the decoder's last stage; "
+        "bf16-frame: bf16 but the encoders and flow; fp16 uses a GradScaler",
     )
     step_mode: str = setting(
         "auto",
         "auto: on a GPU the whole step runs as one CUDA graph, torch.compiled for runs long enough to repay "
         "the compile; eager (CPUs, fp16, debugging), graph, or compiled",
+    )
+    data_placement: str = setting(
+        "auto",
+        "auto: the whole training set on the GPU when it takes at most a quarter of its memory, else "
+        "streamed from host memory one batch at a time; gpu; stream",
     )
     tf32: bool = setting(True, "TF32 matmuls on Ampere and newer: much faster, far below audible differences")
     pretrained_g: str | None = setting(None, "path to a pretrained generator (f0G40k.pth, a community pretrain)")
@@ -75,6 +82,8 @@ class TrainConfig:
             problems.append(f"precision must be one of {', '.join(PRECISIONS)} (got {self.precision!r})")
         if self.step_mode not in STEP_MODES:
             problems.append(f"step_mode must be one of {', '.join(STEP_MODES)} (got {self.step_mode!r})")
+        if self.data_placement not in DATA_PLACEMENTS:
+            problems.append(f"data_placement must be one of {', '.join(DATA_PLACEMENTS)} (got {self.data_placement!r})")
         if self.grad_clip is not None and not self.grad_clip > 0:
             problems.append(f"grad_clip must be positive or unset (got {self.grad_clip})")
         if (self.pretrained_g is None) != (self.pretrained_d is None):

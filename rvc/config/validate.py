@@ -32,16 +32,22 @@ class Validation:
         return not self.errors
 
 
+def _memory_key(precision: str) -> str:
+    """The measured precision whose memory ``precision`` is budgeted at ("auto" trains in fp32; plans
+    with an fp32 generator count as fp32: an overestimate, never an out-of-memory)."""
+    return "bf16" if precision in ("bf16", "fp16", "bf16-tail", "bf16-frame") else "fp32"
+
+
 def estimate_memory_gib(config: ExperimentConfig, precision: str) -> float:
     """Estimate the peak GPU memory of a training step (GiB) for the configured batch size."""
-    key = "fp32" if precision == "fp32" else "bf16"
+    key = _memory_key(precision)
     scale = config.model.segment_size / 12800
     return MEMORY_FIXED_GIB[key] + MEMORY_PER_CLIP_GIB[key] * config.train.batch_size * scale
 
 
-def largest_batch(config: ExperimentConfig, gpu_gib: float, precision: str = "bf16") -> int:
+def largest_batch(config: ExperimentConfig, gpu_gib: float, precision: str = "auto") -> int:
     """Return the largest batch size whose estimated peak fits in 90% of ``gpu_gib``."""
-    key = "fp32" if precision == "fp32" else "bf16"
+    key = _memory_key(precision)
     per_clip = MEMORY_PER_CLIP_GIB[key] * config.model.segment_size / 12800
     return max(1, int((0.9 * gpu_gib - MEMORY_FIXED_GIB[key]) / per_clip))
 
@@ -114,7 +120,7 @@ def validate(config: ExperimentConfig, precision: str | None = None) -> Validati
         result.suggestions.append(
             "no validation clips: the overtraining detector needs held-out audio; prepare with --validation 0.05"
         )
-    chosen = precision or ("bf16" if train.precision in ("auto", "bf16") else train.precision)
+    chosen = precision or train.precision
     result.memory_estimate_gib = round(estimate_memory_gib(config, chosen), 1)
     result.gpu_memory_gib = gpu_memory_gib()
     if result.gpu_memory_gib is not None and result.memory_estimate_gib > 0.9 * result.gpu_memory_gib:

@@ -184,8 +184,7 @@ def _oom_message(workspace: Workspace, name: str) -> str:
     config = load_config(workspace.experiment(name))
     batch = config.train.batch_size
     memory = gpu_memory_gib()
-    precision = "fp32" if config.train.precision == "fp32" else "bf16"
-    fits = min(batch - 1, largest_batch(config, memory, precision)) if memory else batch // 2
+    fits = min(batch - 1, largest_batch(config, memory, config.train.precision)) if memory else batch // 2
     suggestion = max(1, fits)
     return (
         f"the GPU ran out of memory at batch size {batch}: set --batch-size {suggestion} with "

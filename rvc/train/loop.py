@@ -26,10 +26,12 @@ from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
 from rvc.models.weights import load_pretrain
 from rvc.paths import ExperimentDir
 from rvc.train import checkpoint
+from rvc.train.batches import ResidentBatches, StreamedBatches, streams
 from rvc.train.data import TrainingSet, load_training_set
 from rvc.train.graph import GraphedStep, all_reduce_gradients, broadcast_parameters, choose_step_mode, set_capturable
 from rvc.train.mel import MultiScaleMel, Spectrogram
 from rvc.train.overtrain import OvertrainDetector
+from rvc.train.precision import PLANS, Precision, resolve_precision
 from rvc.train.progress import ProgressWriter
 from rvc.train.run_log import RunLog
 from rvc.train.schedule import make_scheduler
@@ -67,28 +69,9 @@ class TrainState:
     batches_done: int = 0  # batches of the unfinished epoch (epoch + 1) already trained: a stop mid-epoch
 
 
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    """Return the autocast dtype; "auto" is fp32 (with TF32 matmuls where the GPU has them).
-
-    Why not bf16 by default: on real speech (benchmarks/quality.py, flite voice, 420 steps
-    from scratch) bf16 training ended at a held-out mel of 1.30 against 1.16-1.18 for two fp32
-    runs, behind at every validation, for about 1.6x the steps/s. bf16 stays one flag away.
-    """
-    if precision in ("fp32", "auto"):
-        return torch.float32
-    if precision == "fp16":
-        if device.type != "cuda":
-            raise UserError("fp16 training needs a CUDA GPU; use --precision fp32 on a CPU")
-        return torch.float16
-    if precision == "bf16":
-        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise UserError("this GPU has no bf16: use --precision fp16 or fp32")
-        return torch.bfloat16
-    raise UserError(f"unknown precision {precision!r}")
-
-
-def build_models(config: ExperimentConfig, device: torch.device, dtype: torch.dtype = torch.float32) -> Models:
+def build_models(config: ExperimentConfig, device: torch.device, precision: Precision = PLANS["fp32"]) -> Models:
     generator = SynthesizerTrnMs768NSFsid(config.model).to(device)
+    precision.apply(generator, device)
     discriminator = MultiPeriodDiscriminatorV2(divisor=config.model.discriminator_divisor).to(device)
     if device.type == "cuda":
         # The period discriminators' 2-D convolutions run natively in NHWC on tensor cores; in NCHW
@@ -105,7 +88,7 @@ def build_models(config: ExperimentConfig, device: torch.device, dtype: torch.dt
         optimizer_d,
         make_scheduler(optimizer_g, train),
         make_scheduler(optimizer_d, train),
-        torch.amp.GradScaler(device.type, enabled=dtype == torch.float16),  # fp16 only: bf16 needs no scaling
+        torch.amp.GradScaler(device.type, enabled=precision.dtype == torch.float16),  # fp16 only: bf16 needs no scaling
         list(generator.parameters()),
         list(discriminator.parameters()),
     )
@@ -140,22 +123,30 @@ class Trainer:
         self.dist = dist or Distributed()
         self.log = log
         self.folder = experiment.root / "checkpoints"
-        self.dtype = resolve_precision(config.train.precision, device)
+        self.precision = resolve_precision(config.train.precision, device)
         self.state = TrainState()
         self.detector = OvertrainDetector(config.train.overtrain_patience)
         self.gpu: Any = None
         self.run_log = RunLog(experiment, config, log)
 
     # --- set-up ----------------------------------------------------------
-    def _load_data(self) -> tuple[TrainingSet, TrainingSet | None]:
-        cfg = self.config.model
+    def _load_data(self) -> tuple[ResidentBatches | StreamedBatches, TrainingSet | None]:
+        """The training clips as the step reads them, and the held-out clips (on the device unless streamed)."""
+        train, cfg = self.config.train, self.config.model
         train_set = load_training_set(self.experiment, "train", cfg.sample_rate, cfg.hop_length)
         # Every clip must hold at least one training slice: pad the frame count up to the slice length.
         frames = max(train_set.max_frames, cfg.segment_frames)
         if frames != train_set.max_frames:
             train_set = load_training_set(self.experiment, "train", cfg.sample_rate, cfg.hop_length, frames)
         validation = load_training_set(self.experiment, "validation", cfg.sample_rate, cfg.hop_length)
-        return train_set.to(self.device), (validation.to(self.device) if len(validation) else None)
+        if not streams(train.data_placement, train_set, self.device):
+            return ResidentBatches(train_set, self.device), (validation.to(self.device) if len(validation) else None)
+        self.log(
+            f"streaming the training set to the GPU one batch at a time ({train_set.nbytes() / 2**30:.1f} GiB; "
+            f"data_placement={train.data_placement})"
+        )
+        batches = StreamedBatches(train_set, self.device, train.grad_accum, train.batch_size)
+        return batches, (validation if len(validation) else None)
 
     def _start_models(self, models: Models) -> None:
         """Resume from the newest complete state, or start from the pretrains (or from scratch)."""
@@ -226,20 +217,17 @@ class Trainer:
         with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
             torch.manual_seed(0)
             for start in range(0, len(data), batch):
-                index = torch.arange(start, min(start + batch, len(data)), device=self.device)
-                lengths = data.lengths[index]
+                # (a streamed run keeps its held-out clips on the host too: they move a batch at a time)
+                index = torch.arange(start, min(start + batch, len(data)), device=data.wav.device)
+                wav, phone, pitch, pitchf, lengths = (
+                    t[index].to(self.device) for t in (data.wav, data.phone, data.pitch, data.pitchf, data.lengths)
+                )
                 # In fp32 whatever the training precision: the loss measures the weights, not bf16's
                 # rounding (which raises the floor of quiet frames' log-mel by far more than any
                 # difference between two runs), and inference runs in fp32 or fp16.
                 with torch.autocast(self.device.type, enabled=False):
-                    audio, _, _ = generator.infer(
-                        data.phone[index].float(),
-                        lengths,
-                        data.pitch[index],
-                        data.pitchf[index],
-                        torch.zeros_like(lengths),
-                    )
-                real_mel = spectrogram.mel(data.wav[index])
+                    audio, _, _ = generator.infer(phone.float(), lengths, pitch, pitchf, torch.zeros_like(lengths))
+                real_mel = spectrogram.mel(wav)
                 fake_mel = spectrogram.mel(audio.squeeze(1).float())
                 mask = sequence_mask(lengths, real_mel.size(-1)).unsqueeze(1)
                 diff = (fake_mel - real_mel).abs() * mask
@@ -253,8 +241,9 @@ class Trainer:
         train, cfg = self.config.train, self.config.model
         torch.manual_seed(train.seed + self.dist.rank)
         configure_backends(self.device, train.tf32)
-        train_set, validation = self._load_data()
-        models = build_models(self.config, self.device, self.dtype)
+        batches, validation = self._load_data()
+        train_set = batches.clips
+        models = build_models(self.config, self.device, self.precision)
         self._start_models(models)
         _apply_lr_scale(models, self.state.pending_lr_factor)
         self.state.pending_lr_factor = 1.0
@@ -272,9 +261,9 @@ class Trainer:
             self.config,
             models,
             spectrogram,
-            train_set,
+            batches.data,
             metrics,
-            self.dtype,
+            self.precision,
             multiscale=multiscale,
             all_reduce=all_reduce_gradients(self.dist.world_size) if self.dist.world_size > 1 else None,
         )
@@ -286,13 +275,14 @@ class Trainer:
                 clips=len(train_set),
                 validation_clips=len(validation) if validation is not None else 0,
                 dataset_seconds=round(train_set.seconds, 2),
+                data_placement="stream" if isinstance(batches, StreamedBatches) else "resident",
                 steps_per_epoch=steps_per_epoch,
                 total_steps=total_steps,
                 epochs=train.epochs,
                 start_epoch=self.state.epoch + 1,
                 start_step=self.state.step,
                 device=str(self.device),
-                precision=str(self.dtype).removeprefix("torch."),
+                precision=self.precision.name,
                 world_size=self.dist.world_size,
                 step_mode=mode,
                 step_mode_reason=why,
@@ -317,12 +307,11 @@ class Trainer:
             needed = steps_per_epoch * per_step
             permutation = permutation.repeat(math.ceil(needed / len(permutation)))[:needed]
             shard = permutation.view(steps_per_epoch, self.dist.world_size, train.grad_accum, train.batch_size)
-            shard = shard[:, self.dist.rank]
-            shard = shard.to(self.device)
+            shard = batches.epoch(shard[:, self.dist.rank])
             # The epoch order is a function of the seed and the epoch, so a run stopped mid-epoch
             # resumes at the next batch of the same order.
             for batch_in_epoch in range(self.state.batches_done, steps_per_epoch):
-                run_step(shard[batch_in_epoch])
+                run_step(batches.step(shard, batch_in_epoch))
                 self.state.step += 1
                 window_steps += 1
                 now = time.monotonic()
@@ -443,7 +432,7 @@ class Trainer:
         In "auto" mode a graph or compile that fails falls back to the eager step, with the reason.
         """
         train = self.config.train
-        mode, why = choose_step_mode(train.step_mode, self.device, self.dtype, steps_left)
+        mode, why = choose_step_mode(train.step_mode, self.device, self.precision.dtype, steps_left)
         set_capturable(step.models, self.device, mode != "eager")
         if mode == "eager":
             return step, mode, why, 0.0

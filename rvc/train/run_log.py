@@ -53,20 +53,16 @@ class RunLog:
         if self.tensorboard is None:
             return
         generator = cast(SynthesizerTrnMs768NSFsid, model)
-        device = data.wav.device
+        device = next(generator.parameters()).device  # the clips may be on the host (a streamed set)
         generator.eval()
         frames = int(data.lengths[0])
+        phone, pitch, pitchf = (t[:1, :frames].to(device) for t in (data.phone, data.pitch, data.pitchf))
+        lengths = data.lengths[:1].to(device)
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(0)
-            fake, _, _ = generator.infer(
-                data.phone[:1, :frames].float(),
-                data.lengths[:1],
-                data.pitch[:1, :frames],
-                data.pitchf[:1, :frames],
-                torch.zeros_like(data.lengths[:1]),
-            )
+            fake, _, _ = generator.infer(phone.float(), lengths, pitch, pitchf, torch.zeros_like(lengths))
         generator.train()
-        real_mel = spectrogram.mel(data.wav[:1, : frames * data.hop_length])[0]
+        real_mel = spectrogram.mel(data.wav[:1, : frames * data.hop_length].to(device))[0]
         fake_mel = spectrogram.mel(fake.squeeze(1).float())[0]
         low, high = float(real_mel.min()), float(real_mel.max())
         for tag, mel in (("slice/mel_org", real_mel), ("slice/mel_gen", fake_mel)):

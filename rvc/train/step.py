@@ -21,6 +21,7 @@ from rvc.models.commons import slice_segments
 from rvc.train.data import TrainingSet
 from rvc.train.losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss, kl_loss
 from rvc.train.mel import MultiScaleMel, Spectrogram
+from rvc.train.precision import PLANS, Precision
 
 METRIC_NAMES = (
     "loss/g/total",
@@ -155,7 +156,7 @@ class TrainStep:
         spectrogram: Spectrogram,
         data: TrainingSet,
         metrics: StepMetrics,
-        dtype: torch.dtype,
+        precision: Precision = PLANS["fp32"],
         functions: StepFunctions | None = None,
         multiscale: MultiScaleMel | None = None,
         all_reduce: Callable[[list[nn.Parameter]], None] | None = None,
@@ -165,7 +166,7 @@ class TrainStep:
         self.spectrogram = spectrogram
         self.data = data
         self.metrics = metrics
-        self.dtype = dtype
+        self.precision = precision
         self.functions = functions or StepFunctions.plain(models.generator, models.discriminator)
         self.multiscale = multiscale
         self.all_reduce = all_reduce
@@ -176,7 +177,8 @@ class TrainStep:
         train, cfg = self.config.train, self.config.model
         models, fn, data = self.models, self.functions, self.data
         micro = index.size(0)
-        autocast = torch.autocast(self.device.type, self.dtype, enabled=self.dtype != torch.float32)
+        autocast_g = self.precision.autocast(self.device, self.precision.generator)
+        autocast_d = self.precision.autocast(self.device, self.precision.discriminator)
         models.optimizer_d.zero_grad(set_to_none=True)
         models.optimizer_g.zero_grad(set_to_none=True)
         sums: dict[str, torch.Tensor] = {}
@@ -187,14 +189,14 @@ class TrainStep:
             wav, lengths = data.wav[rows], data.lengths[rows]
             phone, pitch, pitchf = data.phone[rows].float(), data.pitch[rows], data.pitchf[rows]
             spec = self.spectrogram.linear(wav)
-            with autocast:
+            with autocast_g:
                 y_hat, ids_slice, _, z_mask, (_, z_p, m_p, logs_p, _, logs_q) = fn.generator_forward(
                     phone, lengths, pitch, pitchf, spec, lengths, torch.zeros_like(lengths)
                 )
             real = slice_segments(wav, ids_slice * cfg.hop_length, cfg.segment_size).unsqueeze(1)
 
             # Discriminator: real towards 1, generated (detached) towards 0.
-            with autocast:
+            with autocast_d:
                 loss_d = fn.discriminator_loss(real, y_hat.detach())
             models.scaler.scale(loss_d / micro).backward()
             if m == micro - 1:
@@ -208,7 +210,7 @@ class TrainStep:
 
             # Generator: fool D, match its features, and match the real mel.
             models.discriminator.requires_grad_(False)  # no D weight grads in the G backward: less work
-            with autocast:
+            with autocast_d:
                 loss_gen, loss_fm = fn.adversarial_losses(real, y_hat)
             mels = self.spectrogram.mel(torch.cat([real.squeeze(1), y_hat.squeeze(1).float()]))
             real_mel, fake_mel = mels.chunk(2)
