@@ -239,7 +239,8 @@ def run(args: argparse.Namespace) -> None:
     target = sorted((args.data / "target").glob("*.wav"))
     rvc([*common, "prepare", "--experiment", "base", "--input", str(args.data / "target"), "--validation", "0.1"])
     rvc([*common, "extract", "--experiment", "base", "--f0", args.f0, "--embedder", "contentvec"])
-    rvc([*common, "config", "--experiment", "base", "--sample-rate", "40000"])
+    size = ["--tiny-model"] if args.tiny_model else []  # CPU-sized: to study an effect, not to judge a voice
+    rvc([*common, "config", "--experiment", "base", "--sample-rate", "40000", *size])
     base = ExperimentDir(logs, "base")
     train_names = read_clip_list(base.train_clips)
     validation_names = read_clip_list(base.validation_clips)
@@ -322,6 +323,7 @@ def main() -> None:
     measure_.add_argument("--f0", default="pm", help="an f0 method that needs no downloaded weights")
     measure_.add_argument("--seed", type=int, default=1234)
     measure_.add_argument("--validate-every", type=int, default=2, help="epochs between held-out losses")
+    measure_.add_argument("--tiny-model", action="store_true", help="the test-sized model (runs on a CPU)")
     measure_.add_argument("--train-only", action="store_true", help="held-out mel only: no reconstruction")
     measure_.add_argument("--eval-clips", type=int, default=12)
     measure_.add_argument("--reference-clips", type=int, default=20)
