@@ -5,7 +5,7 @@ pairs (name, author, Hub repository and path of the G and D file per sample rate
 size where known) and the rmvpe weights. The content encoders are not repeated there: they
 come from :data:`rvc.features.embedder.EMBEDDERS`.
 
-Layout under the assets folder (what :func:`list_pretrain_pairs` reads):
+Layout under the assets folder (what :func:`rvc.pretrained_pairs.list_pretrain_pairs` reads):
 
 ``pretrained_v2/<id>/<32k|40k|48k>/G.pth`` and ``D.pth``
     one installed pair: a catalogue download (``<id>`` is the catalogue id) or a custom pair
@@ -29,14 +29,15 @@ import json
 import os
 import re
 import shutil
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from rvc.errors import UserError
-from rvc.fileio import atomic_write_json, read_json, sha256_file
+from rvc.fileio import atomic_write_json, sha256_file
 from rvc.paths import AssetDir, sample_rate_tag
+from rvc.pretrained_pairs import SOURCE_FILE, PretrainPair
 
 if TYPE_CHECKING:
     from rvc.models.config import ModelConfig
@@ -44,7 +45,6 @@ if TYPE_CHECKING:
 SAMPLE_RATES = (32000, 40000, 48000)
 G_FILE = "G.pth"
 D_FILE = "D.pth"
-SOURCE_FILE = "source.json"
 DEFAULT_ENDPOINT = "https://huggingface.co"
 CATALOGUE_VERSION = 1
 RMVPE_FILE = "rmvpe.pt"  # the name AssetDir.rmvpe_weights expects
@@ -319,84 +319,9 @@ class _Reader:
 # ------------------------------------------------------------------ installed pairs
 
 
-@dataclass(frozen=True)
-class PretrainPair:
-    """An installed G/D pair, ready for the config's pretrained_g / pretrained_d."""
-
-    name: str  # what the user sees: the catalogue name, the custom name or the file stem
-    sample_rate: int
-    g: Path
-    d: Path
-    origin: Literal["catalogue", "custom", "folder"]
-
-    @property
-    def label(self) -> str:
-        """Return a one-line label for dropdowns: ``"TITAN (40k, catalogue)"``."""
-        return f"{self.name} ({sample_rate_tag(self.sample_rate)}, {self.origin})"
-
-
 def pair_dir(assets: AssetDir, pair_id: str, sample_rate: int) -> Path:
     """Return ``pretrained_v2/<id>/<rate>/``, where an installed pair lives."""
     return assets.pretrained_dir / pair_id / sample_rate_tag(sample_rate)
-
-
-def list_pretrain_pairs(assets: AssetDir, sample_rate: int | None = None) -> list[PretrainPair]:
-    """Return the installed G/D pairs (downloaded, custom and hand-copied), optionally of one sample rate.
-
-    Cheap (directory listing and small JSON files only): the Generate Configuration tab calls it
-    whenever its dropdown is shown, so new downloads and uploads appear at once.
-    """
-    pairs = [*_folder_pairs(assets), *_flat_pairs(assets.pretrained_dir)]
-    if sample_rate is not None:
-        pairs = [p for p in pairs if p.sample_rate == sample_rate]
-    return sorted(pairs, key=lambda p: (p.sample_rate, p.origin != "catalogue", p.name.lower()))
-
-
-def _folder_pairs(assets: AssetDir) -> Iterator[PretrainPair]:
-    root = assets.pretrained_dir
-    if not root.is_dir():
-        return
-    for entry in sorted(root.iterdir()):
-        if not entry.is_dir() or entry.name.startswith("."):
-            continue
-        for rate in SAMPLE_RATES:
-            folder = entry / sample_rate_tag(rate)
-            g, d = folder / G_FILE, folder / D_FILE
-            if not (g.is_file() and d.is_file()):
-                continue
-            source = _read_source(folder / SOURCE_FILE)
-            origin = source.get("origin")
-            yield PretrainPair(
-                name=str(source.get("name") or entry.name),
-                sample_rate=rate,
-                g=g,
-                d=d,
-                origin=origin if origin in ("catalogue", "custom") else "folder",
-            )
-
-
-def _read_source(path: Path) -> dict[str, Any]:
-    try:
-        data = read_json(path, default={})
-    except (OSError, ValueError):
-        return {}  # a damaged source.json only loses the display name
-    return data if isinstance(data, dict) else {}
-
-
-def _flat_pairs(root: Path) -> Iterator[PretrainPair]:
-    """Pair hand-copied files such as ``f0G40k.pth`` / ``f0D40k.pth`` (one G changed to D)."""
-    if not root.is_dir():
-        return
-    files = {p.name: p for p in root.iterdir() if p.is_file() and p.suffix == ".pth"}
-    for name, g in sorted(files.items()):
-        tags = _TAG.findall(name)
-        if len(set(tags)) != 1:
-            continue
-        for i, char in enumerate(name):
-            partner = name[:i] + "D" + name[i + 1 :]
-            if char == "G" and partner in files:
-                yield PretrainPair(g.stem, int(tags[0]) * 1000, g, files[partner], "folder")
-                break
 
 
 def installed_pair(assets: AssetDir, pretrain: Pretrain, sample_rate: int) -> PretrainPair | None:

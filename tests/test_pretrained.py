@@ -29,10 +29,10 @@ from rvc.pretrained import (
     bundled_catalogue_path,
     download_pretrain,
     download_weights,
-    list_pretrain_pairs,
     load_catalogue,
     load_catalogue_for,
 )
+from rvc.pretrained_pairs import list_pretrain_pairs
 from tests.fake_experiment import tiny_config
 from tests.fake_hub import FakeHub, closed_port_url, serve_hub, tiny_pretrain_bytes, write_catalogue, write_tiny_pair
 
@@ -306,6 +306,17 @@ def test_hand_copied_rvc_files_are_listed(assets: AssetDir, tmp_path: Path) -> N
     (assets.pretrained_dir / "f0G48k.pth").write_bytes(g.read_bytes())  # no partner: not a pair
     [pair] = list_pretrain_pairs(assets)
     assert (pair.name, pair.sample_rate, pair.origin, pair.d.name) == ("f0G40k", 40000, "folder", "f0D40k.pth")
+
+    # the same listing as the Generate Configuration tab's: nested and untagged pairs too, never hidden folders
+    nested = assets.pretrained_dir / "TITAN" / "40k"
+    untagged = assets.pretrained_dir / "mine"
+    hidden = assets.pretrained_dir / ".upload"
+    for folder in (nested, untagged, hidden):
+        folder.mkdir(parents=True)
+        (folder / "G.pth").write_bytes(g.read_bytes())
+        (folder / "D.pth").write_bytes(d.read_bytes())
+    pairs = list_pretrain_pairs(assets, 40000)
+    assert [(p.name, p.rate_from) for p in pairs] == [("f0G40k", "name"), ("mine", "weights"), ("TITAN", "name")]
 
 
 # ------------------------------------------------------------------ the CLI stage

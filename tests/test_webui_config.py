@@ -13,10 +13,11 @@ from rvc.config.train import TrainConfig
 from rvc.errors import UserError
 from rvc.models.config import ModelConfig
 from rvc.paths import Workspace
+from rvc.pretrained_pairs import find_pretrain_pairs, rate_from_name
 from tests.fake_experiment import make_extracted_experiment, write_tiny_config
 from webui import config_handlers as handlers
 from webui.config_handlers import NO_PRETRAIN
-from webui.config_pretrains import find_pretrains, pairs_for_rate, rate_from_name
+from webui.config_pretrains import pairs_for_rate
 from webui.paths_guard import PathGuard
 
 
@@ -177,16 +178,16 @@ def test_pretrain_dropdowns_list_pairs_of_the_chosen_rate(tmp_path: Path) -> Non
         (root / "broken" / name).parent.mkdir(parents=True, exist_ok=True)
         (root / "broken" / name).write_bytes(b"not a torch file")
 
-    listing = find_pretrains(root)
-    assert {(p.generator.name, p.sample_rate, p.rate_from) for p in listing.pairs} == {
-        ("f0G40k.pth", 40000, "name"),
-        ("f0G48k.pth", 48000, "name"),
-        ("G-f032k-TITAN-Medium.pth", 32000, "name"),
-        ("G.pth", 40000, "weights"),
-        ("G.pth", None, "unknown"),
+    listing = find_pretrain_pairs(root)
+    assert {(p.name, p.g.name, p.sample_rate, p.rate_from, p.origin) for p in listing.pairs} == {
+        ("f0G40k", "f0G40k.pth", 40000, "name", "folder"),
+        ("f0G48k", "f0G48k.pth", 48000, "name", "folder"),
+        ("G-f032k-TITAN-Medium", "G-f032k-TITAN-Medium.pth", 32000, "name", "folder"),
+        ("custom", "G.pth", 40000, "weights", "folder"),
     }
+    assert [(g.parent.name, g.name) for g, _ in listing.unknown_rate] == [("broken", "G.pth")]
     assert [p.name for p in listing.unpaired] == ["lonely_G40k.pth"]
-    assert [p.generator for p in pairs_for_rate(listing, 32000)] == [titan_g]
+    assert [p.g for p in pairs_for_rate(listing, 32000)] == [titan_g]
 
     choices = handlers.pretrain_choices(workspace, 40000, None, None)
     assert choices.generators == [

@@ -380,15 +380,16 @@ def pretrain_choices(
     A current path that is no listed pretrain at all (a checkpoint of another
     experiment, say) is kept as it is; Validate checks that it fits.
     """
-    from webui.config_pretrains import find_pretrains, listing_note, pairs_for_rate, shown
+    from rvc.pretrained_pairs import find_pretrain_pairs
+    from webui.config_pretrains import listing_note, pairs_for_rate, shown
 
     root = workspace.assets.pretrained_dir
-    listing = find_pretrains(root)
+    listing = find_pretrain_pairs(root)
     pairs = pairs_for_rate(listing, int(sample_rate))
     scratch = ("none: train from scratch", NO_PRETRAIN)
-    generators = [scratch] + [(shown(pair.generator, root), str(pair.generator)) for pair in pairs]
-    discriminators = [scratch] + [(shown(pair.discriminator, root), str(pair.discriminator)) for pair in pairs]
-    listed = {str(p.generator) for p in listing.pairs} | {str(p.discriminator) for p in listing.pairs}
+    generators = [scratch] + [(shown(pair.g, root), str(pair.g)) for pair in pairs]
+    discriminators = [scratch] + [(shown(pair.d, root), str(pair.d)) for pair in pairs]
+    listed = {str(path) for pair in listing.every_pair() for path in pair}
     offered = {value for _, value in generators + discriminators}
 
     def keep(current: str | None) -> str:
@@ -404,11 +405,12 @@ def pretrain_choices(
 
 def partner_of(workspace: Workspace, generator: str | None) -> str | None:
     """Return the D file paired with a listed G file, or None when the G is not a listed pretrain."""
-    from webui.config_pretrains import find_pretrains
+    from rvc.pretrained_pairs import find_pretrain_pairs
 
     if not generator or generator == NO_PRETRAIN:
         return NO_PRETRAIN
-    for pair in find_pretrains(workspace.assets.pretrained_dir).pairs:
-        if str(pair.generator) == generator:
-            return str(pair.discriminator)
+    listing = find_pretrain_pairs(workspace.assets.pretrained_dir)
+    for g, d in listing.every_pair():
+        if str(g) == generator:
+            return str(d)
     return None

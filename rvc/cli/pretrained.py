@@ -55,7 +55,8 @@ def run(args: argparse.Namespace, workspace: Workspace) -> int:
 
 def _list(catalogue: Catalogue, workspace: Workspace, sample_rate: int | None) -> int:
     from rvc.paths import sample_rate_tag
-    from rvc.pretrained import installed_pair, list_pretrain_pairs
+    from rvc.pretrained import installed_pair
+    from rvc.pretrained_pairs import list_pretrain_pairs
 
     assets = workspace.assets
     print(f"catalogue: {catalogue.path}")

@@ -17,9 +17,9 @@ from rvc.pretrained import (
     download_pretrain,
     download_weights,
     installed_pair,
-    list_pretrain_pairs,
     load_catalogue_for,
 )
+from rvc.pretrained_pairs import list_pretrain_pairs
 
 if TYPE_CHECKING:
     from webui.context import AppContext
