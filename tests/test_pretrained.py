@@ -20,19 +20,10 @@ from rvc.models.discriminator import MultiPeriodDiscriminatorV2
 from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
 from rvc.models.weights import PretrainMismatchError, to_rvc_spelling
 from rvc.paths import AssetDir, Workspace
-from rvc.pretrained import (
-    CatalogueError,
-    ChecksumError,
-    DownloadError,
-    DownloadProgress,
-    add_custom_pair,
-    bundled_catalogue_path,
-    download_pretrain,
-    download_weights,
-    load_catalogue,
-    load_catalogue_for,
-)
-from rvc.pretrained_pairs import list_pretrain_pairs
+from rvc.pretrained.catalogue import CatalogueError, bundled_catalogue_path, load_catalogue, load_catalogue_for
+from rvc.pretrained.custom import add_custom_pair
+from rvc.pretrained.download import ChecksumError, DownloadError, DownloadProgress, download_pretrain, download_weights
+from rvc.pretrained.pairs import list_pretrain_pairs
 from tests.fake_experiment import tiny_config
 from tests.fake_hub import FakeHub, closed_port_url, serve_hub, tiny_pretrain_bytes, write_catalogue, write_tiny_pair
 

@@ -13,7 +13,7 @@ from rvc.config.train import TrainConfig
 from rvc.errors import UserError
 from rvc.models.config import ModelConfig
 from rvc.paths import Workspace
-from rvc.pretrained_pairs import find_pretrain_pairs, rate_from_name
+from rvc.pretrained.pairs import find_pretrain_pairs, rate_from_name
 from tests.fake_experiment import make_extracted_experiment, write_tiny_config
 from webui import config_handlers as handlers
 from webui.config_handlers import NO_PRETRAIN

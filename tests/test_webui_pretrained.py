@@ -15,7 +15,8 @@ from rvc.models.discriminator import MultiPeriodDiscriminatorV2
 from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
 from rvc.models.weights import to_rvc_spelling
 from rvc.paths import AssetDir, Workspace
-from rvc.pretrained import DownloadProgress, bundled_catalogue_path, load_catalogue
+from rvc.pretrained.catalogue import bundled_catalogue_path, load_catalogue
+from rvc.pretrained.download import DownloadProgress
 from tests.fake_hub import FakeHub, closed_port_url, serve_hub, tiny_pretrain_bytes, write_catalogue
 from webui import config_handlers
 from webui.tabs import download_pretrained as tab

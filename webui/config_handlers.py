@@ -380,7 +380,7 @@ def pretrain_choices(
     A current path that is no listed pretrain at all (a checkpoint of another
     experiment, say) is kept as it is; Validate checks that it fits.
     """
-    from rvc.pretrained_pairs import find_pretrain_pairs
+    from rvc.pretrained.pairs import find_pretrain_pairs
     from webui.config_pretrains import listing_note, pairs_for_rate, shown
 
     root = workspace.assets.pretrained_dir
@@ -405,7 +405,7 @@ def pretrain_choices(
 
 def partner_of(workspace: Workspace, generator: str | None) -> str | None:
     """Return the D file paired with a listed G file, or None when the G is not a listed pretrain."""
-    from rvc.pretrained_pairs import find_pretrain_pairs
+    from rvc.pretrained.pairs import find_pretrain_pairs
 
     if not generator or generator == NO_PRETRAIN:
         return NO_PRETRAIN

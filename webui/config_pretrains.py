@@ -1,11 +1,11 @@
-"""How the Generate Configuration tab shows the installed pretrains (found by ``rvc.pretrained_pairs``)."""
+"""How the Generate Configuration tab shows the installed pretrains (found by ``rvc.pretrained.pairs``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from rvc.models.config import SAMPLE_RATE_TAGS
-from rvc.pretrained_pairs import PretrainListing, PretrainPair
+from rvc.pretrained.pairs import PretrainListing, PretrainPair
 
 
 def shown(path: Path, root: Path) -> str:

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING
 from rvc.paths import Workspace
 
 if TYPE_CHECKING:
-    from rvc.pretrained import Catalogue, DownloadProgress
+    from rvc.pretrained.catalogue import Catalogue
+    from rvc.pretrained.download import DownloadProgress
 
 HELP = "list, download (from the Hugging Face Hub) and add pretrained G/D pairs, rmvpe and the content encoders"
 
@@ -43,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, workspace: Workspace) -> int:
-    from rvc.pretrained import load_catalogue_for
+    from rvc.pretrained.catalogue import load_catalogue_for
 
     catalogue = load_catalogue_for(workspace.assets)
     if args.action == "list":
@@ -55,8 +56,8 @@ def run(args: argparse.Namespace, workspace: Workspace) -> int:
 
 def _list(catalogue: Catalogue, workspace: Workspace, sample_rate: int | None) -> int:
     from rvc.paths import sample_rate_tag
-    from rvc.pretrained import installed_pair
-    from rvc.pretrained_pairs import list_pretrain_pairs
+    from rvc.pretrained.catalogue import installed_pair
+    from rvc.pretrained.pairs import list_pretrain_pairs
 
     assets = workspace.assets
     print(f"catalogue: {catalogue.path}")
@@ -86,7 +87,7 @@ def _list(catalogue: Catalogue, workspace: Workspace, sample_rate: int | None) -
 def _download(catalogue: Catalogue, workspace: Workspace, name: str, sample_rate: int | None) -> int:
     from rvc.errors import UserError
     from rvc.paths import sample_rate_tag
-    from rvc.pretrained import download_pretrain, download_weights
+    from rvc.pretrained.download import download_pretrain, download_weights
 
     assets = workspace.assets
     if name.strip().lower() in {a.id.lower() for a in catalogue.weights}:
@@ -115,7 +116,7 @@ def _print_progress(update: DownloadProgress) -> None:
 
 
 def _add(workspace: Workspace, args: argparse.Namespace) -> int:
-    from rvc.pretrained import add_custom_pair
+    from rvc.pretrained.custom import add_custom_pair
 
     pair = add_custom_pair(workspace.assets, args.name, args.g, args.d, args.sample_rate, overwrite=args.overwrite)
     print(f"added {pair.label}\n  --pretrained-g {pair.g}\n  --pretrained-d {pair.d}")

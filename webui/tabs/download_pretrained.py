@@ -8,18 +8,10 @@ from typing import TYPE_CHECKING, Any
 
 from rvc.errors import UserError
 from rvc.paths import AssetDir, sample_rate_tag
-from rvc.pretrained import (
-    SAMPLE_RATES,
-    Catalogue,
-    DownloadProgress,
-    ProgressCallback,
-    add_custom_pair,
-    download_pretrain,
-    download_weights,
-    installed_pair,
-    load_catalogue_for,
-)
-from rvc.pretrained_pairs import list_pretrain_pairs
+from rvc.pretrained.catalogue import SAMPLE_RATES, Catalogue, installed_pair, load_catalogue_for
+from rvc.pretrained.custom import add_custom_pair
+from rvc.pretrained.download import DownloadProgress, ProgressCallback, download_pretrain, download_weights
+from rvc.pretrained.pairs import list_pretrain_pairs
 
 if TYPE_CHECKING:
     from webui.context import AppContext
