@@ -34,8 +34,9 @@ def profile_mode(mode: str, args: argparse.Namespace, logs: Path) -> dict[str, o
     from rvc.config.experiment import load_config
     from rvc.paths import ExperimentDir
     from rvc.train.graph import GraphedStep, set_capturable
-    from rvc.train.loop import Trainer, build_models, configure_backends
+    from rvc.train.loop import Trainer
     from rvc.train.mel import Spectrogram
+    from rvc.train.models import build_models, configure_backends
     from rvc.train.progress import ProgressWriter
     from rvc.train.step import StepMetrics, TrainStep
 

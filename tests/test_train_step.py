@@ -8,13 +8,13 @@ import pytest
 import torch
 
 from rvc.errors import UserError
-from rvc.train.batches import ResidentBatches, StreamedBatches
+from rvc.train.batches import ResidentBatches, StreamedBatches, epoch_rows
 from rvc.train.data import load_training_set
 from rvc.train.graph import COMPILE_MIN_STEPS, choose_step_mode, set_capturable
-from rvc.train.loop import build_models
 from rvc.train.mel import Spectrogram
+from rvc.train.models import Models, build_models
 from rvc.train.precision import PLANS
-from rvc.train.step import METRIC_NAMES, Models, StepFunctions, StepMetrics, TrainStep
+from rvc.train.step import METRIC_NAMES, StepFunctions, StepMetrics, TrainStep
 from tests.fake_experiment import make_extracted_experiment, tiny_config
 
 CPU = torch.device("cpu")
@@ -176,3 +176,13 @@ def test_streamed_batches_copy_each_steps_clips_into_one_window(setup: tuple) ->
             torch.testing.assert_close(getattr(window, name)[index[0]], getattr(data, name)[rows], rtol=0, atol=0)
     resident = ResidentBatches(data, CPU)
     assert resident.step(resident.epoch(torch.tensor([[[3, 1]]])), 0).tolist() == [[3, 1]]
+
+
+def test_an_epochs_order_is_the_seeds_and_wraps_to_whole_steps() -> None:
+    train = tiny_config(batch_size=2).train
+    rows = epoch_rows(5, epoch=3, train=train, world_size=2, steps=2)
+    assert rows.shape == (2, 2, 1, 2)
+    flat = rows.flatten().tolist()
+    assert sorted(flat[:5]) == [0, 1, 2, 3, 4] and flat[5:] == flat[:3]  # every clip, then wrap around
+    assert torch.equal(rows, epoch_rows(5, epoch=3, train=train, world_size=2, steps=2))  # a resume sees the same
+    assert not torch.equal(rows, epoch_rows(5, epoch=4, train=train, world_size=2, steps=2))

@@ -13,8 +13,11 @@ rows, so the step (eager, graphed or compiled) does not know which one it runs o
 
 from __future__ import annotations
 
+import math
+
 import torch
 
+from rvc.config.train import TrainConfig
 from rvc.train.data import TrainingSet
 
 # The whole set goes on the GPU when it takes at most this share of the GPU's memory.
@@ -29,6 +32,21 @@ def streams(placement: str, data: TrainingSet, device: torch.device) -> bool:
         return False
     total = torch.cuda.get_device_properties(device).total_memory
     return data.nbytes() > RESIDENT_SHARE * total
+
+
+def epoch_rows(clips: int, epoch: int, train: TrainConfig, world_size: int, steps: int) -> torch.Tensor:
+    """Return the clip rows of one epoch's steps: Tensor[steps x world_size x grad_accum x batch_size].
+
+    The order is a function of the seed and the epoch only, the same on every rank and after a
+    resume, so a run stopped mid-epoch goes on at the next batch of the same order. The last
+    steps wrap around to the first clips: every batch has the same shape (one CUDA graph).
+    """
+    order = torch.Generator(device="cpu")
+    order.manual_seed(train.seed * 100_003 + epoch)
+    permutation = torch.randperm(clips, generator=order)
+    needed = steps * world_size * train.grad_accum * train.batch_size
+    permutation = permutation.repeat(math.ceil(needed / clips))[:needed]
+    return permutation.view(steps, world_size, train.grad_accum, train.batch_size)
 
 
 def _empty_like(data: TrainingSet, rows: int, device: torch.device, pin: bool = False) -> TrainingSet:

@@ -24,7 +24,8 @@ from torch import nn
 
 from rvc.config.train import STEP_MODES
 from rvc.errors import UserError
-from rvc.train.step import Models, TrainStep
+from rvc.train.models import Models
+from rvc.train.step import TrainStep
 
 # "auto" compiles only when the run is long enough to repay the compile (about a minute with a
 # warm cache, several cold): at least this many steps left to train.

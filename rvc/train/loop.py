@@ -14,28 +14,26 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import torch
 
 from rvc.config.experiment import ExperimentConfig
 from rvc.errors import UserError
-from rvc.models.commons import sequence_mask
-from rvc.models.discriminator import MultiPeriodDiscriminatorV2
-from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
 from rvc.models.weights import load_pretrain
 from rvc.paths import ExperimentDir
 from rvc.train import checkpoint
-from rvc.train.batches import ResidentBatches, StreamedBatches, streams
+from rvc.train.batches import ResidentBatches, StreamedBatches, epoch_rows, streams
 from rvc.train.data import TrainingSet, load_training_set
 from rvc.train.graph import GraphedStep, all_reduce_gradients, broadcast_parameters, choose_step_mode, set_capturable
 from rvc.train.mel import MultiScaleMel, Spectrogram
+from rvc.train.models import Models, build_models, configure_backends
 from rvc.train.overtrain import OvertrainDetector
-from rvc.train.precision import PLANS, Precision, resolve_precision
+from rvc.train.precision import resolve_precision
 from rvc.train.progress import ProgressWriter
 from rvc.train.run_log import RunLog
-from rvc.train.schedule import make_scheduler
-from rvc.train.step import Models, StepMetrics, TrainStep
+from rvc.train.step import StepMetrics, TrainStep
+from rvc.train.validation import held_out_mel
 
 # Non-finite steps in a row before rolling back to the last state with a lower LR.
 ROLLBACK_AFTER = 5
@@ -69,37 +67,24 @@ class TrainState:
     batches_done: int = 0  # batches of the unfinished epoch (epoch + 1) already trained: a stop mid-epoch
 
 
-def build_models(config: ExperimentConfig, device: torch.device, precision: Precision = PLANS["fp32"]) -> Models:
-    generator = SynthesizerTrnMs768NSFsid(config.model).to(device)
-    precision.apply(generator, device)
-    discriminator = MultiPeriodDiscriminatorV2(divisor=config.model.discriminator_divisor).to(device)
-    if device.type == "cuda":
-        # The period discriminators' 2-D convolutions run natively in NHWC on tensor cores; in NCHW
-        # cuDNN transposes around every one of them (about a fifth of an eager step's GPU time).
-        discriminator.to(memory_format=torch.channels_last)
-    train = config.train
-    fused = True  # one kernel for the whole step, and it can skip a non-finite step on the device
-    optimizer_g = torch.optim.AdamW(generator.parameters(), train.lr, train.betas, train.eps, fused=fused)
-    optimizer_d = torch.optim.AdamW(discriminator.parameters(), train.lr, train.betas, train.eps, fused=fused)
-    return Models(
-        generator,
-        discriminator,
-        optimizer_g,
-        optimizer_d,
-        make_scheduler(optimizer_g, train),
-        make_scheduler(optimizer_d, train),
-        torch.amp.GradScaler(device.type, enabled=precision.dtype == torch.float16),  # fp16 only: bf16 needs no scaling
-        list(generator.parameters()),
-        list(discriminator.parameters()),
-    )
+@dataclass
+class RateWindow:
+    """The steps since the last progress event, and the smoothed steps/s."""
 
+    steps: int = 0
+    start: float = field(default_factory=time.monotonic)
+    rate: float | None = None
 
-def configure_backends(device: torch.device, tf32: bool) -> None:
-    """TF32 matmuls and cuDNN autotuning on CUDA (every step has the same shapes, so tuning pays)."""
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = tf32
-        torch.backends.cudnn.allow_tf32 = tf32
-        torch.backends.cudnn.benchmark = True
+    def due(self, every_steps: int, every_seconds: float, last_of_epoch: bool) -> bool:
+        return self.steps >= every_steps or time.monotonic() - self.start >= every_seconds or last_of_epoch
+
+    def close(self) -> float:
+        """Fold this window into the smoothed rate, start the next one, and return the rate."""
+        now = time.monotonic()
+        rate = self.steps / max(now - self.start, 1e-9)
+        self.rate = rate if self.rate is None else 0.7 * self.rate + 0.3 * rate
+        self.steps, self.start = 0, now
+        return self.rate
 
 
 class Trainer:
@@ -206,36 +191,6 @@ class Trainer:
             extra,
         )
 
-    # --- validation --------------------------------------------------------
-    @torch.no_grad()
-    def _validate(self, models: Models, spectrogram: Spectrogram, data: TrainingSet) -> dict[str, float]:
-        """Held-out mel L1 through the conversion path (prior -> flow -> decoder), with fixed noise, in fp32."""
-        generator = cast(SynthesizerTrnMs768NSFsid, models.generator)
-        generator.eval()
-        total, frames_total = 0.0, 0
-        batch = max(1, self.config.train.batch_size)
-        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
-            torch.manual_seed(0)
-            for start in range(0, len(data), batch):
-                # (a streamed run keeps its held-out clips on the host too: they move a batch at a time)
-                index = torch.arange(start, min(start + batch, len(data)), device=data.wav.device)
-                wav, phone, pitch, pitchf, lengths = (
-                    t[index].to(self.device) for t in (data.wav, data.phone, data.pitch, data.pitchf, data.lengths)
-                )
-                # In fp32 whatever the training precision: the loss measures the weights, not bf16's
-                # rounding (which raises the floor of quiet frames' log-mel by far more than any
-                # difference between two runs), and inference runs in fp32 or fp16.
-                with torch.autocast(self.device.type, enabled=False):
-                    audio, _, _ = generator.infer(phone.float(), lengths, pitch, pitchf, torch.zeros_like(lengths))
-                real_mel = spectrogram.mel(wav)
-                fake_mel = spectrogram.mel(audio.squeeze(1).float())
-                mask = sequence_mask(lengths, real_mel.size(-1)).unsqueeze(1)
-                diff = (fake_mel - real_mel).abs() * mask
-                total += float(diff.sum()) / real_mel.size(1)
-                frames_total += int(lengths.sum())
-        generator.train()
-        return {"loss/val/mel": total / max(1, frames_total)}
-
     # --- the loop ------------------------------------------------------------
     def run(self) -> int:
         train, cfg = self.config.train, self.config.model
@@ -293,62 +248,20 @@ class Trainer:
                 from rvc.train.gpu_stats import GpuStats
 
                 self.gpu = GpuStats(self.device.index or 0)
-        order = torch.Generator(device="cpu")
-        window_steps, window_start = 0, time.monotonic()
-        rate: float | None = None
+        window = RateWindow()
 
         for epoch in range(self.state.epoch + 1, train.epochs + 1):
             epoch_start = time.monotonic()
             if self.device.type == "cuda":
                 torch.cuda.reset_peak_memory_stats(self.device)  # each epoch event reports its own peak
-            order.manual_seed(train.seed * 100_003 + epoch)  # the same order on every rank and after resume
-            permutation = torch.randperm(len(train_set), generator=order)
-            # Pad to whole steps by wrapping around: every batch has the same shape.
-            needed = steps_per_epoch * per_step
-            permutation = permutation.repeat(math.ceil(needed / len(permutation)))[:needed]
-            shard = permutation.view(steps_per_epoch, self.dist.world_size, train.grad_accum, train.batch_size)
-            shard = batches.epoch(shard[:, self.dist.rank])
-            # The epoch order is a function of the seed and the epoch, so a run stopped mid-epoch
-            # resumes at the next batch of the same order.
+            rows = epoch_rows(len(train_set), epoch, train, self.dist.world_size, steps_per_epoch)
+            shard = batches.epoch(rows[:, self.dist.rank])
             for batch_in_epoch in range(self.state.batches_done, steps_per_epoch):
                 run_step(batches.step(shard, batch_in_epoch))
                 self.state.step += 1
-                window_steps += 1
-                now = time.monotonic()
-                last_of_epoch = batch_in_epoch == steps_per_epoch - 1
-                if (
-                    window_steps >= train.log_every_steps
-                    or now - window_start >= train.log_every_seconds
-                    or last_of_epoch
-                ):
-                    # note: this is a CPU-GPU sync point
-                    values, in_a_row, skipped = metrics.read()
-                    step_rate = window_steps / max(now - window_start, 1e-9)
-                    rate = step_rate if rate is None else 0.7 * rate + 0.3 * step_rate
-                    self.state.skipped_steps = skipped
-                    lr = float(models.optimizer_g.param_groups[0]["lr"])  # a device tensor when the step is graphed
-                    if self.dist.is_main:
-                        gpu: dict[str, float] = self.gpu.read() if self.gpu is not None else {}
-                        next_save = (
-                            (epoch // train.save_every + 1) * train.save_every if epoch % train.save_every else epoch
-                        )
-                        self.progress.emit(
-                            "step",
-                            epoch=epoch,
-                            step=self.state.step,
-                            total_steps=total_steps,
-                            batch=batch_in_epoch + 1,
-                            batches=steps_per_epoch,
-                            lr=lr,
-                            metrics=values,
-                            it_s=round(rate, 3),
-                            eta_s=round((total_steps - self.state.step) / rate, 1),
-                            next_save_epoch=min(next_save, train.epochs),
-                            skipped_steps=skipped,
-                            gpu=gpu,
-                        )
-                        self.run_log.scalars(values | gpu | {"learning_rate": lr}, self.state.step)
-                    window_steps, window_start = 0, time.monotonic()
+                window.steps += 1
+                if window.due(train.log_every_steps, train.log_every_seconds, batch_in_epoch == steps_per_epoch - 1):
+                    in_a_row = self._report_steps(metrics, models, window, epoch, batch_in_epoch, steps_per_epoch)
                     if in_a_row >= ROLLBACK_AFTER:
                         return self._roll_back(in_a_row)
                 if self._stop_requested(mid_epoch=True):
@@ -359,52 +272,7 @@ class Trainer:
             self.state.batches_done = 0
             models.scheduler_g.step()
             models.scheduler_d.step()
-            epoch_seconds = time.monotonic() - epoch_start
-            val: dict[str, float] = {}
-            is_best = False
-            if validation is not None and self.dist.is_main and epoch % train.validate_every == 0:
-                val = self._validate(models, spectrogram, validation)
-                is_best = self.detector.update(epoch, val["loss/val/mel"])
-                self.run_log.scalars(val, self.state.step)
-                self.state.history.append({"epoch": epoch, **val})
-            if self.dist.is_main:
-                saving = epoch % train.save_every == 0 or epoch == train.epochs
-                if saving or epoch == 1:  # rendering images each epoch would cost more than a fast epoch
-                    self.run_log.sample(
-                        models.generator, spectrogram, validation or train_set, self.state.step, audio=saving
-                    )
-                self.progress.emit(
-                    "epoch",
-                    epoch=epoch,
-                    epochs=train.epochs,
-                    step=self.state.step,
-                    epoch_s=round(epoch_seconds, 3),
-                    peak_mem_gib=(
-                        round(torch.cuda.max_memory_allocated(self.device) / 2**30, 3)
-                        if self.device.type == "cuda"
-                        else None
-                    ),
-                    validation=val,
-                    best_epoch=self.detector.best_epoch or None,
-                    epochs_since_best=self.detector.epochs_since_best if self.detector.best_value is not None else None,
-                )
-                if is_best:
-                    self._save(models, "best", full=False)
-                    self.progress.emit("best", epoch=epoch, step=self.state.step, value=self.detector.best_value)
-                if self.detector.overtraining and val:
-                    self.progress.emit(
-                        "overtrain",
-                        epoch=epoch,
-                        best_epoch=self.detector.best_epoch,
-                        epochs_since_best=self.detector.epochs_since_best,
-                        auto_stop=train.auto_stop,
-                        message=(
-                            f"held-out mel loss has not improved for {self.detector.epochs_since_best} epochs "
-                            f"(best: epoch {self.detector.best_epoch})"
-                        ),
-                    )
-                if epoch % train.save_every == 0 or epoch == train.epochs:
-                    self._checkpoint(models)
+            self._finish_epoch(models, spectrogram, validation, train_set, epoch, time.monotonic() - epoch_start)
             if train.auto_stop and self.detector.overtraining:
                 if self.dist.is_main and epoch % train.save_every and epoch != train.epochs:
                     self._checkpoint(models)
@@ -424,6 +292,92 @@ class Trainer:
             )
             self.run_log.close()
         return 0
+
+    def _report_steps(
+        self, metrics: StepMetrics, models: Models, window: RateWindow, epoch: int, batch: int, steps_per_epoch: int
+    ) -> int:
+        """Read the step metrics (a host sync), emit a step event; return the non-finite steps in a row."""
+        train = self.config.train
+        total_steps = steps_per_epoch * train.epochs
+        values, in_a_row, skipped = metrics.read()
+        rate = window.close()
+        self.state.skipped_steps = skipped
+        lr = float(models.optimizer_g.param_groups[0]["lr"])  # a device tensor when the step is graphed
+        if self.dist.is_main:
+            gpu: dict[str, float] = self.gpu.read() if self.gpu is not None else {}
+            next_save = (epoch // train.save_every + 1) * train.save_every if epoch % train.save_every else epoch
+            self.progress.emit(
+                "step",
+                epoch=epoch,
+                step=self.state.step,
+                total_steps=total_steps,
+                batch=batch + 1,
+                batches=steps_per_epoch,
+                lr=lr,
+                metrics=values,
+                it_s=round(rate, 3),
+                eta_s=round((total_steps - self.state.step) / rate, 1),
+                next_save_epoch=min(next_save, train.epochs),
+                skipped_steps=skipped,
+                gpu=gpu,
+            )
+            self.run_log.scalars(values | gpu | {"learning_rate": lr}, self.state.step)
+        return in_a_row
+
+    def _finish_epoch(
+        self,
+        models: Models,
+        spectrogram: Spectrogram,
+        validation: TrainingSet | None,
+        train_set: TrainingSet,
+        epoch: int,
+        seconds: float,
+    ) -> None:
+        """Validate, report the epoch, keep the best state, warn of overtraining, save when due."""
+        train = self.config.train
+        val: dict[str, float] = {}
+        is_best = False
+        if validation is not None and self.dist.is_main and epoch % train.validate_every == 0:
+            val = {"loss/val/mel": held_out_mel(models.generator, spectrogram, validation, train.batch_size)}
+            is_best = self.detector.update(epoch, val["loss/val/mel"])
+            self.run_log.scalars(val, self.state.step)
+            self.state.history.append({"epoch": epoch, **val})
+        if not self.dist.is_main:
+            return
+        saving = epoch % train.save_every == 0 or epoch == train.epochs
+        if saving or epoch == 1:  # rendering images each epoch would cost more than a fast epoch
+            sample_from = validation or train_set
+            self.run_log.sample(models.generator, spectrogram, sample_from, self.state.step, audio=saving)
+        self.progress.emit(
+            "epoch",
+            epoch=epoch,
+            epochs=train.epochs,
+            step=self.state.step,
+            epoch_s=round(seconds, 3),
+            peak_mem_gib=(
+                round(torch.cuda.max_memory_allocated(self.device) / 2**30, 3) if self.device.type == "cuda" else None
+            ),
+            validation=val,
+            best_epoch=self.detector.best_epoch or None,
+            epochs_since_best=self.detector.epochs_since_best if self.detector.best_value is not None else None,
+        )
+        if is_best:
+            self._save(models, "best", full=False)
+            self.progress.emit("best", epoch=epoch, step=self.state.step, value=self.detector.best_value)
+        if self.detector.overtraining and val:
+            self.progress.emit(
+                "overtrain",
+                epoch=epoch,
+                best_epoch=self.detector.best_epoch,
+                epochs_since_best=self.detector.epochs_since_best,
+                auto_stop=train.auto_stop,
+                message=(
+                    f"held-out mel loss has not improved for {self.detector.epochs_since_best} epochs "
+                    f"(best: epoch {self.detector.best_epoch})"
+                ),
+            )
+        if saving:
+            self._checkpoint(models)
 
     # --- around the loop -------------------------------------------------------
     def _fast_step(self, step: TrainStep, steps_left: int) -> tuple[Callable[[torch.Tensor], None], str, str, float]:

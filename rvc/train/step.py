@@ -21,6 +21,7 @@ from rvc.models.commons import slice_segments
 from rvc.train.data import TrainingSet
 from rvc.train.losses import discriminator_loss, feature_matching_loss, generator_adversarial_loss, kl_loss
 from rvc.train.mel import MultiScaleMel, Spectrogram
+from rvc.train.models import Models
 from rvc.train.precision import PLANS, Precision
 
 METRIC_NAMES = (
@@ -33,20 +34,6 @@ METRIC_NAMES = (
     "grad_norm_g",
     "grad_norm_d",
 )
-
-
-@dataclass
-class Models:
-    generator: nn.Module
-    discriminator: nn.Module
-    optimizer_g: torch.optim.Optimizer
-    optimizer_d: torch.optim.Optimizer
-    scheduler_g: torch.optim.lr_scheduler.LRScheduler
-    scheduler_d: torch.optim.lr_scheduler.LRScheduler
-    scaler: torch.amp.GradScaler
-    # listed once: the step reads them for the grad norms, and a launch-bound step has no time to spare
-    g_params: list[nn.Parameter]
-    d_params: list[nn.Parameter]
 
 
 class StepMetrics:
