@@ -46,7 +46,7 @@ def profile_mode(mode: str, args: argparse.Namespace, logs: Path) -> dict[str, o
     device = torch.device("cuda")
     trainer = Trainer(experiment, config, device, ProgressWriter(None, io.StringIO()), lambda: False)
     configure_backends(device, config.train.tf32)
-    train_set, _ = trainer._load_data()
+    train_set = trainer._load_data()[0].data  # the whole set on the GPU (what the step reads)
     torch.manual_seed(0)
     models = build_models(config, device, trainer.precision)
     set_capturable(models, device, mode != "eager")
