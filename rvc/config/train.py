@@ -44,12 +44,13 @@ class TrainConfig:
         "auto",
         "auto: fp32 with TF32 matmuls (bf16 is about 1.6x faster but trains to a worse held-out loss); "
         "bf16-d: discriminators in bf16, generator in fp32; bf16-tail: bf16 but the decoder's last stage; "
-        "bf16-frame: bf16 but the encoders and flow; fp16 uses a GradScaler",
+        "bf16-frame: bf16 but the encoders and flow; "
+        "fp16 with a dynamic loss scale (GPUs without bf16, such as the T4)",
     )
     step_mode: str = setting(
         "auto",
         "auto: on a GPU the whole step runs as one CUDA graph, torch.compiled for runs long enough to repay "
-        "the compile; eager (CPUs, fp16, debugging), graph, or compiled",
+        "the compile; eager (CPUs, debugging), graph, or compiled",
     )
     data_placement: str = setting(
         "auto",

@@ -42,7 +42,7 @@ def compile_available() -> bool:
     return bool(has_triton())
 
 
-def choose_step_mode(requested: str, device: torch.device, dtype: torch.dtype, steps_left: int) -> tuple[str, str]:
+def choose_step_mode(requested: str, device: torch.device, steps_left: int) -> tuple[str, str]:
     """Return (mode, why) for ``requested`` ("auto", "eager", "graph" or "compiled") on this device."""
     if requested not in STEP_MODES:
         raise UserError(f"unknown step mode {requested!r}: use one of {', '.join(STEP_MODES)}")
@@ -52,10 +52,6 @@ def choose_step_mode(requested: str, device: torch.device, dtype: torch.dtype, s
         if requested != "auto":
             raise UserError(f"step mode {requested!r} needs a CUDA GPU: use --step-mode auto or eager on {device}")
         return "eager", f"CUDA graphs need a CUDA GPU (training on {device})"
-    if dtype == torch.float16:
-        if requested != "auto":
-            raise UserError("fp16's GradScaler cannot run inside a CUDA graph: use --precision bf16 or fp32")
-        return "eager", "fp16 runs eagerly (its GradScaler syncs with the host)"
     if requested != "auto":
         if requested == "compiled" and not compile_available():
             raise UserError("torch.compile needs Triton, which is not installed: use --step-mode graph")

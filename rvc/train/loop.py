@@ -150,7 +150,7 @@ class Trainer:
             models.optimizer_d.load_state_dict(loaded.optimizer_d)
             models.scheduler_g.load_state_dict(loaded.extra["scheduler_g"])
             models.scheduler_d.load_state_dict(loaded.extra["scheduler_d"])
-            models.scaler.load_state_dict(loaded.extra["scaler"])
+            models.loss_scale.load_state_dict(loaded.extra["scaler"])
             saved = loaded.extra["train_state"]
             self.state = TrainState(**saved)
             self.detector.load_state_dict(loaded.extra["detector"])
@@ -170,7 +170,7 @@ class Trainer:
             extra = {
                 "scheduler_g": models.scheduler_g.state_dict(),
                 "scheduler_d": models.scheduler_d.state_dict(),
-                "scaler": models.scaler.state_dict(),
+                "scaler": models.loss_scale.state_dict(),
                 "train_state": self.state.__dict__,
                 "detector": self.detector.state_dict(),
                 "rng_cpu": torch.get_rng_state(),
@@ -386,7 +386,7 @@ class Trainer:
         In "auto" mode a graph or compile that fails falls back to the eager step, with the reason.
         """
         train = self.config.train
-        mode, why = choose_step_mode(train.step_mode, self.device, self.precision.dtype, steps_left)
+        mode, why = choose_step_mode(train.step_mode, self.device, steps_left)
         set_capturable(step.models, self.device, mode != "eager")
         if mode == "eager":
             return step, mode, why, 0.0

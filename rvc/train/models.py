@@ -10,6 +10,7 @@ from torch import nn
 from rvc.config.experiment import ExperimentConfig
 from rvc.models.discriminator import MultiPeriodDiscriminatorV2
 from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
+from rvc.train.loss_scale import LossScale
 from rvc.train.precision import PLANS, Precision
 from rvc.train.schedule import make_scheduler
 
@@ -22,7 +23,7 @@ class Models:
     optimizer_d: torch.optim.Optimizer
     scheduler_g: torch.optim.lr_scheduler.LRScheduler
     scheduler_d: torch.optim.lr_scheduler.LRScheduler
-    scaler: torch.amp.GradScaler
+    loss_scale: LossScale  # fp16 only: bf16 and fp32 need no scaling
     # listed once: the step reads them for the grad norms, and a launch-bound step has no time to spare
     g_params: list[nn.Parameter]
     d_params: list[nn.Parameter]
@@ -48,7 +49,7 @@ def build_models(config: ExperimentConfig, device: torch.device, precision: Prec
         optimizer_d,
         make_scheduler(optimizer_g, train),
         make_scheduler(optimizer_d, train),
-        torch.amp.GradScaler(device.type, enabled=precision.dtype == torch.float16),  # fp16 only: bf16 needs no scaling
+        LossScale(device, enabled=precision.dtype == torch.float16),
         list(generator.parameters()),
         list(discriminator.parameters()),
     )

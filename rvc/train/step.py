@@ -185,11 +185,11 @@ class TrainStep:
             # Discriminator: real towards 1, generated (detached) towards 0.
             with autocast_d:
                 loss_d = fn.discriminator_loss(real, y_hat.detach())
-            models.scaler.scale(loss_d / micro).backward()
+            models.loss_scale.scale_loss(loss_d / micro).backward()
             if m == micro - 1:
                 if self.all_reduce is not None:
                     self.all_reduce(models.d_params)
-                models.scaler.unscale_(models.optimizer_d)
+                models.loss_scale.unscale_(models.d_params)
                 grad_norm_d = grad_norm(models.d_params, train.grad_clip)
                 finite_d = torch.isfinite(grad_norm_d)
                 if micro == 1:
@@ -207,7 +207,7 @@ class TrainStep:
             loss_mel = loss_mel * train.c_mel
             loss_kl = kl_loss(z_p, logs_q, m_p, logs_p, z_mask) * train.c_kl
             loss_g = loss_gen + loss_fm + loss_mel + loss_kl
-            models.scaler.scale(loss_g / micro).backward()
+            models.loss_scale.scale_loss(loss_g / micro).backward()
             models.discriminator.requires_grad_(True)
             losses_finite = losses_finite & torch.isfinite(loss_d) & torch.isfinite(loss_g)
             for name, value in (
@@ -223,25 +223,22 @@ class TrainStep:
             self._step_if_finite(models.optimizer_d, finite_d)
         if self.all_reduce is not None:
             self.all_reduce(models.g_params)
-        models.scaler.unscale_(models.optimizer_g)
+        models.loss_scale.unscale_(models.g_params)
         grad_norm_g = grad_norm(models.g_params, train.grad_clip)
         finite_g = torch.isfinite(grad_norm_g)
         self._step_if_finite(models.optimizer_g, finite_g)
-        models.scaler.update()
-        # A skipped step is one whose losses or gradients are not finite. With fp16 the GradScaler
+        models.loss_scale.update(finite_d & finite_g, self.dry)
+        # A skipped step is one whose losses or gradients are not finite. With fp16 the loss scale
         # also skips steps whose scaled gradients overflow while it calibrates: that is routine,
         # not divergence, so only the losses count there.
-        finite = losses_finite if models.scaler.is_enabled() else losses_finite & finite_d & finite_g
+        finite = losses_finite if models.loss_scale.enabled else losses_finite & finite_d & finite_g
         self.metrics.add(sums | {"grad_norm_g": grad_norm_g, "grad_norm_d": grad_norm_d}, finite)
 
     def _step_if_finite(self, optimizer: torch.optim.Optimizer, finite: torch.Tensor) -> None:
         """Take the optimizer step unless the loss or gradients are not finite, without a host sync.
 
         Fused AdamW reads ``found_inf`` on the device and skips the whole update (moments and
-        step count included) when it is 1; the fp16 GradScaler does the same with its own flag.
+        step count included) when it is 1: an fp16 overflow, a diverging step, or a dry one.
         """
-        if self.models.scaler.is_enabled():
-            self.models.scaler.step(optimizer)
-            return
         optimizer.found_inf = (~finite | self.dry).to(torch.float32)  # type: ignore[attr-defined]
         optimizer.step()
