@@ -69,7 +69,14 @@ def make_extracted_experiment(
 def tiny_config(sample_rate: int = 40000, **train: object) -> ExperimentConfig:
     """A tiny model (same code, small channels) with a short segment, and the given training settings."""
     model = replace(ModelConfig.tiny(sample_rate), segment_size=ModelConfig.tiny(sample_rate).hop_length * 8)
-    defaults = {"epochs": 2, "batch_size": 2, "save_every": 1, "log_every_steps": 1, "precision": "fp32"}
+    defaults = {
+        "epochs": 2,
+        "batch_size": 2,
+        "save_every": 1,
+        "validate_every": 1,  # tests count on a validation every epoch; auto depends on timing
+        "log_every_steps": 1,
+        "precision": "fp32",
+    }
     return ExperimentConfig(
         model=model, train=TrainConfig(**(defaults | train)), data=DataInfo(sample_rate=sample_rate)
     )

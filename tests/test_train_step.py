@@ -16,6 +16,7 @@ from rvc.train.mel import Spectrogram
 from rvc.train.models import Models, build_models
 from rvc.train.precision import PLANS
 from rvc.train.step import METRIC_NAMES, StepFunctions, StepMetrics, TrainStep
+from rvc.train.validation import ValidationSchedule
 from tests.fake_experiment import make_extracted_experiment, tiny_config
 
 CPU = torch.device("cpu")
@@ -236,3 +237,20 @@ def test_an_fp16_step_trains_and_a_dry_one_leaves_weights_and_scale_alone(setup:
     else:
         raise AssertionError(f"no fp16 step trained; scales {scales}")
     assert all(s <= 2.0**16 for s in scales)
+
+
+def test_auto_validation_keeps_to_a_tenth_of_the_time_and_always_ends_with_one() -> None:
+    schedule = ValidationSchedule(every=0, last_epoch=100)
+    assert schedule.due(1, epoch_s=1.0)  # the first epoch: nothing measured yet
+    schedule.done(3.0)  # a validation takes 3 s: the next one after 27 s of training
+    due = []
+    for epoch in range(2, 101):
+        if schedule.due(epoch, 1.0):
+            due.append(epoch)
+            schedule.done(3.0)
+    assert due == [28, 55, 82, 100]  # 27 training seconds for each 3 s validation, and the last epoch
+    slow = ValidationSchedule(every=0, last_epoch=10)
+    slow.done(3.0)
+    assert all(slow.due(epoch, 40.0) for epoch in range(1, 10))  # slow epochs: every one
+    fixed = ValidationSchedule(every=5, last_epoch=100)
+    assert [e for e in range(1, 21) if fixed.due(e, 1.0)] == [5, 10, 15, 20]

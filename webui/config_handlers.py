@@ -70,7 +70,7 @@ LABELS: dict[str, str] = {
     "multiscale_mel": "Multi-scale mel loss",
     "save_every": "Save every N epochs",
     "keep_last": "Keep last N states",
-    "validate_every": "Validate every N epochs",
+    "validate_every": "Validate every N epochs (0: auto)",
     "tf32": "TF32 matmuls",
     "data_placement": "Training set placement",
     "pretrained_g": "Pretrained generator (G)",

@@ -39,7 +39,11 @@ class TrainConfig:
     multiscale_mel: bool = setting(False, "add mel losses at several resolutions (sharper highs, slower steps)")
     save_every: int = setting(10, "epochs between saved states (and exports)")
     keep_last: int = setting(3, "how many G_/D_ states to keep on disk (the best one is kept apart)")
-    validate_every: int = setting(1, "epochs between held-out validation losses")
+    validate_every: int = setting(
+        0,
+        "epochs between held-out validation losses; 0: auto, as often as keeps validation under a tenth "
+        "of the time (every epoch while epochs are slow), and at the last epoch",
+    )
     precision: str = setting(
         "auto",
         "auto: fp32 with TF32 matmuls (bf16 is about 1.6x faster but trains to a worse held-out loss); "
@@ -71,10 +75,12 @@ class TrainConfig:
     def errors(self) -> list[str]:
         """Return what is wrong with these values, one message per problem."""
         problems = []
-        positive = ("epochs", "batch_size", "grad_accum", "save_every", "keep_last", "validate_every")
+        positive = ("epochs", "batch_size", "grad_accum", "save_every", "keep_last")
         for name in positive:
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be at least 1 (got {getattr(self, name)})")
+        if self.validate_every < 0:
+            problems.append(f"validate_every must be 0 (auto) or more (got {self.validate_every})")
         if not self.lr > 0:
             problems.append(f"lr must be positive (got {self.lr})")
         if self.lr_scheme not in LR_SCHEMES:

@@ -33,7 +33,7 @@ from rvc.train.precision import resolve_precision
 from rvc.train.progress import ProgressWriter
 from rvc.train.run_log import RunLog
 from rvc.train.step import StepMetrics, TrainStep
-from rvc.train.validation import held_out_mel
+from rvc.train.validation import ValidationSchedule, held_out_mel
 
 # Non-finite steps in a row before rolling back to the last state with a lower LR.
 ROLLBACK_AFTER = 5
@@ -111,6 +111,7 @@ class Trainer:
         self.precision = resolve_precision(config.train.precision, device)
         self.state = TrainState()
         self.detector = OvertrainDetector(config.train.overtrain_patience)
+        self.validation_schedule = ValidationSchedule(config.train.validate_every, config.train.epochs)
         self.gpu: Any = None
         self.run_log = RunLog(experiment, config, log)
 
@@ -337,8 +338,10 @@ class Trainer:
         train = self.config.train
         val: dict[str, float] = {}
         is_best = False
-        if validation is not None and self.dist.is_main and epoch % train.validate_every == 0:
+        if validation is not None and self.dist.is_main and self.validation_schedule.due(epoch, seconds):
+            started = time.monotonic()
             val = {"loss/val/mel": held_out_mel(models.generator, spectrogram, validation, train.batch_size)}
+            self.validation_schedule.done(time.monotonic() - started)
             is_best = self.detector.update(epoch, val["loss/val/mel"])
             self.run_log.scalars(val, self.state.step)
             self.state.history.append({"epoch": epoch, **val})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import cast
 
 import torch
@@ -11,6 +12,34 @@ from rvc.models.commons import sequence_mask
 from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
 from rvc.train.data import TrainingSet
 from rvc.train.mel import Spectrogram
+
+# With --validate-every 0 (auto), validation may take at most this share of the run's time.
+VALIDATION_SHARE = 0.1
+
+
+@dataclass
+class ValidationSchedule:
+    """When to validate: every ``every`` epochs, or with ``every`` 0 as often as keeps validation
+    under VALIDATION_SHARE of the time (every epoch while epochs are slow next to a validation;
+    at a 1-second epoch and a 3-second validation, about every 27 epochs), and at the last epoch.
+    """
+
+    every: int
+    last_epoch: int
+    validation_s: float | None = None  # how long the last validation took
+    trained_s: float = 0.0  # training time since then
+
+    def due(self, epoch: int, epoch_s: float) -> bool:
+        """Count ``epoch``'s training time; return whether to validate after it."""
+        self.trained_s += epoch_s
+        if self.every > 0:
+            return epoch % self.every == 0
+        if self.validation_s is None or epoch == self.last_epoch:
+            return True
+        return self.trained_s * VALIDATION_SHARE / (1 - VALIDATION_SHARE) >= self.validation_s
+
+    def done(self, seconds: float) -> None:
+        self.validation_s, self.trained_s = seconds, 0.0
 
 
 @torch.no_grad()
