@@ -19,6 +19,7 @@ speed-up costs in quality. Results go to
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -51,6 +52,7 @@ def run_precision(
     step_mode: str = "auto",
     seed: int = 1234,
     gpus: int = 1,
+    validate_every: int | None = None,
 ) -> dict[str, object]:
     from rvc.config.experiment import load_config, save_config
     from rvc.paths import ExperimentDir
@@ -64,7 +66,7 @@ def run_precision(
     config.train.step_mode = step_mode
     config.train.seed = seed
     config.train.save_every = 10_000  # measure training, not checkpoint writes
-    config.train.validate_every = epochs
+    config.train.validate_every = epochs if validate_every is None else validate_every  # default: at the end
     config.train.resume = False
     save_config(experiment, config)
     experiment.progress_jsonl.unlink(missing_ok=True)
@@ -84,6 +86,8 @@ def run_precision(
     epoch_events = [e for e in events if e["kind"] == "epoch"]
     steady = [e["epoch_s"] for e in epoch_events[1:]]
     epoch_s = statistics.median(steady)
+    # What a user waits per epoch: from one epoch event to the next, validations included.
+    epoch_wall_s = statistics.median(b["time"] - a["time"] for a, b in itertools.pairwise(epoch_events))
     steps = start["steps_per_epoch"]
     final_val = epoch_events[-1]["validation"].get("loss/val/mel")
     return {
@@ -97,6 +101,9 @@ def run_precision(
         "steps_per_epoch": steps,
         "epoch_s": round(epoch_s, 3),
         "first_epoch_s": round(epoch_events[0]["epoch_s"], 3),
+        "epoch_wall_s": round(epoch_wall_s, 3),
+        "validate_every": config.train.validate_every,
+        "validations": sum(1 for e in epoch_events if e["validation"]),
         "steps_per_s": round(steps / epoch_s, 2),
         "samples_per_s": round(steps * batch_size * start.get("world_size", 1) / epoch_s, 1),
         "peak_mem_gib": max((e.get("peak_mem_gib") or 0.0) for e in epoch_events[1:]),
@@ -116,6 +123,9 @@ def main() -> None:
     parser.add_argument("--gpus", nargs="+", type=int, default=[1], help="processes (torchrun) per run, e.g. 1 2")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument(
+        "--validate-every", type=int, help="as the trainer's (0: auto); default: only after the last epoch"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
@@ -126,7 +136,11 @@ def main() -> None:
             for precision in args.precisions:
                 for seed in args.seeds:
                     for gpus in args.gpus:
-                        runs.append(run_precision(logs, precision, args.batch_size, args.epochs, mode, seed, gpus))
+                        runs.append(
+                            run_precision(
+                                logs, precision, args.batch_size, args.epochs, mode, seed, gpus, args.validate_every
+                            )
+                        )
                         print(json.dumps(runs[-1]), flush=True)
     machine = machine_name()
     result = {
