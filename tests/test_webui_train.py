@@ -27,7 +27,7 @@ from rvc.train.progress import format_line, make_event, read_events  # noqa: E40
 from tests.browser import RunningApp, open_tab, processes_mentioning, screenshot  # noqa: E402
 from tests.fake_experiment import make_extracted_experiment, write_tiny_config  # noqa: E402
 from webui import TABS  # noqa: E402
-from webui.jobs import JobRegistry, Point, RunState, console_line, decimate, tail_lines  # noqa: E402
+from webui.jobs import JobRegistry, Point, RunState, console_line, decimate, progress_rows, tail_lines  # noqa: E402
 
 pytest_plugins = ["tests.browser"]
 
@@ -243,3 +243,24 @@ def test_console_shows_events_in_words_and_reads_only_the_tail(tmp_path: Path) -
     assert re.fullmatch(r"epoch 2 step 40/100: g=31.5 d=– mel=– lr=0\.0001 3\.2 it/s", tail[2])
     assert tail_lines(log, 2) == ["line 99999", format_line(step)]
     assert console_line("") is None
+
+
+def test_the_status_says_how_the_step_runs_and_where_the_clips_live() -> None:
+    state = RunState()
+    state.apply(
+        _event(
+            "start",
+            start_step=0,
+            epochs=3,
+            device="cuda:0",
+            precision="bf16-tail",
+            world_size=1,
+            step_mode="compiled",
+            compile_s=38.2,
+            step_mode_reason="4000 steps to train repay the compile",
+            data_placement="stream",
+        )
+    )
+    rows = dict(progress_rows(state, running=True))
+    assert rows["Device"].startswith("cuda:0 · bf16-tail · 1 process(es)") and "streamed" in rows["Device"]
+    assert rows["Step"] == "compiled CUDA graph step, ready in 38.2 s (4000 steps to train repay the compile)"

@@ -271,7 +271,7 @@ class Job:
                 status=status,
                 running=running,
                 headline=_headline(self.experiment.name, status, state, self.exit_code),
-                progress=_progress_rows(state, running),
+                progress=progress_rows(state, running),
                 gpu=_gpu_rows(state) if running else [],
                 curves=_display_curves(state),
                 lr=decimate(state.lr),
@@ -319,7 +319,7 @@ def _headline(name: str, status: str, state: RunState, exit_code: int | None) ->
     return texts[status]
 
 
-def _progress_rows(state: RunState, running: bool) -> list[tuple[str, str]]:
+def progress_rows(state: RunState, running: bool) -> list[tuple[str, str]]:
     start, step, epoch = state.start or {}, state.last_step or {}, state.last_epoch or {}
     if not start:
         return []
@@ -347,9 +347,10 @@ def _progress_rows(state: RunState, running: bool) -> list[tuple[str, str]]:
         rows.append(
             ("Overtraining", f"no: {epoch['epochs_since_best']} epochs since the best (warns after {patience})")
         )
-    rows.append(
-        ("Device", f"{start.get('device')} · {start.get('precision')} · {start.get('world_size', 1)} process(es)")
-    )
+    device = f"{start.get('device')} · {start.get('precision')} · {start.get('world_size', 1)} process(es)"
+    if start.get("data_placement") == "stream":
+        device += " · training set streamed from host memory (too big to hold on the GPU)"
+    rows.append(("Device", device))
     if start.get("step_mode"):
         rows.append(("Step", _step_mode_text(start).removeprefix("; ")))
     if step.get("skipped_steps"):
