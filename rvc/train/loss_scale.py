@@ -46,9 +46,8 @@ class LossScale:
         good = (self.good_steps + 1.0) * finite.float()
         grow = good >= self.growth_interval
         factor = torch.where(finite, torch.where(grow, 2.0, 1.0), 0.5)
-        keep = dry.float()
-        self.scale.copy_(keep * self.scale + (1.0 - keep) * self.scale * factor)
-        self.good_steps.copy_(keep * self.good_steps + (1.0 - keep) * torch.where(grow, 0.0, good))
+        self.scale.copy_(torch.where(dry, self.scale, self.scale * factor))
+        self.good_steps.copy_(torch.where(dry, self.good_steps, torch.where(grow, 0.0, good)))
 
     def state_dict(self) -> dict[str, Any]:
         if not self.enabled:
