@@ -128,6 +128,9 @@ class GraphedStep:
             for _ in range(WARMUP_STEPS):
                 step(self.static_index)
         torch.cuda.current_stream(step.device).wait_stream(side)
+        # Finish the warm-up's collectives first: NCCL's watchdog polls the events of work still
+        # enqueued, and that poll must not meet a capture in progress (pytorch#104487).
+        torch.cuda.synchronize(step.device)
         graph = torch.cuda.CUDAGraph()
         # "thread_local": with several processes, NCCL's watchdog thread polls its events while
         # this thread captures; in the default (global) mode that poll invalidates the capture
