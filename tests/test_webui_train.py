@@ -27,7 +27,8 @@ from rvc.train.progress import format_line, make_event, read_events  # noqa: E40
 from tests.browser import RunningApp, open_tab, processes_mentioning, screenshot  # noqa: E402
 from tests.fake_experiment import make_extracted_experiment, write_tiny_config  # noqa: E402
 from webui import TABS  # noqa: E402
-from webui.jobs import JobRegistry, Point, RunState, console_line, decimate, progress_rows, tail_lines  # noqa: E402
+from webui.jobs import JobRegistry  # noqa: E402
+from webui.run_view import Point, RunState, console_line, decimate, progress_rows, tail_lines  # noqa: E402
 
 pytest_plugins = ["tests.browser"]
 

@@ -21,7 +21,7 @@ from rvc.errors import UserError
 from rvc.train import launcher
 from webui.context import AppContext
 from webui.files import servable
-from webui.jobs import LOSS_METRICS, PLOTS, Point, TrainView
+from webui.run_view import LOSS_METRICS, PLOTS, Point, TrainView
 
 log = logging.getLogger(__name__)
 
