@@ -280,6 +280,20 @@ def test_two_gloo_processes_train_with_ddp(tmp_path: Path) -> None:
     assert checkpoint.complete_steps(ExperimentDir(logs, "voice").root / "checkpoints")[-1] == 4
 
 
+def test_auto_stop_ends_every_process_of_a_ddp_run(tmp_path: Path) -> None:
+    # Only rank 0 validates; the others must stop with it, not wait in the next all-reduce.
+    logs = tmp_path / "logs"
+    experiment = make_extracted_experiment(logs, train_clips=8)
+    write_tiny_config(experiment, epochs=4, batch_size=2, auto_stop=True, overtrain_patience=0)
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
+    command = [*launcher, "--master-port", str(29500 + (os.getpid() + 1) % 1000), *_trainer(logs)[1:]]
+    result = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    events = [e for line in result.stdout.splitlines() if (e := parse_line(line))]
+    done = events[-1]
+    assert done["kind"] == "done" and done["epoch"] == 1 and done["stopped_early"]
+
+
 @pytest.mark.parametrize("scheme", ["exponential", "multistep", "cosine"])
 def test_lr_schemes(scheme: str) -> None:
     from rvc.config.train import TrainConfig

@@ -274,7 +274,7 @@ class Trainer:
             models.scheduler_g.step()
             models.scheduler_d.step()
             self._finish_epoch(models, spectrogram, validation, train_set, epoch, time.monotonic() - epoch_start)
-            if train.auto_stop and self.detector.overtraining:
+            if self._auto_stop_now():
                 if self.dist.is_main and epoch % train.save_every and epoch != train.epochs:
                     self._checkpoint(models)
                 break
@@ -428,6 +428,17 @@ class Trainer:
         # agreeing costs a host sync, so mid-epoch the ranks compare notes every few steps only.
         flag = torch.tensor(float(stop), device=self.device)
         torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def _auto_stop_now(self) -> bool:
+        """Whether --auto-stop ends the run after this epoch: rank 0 judges (it alone validates), all follow."""
+        if not self.config.train.auto_stop:
+            return False
+        verdict = self.detector.overtraining
+        if self.dist.world_size == 1:
+            return verdict
+        flag = torch.tensor(float(verdict), device=self.device)
+        torch.distributed.broadcast(flag, src=0)
         return bool(flag.item())
 
     def _checkpoint(self, models: Models) -> None:
