@@ -25,7 +25,7 @@ from rvc.paths import Workspace
 if TYPE_CHECKING:
     import torch
 
-    from rvc.train.loop import Distributed
+    from rvc.train.distributed import Distributed
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -93,7 +93,8 @@ def train_experiment(workspace: Workspace, name: str, device_name: str = "auto")
     import torch
 
     from rvc.config.experiment import load_config
-    from rvc.train.loop import Distributed, Trainer
+    from rvc.train.distributed import Distributed
+    from rvc.train.loop import Trainer
     from rvc.train.progress import ProgressWriter
 
     dist = Distributed(

@@ -17,10 +17,8 @@ non-finite steps), so no batch is trained on twice.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import torch
-from torch import nn
 
 from rvc.config.train import STEP_MODES
 from rvc.errors import UserError
@@ -74,35 +72,6 @@ def set_capturable(models: Models, device: torch.device, capturable: bool) -> No
             group["capturable"] = capturable
             lr = float(group["lr"])
             group["lr"] = torch.tensor(lr, device=device) if capturable else lr
-
-
-def all_reduce_gradients(world_size: int) -> Callable[[list[nn.Parameter]], None]:
-    """Average the gradients of ``parameters`` over the processes: one flat all-reduce.
-
-    Used instead of DistributedDataParallel: DDP's hooks cannot sit inside a captured graph,
-    and one all-reduce of a flat buffer can (NCCL supports capture).
-    """
-    import torch.distributed as dist
-
-    def reduce(parameters: list[nn.Parameter]) -> None:
-        grads = [p.grad for p in parameters if p.grad is not None]
-        flat = torch.cat([g.reshape(-1) for g in grads])
-        dist.all_reduce(flat)
-        flat.div_(world_size)
-        parts = flat.split([g.numel() for g in grads])
-        torch._foreach_copy_(grads, [part.view_as(g) for part, g in zip(parts, grads, strict=True)])
-
-    return reduce
-
-
-def broadcast_parameters(modules: list[nn.Module]) -> None:
-    """Give every process rank 0's weights (what DDP does when it wraps a model)."""
-    import torch.distributed as dist
-
-    with torch.no_grad():
-        for module in modules:
-            for tensor in [*module.parameters(), *module.buffers()]:
-                dist.broadcast(tensor, src=0)
 
 
 class GraphedStep:

@@ -25,7 +25,8 @@ from rvc.paths import ExperimentDir
 from rvc.train import checkpoint
 from rvc.train.batches import ResidentBatches, StreamedBatches, epoch_rows, streams
 from rvc.train.data import TrainingSet, load_training_set
-from rvc.train.graph import GraphedStep, all_reduce_gradients, broadcast_parameters, choose_step_mode, set_capturable
+from rvc.train.distributed import Distributed, all_reduce_gradients, broadcast_parameters
+from rvc.train.graph import GraphedStep, choose_step_mode, set_capturable
 from rvc.train.mel import MultiScaleMel, Spectrogram
 from rvc.train.models import Models, build_models, configure_backends
 from rvc.train.overtrain import OvertrainDetector
@@ -39,18 +40,7 @@ from rvc.train.validation import ValidationSchedule, held_out_mel
 ROLLBACK_AFTER = 5
 ROLLBACK_LR_FACTOR = 0.5
 # With several processes, steps between checks that every rank agrees to stop (each check syncs).
-DDP_STOP_CHECK_EVERY = 10
-
-
-@dataclass
-class Distributed:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
+STOP_CHECK_EVERY = 10
 
 
 @dataclass
@@ -422,24 +412,17 @@ class Trainer:
         stop = self.should_stop()
         if self.dist.world_size == 1:
             return stop
-        if mid_epoch and self.state.step % DDP_STOP_CHECK_EVERY:
+        if mid_epoch and self.state.step % STOP_CHECK_EVERY:
             return False
         # Every rank must stop at the same step, or the others wait forever in an all-reduce;
         # agreeing costs a host sync, so mid-epoch the ranks compare notes every few steps only.
-        flag = torch.tensor(float(stop), device=self.device)
-        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
-        return bool(flag.item())
+        return self.dist.any_rank(stop, self.device)
 
     def _auto_stop_now(self) -> bool:
         """Whether --auto-stop ends the run after this epoch: rank 0 judges (it alone validates), all follow."""
         if not self.config.train.auto_stop:
             return False
-        verdict = self.detector.overtraining
-        if self.dist.world_size == 1:
-            return verdict
-        flag = torch.tensor(float(verdict), device=self.device)
-        torch.distributed.broadcast(flag, src=0)
-        return bool(flag.item())
+        return self.dist.rank0_says(self.detector.overtraining, self.device)
 
     def _checkpoint(self, models: Models) -> None:
         paths = self._save(models, self.state.step, full=True)
