@@ -91,7 +91,7 @@ def rvc(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "rvc", *args], check=True, env=env, text=True, **kwargs)
 
 
-def train_setting(common: list[str], name: str, mode: str, precision: str, args: argparse.Namespace) -> dict:
+def train_setting(common: list[str], name: str, mode: str, precision: str, seed: int, args: argparse.Namespace) -> dict:
     """Train a copy of the extracted experiment with one setting; return its curve and timings."""
     from rvc.paths import ExperimentDir
     from rvc.train.progress import read_events
@@ -100,7 +100,7 @@ def train_setting(common: list[str], name: str, mode: str, precision: str, args:
     shutil.copytree(logs / "base", logs / name, ignore=shutil.ignore_patterns("checkpoints", "progress.jsonl"))
     epochs = math.ceil(args.steps / args.steps_per_epoch)
     settings = ["--epochs", str(epochs), "--batch-size", str(args.batch_size), "--save-every", str(epochs)]
-    settings += ["--precision", precision, "--step-mode", mode, "--seed", str(args.seed)]
+    settings += ["--precision", precision, "--step-mode", mode, "--seed", str(seed)]
     settings += ["--validate-every", str(args.validate_every)]
     rvc([*common, "config", "--experiment", name, *settings])
     started = time.time()
@@ -128,6 +128,21 @@ def train_setting(common: list[str], name: str, mode: str, precision: str, args:
         "val_mel_after_steps": curve[-1]["val_mel"],
         "curve": curve,
         "model": exported,
+    }
+
+
+def seed_spread(runs: list[dict]) -> dict[str, dict]:
+    """Per setting: the held-out mel after the fixed steps of each seed, their mean and range."""
+    by_setting: dict[str, list[float]] = {}
+    for run in runs:
+        by_setting.setdefault(f"{run['step_mode']}:{run['precision']}", []).append(run["val_mel_after_steps"])
+    return {
+        setting: {
+            "val_mel": values,
+            "mean": round(sum(values) / len(values), 4),
+            "range": round(max(values) - min(values), 4),
+        }
+        for setting, values in by_setting.items()
     }
 
 
@@ -249,11 +264,15 @@ def run(args: argparse.Namespace) -> None:
     runs = []
     for setting in args.settings:
         mode, precision = setting.split(":")
-        runs.append(train_setting(common, f"{mode}-{precision}", mode, precision, args))
+        for seed in args.seeds:
+            name = f"{mode}-{precision}" + (f"-s{seed}" if len(args.seeds) > 1 else "")
+            runs.append(train_setting(common, name, mode, precision, seed, args) | {"seed": seed})
         print(json.dumps({k: v for k, v in runs[-1].items() if k != "curve"}), flush=True)
         (args.out / "quality-partial.json").write_text(json.dumps(runs, indent=2) + "\n")  # if evaluation dies
+    spread = seed_spread(runs)
     if args.train_only:
-        print(json.dumps([{k: v for k, v in r.items() if k != "model"} for r in runs], indent=2))
+        print(json.dumps({"runs": [{k: v for k, v in r.items() if k != "model"} for r in runs], "spread": spread}))
+        shutil.rmtree(scratch, ignore_errors=True)
         return
     equal_time = min(r["train_s"] for r in runs)
     for r in runs:
@@ -266,7 +285,7 @@ def run(args: argparse.Namespace) -> None:
     held_out = [read16(n) for n in validation_names[: args.eval_clips]]
     evaluator = Evaluator([read16(n) for n in train_names[: args.reference_clips]])
     assets = AssetDir(assets_dir)
-    untrained = export_untrained(base, scratch / "untrained.pth", args.seed)
+    untrained = export_untrained(base, scratch / "untrained.pth", args.seeds[0])
     reconstruction = {"input (ceiling)": average([measure(a, a, evaluator) for a in held_out])}
     others = {}
     for voice in OTHER_VOICES:
@@ -288,8 +307,9 @@ def run(args: argparse.Namespace) -> None:
             f"{len(validation_names)} held-out clips after prepare (40 kHz); content features from a "
             "ContentVec-sized HubertModel with random weights; f0 by " + args.f0
         ),
-        "settings": {"steps": args.steps, "batch_size": args.batch_size, "seed": args.seed, "model": "v2 40k"},
+        "settings": {"steps": args.steps, "batch_size": args.batch_size, "seeds": args.seeds, "model": "v2 40k"},
         "training": [{k: v for k, v in r.items() if k != "model"} for r in runs],
+        "spread": spread,
         "equal_wall_time_s": equal_time,
         "reconstruction": reconstruction,
         "other_speakers_similarity": others,
@@ -321,7 +341,7 @@ def main() -> None:
     measure_.add_argument("--batch-size", type=int, default=8)
     measure_.add_argument("--settings", nargs="+", default=["eager:fp32", "eager:bf16", "graph:fp32", "graph:bf16"])
     measure_.add_argument("--f0", default="pm", help="an f0 method that needs no downloaded weights")
-    measure_.add_argument("--seed", type=int, default=1234)
+    measure_.add_argument("--seeds", type=int, nargs="+", default=[1234], help="several: run-to-run noise")
     measure_.add_argument("--validate-every", type=int, default=2, help="epochs between held-out losses")
     measure_.add_argument("--tiny-model", action="store_true", help="the test-sized model (runs on a CPU)")
     measure_.add_argument("--train-only", action="store_true", help="held-out mel only: no reconstruction")
