@@ -30,7 +30,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.prepare_extract import commit, machine_name  # noqa: E402
+from benchmarks.record import header  # noqa: E402
 
 TRANSPOSE_KERNELS = ("nchwToNhwc", "nhwcToNchw", "nchw_to_nhwc", "nhwc_to_nchw")
 
@@ -160,17 +160,13 @@ def main() -> None:
             rows += [plain, channels_last]
             print(json.dumps(plain), json.dumps(channels_last), sep="\n", flush=True)
 
-    machine = machine_name()
     result = {
-        "benchmark": "conv1d_layout",
-        "machine": machine,
-        "commit": commit(),
-        "command": " ".join(["python", "benchmarks/conv1d_layout.py", *sys.argv[1:]]),
+        **header("conv1d_layout"),
         "batch_size": args.batch_size,
         "rows": rows,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / f"conv1d_layout-{machine}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / f"conv1d_layout-{result['machine']}.json").write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -27,29 +27,8 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.record import header  # noqa: E402
 from tests.synth import speech_like  # noqa: E402
-
-
-def machine_name() -> str:
-    import torch
-
-    if torch.cuda.is_available():
-        name = torch.cuda.get_device_name()
-        for short in ("H100", "H200", "A100", "L4", "T4", "4090", "3090"):
-            if short in name:
-                return short
-        return name.replace(" ", "_")
-    return f"cpu-{os.cpu_count()}core"
-
-
-def commit() -> str:
-    if os.environ.get("RVC_COMMIT"):  # the device machine's copy of the tree has no .git
-        return os.environ["RVC_COMMIT"]
-    result = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True)
-    dirty = subprocess.run(
-        ["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO, capture_output=True, text=True
-    ).stdout.strip()
-    return result.stdout.strip() + ("-dirty" if dirty else "") if result.returncode == 0 else "unknown"
 
 
 def write_sources(folder: Path, minutes: float, sample_rate: int = 44100) -> float:
@@ -125,14 +104,10 @@ def main() -> None:
         cached_s = run_stage([*common, *extract_args])
         dataset = json.loads((scratch / "logs" / "bench" / "dataset.json").read_text())
 
-    machine = machine_name()
     result = {
-        "benchmark": "prepare_extract",
-        "machine": machine,
+        **header("prepare_extract"),
         "cpu_cores": os.cpu_count(),
         "platform": platform.platform(),
-        "commit": commit(),
-        "command": " ".join(["python", "benchmarks/prepare_extract.py", *sys.argv[1:]]),
         "data": f"{seconds / 60:.1f} min synthetic speech-like audio, 44.1 kHz 16-bit mono wav, 30 s files",
         "settings": {
             "only": args.only,
@@ -158,7 +133,7 @@ def main() -> None:
     }
     args.out.mkdir(parents=True, exist_ok=True)
     parts = "" if args.only == "all" else f"-{args.only}-only"
-    out = args.out / f"prepare_extract-{machine}-{args.f0}{parts}.json"
+    out = args.out / f"prepare_extract-{result['machine']}-{args.f0}{parts}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 

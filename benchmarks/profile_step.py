@@ -23,7 +23,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.prepare_extract import commit, machine_name  # noqa: E402
+from benchmarks.record import header  # noqa: E402
 
 
 def profile_mode(mode: str, args: argparse.Namespace, logs: Path) -> dict[str, object]:
@@ -132,10 +132,7 @@ def main() -> None:
         make_dataset(logs)
         runs = [profile_mode(mode, args, logs) for mode in args.modes]
     result = {
-        "benchmark": "profile_step",
-        "machine": machine_name(),
-        "commit": commit(),
-        "command": " ".join(["python", "benchmarks/profile_step.py", *sys.argv[1:]]),
+        **header("profile_step"),
         "precision": args.precision,
         "batch_size": args.batch_size,
         "steps_profiled": args.steps,

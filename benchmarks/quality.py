@@ -43,7 +43,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.prepare_extract import commit, machine_name, write_random_weights  # noqa: E402
+from benchmarks.prepare_extract import write_random_weights  # noqa: E402
+from benchmarks.record import header  # noqa: E402
 
 TARGET_VOICE = "slt"
 OTHER_VOICES = ("rms", "awb")
@@ -296,12 +297,8 @@ def run(args: argparse.Namespace) -> None:
         reconstruction[r["setting"]] = evaluate(Path(r["model"]), held_out, assets, evaluator, args.f0)
         print(r["setting"], reconstruction[r["setting"]], flush=True)
 
-    machine = machine_name()
     result = {
-        "benchmark": "quality",
-        "machine": machine,
-        "commit": commit(),
-        "command": " ".join(["python", "benchmarks/quality.py", *sys.argv[1:]]),
+        **header("quality"),
         "data": (
             f"flite voice {TARGET_VOICE}: {len(target)} sentences, {len(train_names)} training and "
             f"{len(validation_names)} held-out clips after prepare (40 kHz); content features from a "
@@ -316,7 +313,7 @@ def run(args: argparse.Namespace) -> None:
         "evaluated_clips": len(held_out),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"quality-{machine}.json"
+    path = args.out / f"quality-{result['machine']}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     shutil.rmtree(scratch, ignore_errors=True)

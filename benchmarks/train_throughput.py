@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.prepare_extract import commit, machine_name  # noqa: E402
+from benchmarks.record import header  # noqa: E402
 
 
 def make_dataset(logs: Path) -> None:
@@ -142,19 +142,15 @@ def main() -> None:
                             )
                         )
                         print(json.dumps(runs[-1]), flush=True)
-    machine = machine_name()
     result = {
-        "benchmark": "train_throughput",
-        "machine": machine,
-        "commit": commit(),
-        "command": " ".join(["python", "benchmarks/train_throughput.py", *sys.argv[1:]]),
+        **header("train_throughput"),
         "data": "200 clips x 3 s at 40 kHz (10 min), random 768-d features, harmonic f0; v2 40k from scratch",
         "reference": {"applio_3.6.4_h100_steps_per_s": 3.3, "applio_samples_per_s": 26},
         "runs": runs,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     tag = f"-{args.tag}" if args.tag else ""
-    out = args.out / f"train_throughput-{machine}-b{args.batch_size}{tag}.json"
+    out = args.out / f"train_throughput-{result['machine']}-b{args.batch_size}{tag}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
