@@ -87,13 +87,13 @@ def load_training_set(
     split: str,
     sample_rate: int,
     hop_length: int,
-    max_frames: int | None = None,
+    min_frames: int = 0,
     feature_dtype: torch.dtype = torch.float16,
 ) -> TrainingSet:
     """Load the ``split`` ("train" or "validation") clips of an extracted experiment.
 
-    ``max_frames`` pads (or crops) every clip to this many frames; by default the
-    longest clip's length. Clips whose extraction failed are left out.
+    Every clip is padded to the longest clip's frame count, or to ``min_frames`` when that is
+    more (a training slice must fit in every clip). Clips whose extraction failed are left out.
     """
     import soundfile as sf
 
@@ -128,7 +128,7 @@ def load_training_set(
         clips.append((wav[: frames * hop_length], phone[:frames], pitch[:frames], pitchf[:frames]))
 
     longest = max((len(c[1]) for c in clips), default=1)
-    frames_total = max_frames or longest
+    frames_total = max(longest, min_frames)
     n = len(clips)
     dim = clips[0][1].shape[1] if clips else 768
     wav_t = torch.zeros(n, frames_total * hop_length, dtype=torch.float32)

@@ -2,9 +2,10 @@
 
 One step = a generator forward on a random slice of each clip, a discriminator
 update (LSGAN), and a generator update (LSGAN + feature matching + 45 x L1 mel +
-KL), as RVC trains. The dataset lives on the device as dense padded tensors; a
-batch is one gather. Losses and grad norms are summed on the device and fetched
-only when a progress event is printed (a host sync), at most every
+KL), as RVC trains. The dataset lives on the device as dense padded tensors (a
+batch is one gather), or streams to it a batch at a time when too big
+(batches.py). Losses and grad norms are summed on the device and fetched only
+when a progress event is printed (a host sync), at most every
 ``log_every_steps`` steps or ``log_every_seconds`` seconds.
 """
 
@@ -109,11 +110,10 @@ class Trainer:
     def _load_data(self) -> tuple[ResidentBatches | StreamedBatches, TrainingSet | None]:
         """The training clips as the step reads them, and the held-out clips (on the device unless streamed)."""
         train, cfg = self.config.train, self.config.model
-        train_set = load_training_set(self.experiment, "train", cfg.sample_rate, cfg.hop_length)
-        # Every clip must hold at least one training slice: pad the frame count up to the slice length.
-        frames = max(train_set.max_frames, cfg.segment_frames)
-        if frames != train_set.max_frames:
-            train_set = load_training_set(self.experiment, "train", cfg.sample_rate, cfg.hop_length, frames)
+        # Every clip must hold at least one training slice: short clips are padded to the slice length.
+        train_set = load_training_set(
+            self.experiment, "train", cfg.sample_rate, cfg.hop_length, min_frames=cfg.segment_frames
+        )
         validation = load_training_set(self.experiment, "validation", cfg.sample_rate, cfg.hop_length)
         if not streams(train.data_placement, train_set, self.device):
             return ResidentBatches(train_set, self.device), (validation.to(self.device) if len(validation) else None)
