@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 import torch
@@ -254,3 +255,27 @@ def test_auto_validation_keeps_to_a_tenth_of_the_time_and_always_ends_with_one()
     assert all(slow.due(epoch, 40.0) for epoch in range(1, 10))  # slow epochs: every one
     fixed = ValidationSchedule(every=5, last_epoch=100)
     assert [e for e in range(1, 21) if fixed.due(e, 1.0)] == [5, 10, 15, 20]
+
+
+def test_the_config_and_the_memory_estimate_know_every_precision_plan() -> None:
+    # rvc.config stays free of torch, so it lists the plans by name; this keeps the lists in step.
+    from rvc.config.train import PRECISIONS
+    from rvc.config.validate import _memory_key
+
+    assert ("auto", *PLANS) == PRECISIONS
+    for name, plan in PLANS.items():
+        reduced_generator = plan.generator and plan.dtype != torch.float32
+        assert _memory_key(name) == ("bf16" if reduced_generator else "fp32"), name
+    assert _memory_key("auto") == "fp32"
+
+
+def test_clips_shorter_than_a_training_slice_are_padded_in_one_read(setup: tuple, tmp_path: Path) -> None:
+    config, _, data = setup
+    experiment = make_extracted_experiment(tmp_path / "logs", train_clips=4, validation_clips=1)
+    cfg = config.model
+    padded = load_training_set(experiment, "train", cfg.sample_rate, cfg.hop_length, min_frames=data.max_frames + 5)
+    assert padded.max_frames == data.max_frames + 5 and padded.wav.shape[1] == padded.max_frames * cfg.hop_length
+    assert torch.equal(padded.lengths, data.lengths)
+    assert load_training_set(experiment, "train", cfg.sample_rate, cfg.hop_length, min_frames=1).max_frames == (
+        data.max_frames
+    )
