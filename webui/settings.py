@@ -14,12 +14,12 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from rvc.config.train import PRECISIONS  # a new configuration's precision: the same choices
 from rvc.errors import UserError
 from rvc.fileio import atomic_write_json
 
 SETTINGS_FILE = "rvc_studio_settings.json"
 DEVICES = ("auto", "cpu", "cuda")  # or cuda:N
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 THEMES = ("default", "soft", "base", "glass", "monochrome", "citrus", "ocean", "origin")
 # openai-whisper's model names (whisper.available_models()), listed here so the app starts without importing it.
 WHISPER_MODELS = (

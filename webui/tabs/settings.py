@@ -8,9 +8,10 @@ from typing import Any
 
 import gradio as gr
 
+from rvc.config.train import PRECISIONS
 from rvc.errors import UserError
 from webui.context import AppContext
-from webui.settings import PRECISIONS, THEMES, WHISPER_MODELS, Settings
+from webui.settings import THEMES, WHISPER_MODELS, Settings
 
 NEXT_START = ("logs_dir", "assets_dir", "theme", "share", "auth")  # read once, when the app starts
 FIELD_ORDER = tuple(f.name for f in fields(Settings))
