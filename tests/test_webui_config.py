@@ -16,8 +16,8 @@ from rvc.paths import Workspace
 from rvc.pretrained.pairs import find_pretrain_pairs, rate_from_name
 from tests.fake_experiment import make_extracted_experiment, write_tiny_config
 from webui import config_handlers as handlers
-from webui.config_handlers import NO_PRETRAIN
-from webui.config_pretrains import pairs_for_rate
+from webui import config_pretrains
+from webui.config_pretrains import NO_PRETRAIN, pairs_for_rate
 from webui.paths_guard import PathGuard
 
 
@@ -189,7 +189,7 @@ def test_pretrain_dropdowns_list_pairs_of_the_chosen_rate(tmp_path: Path) -> Non
     assert [p.name for p in listing.unpaired] == ["lonely_G40k.pth"]
     assert [p.g for p in pairs_for_rate(listing, 32000)] == [titan_g]
 
-    choices = handlers.pretrain_choices(workspace, 40000, None, None)
+    choices = config_pretrains.pretrain_choices(workspace, 40000, None, None)
     assert choices.generators == [
         ("none: train from scratch", NO_PRETRAIN),
         ("custom/G.pth", str(custom_g)),
@@ -202,15 +202,16 @@ def test_pretrain_dropdowns_list_pairs_of_the_chosen_rate(tmp_path: Path) -> Non
 
     # a listed pretrain of another rate is dropped; a path that is no listed pretrain stays
     own_state = str(workspace.logs_dir / "other" / "checkpoints" / "G_100.pth")
-    kept = handlers.pretrain_choices(workspace, 40000, str(g48), own_state)
+    kept = config_pretrains.pretrain_choices(workspace, 40000, str(g48), own_state)
     assert (kept.generator, kept.discriminator) == (NO_PRETRAIN, own_state)
-    assert handlers.pretrain_choices(workspace, 32000, str(titan_g), str(titan_d)).generator == str(titan_g)
-    assert handlers.partner_of(workspace, str(custom_g)) == str(custom_d)
-    assert handlers.partner_of(workspace, own_state) is None
+    assert config_pretrains.pretrain_choices(workspace, 32000, str(titan_g), str(titan_d)).generator == str(titan_g)
+    assert config_pretrains.partner_of(workspace, str(custom_g)) == str(custom_d)
+    assert config_pretrains.partner_of(workspace, own_state) is None
 
     # a new download shows on the next listing: no restart
     new_g, _ = _pair(root / "Snowie", "G_Snowie_40k.pth", "D_Snowie_40k.pth", 40000)
-    assert str(new_g) in [value for _, value in handlers.pretrain_choices(workspace, 40000, None, None).generators]
+    offered = config_pretrains.pretrain_choices(workspace, 40000, None, None).generators
+    assert str(new_g) in [value for _, value in offered]
 
 
 def test_rate_tags_in_names() -> None:

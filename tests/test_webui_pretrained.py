@@ -18,7 +18,7 @@ from rvc.paths import AssetDir, Workspace
 from rvc.pretrained.catalogue import bundled_catalogue_path, load_catalogue
 from rvc.pretrained.download import DownloadProgress
 from tests.fake_hub import FakeHub, closed_port_url, serve_hub, tiny_pretrain_bytes, write_catalogue
-from webui import config_handlers
+from webui import config_pretrains
 from webui.tabs import download_pretrained as tab
 
 REPO = "tests/tiny-pretrain"
@@ -84,9 +84,9 @@ def test_download_handler_installs_and_generate_configuration_offers_it(
     catalogue = load_catalogue(assets.pretrains_catalogue)
     assert tab.catalogue_rows(assets, catalogue, 40000)[0][3] == "✓ installed"
     # the Generate Configuration tab's lister sees it at once, at 40k only
-    offered = config_handlers.pretrain_choices(workspace, 40000, None, None)
+    offered = config_pretrains.pretrain_choices(workspace, 40000, None, None)
     assert ("tiny/40k/G.pth", str(assets.pretrained_dir / "tiny" / "40k" / "G.pth")) in offered.generators
-    assert len(config_handlers.pretrain_choices(workspace, 48000, None, None).generators) == 1  # "none" only
+    assert len(config_pretrains.pretrain_choices(workspace, 48000, None, None).generators) == 1  # "none" only
 
     monkeypatch.setenv("HF_ENDPOINT", closed_port_url())
     offline = tab.download_selected(assets, "tiny@40000")

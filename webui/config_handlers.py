@@ -20,10 +20,9 @@ from rvc.config.train import DATA_PLACEMENTS, LR_SCHEMES, PRECISIONS, STEP_MODES
 from rvc.errors import UserError
 from rvc.models.config import SAMPLE_RATE_TAGS, ModelConfig
 from rvc.paths import ExperimentDir, Workspace
+from webui.config_pretrains import NO_PRETRAIN
 from webui.paths_guard import PathGuard
 from webui.prepare_handlers import experiment_of
-
-NO_PRETRAIN = "none"  # the dropdown value for "train from scratch" (a real choice is an absolute path)
 
 # The sections of the form, in order; a TrainConfig field missing here lands in "Other settings".
 SECTIONS: dict[str, tuple[str, ...]] = {
@@ -359,58 +358,3 @@ def save_form(workspace: Workspace, guard: PathGuard, name: str, sample_rate: in
     experiment = experiment_of(workspace, name)
     save_config(experiment, config)
     return "\n".join([f"✅ **Saved** {experiment.config_json}. The Train tab uses it.", *lines])
-
-
-@dataclass(frozen=True)
-class PretrainChoices:
-    """What the G and D dropdowns offer for one sample rate, and what they hold."""
-
-    generators: list[tuple[str, str]]  # (label, absolute path); the first is "train from scratch"
-    discriminators: list[tuple[str, str]]
-    generator: str  # the value to show: a path or NO_PRETRAIN
-    discriminator: str
-    note: str
-
-
-def pretrain_choices(
-    workspace: Workspace, sample_rate: int, current_g: str | None, current_d: str | None
-) -> PretrainChoices:
-    """List the G/D pairs under assets for ``sample_rate``; keep the current choice unless it is of another rate.
-
-    A current path that is no listed pretrain at all (a checkpoint of another
-    experiment, say) is kept as it is; Validate checks that it fits.
-    """
-    from rvc.pretrained.pairs import find_pretrain_pairs
-    from webui.config_pretrains import listing_note, pairs_for_rate, shown
-
-    root = workspace.assets.pretrained_dir
-    listing = find_pretrain_pairs(root)
-    pairs = pairs_for_rate(listing, int(sample_rate))
-    scratch = ("none: train from scratch", NO_PRETRAIN)
-    generators = [scratch] + [(shown(pair.g, root), str(pair.g)) for pair in pairs]
-    discriminators = [scratch] + [(shown(pair.d, root), str(pair.d)) for pair in pairs]
-    listed = {str(path) for pair in listing.every_pair() for path in pair}
-    offered = {value for _, value in generators + discriminators}
-
-    def keep(current: str | None) -> str:
-        if not current or current == NO_PRETRAIN:
-            return NO_PRETRAIN
-        if current in offered:
-            return current
-        return NO_PRETRAIN if current in listed else current  # a pretrain of another rate is dropped
-
-    note = listing_note(listing, int(sample_rate), root)
-    return PretrainChoices(generators, discriminators, keep(current_g), keep(current_d), note)
-
-
-def partner_of(workspace: Workspace, generator: str | None) -> str | None:
-    """Return the D file paired with a listed G file, or None when the G is not a listed pretrain."""
-    from rvc.pretrained.pairs import find_pretrain_pairs
-
-    if not generator or generator == NO_PRETRAIN:
-        return NO_PRETRAIN
-    listing = find_pretrain_pairs(workspace.assets.pretrained_dir)
-    for g, d in listing.every_pair():
-        if str(g) == generator:
-            return str(d)
-    return None

@@ -1,11 +1,15 @@
-"""How the Generate Configuration tab shows the installed pretrains (found by ``rvc.pretrained.pairs``)."""
+"""How the Generate Configuration tab offers the installed pretrains (found by ``rvc.pretrained.pairs``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from rvc.models.config import SAMPLE_RATE_TAGS
-from rvc.pretrained.pairs import PretrainListing, PretrainPair
+from rvc.paths import Workspace
+from rvc.pretrained.pairs import PretrainListing, PretrainPair, find_pretrain_pairs
+
+NO_PRETRAIN = "none"  # the dropdown value for "train from scratch" (a real choice is an absolute path)
 
 
 def shown(path: Path, root: Path) -> str:
@@ -36,3 +40,53 @@ def listing_note(listing: PretrainListing, sample_rate: int, pretrained_dir: Pat
     if not offered:
         parts.append("download pretrains in the Download Pretrained tab, or train from scratch")
     return "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class PretrainChoices:
+    """What the G and D dropdowns offer for one sample rate, and what they hold."""
+
+    generators: list[tuple[str, str]]  # (label, absolute path); the first is "train from scratch"
+    discriminators: list[tuple[str, str]]
+    generator: str  # the value to show: a path or NO_PRETRAIN
+    discriminator: str
+    note: str
+
+
+def pretrain_choices(
+    workspace: Workspace, sample_rate: int, current_g: str | None, current_d: str | None
+) -> PretrainChoices:
+    """List the G/D pairs under assets for ``sample_rate``; keep the current choice unless it is of another rate.
+
+    A current path that is no listed pretrain at all (a checkpoint of another
+    experiment, say) is kept as it is; Validate checks that it fits.
+    """
+    root = workspace.assets.pretrained_dir
+    listing = find_pretrain_pairs(root)
+    pairs = pairs_for_rate(listing, int(sample_rate))
+    scratch = ("none: train from scratch", NO_PRETRAIN)
+    generators = [scratch] + [(shown(pair.g, root), str(pair.g)) for pair in pairs]
+    discriminators = [scratch] + [(shown(pair.d, root), str(pair.d)) for pair in pairs]
+    listed = {str(path) for pair in listing.every_pair() for path in pair}
+    offered = {value for _, value in generators + discriminators}
+
+    def keep(current: str | None) -> str:
+        if not current or current == NO_PRETRAIN:
+            return NO_PRETRAIN
+        if current in offered:
+            return current
+        return NO_PRETRAIN if current in listed else current  # a pretrain of another rate is dropped
+
+    note = listing_note(listing, int(sample_rate), root)
+    return PretrainChoices(generators, discriminators, keep(current_g), keep(current_d), note)
+
+
+def partner_of(workspace: Workspace, generator: str | None) -> str | None:
+    """Return the D file paired with a listed G file, or None when the G is not a listed pretrain."""
+    if not generator or generator == NO_PRETRAIN:
+        return NO_PRETRAIN
+    listing = find_pretrain_pairs(workspace.assets.pretrained_dir)
+    for g, d in listing.every_pair():
+        if str(g) == generator:
+            return str(d)
+    return None

@@ -6,7 +6,9 @@ from typing import TYPE_CHECKING, Any
 
 from rvc.errors import UserError
 from webui import config_handlers as handlers
-from webui.config_handlers import LABELS, NO_PRETRAIN, PRETRAIN_FIELDS, FieldSpec, LoadedForm
+from webui import config_pretrains
+from webui.config_handlers import LABELS, PRETRAIN_FIELDS, FieldSpec, LoadedForm
+from webui.config_pretrains import NO_PRETRAIN
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -106,7 +108,7 @@ def render(ctx: AppContext) -> None:
     g_field, d_field = pretrain_dropdowns
 
     def pretrains(rate: int, g: str | None, d: str | None) -> tuple[Any, Any, str]:
-        choices = handlers.pretrain_choices(ctx.workspace, rate, g, d)
+        choices = config_pretrains.pretrain_choices(ctx.workspace, rate, g, d)
         return (
             gr.update(choices=choices.generators, value=choices.generator),
             gr.update(choices=choices.discriminators, value=choices.discriminator),
@@ -151,7 +153,7 @@ def render(ctx: AppContext) -> None:
         return gr.update(choices=found), gr.update(choices=found)
 
     def pair_partner(g: str | None, d: str | None) -> Any:
-        partner = handlers.partner_of(ctx.workspace, g)
+        partner = config_pretrains.partner_of(ctx.workspace, g)
         return partner if partner is not None and partner != d else gr.skip()
 
     def validate(name: str | None, rate: int, *field_values: Any) -> str:
