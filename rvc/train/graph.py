@@ -17,6 +17,7 @@ non-finite steps), so no batch is trained on twice.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -117,3 +118,42 @@ class GraphedStep:
             raise RuntimeError("GraphedStep.prepare() must run before the first step")
         self.static_index.copy_(index, non_blocking=True)
         self.graph.replay()
+
+
+def prepare_step(
+    step: TrainStep, steps_left: int, world_size: int, skipped_steps: int, log: Callable[[str], None]
+) -> tuple[Callable[[torch.Tensor], None], str, str, float]:
+    """Pick how steps run and prepare it; return (run_step, mode, why, compile seconds).
+
+    In "auto" mode a graph or compile that fails falls back to the eager step, with the reason.
+    ``skipped_steps`` carries the run's count of skipped steps past the warm-up's metric reset.
+    """
+    train, device = step.config.train, step.device
+    mode, why = choose_step_mode(train.step_mode, device, steps_left)
+    set_capturable(step.models, device, mode != "eager")
+    if mode == "eager":
+        return step, mode, why, 0.0
+    plain = step.functions
+    log(
+        f"preparing the {mode} step ({why}): "
+        + ("compiling takes minutes the first time, seconds once cached" if mode == "compiled" else "seconds")
+    )
+    if mode == "compiled":
+        step.functions = plain.compiled()
+    graphed = GraphedStep(step, (train.grad_accum, train.batch_size))
+    rows = torch.arange(train.grad_accum * train.batch_size, device=device) % len(step.data)
+    try:
+        seconds = graphed.prepare(rows.view(train.grad_accum, train.batch_size), skipped_steps)
+    except Exception as error:  # a compiler or capture failure must not cost the user the run
+        # With several processes every rank must run the same step (the all-reduces pair up):
+        # failing lets torchrun stop them all, where one rank falling back would hang the rest.
+        if train.step_mode != "auto" or world_size > 1:
+            raise
+        log(f"the {mode} step failed ({type(error).__name__}: {error}); training eagerly instead")
+        step.functions = plain
+        step.dry.fill_(False)
+        step.metrics.reset(skipped_steps)
+        set_capturable(step.models, device, False)
+        return step, "eager", f"{mode} failed: {type(error).__name__}: {error}"[:300], 0.0
+    log(f"{mode} step ready in {seconds:.1f} s ({why})")
+    return graphed, mode, why, seconds

@@ -27,7 +27,7 @@ from rvc.train import checkpoint
 from rvc.train.batches import ResidentBatches, StreamedBatches, epoch_rows, streams
 from rvc.train.data import TrainingSet, load_training_set
 from rvc.train.distributed import Distributed, all_reduce_gradients, broadcast_parameters
-from rvc.train.graph import GraphedStep, choose_step_mode, set_capturable
+from rvc.train.graph import prepare_step
 from rvc.train.mel import MultiScaleMel, Spectrogram
 from rvc.train.models import Models, build_models, configure_backends
 from rvc.train.overtrain import OvertrainDetector
@@ -213,7 +213,9 @@ class Trainer:
             multiscale=multiscale,
             all_reduce=all_reduce_gradients(self.dist.world_size) if self.dist.world_size > 1 else None,
         )
-        run_step, mode, why, compile_s = self._fast_step(step, total_steps - self.state.step)
+        run_step, mode, why, compile_s = prepare_step(
+            step, total_steps - self.state.step, self.dist.world_size, self.state.skipped_steps, self.log
+        )
         if self.dist.is_main:
             self.progress.emit(
                 "start",
@@ -373,41 +375,6 @@ class Trainer:
             self._checkpoint(models)
 
     # --- around the loop -------------------------------------------------------
-    def _fast_step(self, step: TrainStep, steps_left: int) -> tuple[Callable[[torch.Tensor], None], str, str, float]:
-        """Pick how steps run (see graph.py) and prepare it; return (run_step, mode, why, compile seconds).
-
-        In "auto" mode a graph or compile that fails falls back to the eager step, with the reason.
-        """
-        train = self.config.train
-        mode, why = choose_step_mode(train.step_mode, self.device, steps_left)
-        set_capturable(step.models, self.device, mode != "eager")
-        if mode == "eager":
-            return step, mode, why, 0.0
-        plain = step.functions
-        self.log(
-            f"preparing the {mode} step ({why}): "
-            + ("compiling takes minutes the first time, seconds once cached" if mode == "compiled" else "seconds")
-        )
-        if mode == "compiled":
-            step.functions = plain.compiled()
-        graphed = GraphedStep(step, (train.grad_accum, train.batch_size))
-        rows = torch.arange(train.grad_accum * train.batch_size, device=self.device) % len(step.data)
-        try:
-            seconds = graphed.prepare(rows.view(train.grad_accum, train.batch_size), self.state.skipped_steps)
-        except Exception as error:  # a compiler or capture failure must not cost the user the run
-            # With several processes every rank must run the same step (the all-reduces pair up):
-            # failing lets torchrun stop them all, where one rank falling back would hang the rest.
-            if train.step_mode != "auto" or self.dist.world_size > 1:
-                raise
-            self.log(f"the {mode} step failed ({type(error).__name__}: {error}); training eagerly instead")
-            step.functions = plain
-            step.dry.fill_(False)
-            step.metrics.reset(self.state.skipped_steps)
-            set_capturable(step.models, self.device, False)
-            return step, "eager", f"{mode} failed: {type(error).__name__}: {error}"[:300], 0.0
-        self.log(f"{mode} step ready in {seconds:.1f} s ({why})")
-        return graphed, mode, why, seconds
-
     def _stop_requested(self, mid_epoch: bool = False) -> bool:
         stop = self.should_stop()
         if self.dist.world_size == 1:
