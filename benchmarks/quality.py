@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -243,6 +244,7 @@ def average(rows: list[dict[str, float]]) -> dict[str, float]:
 
 def run(args: argparse.Namespace) -> None:
     import soundfile as sf
+    import torch
 
     from rvc.paths import AssetDir, ExperimentDir
     from rvc.train.data import read_clip_list
@@ -250,6 +252,7 @@ def run(args: argparse.Namespace) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="rvc-quality-"))
     logs, assets_dir = scratch / "logs", scratch / "assets"
+    torch.manual_seed(0)  # the same random content encoder for every call: features comparable across calls
     write_random_weights(assets_dir)
     common = ["--logs-dir", str(logs), "--assets-dir", str(assets_dir)]
     target = sorted((args.data / "target").glob("*.wav"))
@@ -262,17 +265,38 @@ def run(args: argparse.Namespace) -> None:
     validation_names = read_clip_list(base.validation_clips)
     args.steps_per_epoch = math.ceil(len(train_names) / args.batch_size)
 
-    runs = []
+    jobs = []
     for setting in args.settings:
-        mode, precision = setting.split(":")
-        for seed in args.seeds:
-            name = f"{mode}-{precision}" + (f"-s{seed}" if len(args.seeds) > 1 else "")
-            runs.append(train_setting(common, name, mode, precision, seed, args) | {"seed": seed})
-        print(json.dumps({k: v for k, v in runs[-1].items() if k != "curve"}), flush=True)
-        (args.out / "quality-partial.json").write_text(json.dumps(runs, indent=2) + "\n")  # if evaluation dies
+        mode, precision, *own_seed = setting.split(":")
+        seeds = [int(own_seed[0])] if own_seed else args.seeds
+        for seed in seeds:
+            name = f"{mode}-{precision}" + (f"-s{seed}" if len(seeds) > 1 or own_seed else "")
+            jobs.append((name, mode, precision, seed))
+    runs = []
+
+    def train_job(job: tuple[str, str, str, int]) -> dict:
+        name, mode, precision, seed = job
+        result = train_setting(common, name, mode, precision, seed, args) | {"seed": seed}
+        print(json.dumps({k: v for k, v in result.items() if k != "curve"}), flush=True)
+        return result
+
+    # Several runs share the GPU only to save device time: their held-out mel is unaffected,
+    # their times are not comparable (train_s and compile_s then count the others' work too).
+    with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+        for result in pool.map(train_job, jobs):
+            runs.append(result | {"parallel": args.parallel})
+            (args.out / "quality-partial.json").write_text(json.dumps(runs, indent=2) + "\n")  # if evaluation dies
     spread = seed_spread(runs)
     if args.train_only:
-        print(json.dumps({"runs": [{k: v for k, v in r.items() if k != "model"} for r in runs], "spread": spread}))
+        result = {
+            **header("quality"),
+            "settings": {"steps": args.steps, "batch_size": args.batch_size, "seeds": args.seeds, "model": "v2 40k"},
+            "training": [{k: v for k, v in r.items() if k != "model"} for r in runs],
+            "spread": spread,
+        }
+        path = args.out / f"quality-train-{result['machine']}{'-' + args.tag if args.tag else ''}.json"
+        path.write_text(json.dumps(result, indent=2) + "\n")
+        print(json.dumps(result))
         shutil.rmtree(scratch, ignore_errors=True)
         return
     equal_time = min(r["train_s"] for r in runs)
@@ -336,12 +360,21 @@ def main() -> None:
     measure_.add_argument("--data", type=Path, default=REPO / ".bench-data")
     measure_.add_argument("--steps", type=int, default=400)
     measure_.add_argument("--batch-size", type=int, default=8)
-    measure_.add_argument("--settings", nargs="+", default=["eager:fp32", "eager:bf16", "graph:fp32", "graph:bf16"])
+    measure_.add_argument(
+        "--settings",
+        nargs="+",
+        default=["eager:fp32", "eager:bf16", "graph:fp32", "graph:bf16"],
+        help="MODE:PRECISION, or MODE:PRECISION:SEED for one seed of its own",
+    )
     measure_.add_argument("--f0", default="pm", help="an f0 method that needs no downloaded weights")
     measure_.add_argument("--seeds", type=int, nargs="+", default=[1234], help="several: run-to-run noise")
     measure_.add_argument("--validate-every", type=int, default=2, help="epochs between held-out losses")
     measure_.add_argument("--tiny-model", action="store_true", help="the test-sized model (runs on a CPU)")
     measure_.add_argument("--train-only", action="store_true", help="held-out mel only: no reconstruction")
+    measure_.add_argument("--tag", default="", help="appended to a --train-only result's file name")
+    measure_.add_argument(
+        "--parallel", type=int, default=1, help="runs at once on one GPU (saves device time; their times then mix)"
+    )
     measure_.add_argument("--eval-clips", type=int, default=12)
     measure_.add_argument("--reference-clips", type=int, default=20)
     measure_.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
