@@ -15,7 +15,7 @@ from rvc.train.graph import COMPILE_MIN_STEPS, choose_step_mode, set_capturable
 from rvc.train.loss_scale import LossScale
 from rvc.train.mel import Spectrogram
 from rvc.train.models import Models, build_models
-from rvc.train.precision import PLANS
+from rvc.train.precision import PLANS, resolve_precision
 from rvc.train.step import METRIC_NAMES, StepFunctions, StepMetrics, TrainStep
 from rvc.train.validation import ValidationSchedule
 from tests.fake_experiment import make_extracted_experiment, tiny_config
@@ -267,6 +267,15 @@ def test_the_config_and_the_memory_estimate_know_every_precision_plan() -> None:
         reduced_generator = plan.generator and plan.dtype != torch.float32
         assert _memory_key(name) == ("bf16" if reduced_generator else "fp32"), name
     assert _memory_key("auto") == "fp32"
+
+
+def test_auto_precision_is_bf16_tail_where_the_gpu_has_bf16_else_fp32(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_precision("auto", torch.device("cpu")) is PLANS["fp32"]
+    for has_bf16, plan in ((True, "bf16-tail"), (False, "fp32")):
+        monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True, b=has_bf16: b)
+        assert resolve_precision("auto", torch.device("cuda")) is PLANS[plan]
+    with pytest.raises(UserError, match="no bf16"):
+        resolve_precision("bf16-tail", torch.device("cuda"))  # asked for by name on such a GPU
 
 
 def test_clips_shorter_than_a_training_slice_are_padded_in_one_read(setup: tuple, tmp_path: Path) -> None:

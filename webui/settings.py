@@ -48,7 +48,7 @@ class Settings:
     logs_dir: str = "logs"  # experiments folder (relative: to the settings file's folder)
     assets_dir: str = "assets"  # downloaded weights (relative: to the settings file's folder)
     default_device: str = "auto"  # auto: the first GPU when there is one, else the CPU
-    default_precision: str = "auto"  # auto: fp32 (TF32 matmuls on GPUs that have them)
+    default_precision: str = "auto"  # auto: bf16-tail on GPUs with bf16, else fp32 (rvc/train/precision.py)
     tensorboard_port: int = 6006  # TensorBoard's usual port; a free one is taken if it is busy
     console_lines: int = 200  # how many lines of the trainer's log the Train tab shows
     verbose: bool = False  # also show the trainer's @@rvc progress lines in the console

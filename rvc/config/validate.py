@@ -33,8 +33,9 @@ class Validation:
 
 
 def _memory_key(precision: str) -> str:
-    """The measured precision whose memory ``precision`` is budgeted at ("auto" trains in fp32; plans
-    with an fp32 generator count as fp32: an overestimate, never an out-of-memory)."""
+    """The measured precision whose memory ``precision`` is budgeted at ("auto", which trains in fp32
+    where a GPU has no bf16, and plans with an fp32 generator count as fp32: an overestimate, never
+    an out-of-memory)."""
     return "bf16" if precision in ("bf16", "fp16", "bf16-tail", "bf16-frame") else "fp32"
 
 
