@@ -100,6 +100,23 @@ def test_extract_reports_a_broken_clip_and_goes_on(tmp_path: Path, embedder_path
     assert saved["failed"][0]["clip"] == names[1] and saved["ready_clips"] == 1
 
 
+def test_extract_cli_fails_when_not_one_clip_is_ready(tmp_path: Path, embedder_path: Path) -> None:
+    import argparse
+
+    from rvc.cli.extract import add_arguments, run
+    from rvc.paths import Workspace
+
+    experiment = ExperimentDir(tmp_path / "logs", "voice")
+    for name in _fake_prepared(experiment, [0.8, 0.8]):
+        experiment.clip_audio_16k(name).write_bytes(b"RIFF\x00\x00garbage")
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--experiment", "voice", "--f0", "pm", "--embedder", str(embedder_path)])
+    args.device, args.workers = "cpu", 1
+
+    assert run(args, Workspace(tmp_path / "logs", tmp_path / "assets")) == 1
+
+
 def test_extract_without_prepare_says_what_to_do(tmp_path: Path) -> None:
     experiment = ExperimentDir(tmp_path / "logs", "voice")
     with pytest.raises(UserError, match="rvc prepare"):

@@ -85,6 +85,17 @@ def test_unknown_method_lists_the_methods(no_assets: AssetDir) -> None:
         assert method in str(error.value)
 
 
+def test_a_method_whose_library_is_missing_says_what_to_install(
+    no_assets: AssetDir, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import rvc.f0
+
+    monkeypatch.setitem(rvc.f0._LIBRARIES, "pm", ("no_such_pitch_module", "praat-parselmouth"))
+    with pytest.raises(UserError, match=r"'pm' needs the praat-parselmouth package.*pip install") as error:
+        create_f0_estimator("pm", no_assets)
+    assert "rmvpe" in str(error.value) and "harvest" in str(error.value)
+
+
 # --- every method: accuracy on a steady tone, frame counts --------------------
 
 

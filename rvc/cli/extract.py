@@ -49,4 +49,5 @@ def run(args: argparse.Namespace, workspace: Workspace) -> int:
         only=args.only,
     )
     report = extract_features(experiment, workspace.assets, options)
-    return 0 if report.f0_computed + report.content_computed + report.cached > 0 or not report.failed else 1
+    failed_clips = {failure["clip"] for failure in report.failed}
+    return 1 if report.clip_count and len(failed_clips) == report.clip_count else 0  # not one clip is ready

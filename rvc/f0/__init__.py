@@ -88,6 +88,7 @@ def create_f0_estimator(
         raise UserError(f"unknown f0 method {method!r}: choose one of {', '.join(F0_METHODS)}")
     if not 0 < f0_min < f0_max:
         raise UserError(f"invalid f0 range {f0_min}..{f0_max} Hz: need 0 < f0 min < f0 max (e.g. 50 and 1100)")
+    _require_library(method)
     if method == "rmvpe":
         from rvc.f0.rmvpe import RmvpeEstimator
 
@@ -108,3 +109,29 @@ def create_f0_estimator(
     from rvc.f0.pm import PmEstimator
 
     return PmEstimator(f0_min=f0_min, f0_max=f0_max)
+
+
+# The pitch libraries a method imports (module, pip package); rmvpe needs torch alone.
+_LIBRARIES = {
+    "crepe": ("torchcrepe", "torchcrepe"),
+    "crepe-tiny": ("torchcrepe", "torchcrepe"),
+    "fcpe": ("torchfcpe", "torchfcpe"),
+    "harvest": ("pyworld", "pyworld"),
+    "dio": ("pyworld", "pyworld"),
+    "pm": ("parselmouth", "praat-parselmouth"),
+}
+
+
+def _require_library(method: str) -> None:
+    """Refuse a method whose library is not installed before any clip is read (rather than fail every clip)."""
+    import importlib.util
+
+    if method not in _LIBRARIES:
+        return
+    module, package = _LIBRARIES[method]
+    if importlib.util.find_spec(module) is None:
+        others = ", ".join(m for m in F0_METHODS if m not in _LIBRARIES or _LIBRARIES[m][0] != module)
+        raise UserError(
+            f"pitch method {method!r} needs the {package} package, which is not installed: "
+            f"`pip install -r requirements.txt` (or `pip install {package}`), or pick another method ({others})"
+        )
