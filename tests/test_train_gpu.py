@@ -37,6 +37,16 @@ def test_precisions_train_on_the_gpu(tmp_path: Path, precision: str) -> None:
     assert all(e["peak_mem_gib"] > 0 for e in events if e["kind"] == "epoch")
 
 
+def test_auto_precision_trains_in_bf16_tail_where_the_gpu_has_bf16(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    experiment = make_extracted_experiment(logs)
+    write_tiny_config(experiment, epochs=1, precision="auto")
+    code, events, stderr = _run_cuda(logs)
+    assert code == 0, stderr
+    expected = "bf16-tail" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp32"
+    assert events[0]["precision"] == expected
+
+
 def test_out_of_memory_says_which_batch_size_fits_and_keeps_the_state(tmp_path: Path) -> None:
     logs = tmp_path / "logs"
     experiment = make_extracted_experiment(logs, train_clips=8, seconds=3.0)
