@@ -46,7 +46,7 @@ class TrainConfig:
     )
     precision: str = setting(
         "auto",
-        "auto: bf16-tail on GPUs with bf16 (the held-out loss of fp32 at 1.5x its speed), else fp32 with TF32; "
+        "auto: bf16-tail on GPUs with bf16 (fp32's held-out loss within noise, 1.5x its speed), else fp32 with TF32; "
         "bf16: fastest, but trains to a worse held-out loss; "
         "bf16-d: discriminators in bf16, generator in fp32; bf16-tail: bf16 but the decoder's last stage; "
         "bf16-frame: bf16 but the encoders and flow; "

@@ -119,7 +119,7 @@ def render(ctx: AppContext) -> None:
                 value=s.default_precision,
                 label="Default precision",
                 info=(
-                    "auto: bf16-tail on GPUs with bf16 (fp32's held-out loss at 1.5x its speed), else fp32; "
+                    "auto: bf16-tail on GPUs with bf16 (fp32's held-out loss within noise, 1.5x its speed), else fp32; "
                     "bf16 is faster but trains to a worse held-out loss (new configurations start with it)"
                 ),
             )
