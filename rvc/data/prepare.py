@@ -17,24 +17,20 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 import time
-import unicodedata
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from rvc.audio import AudioReadError, load_audio
 from rvc.data.download import download_urls
 from rvc.data.manifest import Manifest, SourceEntry, source_key
+from rvc.data.naming import clip_prefixes
 from rvc.data.options import PrepareOptions
 from rvc.data.pool import run_jobs, worker_count
-from rvc.data.process import SAMPLE_RATE_16K, SourceJob, SourceResult
-from rvc.data.report import build_report, covered_samples
+from rvc.data.process import SourceJob, SourceResult
+from rvc.data.report import build_report, covered_samples, source_row
 from rvc.data.scan import scan_inputs
 from rvc.data.split import Split, SplitClip, split_dataset
 from rvc.errors import UserError
@@ -225,7 +221,7 @@ class _Run:
         return sha, None
 
     def _transcribe(self) -> None:
-        from rvc.data.transcribe import transcribe_sources
+        from rvc.data.transcribe import SourceAudio16k, transcribe_sources
 
         assert self.whisper is not None
         wanted = {}
@@ -244,7 +240,7 @@ class _Run:
             log.warning("%s", reason)
 
         self.segments = transcribe_sources(
-            _Audio16k(wanted), self.experiment, self.whisper, assets=self.assets, on_error=failed
+            SourceAudio16k(wanted), self.experiment, self.whisper, assets=self.assets, on_error=failed
         )
 
     def _spans(self, sha: str) -> tuple[tuple[float, float], ...] | None:
@@ -261,7 +257,7 @@ class _Run:
 
     def _plan(self) -> list[tuple[SourceJob, str, str]]:
         """Return (job, key, base key) for every source that needs work; note the unchanged ones."""
-        prefixes = _clip_prefixes(self.sources)
+        prefixes = clip_prefixes(self.sources)
         sr = self.options.sample_rate
         jobs = []
         for sha, path in self.sources.items():
@@ -419,14 +415,12 @@ class _Run:
                 notes.append(f"{held_here} clip(s) held back from training: they overlap the validation stretch")
             status = "ok" if entry.ok else "rejected"
             reason = entry.reason if not entry.ok else ("; ".join(notes) or None)
-            rows.append(
-                (str(path), _source_row(path, sha, status, reason, len(listed), seconds, sha in self.unchanged))
-            )
+            rows.append((str(path), source_row(path, sha, status, reason, len(listed), seconds, sha in self.unchanged)))
             for c in sorted(listed, key=lambda c: (c.start, c.name)):
                 row = {"name": c.name, "source": str(path), "start": c.start, "end": c.end, "seconds": c.seconds}
                 clips.append(row | {"split": which[c.name]})
         for where, known_sha, why in self.rejected:
-            rows.append((str(where), _source_row(where, known_sha, "rejected", why, 0, 0.0, False)))
+            rows.append((str(where), source_row(where, known_sha, "rejected", why, 0, 0.0, False)))
         rows.sort(key=lambda row: row[0])
         clips.sort(key=lambda c: (c["source"], c["start"], c["name"]))
         report = build_report(self.options.sample_rate, [r for _, r in rows], clips, total, self._options_json())
@@ -472,62 +466,6 @@ class _Run:
         if rejected:
             log.warning("%d file(s) skipped; dataset.json lists each with its reason", rejected)
         return PrepareResult(report, len(jobs), len(self.unchanged), rejected, removed, summary)
-
-
-class _Audio16k(Mapping[str, tuple[Path, np.ndarray]]):
-    """Sources as Whisper wants them (16 kHz mono), decoded only when asked for.
-
-    Whisper skips the sources already in whisper.json, so a re-run decodes nothing.
-    A file that cannot be decoded gives empty audio; the prepare step reports it.
-    """
-
-    def __init__(self, paths: dict[str, Path]) -> None:
-        self._paths = paths
-
-    def __getitem__(self, sha: str) -> tuple[Path, np.ndarray]:
-        path = self._paths[sha]
-        try:
-            audio, _ = load_audio(path, sample_rate=SAMPLE_RATE_16K)
-        except AudioReadError as error:
-            log.warning("cannot transcribe %s: %s", path, error.reason)
-            audio = np.zeros(0, dtype=np.float32)
-        return path, audio
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._paths)
-
-    def __len__(self) -> int:
-        return len(self._paths)
-
-
-def _source_row(
-    path: Path | str, sha: str | None, status: str, reason: str | None, clips: int, seconds: float, cached: bool
-) -> dict[str, Any]:
-    return {
-        "path": str(path),
-        "sha256": sha,
-        "status": status,
-        "reason": reason,
-        "clips": clips,
-        "seconds": round(seconds, 3),
-        "cached": cached,
-    }
-
-
-def safe_stem(stem: str, limit: int = 60) -> str:
-    """Return ``stem`` as a clip-name part: ASCII letters, digits, '-', '_', '.', not starting with '.'."""
-    ascii_stem = unicodedata.normalize("NFKD", stem).encode("ascii", "ignore").decode("ascii")
-    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", ascii_stem).lstrip(".")[:limit].strip("_.")
-    return cleaned or "clip"
-
-
-def _clip_prefixes(sources: Mapping[str, Path]) -> dict[str, str]:
-    """Return ``<safe stem>-<first 8 hex of sha256>`` per source; longer hashes where two would collide."""
-    prefixes = {sha: f"{safe_stem(path.stem)}-{sha[:8]}" for sha, path in sources.items()}
-    seen: dict[str, int] = {}
-    for prefix in prefixes.values():
-        seen[prefix] = seen.get(prefix, 0) + 1
-    return {sha: p if seen[p] == 1 else f"{safe_stem(sources[sha].stem)}-{sha[:20]}" for sha, p in prefixes.items()}
 
 
 def _size(path: Path) -> int:

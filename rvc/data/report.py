@@ -18,6 +18,7 @@ dataset (``clip_count`` = train + validation).
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 REPORT_VERSION = 1
@@ -63,4 +64,18 @@ def build_report(
         "rejected": [{"path": s["path"], "reason": s["reason"]} for s in sources if s["status"] == "rejected"],
         "clips": list(clips),
         "options": options,
+    }
+
+
+def source_row(
+    path: Path | str, sha: str | None, status: str, reason: str | None, clips: int, seconds: float, cached: bool
+) -> dict[str, Any]:
+    return {
+        "path": str(path),
+        "sha256": sha,
+        "status": status,
+        "reason": reason,
+        "clips": clips,
+        "seconds": round(seconds, 3),
+        "cached": cached,
     }

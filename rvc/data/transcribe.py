@@ -13,7 +13,7 @@ so importing torch and whisper at the top is fine.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ import whisper
 from tqdm import tqdm
 from whisper.model import ModelDimensions, Whisper
 
+from rvc.audio import AudioReadError, load_audio
 from rvc.devices import resolve_device
 from rvc.errors import UserError
 from rvc.fileio import atomic_write_json, atomic_write_text, read_json
@@ -312,3 +313,29 @@ def _relative_to_experiment(experiment: ExperimentDir, path: Path) -> str:
 
 def _clean_text(text: str) -> str:
     return " ".join(text.replace("|", " ").split())
+
+
+class SourceAudio16k(Mapping[str, tuple[Path, np.ndarray]]):
+    """Sources as Whisper wants them (16 kHz mono), decoded only when asked for.
+
+    Whisper skips the sources already in whisper.json, so a re-run decodes nothing.
+    A file that cannot be decoded gives empty audio; the prepare step reports it.
+    """
+
+    def __init__(self, paths: dict[str, Path]) -> None:
+        self._paths = paths
+
+    def __getitem__(self, sha: str) -> tuple[Path, np.ndarray]:
+        path = self._paths[sha]
+        try:
+            audio, _ = load_audio(path, sample_rate=SAMPLE_RATE)
+        except AudioReadError as error:
+            log.warning("cannot transcribe %s: %s", path, error.reason)
+            audio = np.zeros(0, dtype=np.float32)
+        return path, audio
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
