@@ -44,40 +44,36 @@ def save_torch(obj: Any, path: Path) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
-def _plain_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    state = module.state_dict()
-    # DDP and torch.compile wrap the module; keys are saved without their prefixes.
-    return {k.removeprefix("module.").removeprefix("_orig_mod."): v.detach().cpu() for k, v in state.items()}
+def plain_state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The module's state dict without the prefixes DDP and torch.compile add (tensors stay where they are)."""
+    return {k.removeprefix("module.").removeprefix("_orig_mod."): v.detach() for k, v in module.state_dict().items()}
 
 
-def save_state(
+def rvc_payload(
+    model_state: dict[str, torch.Tensor], optimizer_state: dict[str, Any], epoch: int, step: int, learning_rate: float
+) -> dict[str, Any]:
+    """One ``G_*``/``D_*`` file's content, in RVC's format (weights in RVC's spelling)."""
+    return {
+        "model": to_rvc_spelling(model_state),
+        "iteration": epoch,  # RVC stores the epoch under this name
+        "step": step,  # ours; RVC's loaders ignore it
+        "optimizer": optimizer_state,
+        "learning_rate": learning_rate,
+    }
+
+
+def write_state(
     folder: Path,
     tag: str | int,
-    generator: torch.nn.Module,
-    discriminator: torch.nn.Module,
-    optimizer_g: torch.optim.Optimizer | None,
-    optimizer_d: torch.optim.Optimizer | None,
-    epoch: int,
-    step: int,
-    learning_rate: float,
-    extra: dict[str, Any] | None,
+    generator: dict[str, Any],
+    discriminator: dict[str, Any] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> StatePaths:
-    """Write G, D (RVC format) and, when ``extra`` is given, the training state; return the paths."""
+    """Write a state's files (host tensors), each atomically and the state file last; return the paths."""
     paths = state_paths(folder, tag)
-    for module, optimizer, path in (
-        (generator, optimizer_g, paths.generator),
-        (discriminator, optimizer_d, paths.discriminator),
-    ):
-        save_torch(
-            {
-                "model": to_rvc_spelling(_plain_state(module)),
-                "iteration": epoch,  # RVC stores the epoch under this name
-                "step": step,  # ours; RVC's loaders ignore it
-                "optimizer": optimizer.state_dict() if optimizer is not None else {},
-                "learning_rate": learning_rate,
-            },
-            path,
-        )
+    save_torch(generator, paths.generator)
+    if discriminator is not None:
+        save_torch(discriminator, paths.discriminator)
     if extra is not None:
         save_torch(extra, paths.state)
     return paths

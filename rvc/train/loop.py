@@ -34,6 +34,7 @@ from rvc.train.overtrain import OvertrainDetector
 from rvc.train.precision import resolve_precision
 from rvc.train.progress import ProgressWriter
 from rvc.train.run_log import RunLog
+from rvc.train.saver import StateSaver
 from rvc.train.step import StepMetrics, TrainStep
 from rvc.train.validation import ValidationSchedule, held_out_mel
 
@@ -42,6 +43,8 @@ ROLLBACK_AFTER = 5
 ROLLBACK_LR_FACTOR = 0.5
 # With several processes, steps between checks that every rank agrees to stop (each check syncs).
 STOP_CHECK_EVERY = 10
+# Held-out clips converted at once: fewer, larger launches than the training batch (no gradients to keep).
+VALIDATION_BATCH = 32
 
 
 @dataclass
@@ -105,6 +108,7 @@ class Trainer:
         self.validation_schedule = ValidationSchedule(config.train.validate_every, config.train.epochs)
         self.gpu: Any = None
         self.run_log = RunLog(experiment, config, log)
+        self.saver: StateSaver | None = None  # rank 0's: the others save nothing
 
     # --- set-up ----------------------------------------------------------
     def _load_data(self) -> tuple[ResidentBatches | StreamedBatches, TrainingSet | None]:
@@ -155,35 +159,28 @@ class Trainer:
             load_pretrain(models.discriminator, train.pretrained_d)
             self.log(f"loaded pretrains {train.pretrained_g} and {train.pretrained_d}")
 
-    def _save(self, models: Models, tag: str | int, full: bool) -> checkpoint.StatePaths:
-        extra = None
-        if full:
-            extra = {
-                "scheduler_g": models.scheduler_g.state_dict(),
-                "scheduler_d": models.scheduler_d.state_dict(),
-                "scaler": models.loss_scale.state_dict(),
-                "train_state": self.state.__dict__,
-                "detector": self.detector.state_dict(),
-                "rng_cpu": torch.get_rng_state(),
-                "config_hash": self.config.training_hash(),
-                **({"rng_cuda": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {}),
-            }
-        lr = float(models.optimizer_g.param_groups[0]["lr"])  # a device tensor when the step is graphed
-        return checkpoint.save_state(
-            self.folder,
-            tag,
-            models.generator,
-            models.discriminator,
-            models.optimizer_g,
-            models.optimizer_d,
-            self.state.epoch,
-            self.state.step,
-            lr,
-            extra,
-        )
+    def _extra(self, models: Models) -> dict[str, Any]:
+        """What a resumed run needs beyond RVC's G/D files: schedulers, counters, RNG states, the shape's hash."""
+        return {
+            "scheduler_g": models.scheduler_g.state_dict(),
+            "scheduler_d": models.scheduler_d.state_dict(),
+            "scaler": models.loss_scale.state_dict(),
+            "train_state": self.state.__dict__,
+            "detector": self.detector.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+            "config_hash": self.config.training_hash(),
+            **({"rng_cuda": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {}),
+        }
 
     # --- the loop ------------------------------------------------------------
     def run(self) -> int:
+        """Train to the last epoch (or a stop); return the process's exit status."""
+        try:
+            return self._run()
+        finally:
+            self._close_saver()  # a failure or a stop still finishes the write in flight
+
+    def _run(self) -> int:
         train, cfg = self.config.train, self.config.model
         torch.manual_seed(train.seed + self.dist.rank)
         configure_backends(self.device, train.tf32)
@@ -237,6 +234,9 @@ class Trainer:
                 compile_s=round(compile_s, 2),
             )
             self.run_log.open()
+            self.saver = StateSaver(
+                self.folder, train.keep_last, self.device, lambda fields: self.progress.emit("checkpoint", **fields)
+            )
             if self.device.type == "cuda":
                 from rvc.train.gpu_stats import GpuStats
 
@@ -274,7 +274,8 @@ class Trainer:
                 return self._stop(models, epoch_done=True)
 
         if self.dist.is_main:
-            self._export()
+            self._export(models)
+            self._close_saver()  # the last state and the best one are on disk before `done`
             self.progress.emit(
                 "done",
                 epoch=self.state.epoch,
@@ -295,7 +296,7 @@ class Trainer:
         values, in_a_row, skipped = metrics.read()
         rate = window.close()
         self.state.skipped_steps = skipped
-        lr = float(models.optimizer_g.param_groups[0]["lr"])  # a device tensor when the step is graphed
+        lr = _learning_rate(models)
         if self.dist.is_main:
             gpu: dict[str, float] = self.gpu.read() if self.gpu is not None else {}
             next_save = (epoch // train.save_every + 1) * train.save_every if epoch % train.save_every else epoch
@@ -326,29 +327,44 @@ class Trainer:
         epoch: int,
         seconds: float,
     ) -> None:
-        """Validate, report the epoch, keep the best state, warn of overtraining, save when due."""
+        """Validate, keep the best state, report the epoch, warn of overtraining, save when due.
+
+        The epoch event says what each part cost the training thread: ``validation_s`` (the held-out
+        loss and, on a new best, the copy of G that keeps it), ``sample_s`` (TensorBoard's images and
+        audio), ``save_s`` (the state's snapshot; the files are written on a background thread).
+        """
         train = self.config.train
         val: dict[str, float] = {}
         is_best = False
+        validation_s = 0.0
         if validation is not None and self.dist.is_main and self.validation_schedule.due(epoch, seconds):
             started = time.monotonic()
-            val = {"loss/val/mel": held_out_mel(models.generator, spectrogram, validation, train.batch_size)}
-            self.validation_schedule.done(time.monotonic() - started)
+            val = {"loss/val/mel": held_out_mel(models.generator, spectrogram, validation, VALIDATION_BATCH)}
             is_best = self.detector.update(epoch, val["loss/val/mel"])
+            if is_best and self.saver is not None:
+                self.saver.hold_best(models.generator, epoch, self.state.step, _learning_rate(models))
+            validation_s = time.monotonic() - started
+            self.validation_schedule.done(validation_s)  # what follows a validation is part of its cost
             self.run_log.scalars(val, self.state.step)
             self.state.history.append({"epoch": epoch, **val})
         if not self.dist.is_main:
             return
         saving = epoch % train.save_every == 0 or epoch == train.epochs
+        started = time.monotonic()
         if saving or epoch == 1:  # rendering images each epoch would cost more than a fast epoch
             sample_from = validation or train_set
             self.run_log.sample(models.generator, spectrogram, sample_from, self.state.step, audio=saving)
+        sample_s = time.monotonic() - started
+        save_s = self._checkpoint(models) if saving else 0.0
         self.progress.emit(
             "epoch",
             epoch=epoch,
             epochs=train.epochs,
             step=self.state.step,
             epoch_s=round(seconds, 3),
+            validation_s=round(validation_s, 3),
+            sample_s=round(sample_s, 3),
+            save_s=round(save_s, 3),
             peak_mem_gib=(
                 round(torch.cuda.max_memory_allocated(self.device) / 2**30, 3) if self.device.type == "cuda" else None
             ),
@@ -357,7 +373,6 @@ class Trainer:
             epochs_since_best=self.detector.epochs_since_best if self.detector.best_value is not None else None,
         )
         if is_best:
-            self._save(models, "best", full=False)
             self.progress.emit("best", epoch=epoch, step=self.state.step, value=self.detector.best_value)
         if self.detector.overtraining and val:
             self.progress.emit(
@@ -371,8 +386,6 @@ class Trainer:
                     f"(best: epoch {self.detector.best_epoch})"
                 ),
             )
-        if saving:
-            self._checkpoint(models)
 
     # --- around the loop -------------------------------------------------------
     def _stop_requested(self, mid_epoch: bool = False) -> bool:
@@ -391,32 +404,41 @@ class Trainer:
             return False
         return self.dist.rank0_says(self.detector.overtraining, self.device)
 
-    def _checkpoint(self, models: Models) -> None:
-        paths = self._save(models, self.state.step, full=True)
-        removed = checkpoint.prune_states(self.folder, self.config.train.keep_last)
-        self.progress.emit(
-            "checkpoint",
-            epoch=self.state.epoch,
-            step=self.state.step,
-            generator=str(paths.generator),
-            discriminator=str(paths.discriminator),
-            removed=removed,
-        )
+    def _checkpoint(self, models: Models) -> float:
+        """Save the whole state (written in the background; its ``checkpoint`` event follows); return the
+        seconds the training thread spent."""
+        assert self.saver is not None, "rank 0 saves"
+        return self.saver.save(models, self.state.epoch, self.state.step, _learning_rate(models), self._extra(models))
 
-    def _export(self) -> None:
-        """Write the finished model (and the best one) in RVC's exported format."""
-        from rvc.export import export_experiment
+    def _close_saver(self) -> None:
+        saver, self.saver = self.saver, None
+        if saver is not None:
+            saver.close()
 
-        for which in ("latest", "best"):
-            if which == "best" and not (self.folder / "G_best.pth").is_file():
-                continue
-            path = export_experiment(self.experiment, which)
-            self.progress.emit("export", which=which, path=str(path), epoch=self.state.epoch, step=self.state.step)
+    def _export(self, models: Models) -> None:
+        """Write the finished model (and the best one) in RVC's exported format, from the weights in memory."""
+        from rvc.export import experiment_metadata, export_experiment, export_model, exported_model_path
+
+        metadata = experiment_metadata(self.experiment)
+        sources: list[tuple[str, dict[str, torch.Tensor], int, int]] = [
+            ("latest", checkpoint.plain_state(models.generator), self.state.epoch, self.state.step)
+        ]
+        best = self.saver.best_generator() if self.saver is not None else None
+        if best is not None:
+            sources.append(("best", best.generator, best.epoch, best.step))
+        for which, state, epoch, step in sources:
+            out = exported_model_path(self.experiment, best=which == "best")
+            export_model(state, self.config.model, out, epoch=epoch, step=step, metadata=metadata)
+            self.progress.emit("export", which=which, path=str(out), epoch=self.state.epoch, step=self.state.step)
+        if best is None and (self.folder / "G_best.pth").is_file():  # a resumed run that found no better epoch
+            path = export_experiment(self.experiment, "best")
+            self.progress.emit("export", which="best", path=str(path), epoch=self.state.epoch, step=self.state.step)
 
     def _stop(self, models: Models, epoch_done: bool) -> int:
         """Save the current state (mid-epoch too: resume continues at the next batch) and exit cleanly."""
         if self.dist.is_main:
             self._checkpoint(models)
+            self._close_saver()  # on disk before `done`: the UI may start the next run at once
             self.progress.emit(
                 "done",
                 epoch=self.state.epoch,
@@ -430,6 +452,7 @@ class Trainer:
 
     def _roll_back(self, in_a_row: int) -> int:
         """Several non-finite steps in a row: go back to the last complete state with a lower LR."""
+        self._close_saver()  # the write in flight may be the state to roll back to
         steps = checkpoint.complete_steps(self.folder)
         message = f"{in_a_row} non-finite steps in a row at step {self.state.step}"
         if not steps:
@@ -457,6 +480,10 @@ class Trainer:
         if self.dist.world_size > 1:
             torch.distributed.barrier()  # every rank reloads the state rank 0 has just rewritten
         return 75  # EX_TEMPFAIL: train_experiment starts again from that state
+
+
+def _learning_rate(models: Models) -> float:
+    return float(models.optimizer_g.param_groups[0]["lr"])  # a device tensor when the step is graphed
 
 
 def _apply_lr_scale(models: Models, scale: float) -> None:

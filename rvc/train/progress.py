@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,23 +66,26 @@ def _parse_json(text: str) -> Event | None:
 
 
 class ProgressWriter:
-    """Emit events to a stream and append them to ``progress.jsonl``."""
+    """Emit events to a stream and append them to ``progress.jsonl``; from any thread (the background
+    saver emits ``checkpoint``), one whole line at a time."""
 
     def __init__(self, jsonl_path: Path | None, stream: TextIO | None = None) -> None:
         self.jsonl_path = jsonl_path
         self.stream = stream if stream is not None else sys.stdout
         if jsonl_path is not None:
             jsonl_path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
 
     def emit(self, kind: str, **fields: Any) -> Event:
         event = make_event(kind, **fields)
         line = format_line(event)
-        print(line, file=self.stream, flush=True)
-        if self.jsonl_path is not None:
-            # One write per line in append mode: a reader never sees half a line from us
-            # except when the process dies mid-write, which read_events tolerates.
-            with open(self.jsonl_path, "a", encoding="utf-8") as handle:
-                handle.write(line[len(PREFIX) :] + "\n")
+        with self._lock:
+            print(line, file=self.stream, flush=True)
+            if self.jsonl_path is not None:
+                # One write per line in append mode: a reader never sees half a line from us
+                # except when the process dies mid-write, which read_events tolerates.
+                with open(self.jsonl_path, "a", encoding="utf-8") as handle:
+                    handle.write(line[len(PREFIX) :] + "\n")
         return event
 
 
