@@ -13,6 +13,7 @@ import fcntl
 import os
 import signal
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -74,7 +75,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     workspace = Workspace(args.logs_dir.resolve(), args.assets_dir.resolve())
     use_compile_cache(workspace)
-    return train_experiment(workspace, args.experiment, args.device)
+    code = train_experiment(workspace, args.experiment, args.device)
+    if any(thread.name == "rvc-compile" and thread.is_alive() for thread in threading.enumerate()):
+        # The run ended before its background compile did (a stop, or a compile slower than
+        # expected): leave now rather than wait at exit for a compile nothing will use.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
 
 
 def use_compile_cache(workspace: Workspace) -> None:
@@ -119,7 +127,8 @@ def train_experiment(workspace: Workspace, name: str, device_name: str = "auto")
         stop = StopFlag()
         stop.install()
         for _ in range(MAX_ROLLBACKS + 1):
-            code = Trainer(experiment, config, device, progress, stop, dist).run()
+            compile_times = workspace.assets.compile_cache_dir / "compile_times.json"
+            code = Trainer(experiment, config, device, progress, stop, dist, compile_times=compile_times).run()
             if code != ROLLED_BACK:
                 return code
             # The state on disk now carries a lower LR: start again from it.

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -26,9 +27,9 @@ from rvc.errors import UserError
 from rvc.train.models import Models
 from rvc.train.step import TrainStep
 
-# "auto" compiles only when the run is long enough to repay the compile (about a minute with a
-# warm cache, several cold): at least this many steps left to train.
-COMPILE_MIN_STEPS = 1500
+# What "auto" assumes of the plain graphed step before it has run here (v2 40k, batch 8, H100 or
+# H200, bf16-tail: 18.8-20.2 steps/s), to judge whether a compile pays.
+GRAPH_STEPS_PER_S = 20.0
 WARMUP_STEPS = 3  # cuDNN autotuning, compilation and lazy optimizer state happen here, not in the capture
 
 
@@ -41,25 +42,53 @@ def compile_available() -> bool:
     return bool(has_triton())
 
 
-def choose_step_mode(requested: str, device: torch.device, steps_left: int) -> tuple[str, str]:
-    """Return (mode, why) for ``requested`` ("auto", "eager", "graph" or "compiled") on this device."""
+@dataclass(frozen=True)
+class StepModeChoice:
+    mode: str  # how steps run from the first one: eager, graph or compiled
+    why: str
+    compile_in_background: bool = False  # graph now; compile on a thread and hand over (background_compile.py)
+
+
+def choose_step_mode(
+    requested: str, device: torch.device, steps_left: int, expected_compile_s: float, world_size: int = 1
+) -> StepModeChoice:
+    """How steps run for ``requested`` ("auto", "eager", "graph" or "compiled") on this device.
+
+    "auto" on a GPU starts in the graphed step at once and compiles in the background when the
+    run is long enough for the compiled steps to repay the hand-over; with several processes
+    (which must all switch at the same step) it compiles up front when that repays the wait.
+    ``expected_compile_s``: this setting's last measured compile here, or a cold compile's.
+    """
+    from rvc.train.background_compile import COMPILED_SPEED_UP, worth_compiling
+
     if requested not in STEP_MODES:
         raise UserError(f"unknown step mode {requested!r}: use one of {', '.join(STEP_MODES)}")
     if requested == "eager":
-        return "eager", "asked for"
+        return StepModeChoice("eager", "asked for")
     if device.type != "cuda":
         if requested != "auto":
             raise UserError(f"step mode {requested!r} needs a CUDA GPU: use --step-mode auto or eager on {device}")
-        return "eager", f"CUDA graphs need a CUDA GPU (training on {device})"
+        return StepModeChoice("eager", f"CUDA graphs need a CUDA GPU (training on {device})")
     if requested != "auto":
         if requested == "compiled" and not compile_available():
             raise UserError("torch.compile needs Triton, which is not installed: use --step-mode graph")
-        return requested, "asked for"
-    if steps_left >= COMPILE_MIN_STEPS and compile_available():
-        return "compiled", f"{steps_left} steps to train repay the compile"
-    if steps_left < COMPILE_MIN_STEPS:
-        return "graph", f"{steps_left} steps are too few to repay a compile"
-    return "graph", "Triton is not installed: no torch.compile"
+        return StepModeChoice(requested, "asked for")
+    if not compile_available():
+        return StepModeChoice("graph", "Triton is not installed: no torch.compile")
+    graph_s = steps_left / GRAPH_STEPS_PER_S
+    if world_size > 1:
+        saved_s = graph_s * (1 - 1 / COMPILED_SPEED_UP)
+        if saved_s > expected_compile_s:
+            return StepModeChoice("compiled", f"{steps_left} steps repay a compile of about {expected_compile_s:.0f} s")
+        return StepModeChoice("graph", f"{steps_left} steps are too few to repay a {expected_compile_s:.0f} s compile")
+    if worth_compiling(steps_left, GRAPH_STEPS_PER_S, expected_compile_s):
+        return StepModeChoice(
+            "graph",
+            f"graphed at once; compiling in the background (about {expected_compile_s:.0f} s) for the "
+            f"{steps_left} steps to train",
+            compile_in_background=True,
+        )
+    return StepModeChoice("graph", f"{steps_left} steps end before a {expected_compile_s:.0f} s compile would pay")
 
 
 def set_capturable(models: Models, device: torch.device, capturable: bool) -> None:
@@ -121,15 +150,15 @@ class GraphedStep:
 
 
 def prepare_step(
-    step: TrainStep, steps_left: int, world_size: int, skipped_steps: int, log: Callable[[str], None]
+    step: TrainStep, choice: StepModeChoice, world_size: int, skipped_steps: int, log: Callable[[str], None]
 ) -> tuple[Callable[[torch.Tensor], None], str, str, float]:
-    """Pick how steps run and prepare it; return (run_step, mode, why, compile seconds).
+    """Prepare the step ``choice`` names; return (run_step, mode, why, compile seconds).
 
     In "auto" mode a graph or compile that fails falls back to the eager step, with the reason.
     ``skipped_steps`` carries the run's count of skipped steps past the warm-up's metric reset.
     """
     train, device = step.config.train, step.device
-    mode, why = choose_step_mode(train.step_mode, device, steps_left)
+    mode, why = choice.mode, choice.why
     set_capturable(step.models, device, mode != "eager")
     if mode == "eager":
         return step, mode, why, 0.0

@@ -15,6 +15,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -24,10 +25,11 @@ from rvc.errors import UserError
 from rvc.models.weights import load_pretrain
 from rvc.paths import ExperimentDir
 from rvc.train import checkpoint
+from rvc.train.background_compile import COLD_COMPILE_S, BackgroundCompile, CompileRecord
 from rvc.train.batches import ResidentBatches, StreamedBatches, epoch_rows, streams
 from rvc.train.data import TrainingSet, load_training_set
 from rvc.train.distributed import Distributed, all_reduce_gradients, broadcast_parameters
-from rvc.train.graph import prepare_step
+from rvc.train.graph import choose_step_mode, prepare_step, set_capturable
 from rvc.train.mel import MultiScaleMel, Spectrogram
 from rvc.train.models import Models, build_models, configure_backends
 from rvc.train.overtrain import OvertrainDetector
@@ -93,6 +95,7 @@ class Trainer:
         should_stop: Callable[[], bool],
         dist: Distributed | None = None,
         log: Callable[[str], None] = print,
+        compile_times: Path | None = None,
     ) -> None:
         self.experiment = experiment
         self.config = config
@@ -109,6 +112,7 @@ class Trainer:
         self.gpu: Any = None
         self.run_log = RunLog(experiment, config, log)
         self.saver: StateSaver | None = None  # rank 0's: the others save nothing
+        self.compile_times = compile_times  # where measured compile times are kept (beside the compile cache)
 
     # --- set-up ----------------------------------------------------------
     def _load_data(self) -> tuple[ResidentBatches | StreamedBatches, TrainingSet | None]:
@@ -172,6 +176,72 @@ class Trainer:
             **({"rng_cuda": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {}),
         }
 
+    # --- how steps run -------------------------------------------------------
+    def _compile_record(self) -> CompileRecord | None:
+        """This setting's entry among the measured compile times: what the cached kernels depend on."""
+        if self.compile_times is None or self.device.type != "cuda":
+            return None
+        train = self.config.train
+        key = (
+            f"torch {torch.__version__} | {torch.cuda.get_device_name(self.device)} | {self.precision.name} | "
+            f"model {self.config.training_hash()[:12]} | batch {train.grad_accum}x{train.batch_size}"
+            f"{' | multiscale' if train.multiscale_mel else ''}"
+        )
+        return CompileRecord(self.compile_times, key)
+
+    def _compile_in_background(self, step: TrainStep) -> BackgroundCompile:
+        """Start compiling ``step`` for a copy of the models (drawn aside from the run's random streams)."""
+        train = self.config.train
+        with torch.random.fork_rng(devices=[self.device]):
+            models = build_models(self.config, self.device, self.precision)
+        set_capturable(models, self.device, True)
+        copy = TrainStep(
+            self.config,
+            models,
+            step.spectrogram,
+            step.data,
+            StepMetrics(self.device),
+            self.precision,
+            multiscale=step.multiscale,
+        )
+        rows = torch.arange(train.grad_accum * train.batch_size, device=self.device) % len(step.data)
+        background = BackgroundCompile(copy, rows.view(train.grad_accum, train.batch_size))
+        background.start()
+        self.log("compiling the step in the background; the graphed step trains meanwhile")
+        return background
+
+    def _hand_over(
+        self,
+        background: BackgroundCompile,
+        run_step: Callable[[torch.Tensor], None],
+        models: Models,
+        metrics: StepMetrics,
+        record: CompileRecord | None,
+    ) -> tuple[Callable[[torch.Tensor], None], Models]:
+        """Train on with the compiled step (between epochs); keep the graphed one if the compile failed."""
+        if background.error is not None:
+            message = f"{type(background.error).__name__}: {background.error}"[:300]
+            self.log(f"the background compile failed ({message}); training on with the graphed step")
+            if self.dist.is_main:
+                self.progress.emit("step_mode", mode="graph", step=self.state.step, error=message)
+            return run_step, models
+        new_step, new_models, handover_s = background.hand_over(
+            models, metrics, self.state.skipped_steps, graphed=self.device.type == "cuda"
+        )
+        if record is not None:
+            record.write(background.seconds)
+        self.log(f"compiled step ready after {background.seconds:.1f} s; handed over in {handover_s:.1f} s")
+        if self.dist.is_main:
+            self.progress.emit(
+                "step_mode",
+                mode="compiled",
+                epoch=self.state.epoch,
+                step=self.state.step,
+                compile_s=round(background.seconds, 2),
+                handover_s=round(handover_s, 2),
+            )
+        return new_step, new_models
+
     # --- the loop ------------------------------------------------------------
     def run(self) -> int:
         """Train to the last epoch (or a stop); return the process's exit status."""
@@ -210,9 +280,20 @@ class Trainer:
             multiscale=multiscale,
             all_reduce=all_reduce_gradients(self.dist.world_size) if self.dist.world_size > 1 else None,
         )
-        run_step, mode, why, compile_s = prepare_step(
-            step, total_steps - self.state.step, self.dist.world_size, self.state.skipped_steps, self.log
+        compile_record = self._compile_record()
+        choice = choose_step_mode(
+            train.step_mode,
+            self.device,
+            total_steps - self.state.step,
+            (compile_record.seconds() if compile_record else None) or COLD_COMPILE_S,
+            self.dist.world_size,
         )
+        run_step, mode, why, compile_s = prepare_step(
+            step, choice, self.dist.world_size, self.state.skipped_steps, self.log
+        )
+        background = None
+        if choice.compile_in_background and mode == "graph":  # not when the graph itself fell back to eager
+            background = self._compile_in_background(step)
         if self.dist.is_main:
             self.progress.emit(
                 "start",
@@ -272,6 +353,9 @@ class Trainer:
                 break
             if self._stop_requested():
                 return self._stop(models, epoch_done=True)
+            if background is not None and not background.running() and epoch < train.epochs:
+                run_step, models = self._hand_over(background, run_step, models, metrics, compile_record)
+                background = None
 
         if self.dist.is_main:
             self._export(models)

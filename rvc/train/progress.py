@@ -19,7 +19,8 @@ from typing import Any, TextIO
 
 PREFIX = "@@rvc "
 VERSION = 1
-KINDS = ("start", "step", "epoch", "checkpoint", "export", "best", "overtrain", "error", "done")
+# step_mode: the run changed how its steps run (the background compile handed over, or failed).
+KINDS = ("start", "step", "epoch", "checkpoint", "export", "best", "overtrain", "error", "done", "step_mode")
 
 Event = dict[str, Any]
 

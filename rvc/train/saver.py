@@ -87,7 +87,7 @@ class StateSaver:
         folder: Path,
         keep_last: int,
         device: torch.device,
-        on_written: Callable[[dict[str, Any]], None] | None = None,
+        on_written: Callable[[dict[str, Any]], object] | None = None,
     ) -> None:
         self.folder = folder
         self.keep_last = keep_last
