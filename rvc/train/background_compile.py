@@ -86,6 +86,7 @@ class BackgroundCompile:
         self.index = index
         self.backend = backend
         self.seconds = 0.0
+        self.breakdown = ""  # Dynamo's and Inductor's own timings of the compile, for the log
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._compile, name="rvc-compile", daemon=True)
 
@@ -118,6 +119,7 @@ class BackgroundCompile:
             else:
                 for _ in range(WARMUP_STEPS):
                     step(self.index)
+            self.breakdown = _compile_times()
         except BaseException as error:  # the run goes on with the graphed step; the trainer says why
             self.error = error
         self.seconds = time.perf_counter() - started
@@ -149,3 +151,13 @@ class BackgroundCompile:
         run_step = GraphedStep(step, tuple(self.index.shape))
         run_step.prepare(self.index, skipped_steps)
         return run_step, target, time.perf_counter() - started
+
+
+def _compile_times() -> str:
+    """Where the compile's time went, by phase, as torch reports it (empty where it cannot)."""
+    try:
+        from torch._dynamo.utils import compile_times
+
+        return str(compile_times(repr="str", aggregate=True))
+    except Exception:  # a private helper: its absence costs a log line, nothing else
+        return ""

@@ -231,6 +231,8 @@ class Trainer:
         if record is not None:
             record.write(background.seconds)
         self.log(f"compiled step ready after {background.seconds:.1f} s; handed over in {handover_s:.1f} s")
+        if background.breakdown:
+            self.log(f"where the compile's time went:\n{background.breakdown}")
         if self.dist.is_main:
             self.progress.emit(
                 "step_mode",
