@@ -2,18 +2,15 @@
 
 Use them from a test module like this (tests/test_webui_train.py does)::
 
-    import pytest
-
-    pytest.register_assert_rewrite("tests.browser")  # before the import below: readable asserts
-
-    from tests.browser import open_tab, screenshot  # noqa: E402  (helpers, if the module wants them)
+    from tests.browser import open_tab, screenshot  # helpers, if the module wants them
 
     pytest_plugins = ["tests.browser"]  # the fixtures; no need to import them
 
     def test_my_tab(page):  # page: signed in, loaded; app / app_url: the running app
         open_tab(page, "Prepare Dataset")
 
-A module that imports nothing from here needs only the ``pytest_plugins`` line.
+A module that imports nothing from here needs only the ``pytest_plugins`` line. Its asserts
+are rewritten like a test module's (readable failures): tests/conftest.py registers it first.
 
 Fixtures:
 

@@ -14,6 +14,11 @@ import soundfile as sf
 
 from tests.synth import harmonic_tone, silence, speech_like
 
+# tests.browser's fixtures and helpers assert with explanations; pytest rewrites a module's asserts only
+# if told before its first import, and test_app, test_launcher and test_settings import it plainly
+# (else pytest warns "Module already imported so cannot be rewritten: tests.browser").
+pytest.register_assert_rewrite("tests.browser")
+
 FFMPEG = shutil.which("ffmpeg")
 
 # extension -> ffmpeg output arguments (codec and container) for the formats libsndfile cannot write.

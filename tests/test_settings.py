@@ -87,7 +87,7 @@ def test_share_without_auth_prints_a_warning(tmp_path: Path) -> None:
         assert "WARNING: --share" in text and "--auth USER:PASS" in text
     finally:
         process.kill()
-        process.wait()
+        process.communicate()  # waits, and closes the pipe (wait() alone leaves it to a ResourceWarning)
 
 
 def test_path_guard_keeps_typed_paths_inside_the_workspace(tmp_path: Path) -> None:

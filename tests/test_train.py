@@ -173,7 +173,7 @@ def test_kill_9_leaves_the_newest_complete_state_loadable(tmp_path: Path) -> Non
     _wait_for(process, "checkpoint")
     _wait_for(process, "step")
     process.kill()
-    process.wait(timeout=30)
+    process.communicate(timeout=30)  # waits, and closes the pipe (wait() alone leaves it to a ResourceWarning)
 
     folder = experiment.root / "checkpoints"
     newest = checkpoint.complete_steps(folder)[-1]
