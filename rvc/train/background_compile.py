@@ -17,6 +17,7 @@ in Inductor's worker processes); graph replays and the syncs of the training thr
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +35,9 @@ from rvc.train.step import StepMetrics, TrainStep
 COLD_COMPILE_S = 200.0
 COMPILED_SPEED_UP = 1.4
 HANDOVER_S = 5.0  # the training thread's pause: copy the state, dry steps, capture
+# While compiling, the GIL changes hands at least this often (Python's default: 5 ms). The training
+# thread needs it for a moment a few times a step; at 5 ms a wait each time could starve the GPU.
+SWITCH_INTERVAL_S = 0.001
 
 
 @dataclass
@@ -106,6 +110,8 @@ class BackgroundCompile:
     def _compile(self) -> None:
         started = time.perf_counter()
         step = self.step
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(interval, SWITCH_INTERVAL_S))
         try:
             step.functions = step.functions.compiled(self.backend)
             step.dry.fill_(True)
@@ -122,6 +128,8 @@ class BackgroundCompile:
             self.breakdown = _compile_times()
         except BaseException as error:  # the run goes on with the graphed step; the trainer says why
             self.error = error
+        finally:
+            sys.setswitchinterval(interval)
         self.seconds = time.perf_counter() - started
 
     def hand_over(
