@@ -111,3 +111,69 @@ def test_a_streamed_training_set_trains_as_one_on_the_gpu(tmp_path: Path) -> Non
     # The first step sees the same clips and weights; later ones may drift by cuDNN's algorithm choice.
     assert finals["stream"][0] == pytest.approx(finals["gpu"][0], rel=1e-3)
     assert finals["stream"] == pytest.approx(finals["gpu"], rel=0.1)
+
+
+def test_a_step_compiled_in_the_background_takes_over_a_graphed_run(tmp_path: Path) -> None:
+    """The graphed plain step trains while Inductor compiles a copy; after the hand-over the compiled
+    graph trains on from the same weights and moments (a reference graph of the plain step beside it)."""
+    from rvc.train.background_compile import BackgroundCompile
+    from rvc.train.data import load_training_set
+    from rvc.train.graph import GraphedStep, set_capturable
+    from rvc.train.mel import Spectrogram
+    from rvc.train.models import build_models, configure_backends
+    from rvc.train.step import StepMetrics, TrainStep
+    from tests.fake_experiment import tiny_config
+
+    device = torch.device("cuda")
+    configure_backends(device, tf32=False)
+    experiment = make_extracted_experiment(tmp_path / "logs", train_clips=8, seconds=1.0)
+    config = tiny_config(batch_size=4)
+    data = load_training_set(experiment, "train", config.model.sample_rate, config.model.hop_length).to(device)
+    spectrogram = Spectrogram.for_model(config.model).to(device)
+
+    def graphed(models: object, metrics: StepMetrics) -> GraphedStep:
+        set_capturable(models, device, True)  # type: ignore[arg-type]
+        run = GraphedStep(TrainStep(config, models, spectrogram, data, metrics), (1, 4))  # type: ignore[arg-type]
+        run.prepare(torch.arange(4, device=device).view(1, 4))
+        return run
+
+    torch.manual_seed(0)
+    models, metrics = build_models(config, device), StepMetrics(device)
+    live = graphed(models, metrics)
+    with torch.random.fork_rng(devices=[device]):
+        spare = build_models(config, device)
+    set_capturable(spare, device, True)
+    compiling = BackgroundCompile(
+        TrainStep(config, spare, spectrogram, data, StepMetrics(device)), torch.arange(4, device=device).view(1, 4)
+    )
+    compiling.start()
+    rows = [torch.tensor([[i % 8, (i + 1) % 8, (i + 2) % 8, (i + 3) % 8]], device=device) for i in range(8)]
+    while compiling.running():  # the run trains on meanwhile
+        for index in rows:
+            live(index)
+        metrics.read()
+    assert compiling.ready(), compiling.error
+
+    reference_models, reference_metrics = build_models(config, device), StepMetrics(device)
+    reference_models.generator.load_state_dict(models.generator.state_dict())
+    reference_models.discriminator.load_state_dict(models.discriminator.state_dict())
+    reference_models.optimizer_g.load_state_dict(models.optimizer_g.state_dict())
+    reference_models.optimizer_d.load_state_dict(models.optimizer_d.state_dict())
+    reference = graphed(reference_models, reference_metrics)
+    handed, handed_models, seconds = compiling.hand_over(models, metrics, 0, graphed=True)
+    assert handed_models is spare and seconds > 0
+    for name, value in models.generator.state_dict().items():  # the run's own weights came along
+        torch.testing.assert_close(spare.generator.state_dict()[name], value, rtol=0, atol=0)
+    moments = [
+        (s["exp_avg"], t["exp_avg"])
+        for s, t in zip(models.optimizer_d.state.values(), spare.optimizer_d.state.values(), strict=True)
+    ]
+    assert moments and all(torch.equal(a, b) for a, b in moments)
+    for run in (reference, handed):
+        for index in rows:
+            run(index)
+    expected, _, _ = reference_metrics.read()
+    got, _, bad = metrics.read()
+    assert bad == 0
+    for name in ("loss/g/total", "loss/d/total", "loss/g/mel"):  # other kernels and draws: close, not equal
+        assert got[name] == pytest.approx(expected[name], rel=0.25), name
