@@ -16,6 +16,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, workspace: Workspace) -> int:
-    from rvc.train.__main__ import train_experiment
+    from rvc.train.__main__ import run_trainer
 
-    return train_experiment(workspace, args.experiment, args.device)
+    return run_trainer(workspace, args.experiment, args.device)

@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from rvc.errors import UserError
 from rvc.paths import Workspace
@@ -73,16 +73,24 @@ class StopFlag:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    workspace = Workspace(args.logs_dir.resolve(), args.assets_dir.resolve())
+    return run_trainer(Workspace(args.logs_dir.resolve(), args.assets_dir.resolve()), args.experiment, args.device)
+
+
+def run_trainer(workspace: Workspace, name: str, device_name: str = "auto") -> int:
+    """Train in this process (``python -m rvc.train`` and ``python -m rvc train``): return the status."""
     use_compile_cache(workspace)
-    code = train_experiment(workspace, args.experiment, args.device)
+    return train_experiment(workspace, name, device_name)
+
+
+def exit_process(code: int) -> NoReturn:
+    """End the process with ``code``. A background compile still running (the run ended first: a stop,
+    or a compile slower than expected) is abandoned, not waited for: its thread may be deep in the
+    compiler when the interpreter shuts down, which can hang or crash the exit of a finished run."""
     if any(thread.name == "rvc-compile" and thread.is_alive() for thread in threading.enumerate()):
-        # The run ended before its background compile did (a stop, or a compile slower than
-        # expected): leave now rather than wait at exit for a compile nothing will use.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
-    return code
+    sys.exit(code)
 
 
 def use_compile_cache(workspace: Workspace) -> None:
@@ -204,4 +212,4 @@ def _oom_message(workspace: Workspace, name: str) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())
