@@ -12,11 +12,10 @@ with ``NAME.pth`` and ``NAME_best.pth`` written. The phases come from the progre
 - ``start_s``: process start, data, models and preparing the first step (``compile_s`` of it);
 - ``train_s``: the epochs' training steps (the sum of ``epoch_s``);
 - ``validation_s``, ``sample_s``, ``save_s``: what each cost the training thread;
-- ``handover_s``: the pause when the step compiled in the background took over (and when);
 - ``end_s``: from the last epoch event to ``done`` (exports, the last writes);
 - ``other_s``: the rest of the wall time (step reports, epoch boundaries).
 
-Steady speed: the median epoch of the last quarter (after any hand-over). Results go to
+Steady speed: the median epoch of the last quarter. Results go to
 ``benchmarks/results/time_to_model-<machine>[-<tag>].json``, written after each run.
 """
 
@@ -82,7 +81,6 @@ def run_once(logs: Path, assets: Path, label: str) -> dict[str, object]:
     done = by_kind.get("done", [{}])[-1]
     start = by_kind["start"][0]
     epochs = by_kind.get("epoch", [])
-    handover = next((e for e in by_kind.get("step_mode", []) if e.get("mode") == "compiled"), None)
     first_step = by_kind["step"][0]
     total = lambda name: round(sum(e.get(name, 0.0) for e in epochs), 2)  # noqa: E731
     steady = [e["epoch_s"] for e in epochs[-max(1, len(epochs) // 4) :]]
@@ -94,7 +92,6 @@ def run_once(logs: Path, assets: Path, label: str) -> dict[str, object]:
         "validation_s": total("validation_s"),
         "sample_s": total("sample_s"),
         "save_s": total("save_s"),
-        "handover_s": handover.get("handover_s") if handover else 0.0,
         "end_s": round(done["time"] - epochs[-1]["time"], 2) if done and epochs else None,
     }
     to_done = round(done["time"] - started_at, 2) if done else None
@@ -112,8 +109,6 @@ def run_once(logs: Path, assets: Path, label: str) -> dict[str, object]:
         "other_s": round(to_done - accounted, 2) if to_done else None,
         "step_mode": start.get("step_mode"),
         "step_mode_reason": start.get("step_mode_reason"),
-        "background_compile_s": handover.get("compile_s") if handover else None,
-        "handover_at_epoch": handover.get("epoch") if handover else None,
         "validations": sum(1 for e in epochs if e.get("validation")),
         "checkpoints": len(by_kind.get("checkpoint", [])),
         "checkpoint_write_s": [e.get("write_s") for e in by_kind.get("checkpoint", [])][-3:],
@@ -126,7 +121,7 @@ def run_once(logs: Path, assets: Path, label: str) -> dict[str, object]:
         "best_epoch": done.get("overtrain", {}).get("best_epoch") if isinstance(done.get("overtrain"), dict) else None,
         "exports": {e["which"]: Path(e["path"]).is_file() for e in by_kind.get("export", [])},
         "models_written": (root / "bench.pth").is_file() and (root / "bench_best.pth").is_file(),
-        "log_tail": log[-25:],  # the trainer's own lines: the step mode's story, a compile's breakdown
+        "log_tail": log[-25:],  # the trainer's own lines: how the step runs and why
     }
 
 

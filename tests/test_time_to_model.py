@@ -1,10 +1,9 @@
 """What keeps a run's wall time down without giving up what protects it: saves written in the
-background (complete, atomic, the previous state loadable after a kill mid-write), how steps run
-chosen by what a compile costs, and the hand-over from the graphed step to one compiled meanwhile."""
+background (complete, atomic, the previous state loadable after a kill mid-write), and how steps
+run chosen by what a compile costs here."""
 
 from __future__ import annotations
 
-import copy
 import os
 import signal
 import subprocess
@@ -19,14 +18,11 @@ import torch
 from rvc.errors import UserError
 from rvc.train import checkpoint
 from rvc.train import graph as graph_module
-from rvc.train.background_compile import BackgroundCompile, CompileRecord, worth_compiling
-from rvc.train.data import load_training_set
-from rvc.train.graph import choose_step_mode, set_capturable
-from rvc.train.mel import Spectrogram
+from rvc.train.compile_cost import CompileRecord, compile_pays
+from rvc.train.graph import choose_step_mode
 from rvc.train.models import Models, build_models
 from rvc.train.saver import StateSaver
-from rvc.train.step import METRIC_NAMES, StepMetrics, TrainStep
-from tests.fake_experiment import make_extracted_experiment, tiny_config
+from tests.fake_experiment import tiny_config
 
 CPU = torch.device("cpu")
 REPO = Path(__file__).resolve().parents[1]
@@ -138,32 +134,27 @@ def test_a_kill_during_a_background_write_leaves_the_previous_state_loadable(tmp
 def test_step_modes_follow_what_a_compile_costs(monkeypatch: pytest.MonkeyPatch) -> None:
     cuda = torch.device("cuda")
     monkeypatch.setattr(graph_module, "compile_available", lambda: True)
-    assert choose_step_mode("auto", CPU, 10_000, 240.0).mode == "eager"
-    assert choose_step_mode("eager", cuda, 10_000, 240.0).mode == "eager"
-    assert choose_step_mode("compiled", cuda, 10, 240.0).mode == "compiled"  # asked for: up front
-    short = choose_step_mode("auto", cuda, 500, 240.0)
-    assert short.mode == "graph" and not short.compile_in_background
-    # 5,000 steps (a default 200-epoch run of ten minutes): graphed at once, compiled meanwhile
-    long_run = choose_step_mode("auto", cuda, 5_000, 200.0)
-    assert long_run.mode == "graph" and long_run.compile_in_background and "background" in long_run.why
-    # a warm cache makes the compile pay sooner
-    assert choose_step_mode("auto", cuda, 1_500, 30.0).compile_in_background
-    assert not choose_step_mode("auto", cuda, 1_500, 240.0).compile_in_background
-    # several processes must switch together: they compile up front, when that repays the wait
-    assert choose_step_mode("auto", cuda, 50_000, 240.0, world_size=2).mode == "compiled"
-    assert choose_step_mode("auto", cuda, 5_000, 240.0, world_size=2).mode == "graph"
+    assert choose_step_mode("auto", CPU, 10_000, 200.0).mode == "eager"
+    assert choose_step_mode("eager", cuda, 10_000, 200.0).mode == "eager"
+    assert choose_step_mode("compiled", cuda, 10, 200.0).mode == "compiled"  # asked for
+    # 5,000 steps (a default 200-epoch run of ten minutes) do not repay a cold compile, a warm one they do
+    cold = choose_step_mode("auto", cuda, 5_000, 200.0)
+    assert cold.mode == "graph" and "too few" in cold.why
+    warm = choose_step_mode("auto", cuda, 5_000, 40.0)
+    assert warm.mode == "compiled" and "40 s" in warm.why
+    assert choose_step_mode("auto", cuda, 50_000, 200.0).mode == "compiled"  # a pretrain maker's run
     monkeypatch.setattr(graph_module, "compile_available", lambda: False)
-    assert not choose_step_mode("auto", cuda, 50_000, 30.0).compile_in_background
+    assert choose_step_mode("auto", cuda, 50_000, 40.0).mode == "graph"
     with pytest.raises(UserError, match="needs a CUDA GPU"):
-        choose_step_mode("graph", CPU, 10, 240.0)
+        choose_step_mode("graph", CPU, 10, 200.0)
     with pytest.raises(UserError, match="unknown step mode"):
-        choose_step_mode("turbo", cuda, 10, 240.0)
+        choose_step_mode("turbo", cuda, 10, 200.0)
 
 
-def test_a_compile_pays_only_when_it_finishes_with_steps_to_spare() -> None:
-    assert not worth_compiling(steps_left=1000, graph_steps_per_s=20, expected_compile_s=60)  # ends first
-    assert not worth_compiling(steps_left=1300, graph_steps_per_s=20, expected_compile_s=60)  # 5 s left: too few
-    assert worth_compiling(steps_left=5000, graph_steps_per_s=20, expected_compile_s=200)
+def test_a_compile_pays_when_the_compiled_steps_save_more_than_it_takes() -> None:
+    assert not compile_pays(steps_left=5_000, expected_compile_s=200.0, graph_steps_per_s=20.0)  # saves 71 s
+    assert compile_pays(steps_left=5_000, expected_compile_s=60.0, graph_steps_per_s=20.0)
+    assert compile_pays(steps_left=20_000, expected_compile_s=200.0, graph_steps_per_s=20.0)  # saves 286 s
 
 
 def test_measured_compile_times_are_kept_per_setting_and_a_damaged_record_is_ignored(tmp_path: Path) -> None:
@@ -177,58 +168,3 @@ def test_measured_compile_times_are_kept_per_setting_and_a_damaged_record_is_ign
     assert first.seconds() is None
     first.write(30.0)  # a damaged record is replaced, not a reason to fail a run
     assert first.seconds() == 30.0
-
-
-def test_the_compiled_step_takes_over_the_run_exactly_where_the_plain_one_was(tmp_path: Path) -> None:
-    # Dynamo's tracing and AOTAutograd as on the GPU, PyTorch's kernels to run them (no Inductor
-    # C++ build on this CPU), no CUDA graph: what a GPU adds is in test_train_gpu.py.
-    logs = tmp_path / "logs"
-    experiment = make_extracted_experiment(logs, train_clips=4, validation_clips=1)
-    config, models = _models(seed=0)
-    data = load_training_set(experiment, "train", config.model.sample_rate, config.model.hop_length)
-    spectrogram = Spectrogram.for_model(config.model)
-    metrics = StepMetrics(CPU)
-    live = TrainStep(config, models, spectrogram, data, metrics)
-    torch.manual_seed(1)
-    for i in range(2):
-        live(torch.tensor([[i % 4, (i + 1) % 4]]))
-    models.scheduler_g.step()
-    models.scheduler_d.step()
-
-    with torch.random.fork_rng():
-        _, spare = _models(seed=7)  # other weights: the hand-over must bring the run's own
-    set_capturable(spare, CPU, True)
-    compiling = BackgroundCompile(
-        TrainStep(config, spare, spectrogram, data, StepMetrics(CPU)), torch.tensor([[0, 1]]), backend="aot_eager"
-    )
-    before = copy.deepcopy(models.generator.state_dict())
-    compiling.start()
-    deadline = time.monotonic() + 300
-    while compiling.running() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert compiling.ready(), compiling.error
-    assert compiling.seconds > 0
-    for name, value in models.generator.state_dict().items():  # the dry steps trained nothing of the run's
-        torch.testing.assert_close(value, before[name], rtol=0, atol=0)
-
-    reference = copy.deepcopy(models)  # where the plain step would go on from
-    metrics.read()
-    handed, handed_models, seconds = compiling.hand_over(models, metrics, skipped_steps=0, graphed=False)
-    assert seconds >= 0 and handed_models is spare and handed.metrics is metrics
-    assert spare.scheduler_g.last_epoch == models.scheduler_g.last_epoch
-    assert float(spare.optimizer_g.param_groups[0]["lr"]) == pytest.approx(
-        float(models.optimizer_g.param_groups[0]["lr"])
-    )
-    for name, value in models.generator.state_dict().items():
-        torch.testing.assert_close(spare.generator.state_dict()[name], value, rtol=0, atol=0)
-
-    reference_metrics = StepMetrics(CPU)
-    plain = TrainStep(config, reference, spectrogram, data, reference_metrics)
-    for step in (plain, handed):
-        torch.manual_seed(2)
-        for i in range(2):
-            step(torch.tensor([[(i + 2) % 4, (i + 3) % 4]]))
-    expected, _, _ = reference_metrics.read()
-    got, _, _ = metrics.read()
-    for name in METRIC_NAMES:  # the moments and step counts came along: the updates agree
-        assert got[name] == pytest.approx(expected[name], rel=1e-4, abs=1e-6), name

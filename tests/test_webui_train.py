@@ -265,16 +265,3 @@ def test_the_status_says_how_the_step_runs_and_where_the_clips_live() -> None:
     rows = dict(progress_rows(state, running=True))
     assert rows["Device"].startswith("cuda:0 · bf16-tail · 1 process(es)") and "streamed" in rows["Device"]
     assert rows["Step"] == "compiled CUDA graph step, ready in 38.2 s (4000 steps to train repay the compile)"
-
-
-def test_the_status_and_console_say_when_a_background_compile_took_over() -> None:
-    state = RunState()
-    state.apply(_event("start", start_step=0, epochs=200, step_mode="graph", compile_s=14.1, step_mode_reason="x"))
-    switched = _event("step_mode", mode="compiled", epoch=140, step=3500, compile_s=201.3, handover_s=4.2)
-    state.apply(switched)
-    rows = dict(progress_rows(state, running=True))
-    assert rows["Step"] == (
-        "compiled CUDA graph step since step 3500 (compiled in the background in 201 s; until then one CUDA graph)"
-    )
-    line = console_line(format_line(switched))
-    assert line is not None and "compiled step trains" in line and "201 s" in line

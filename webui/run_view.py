@@ -42,7 +42,6 @@ class RunState:
     last_epoch: Event | None = None
     best: Event | None = None
     overtrain: Event | None = None
-    step_mode: Event | None = None  # the run changed how its steps run (a background compile handed over)
     error: str | None = None
     done: Event | None = None
     exports: dict[str, str] = field(default_factory=dict)
@@ -73,8 +72,6 @@ class RunState:
             self.best = event
         elif kind == "overtrain":
             self.overtrain = event
-        elif kind == "step_mode":
-            self.step_mode = event
         elif kind == "export":
             self.exports[str(event.get("which", "latest"))] = str(event.get("path", ""))
         elif kind == "error" and not event.get("recoverable"):
@@ -170,13 +167,6 @@ def console_line(line: str) -> str | None:
         )
     if kind == "checkpoint":
         return f"saved the state of step {event.get('step')}"
-    if kind == "step_mode":
-        if event.get("error"):
-            return f"the background compile failed ({event['error']}): the graphed step trains on"
-        return (
-            f"from step {event.get('step')} the compiled step trains (compiled in the background in "
-            f"{_number(event.get('compile_s'))} s, handed over in {_number(event.get('handover_s'))} s)"
-        )
     if kind == "best":
         return f"best epoch so far: {event.get('epoch')} (held-out mel {_number(event.get('value'), 4)})"
     if kind == "export":
@@ -276,24 +266,18 @@ def progress_rows(state: RunState, running: bool) -> list[tuple[str, str]]:
         device += " · training set streamed from host memory (too big to hold on the GPU)"
     rows.append(("Device", device))
     if start.get("step_mode"):
-        rows.append(("Step", _step_mode_text(start, state.step_mode).removeprefix("; ")))
+        rows.append(("Step", _step_mode_text(start).removeprefix("; ")))
     if step.get("skipped_steps"):
         rows.append(("Skipped steps", f"{step['skipped_steps']} (non-finite losses)"))
     return rows
 
 
-def _step_mode_text(start: dict[str, Any], switched: dict[str, Any] | None = None) -> str:
-    """How the step runs and what preparing it cost, e.g. "; compiled CUDA graph, ready in 38.2 s (...)";
-    after a background compile handed over, how it runs now and since when."""
+def _step_mode_text(start: dict[str, Any]) -> str:
+    """How the step runs and what preparing it cost, e.g. "; compiled CUDA graph, ready in 38.2 s (...)"."""
     mode = start.get("step_mode")
     if not mode:
         return ""
     names = {"eager": "eager", "graph": "one CUDA graph", "compiled": "compiled CUDA graph"}
-    if switched and switched.get("mode") == "compiled" and not switched.get("error"):
-        return (
-            f"; {names['compiled']} step since step {switched.get('step')} (compiled in the background in "
-            f"{_number(switched.get('compile_s'))} s; until then {names.get(mode, mode)})"
-        )
     ready = f", ready in {_number(start.get('compile_s'))} s" if start.get("compile_s") else ""
     reason = f" ({start['step_mode_reason']})" if start.get("step_mode_reason") else ""
     return f"; {names.get(mode, mode)} step{ready}{reason}"

@@ -13,12 +13,11 @@ import fcntl
 import os
 import signal
 import sys
-import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, NoReturn, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from rvc.errors import UserError
 from rvc.paths import Workspace
@@ -80,17 +79,6 @@ def run_trainer(workspace: Workspace, name: str, device_name: str = "auto") -> i
     """Train in this process (``python -m rvc.train`` and ``python -m rvc train``): return the status."""
     use_compile_cache(workspace)
     return train_experiment(workspace, name, device_name)
-
-
-def exit_process(code: int) -> NoReturn:
-    """End the process with ``code``. A background compile still running (the run ended first: a stop,
-    or a compile slower than expected) is abandoned, not waited for: its thread may be deep in the
-    compiler when the interpreter shuts down, which can hang or crash the exit of a finished run."""
-    if any(thread.name == "rvc-compile" and thread.is_alive() for thread in threading.enumerate()):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-    sys.exit(code)
 
 
 def use_compile_cache(workspace: Workspace) -> None:
@@ -212,4 +200,4 @@ def _oom_message(workspace: Workspace, name: str) -> str:
 
 
 if __name__ == "__main__":
-    exit_process(main())
+    sys.exit(main())

@@ -24,12 +24,10 @@ import torch
 
 from rvc.config.train import STEP_MODES
 from rvc.errors import UserError
+from rvc.train.compile_cost import compile_pays
 from rvc.train.models import Models
 from rvc.train.step import TrainStep
 
-# What "auto" assumes of the plain graphed step before it has run here (v2 40k, batch 8, H100 or
-# H200, bf16-tail: 18.8-20.2 steps/s), to judge whether a compile pays.
-GRAPH_STEPS_PER_S = 20.0
 WARMUP_STEPS = 3  # cuDNN autotuning, compilation and lazy optimizer state happen here, not in the capture
 
 
@@ -44,23 +42,18 @@ def compile_available() -> bool:
 
 @dataclass(frozen=True)
 class StepModeChoice:
-    mode: str  # how steps run from the first one: eager, graph or compiled
+    mode: str  # eager, graph or compiled
     why: str
-    compile_in_background: bool = False  # graph now; compile on a thread and hand over (background_compile.py)
 
 
 def choose_step_mode(
-    requested: str, device: torch.device, steps_left: int, expected_compile_s: float, world_size: int = 1
+    requested: str, device: torch.device, steps_left: int, expected_compile_s: float
 ) -> StepModeChoice:
     """How steps run for ``requested`` ("auto", "eager", "graph" or "compiled") on this device.
 
-    "auto" on a GPU starts in the graphed step at once and compiles in the background when the
-    run is long enough for the compiled steps to repay the hand-over; with several processes
-    (which must all switch at the same step) it compiles up front when that repays the wait.
-    ``expected_compile_s``: this setting's last measured compile here, or a cold compile's.
+    "auto" on a GPU compiles when the run is long enough to repay the compile (compile_cost.py),
+    judged by ``expected_compile_s``: this setting's last measured compile here, or a cold one's.
     """
-    from rvc.train.background_compile import COMPILED_SPEED_UP, worth_compiling
-
     if requested not in STEP_MODES:
         raise UserError(f"unknown step mode {requested!r}: use one of {', '.join(STEP_MODES)}")
     if requested == "eager":
@@ -75,20 +68,11 @@ def choose_step_mode(
         return StepModeChoice(requested, "asked for")
     if not compile_available():
         return StepModeChoice("graph", "Triton is not installed: no torch.compile")
-    graph_s = steps_left / GRAPH_STEPS_PER_S
-    if world_size > 1:
-        saved_s = graph_s * (1 - 1 / COMPILED_SPEED_UP)
-        if saved_s > expected_compile_s:
-            return StepModeChoice("compiled", f"{steps_left} steps repay a compile of about {expected_compile_s:.0f} s")
-        return StepModeChoice("graph", f"{steps_left} steps are too few to repay a {expected_compile_s:.0f} s compile")
-    if worth_compiling(steps_left, GRAPH_STEPS_PER_S, expected_compile_s):
-        return StepModeChoice(
-            "graph",
-            f"graphed at once; compiling in the background (about {expected_compile_s:.0f} s) for the "
-            f"{steps_left} steps to train",
-            compile_in_background=True,
-        )
-    return StepModeChoice("graph", f"{steps_left} steps end before a {expected_compile_s:.0f} s compile would pay")
+    if compile_pays(steps_left, expected_compile_s):
+        return StepModeChoice("compiled", f"{steps_left} steps repay a compile of about {expected_compile_s:.0f} s")
+    return StepModeChoice(
+        "graph", f"{steps_left} steps are too few to repay a compile of about {expected_compile_s:.0f} s"
+    )
 
 
 def set_capturable(models: Models, device: torch.device, capturable: bool) -> None:

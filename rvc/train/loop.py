@@ -25,11 +25,11 @@ from rvc.errors import UserError
 from rvc.models.weights import load_pretrain
 from rvc.paths import ExperimentDir
 from rvc.train import checkpoint
-from rvc.train.background_compile import COLD_COMPILE_S, BackgroundCompile, CompileRecord
 from rvc.train.batches import ResidentBatches, StreamedBatches, epoch_rows, streams
+from rvc.train.compile_cost import COLD_COMPILE_S, CompileRecord
 from rvc.train.data import TrainingSet, load_training_set
 from rvc.train.distributed import Distributed, all_reduce_gradients, broadcast_parameters
-from rvc.train.graph import choose_step_mode, prepare_step, set_capturable
+from rvc.train.graph import choose_step_mode, prepare_step
 from rvc.train.mel import MultiScaleMel, Spectrogram
 from rvc.train.models import Models, build_models, configure_backends
 from rvc.train.overtrain import OvertrainDetector
@@ -189,61 +189,6 @@ class Trainer:
         )
         return CompileRecord(self.compile_times, key)
 
-    def _compile_in_background(self, step: TrainStep) -> BackgroundCompile:
-        """Start compiling ``step`` for a copy of the models (drawn aside from the run's random streams)."""
-        train = self.config.train
-        with torch.random.fork_rng(devices=[self.device]):
-            models = build_models(self.config, self.device, self.precision)
-        set_capturable(models, self.device, True)
-        copy = TrainStep(
-            self.config,
-            models,
-            step.spectrogram,
-            step.data,
-            StepMetrics(self.device),
-            self.precision,
-            multiscale=step.multiscale,
-        )
-        rows = torch.arange(train.grad_accum * train.batch_size, device=self.device) % len(step.data)
-        background = BackgroundCompile(copy, rows.view(train.grad_accum, train.batch_size))
-        background.start()
-        self.log("compiling the step in the background; the graphed step trains meanwhile")
-        return background
-
-    def _hand_over(
-        self,
-        background: BackgroundCompile,
-        run_step: Callable[[torch.Tensor], None],
-        models: Models,
-        metrics: StepMetrics,
-        record: CompileRecord | None,
-    ) -> tuple[Callable[[torch.Tensor], None], Models]:
-        """Train on with the compiled step (between epochs); keep the graphed one if the compile failed."""
-        if background.error is not None:
-            message = f"{type(background.error).__name__}: {background.error}"[:300]
-            self.log(f"the background compile failed ({message}); training on with the graphed step")
-            if self.dist.is_main:
-                self.progress.emit("step_mode", mode="graph", step=self.state.step, error=message)
-            return run_step, models
-        new_step, new_models, handover_s = background.hand_over(
-            models, metrics, self.state.skipped_steps, graphed=self.device.type == "cuda"
-        )
-        if record is not None:
-            record.write(background.seconds)
-        self.log(f"compiled step ready after {background.seconds:.1f} s; handed over in {handover_s:.1f} s")
-        if background.breakdown:
-            self.log(f"where the compile's time went:\n{background.breakdown}")
-        if self.dist.is_main:
-            self.progress.emit(
-                "step_mode",
-                mode="compiled",
-                epoch=self.state.epoch,
-                step=self.state.step,
-                compile_s=round(background.seconds, 2),
-                handover_s=round(handover_s, 2),
-            )
-        return new_step, new_models
-
     # --- the loop ------------------------------------------------------------
     def run(self) -> int:
         """Train to the last epoch (or a stop); return the process's exit status."""
@@ -288,14 +233,12 @@ class Trainer:
             self.device,
             total_steps - self.state.step,
             (compile_record.seconds() if compile_record else None) or COLD_COMPILE_S,
-            self.dist.world_size,
         )
         run_step, mode, why, compile_s = prepare_step(
             step, choice, self.dist.world_size, self.state.skipped_steps, self.log
         )
-        background = None
-        if choice.compile_in_background and mode == "graph":  # not when the graph itself fell back to eager
-            background = self._compile_in_background(step)
+        if mode == "compiled" and compile_record is not None:
+            compile_record.write(compile_s)  # the next run judges by this compile, warm cache or not
         if self.dist.is_main:
             self.progress.emit(
                 "start",
@@ -355,9 +298,6 @@ class Trainer:
                 break
             if self._stop_requested():
                 return self._stop(models, epoch_done=True)
-            if background is not None and not background.running() and epoch < train.epochs:
-                run_step, models = self._hand_over(background, run_step, models, metrics, compile_record)
-                background = None
 
         if self.dist.is_main:
             self._export(models)

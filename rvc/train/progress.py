@@ -19,8 +19,7 @@ from typing import Any, TextIO
 
 PREFIX = "@@rvc "
 VERSION = 1
-# step_mode: the run changed how its steps run (the background compile handed over, or failed).
-KINDS = ("start", "step", "epoch", "checkpoint", "export", "best", "overtrain", "error", "done", "step_mode")
+KINDS = ("start", "step", "epoch", "checkpoint", "export", "best", "overtrain", "error", "done")
 
 Event = dict[str, Any]
 
