@@ -104,7 +104,8 @@ def test_export_carries_our_metadata_and_applios_names(tmp_path: Path) -> None:
     assert (data["epochs"], data["steps"]) == (3, 30)
     assert data["app"].startswith("RVC Studio ")
     created = datetime.datetime.fromisoformat(data["created"])
-    assert created.tzinfo is not None and abs(datetime.datetime.now(datetime.UTC) - created).total_seconds() < 600
+    now = datetime.datetime.now(datetime.timezone.utc)  # not datetime.UTC: that is Python 3.11+
+    assert created.tzinfo is not None and abs(now - created).total_seconds() < 600
     # Applio's Model Information tab: its names, its formats.
     assert (data["epoch"], data["step"], data["model_name"], data["speakers_id"]) == (3, 30, "voice", 1)
     assert (data["embedder_model"], data["dataset_length"], data["vocoder"]) == ("contentvec", "00:10:12", "HiFi-GAN")
