@@ -319,44 +319,16 @@ def build_generator(model: ExportedModel, device: str | torch.device = "cpu") ->
 
 # ---------------------------------------------------------------- exporting an experiment
 #
-# The trainer does not exist yet. This section assumes its layout: checkpoints
-# logs/NAME/checkpoints/G_<step>.pth in RVC's {"model", "iteration", "optimizer", "learning_rate"}
-# format (RVC's "iteration" holds the epoch; a "step" or "epoch" key wins when present), the best
-# state G_best.pth beside them, and the model configuration in logs/NAME/config.json under "model"
-# (ModelConfig.to_dict()). `find_checkpoint` and `training_model_config` are the only functions
-# that know it.
+# Which generator file is the latest or the best is the experiment's checkpoint catalogue's
+# business (rvc/experiment/checkpoints.py); the model configuration is config.json's "model"
+# section (ModelConfig.to_dict()).
 
 _STEP_FILE = re.compile(r"G_(\d+)\.pth")
-
-
-def checkpoints_dir(experiment: ExperimentDir) -> Path:
-    """Return ``logs/NAME/checkpoints`` (local until ExperimentDir names it)."""
-    return experiment.root / "checkpoints"
 
 
 def exported_model_path(experiment: ExperimentDir, best: bool = False) -> Path:
     """Return ``logs/NAME/NAME.pth``, or ``NAME_best.pth`` for the best state (local until ExperimentDir names it)."""
     return experiment.root / (f"{experiment.name}_best.pth" if best else f"{experiment.name}.pth")
-
-
-def find_checkpoint(experiment: ExperimentDir, which: str = "latest") -> Path:
-    """Return the generator checkpoint named by ``which``: "latest", "best", "G_<step>.pth" or a path."""
-    folder = checkpoints_dir(experiment)
-    train = f"train it first (`python -m rvc train --experiment {experiment.name}`)"
-    if which == "latest":
-        steps = [(int(m.group(1)), p) for p in folder.glob("G_*.pth") if (m := _STEP_FILE.fullmatch(p.name))]
-        if not steps:
-            raise UserError(f"no generator checkpoints (G_<step>.pth) in {folder}: {train}")
-        return max(steps)[1]
-    if which == "best":
-        path = folder / "G_best.pth"
-        if not path.is_file():
-            raise UserError(f"{path} does not exist: the best state is saved once held-out validation has run; {train}")
-        return path
-    path = folder / which if _STEP_FILE.fullmatch(which) or which == "G_best.pth" else Path(which)
-    if not path.is_file():
-        raise UserError(f"checkpoint {which!r} not found ({path}); use latest, best, G_<step>.pth or a file path")
-    return path
 
 
 def load_generator_checkpoint(path: Path) -> tuple[StateDict, int, int]:
@@ -427,7 +399,7 @@ def export_experiment(
 
     ``out`` defaults to ``logs/NAME/NAME.pth`` (``NAME_best.pth`` for ``checkpoint="best"``).
     """
-    path = find_checkpoint(experiment, checkpoint)
+    path = experiment.checkpoints.generator(checkpoint)
     state, epoch, step = load_generator_checkpoint(path)
     config = training_model_config(experiment)
     metadata = experiment_metadata(experiment) | dict(extra_metadata or {})

@@ -9,8 +9,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rvc.errors import UserError
+
+if TYPE_CHECKING:
+    from rvc.experiment.checkpoints import Checkpoints
 
 _EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 _CLIP_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")
@@ -89,6 +93,13 @@ class ExperimentDir:
     @property
     def dataset_report(self) -> Path:
         return self.root / "dataset.json"
+
+    @property
+    def checkpoints(self) -> Checkpoints:
+        """The run's saved states: which are complete, the latest, the best, whether it can resume."""
+        from rvc.experiment.checkpoints import Checkpoints  # torch: not for every user of paths
+
+        return Checkpoints(self.root / "checkpoints", self.name)
 
     @property
     def prepare_manifest(self) -> Path:

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from rvc.errors import UserError
-from rvc.train import checkpoint
+from rvc.experiment import checkpoints as checkpoint
 from rvc.train import graph as graph_module
 from rvc.train.compile_cost import CompileRecord, compile_pays
 from rvc.train.graph import choose_step_mode

@@ -16,8 +16,8 @@ import pytest
 import torch
 
 from rvc.config.experiment import load_config, save_config
+from rvc.experiment import checkpoints as checkpoint
 from rvc.paths import ExperimentDir
-from rvc.train import checkpoint
 from rvc.train.progress import parse_line, read_events
 from tests.fake_experiment import make_extracted_experiment, tiny_config, write_tiny_config
 

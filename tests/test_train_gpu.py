@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from rvc.config.experiment import ExperimentConfig, save_config
+from rvc.experiment import checkpoints as checkpoint
 from rvc.models.config import ModelConfig
-from rvc.train import checkpoint
 from tests.fake_experiment import make_extracted_experiment, write_tiny_config
 from tests.test_train import _run
 

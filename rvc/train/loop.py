@@ -22,9 +22,9 @@ import torch
 
 from rvc.config.experiment import ExperimentConfig
 from rvc.errors import UserError
+from rvc.experiment import checkpoints as checkpoint
 from rvc.models.weights import load_pretrain
 from rvc.paths import ExperimentDir
-from rvc.train import checkpoint
 from rvc.train.batches import ResidentBatches, StreamedBatches, epoch_rows, streams
 from rvc.train.compile_cost import COLD_COMPILE_S, CompileRecord
 from rvc.train.data import TrainingSet, load_training_set
@@ -104,7 +104,7 @@ class Trainer:
         self.should_stop = should_stop
         self.dist = dist or Distributed()
         self.log = log
-        self.folder = experiment.root / "checkpoints"
+        self.checkpoints = experiment.checkpoints
         self.precision = resolve_precision(config.train.precision, device)
         self.state = TrainState()
         self.detector = OvertrainDetector(config.train.overtrain_patience)
@@ -135,13 +135,14 @@ class Trainer:
     def _start_models(self, models: Models) -> None:
         """Resume from the newest complete state, or start from the pretrains (or from scratch)."""
         train = self.config.train
-        steps = checkpoint.complete_steps(self.folder)
+        steps = self.checkpoints.complete_steps()
         if train.resume and steps:
-            loaded = checkpoint.load_state(self.folder, steps[-1])
+            loaded = self.checkpoints.load_state(steps[-1])
             if loaded.extra.get("config_hash") != self.config.training_hash():
                 raise UserError(
-                    f"the saved states in {self.folder} were trained with another model shape (sample rate or "
-                    "architecture changed): start a new experiment, or delete that folder to train from scratch"
+                    f"the saved states in {self.checkpoints.folder} were trained with another model shape "
+                    "(sample rate or architecture changed): start a new experiment, or delete that folder to "
+                    "train from scratch"
                 )
             models.generator.load_state_dict(loaded.generator)
             models.discriminator.load_state_dict(loaded.discriminator)
@@ -261,7 +262,10 @@ class Trainer:
             )
             self.run_log.open()
             self.saver = StateSaver(
-                self.folder, train.keep_last, self.device, lambda fields: self.progress.emit("checkpoint", **fields)
+                self.checkpoints.folder,
+                train.keep_last,
+                self.device,
+                lambda fields: self.progress.emit("checkpoint", **fields),
             )
             if self.device.type == "cuda":
                 from rvc.train.gpu_stats import GpuStats
@@ -456,7 +460,7 @@ class Trainer:
             out = exported_model_path(self.experiment, best=which == "best")
             export_model(state, self.config.model, out, epoch=epoch, step=step, metadata=metadata)
             self.progress.emit("export", which=which, path=str(out), epoch=self.state.epoch, step=self.state.step)
-        if best is None and (self.folder / "G_best.pth").is_file():  # a resumed run that found no better epoch
+        if best is None and self.checkpoints.has_best():  # a resumed run that found no better epoch
             path = export_experiment(self.experiment, "best")
             self.progress.emit("export", which="best", path=str(path), epoch=self.state.epoch, step=self.state.step)
 
@@ -479,7 +483,7 @@ class Trainer:
     def _roll_back(self, in_a_row: int) -> int:
         """Several non-finite steps in a row: go back to the last complete state with a lower LR."""
         self._close_saver()  # the write in flight may be the state to roll back to
-        steps = checkpoint.complete_steps(self.folder)
+        steps = self.checkpoints.complete_steps()
         message = f"{in_a_row} non-finite steps in a row at step {self.state.step}"
         if not steps:
             if self.dist.is_main:
@@ -490,12 +494,13 @@ class Trainer:
                 )
             return 3
         if self.dist.is_main:
-            extra = torch.load(checkpoint.state_paths(self.folder, steps[-1]).state, weights_only=True)
+            state_file = self.checkpoints.paths(steps[-1]).state
+            extra = torch.load(state_file, weights_only=True)
             saved = extra["train_state"]
             saved["lr_scale"] = saved.get("lr_scale", 1.0) * ROLLBACK_LR_FACTOR
             saved["pending_lr_factor"] = saved.get("pending_lr_factor", 1.0) * ROLLBACK_LR_FACTOR
             extra["train_state"]["rollbacks"] = extra["train_state"].get("rollbacks", 0) + 1
-            checkpoint.save_torch(extra, checkpoint.state_paths(self.folder, steps[-1]).state)
+            checkpoint.save_torch(extra, state_file)
             self.progress.emit(
                 "error",
                 recoverable=True,

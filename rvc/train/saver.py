@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from rvc.train import checkpoint
+from rvc.experiment import checkpoints as checkpoint
 
 
 class HostCopy:

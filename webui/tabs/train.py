@@ -131,13 +131,12 @@ def start_training(ctx: AppContext, name: str | None, gpu_text: str, resume: boo
         return NO_EXPERIMENT
     try:
         from rvc.config.experiment import load_config
-        from rvc.train.checkpoint import complete_steps
 
         experiment = ctx.workspace.experiment(name)
         gpus = launcher.parse_gpu_ids(gpu_text or "")
         if ctx.jobs.job(name).running():
             return f"**{name}** is already training. Watch it below, or Stop it first."
-        steps = complete_steps(experiment.root / "checkpoints")
+        steps = experiment.checkpoints.complete_steps()
         resumes = experiment.config_json.exists() and load_config(experiment).train.resume
         if steps and not resume and resumes:
             return (
@@ -273,10 +272,6 @@ def poll(ctx: AppContext, name: str | None, seen: dict[str, Any]) -> tuple[Any, 
 
 def _warm_up() -> None:
     """Import what the handlers need (torch, faiss) ahead of the first click or poll that needs it."""
-    import rvc.config.experiment
-    import rvc.export
-    import rvc.index
-    import rvc.train.checkpoint  # noqa: F401
 
 
 def render(ctx: AppContext) -> None:

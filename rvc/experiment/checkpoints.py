@@ -1,4 +1,5 @@
-"""Training states on disk: RVC's ``G_<step>.pth`` / ``D_<step>.pth`` plus our ``state_<step>.pt``.
+"""An experiment's training states on disk: RVC's ``G_<step>.pth`` / ``D_<step>.pth``, our ``state_<step>.pt``
+and the best generator ``G_best.pth``; the one place that knows their names and rules.
 
 ``G_*``/``D_*`` hold ``{"model", "iteration", "optimizer", "learning_rate"}`` as RVC
 writes them (weights in RVC's ``weight_g``/``weight_v`` spelling), so they can be
@@ -6,7 +7,8 @@ used as pretrains elsewhere. ``state_<step>.pt`` holds what RVC does not keep:
 schedulers, the fp16 scaler, epoch and step counters, RNG states, the best-epoch
 record and a hash of the model's shape. Each file is written atomically and the
 state file last, so a state counts as complete exactly when its state file exists:
-a kill -9 at any moment leaves the previous complete state loadable.
+a kill -9 at any moment leaves the previous complete state loadable. ``Checkpoints``
+answers what the trainer, export and the UI ask of a folder of them.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from rvc.fileio import atomic_write_bytes
 from rvc.models.weights import to_parametrized_spelling, to_rvc_spelling
 
 _STATE_NAME = re.compile(r"state_(\d+)\.pt")
+_GENERATOR_NAME = re.compile(r"G_(\d+)\.pth")
+BEST = "best"
 
 
 @dataclass(frozen=True)
@@ -136,3 +140,53 @@ def load_state(folder: Path, step: int) -> LoadedState:
         d.get("optimizer", {}),
         extra,
     )
+
+
+class Checkpoints:
+    """The states of one experiment's run (``logs/<name>/checkpoints``)."""
+
+    def __init__(self, folder: Path, experiment_name: str) -> None:
+        self.folder = folder
+        self.experiment_name = experiment_name
+
+    def paths(self, tag: str | int) -> StatePaths:
+        return state_paths(self.folder, tag)
+
+    def complete_steps(self) -> list[int]:
+        """Steps of every complete state (a run resumes from the last), oldest first."""
+        return complete_steps(self.folder)
+
+    def can_resume(self) -> bool:
+        return bool(self.complete_steps())
+
+    def load_state(self, step: int) -> LoadedState:
+        return load_state(self.folder, step)
+
+    def generator(self, which: str = "latest") -> Path:
+        """The generator file named by ``which``: "latest" (the newest ``G_<step>.pth``), "best",
+        ``G_<step>.pth`` or a path; a clear error when there is none."""
+        train = f"train it first (`python -m rvc train --experiment {self.experiment_name}`)"
+        if which == "latest":
+            steps = [
+                (int(match.group(1)), path)
+                for path in (self.folder.glob("G_*.pth") if self.folder.is_dir() else [])
+                if (match := _GENERATOR_NAME.fullmatch(path.name))
+            ]
+            if not steps:
+                raise UserError(f"no generator checkpoints (G_<step>.pth) in {self.folder}: {train}")
+            return max(steps)[1]
+        if which == BEST:
+            path = self.paths(BEST).generator
+            if not path.is_file():
+                raise UserError(
+                    f"{path} does not exist: the best state is saved once held-out validation has run; {train}"
+                )
+            return path
+        named = _GENERATOR_NAME.fullmatch(which) or which == self.paths(BEST).generator.name
+        path = self.folder / which if named else Path(which)
+        if not path.is_file():
+            raise UserError(f"checkpoint {which!r} not found ({path}); use latest, best, G_<step>.pth or a file path")
+        return path
+
+    def has_best(self) -> bool:
+        return self.paths(BEST).generator.is_file()
