@@ -121,7 +121,7 @@ def test_a_kill_during_a_background_write_leaves_the_previous_state_loadable(tmp
         assert list(folder.glob(".G_2.pth.*.tmp")), "the second state's write never started"
     finally:
         process.send_signal(signal.SIGKILL)
-        process.wait(timeout=30)
+        process.communicate(timeout=30)  # reaps it and closes its pipe
 
     assert checkpoint.complete_steps(folder) == [1]
     assert checkpoint.load_state(folder, 1).extra["train_state"]["step"] == 1

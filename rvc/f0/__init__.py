@@ -116,8 +116,9 @@ _LIBRARIES = {
     "crepe": ("torchcrepe", "torchcrepe"),
     "crepe-tiny": ("torchcrepe", "torchcrepe"),
     "fcpe": ("torchfcpe", "torchfcpe"),
-    "harvest": ("pyworld", "pyworld"),
-    "dio": ("pyworld", "pyworld"),
+    # pyworld itself has no Linux or macOS wheels; pyworld-prebuilt installs the same module as wheels
+    "harvest": ("pyworld", "pyworld-prebuilt"),
+    "dio": ("pyworld", "pyworld-prebuilt"),
     "pm": ("parselmouth", "praat-parselmouth"),
 }
 
