@@ -272,6 +272,10 @@ def poll(ctx: AppContext, name: str | None, seen: dict[str, Any]) -> tuple[Any, 
 
 def _warm_up() -> None:
     """Import what the handlers need (torch, faiss) ahead of the first click or poll that needs it."""
+    import rvc.config.experiment
+    import rvc.experiment.checkpoints
+    import rvc.export
+    import rvc.index  # noqa: F401 - the imports are the point (the others bind the same name)
 
 
 def render(ctx: AppContext) -> None:
