@@ -34,6 +34,7 @@ import torch
 
 from rvc import __version__
 from rvc.errors import UserError
+from rvc.experiment.checkpoints import generator_step
 from rvc.fileio import atomic_write_bytes, read_json
 from rvc.models.config import ModelConfig
 from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
@@ -323,13 +324,6 @@ def build_generator(model: ExportedModel, device: str | torch.device = "cpu") ->
 # business (rvc/experiment/checkpoints.py); the model configuration is config.json's "model"
 # section (ModelConfig.to_dict()).
 
-_STEP_FILE = re.compile(r"G_(\d+)\.pth")
-
-
-def exported_model_path(experiment: ExperimentDir, best: bool = False) -> Path:
-    """Return ``logs/NAME/NAME.pth``, or ``NAME_best.pth`` for the best state (local until ExperimentDir names it)."""
-    return experiment.root / (f"{experiment.name}_best.pth" if best else f"{experiment.name}.pth")
-
 
 def load_generator_checkpoint(path: Path) -> tuple[StateDict, int, int]:
     """Return (generator state dict, epoch, step) of a G_*.pth checkpoint, loaded safely."""
@@ -340,8 +334,7 @@ def load_generator_checkpoint(path: Path) -> tuple[StateDict, int, int]:
     epoch = data.get("epoch", data.get("iteration", 0))
     step = data.get("step")
     if step is None:
-        match = _STEP_FILE.fullmatch(path.name)
-        step = int(match.group(1)) if match else 0
+        step = generator_step(path) or 0
     return {str(k): v for k, v in state.items()}, int(epoch), int(step)
 
 
@@ -403,5 +396,5 @@ def export_experiment(
     state, epoch, step = load_generator_checkpoint(path)
     config = training_model_config(experiment)
     metadata = experiment_metadata(experiment) | dict(extra_metadata or {})
-    target = Path(out) if out is not None else exported_model_path(experiment, best=checkpoint == "best")
+    target = Path(out) if out is not None else experiment.exported_model(best=checkpoint == "best")
     return export_model(state, config, target, epoch=epoch, step=step, metadata=metadata)

@@ -94,6 +94,10 @@ class ExperimentDir:
     def dataset_report(self) -> Path:
         return self.root / "dataset.json"
 
+    def exported_model(self, best: bool = False) -> Path:
+        """``NAME.pth``, the finished model in RVC's exported format, or ``NAME_best.pth`` for the best epoch."""
+        return self.root / (f"{self.name}_best.pth" if best else f"{self.name}.pth")
+
     @property
     def checkpoints(self) -> Checkpoints:
         """The run's saved states: which are complete, the latest, the best, whether it can resume."""

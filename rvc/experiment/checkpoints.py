@@ -142,6 +142,12 @@ def load_state(folder: Path, step: int) -> LoadedState:
     )
 
 
+def generator_step(path: Path) -> int | None:
+    """The step a ``G_<step>.pth`` file's name gives, or None for another name."""
+    match = _GENERATOR_NAME.fullmatch(path.name)
+    return int(match.group(1)) if match else None
+
+
 class Checkpoints:
     """The states of one experiment's run (``logs/<name>/checkpoints``)."""
 
@@ -168,9 +174,9 @@ class Checkpoints:
         train = f"train it first (`python -m rvc train --experiment {self.experiment_name}`)"
         if which == "latest":
             steps = [
-                (int(match.group(1)), path)
+                (step, path)
                 for path in (self.folder.glob("G_*.pth") if self.folder.is_dir() else [])
-                if (match := _GENERATOR_NAME.fullmatch(path.name))
+                if (step := generator_step(path)) is not None
             ]
             if not steps:
                 raise UserError(f"no generator checkpoints (G_<step>.pth) in {self.folder}: {train}")

@@ -19,6 +19,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
+from rvc.config.experiment import ExperimentConfig
+
 COLD_COMPILE_S = 200.0  # without a measured compile of this setting here
 COMPILED_SPEED_UP = 1.4  # compiled against graphed steps/s (H100, bf16-tail: 27.8 / 18.8)
 GRAPH_STEPS_PER_S = 20.0  # the graphed step before it has run here (v2 40k, batch 8, H100/H200: 18.8-20.2)
@@ -30,6 +34,17 @@ class CompileRecord:
 
     path: Path
     key: str  # torch version, GPU, precision, model shape and batch: what the cached kernels depend on
+
+    @classmethod
+    def for_setting(cls, path: Path, config: ExperimentConfig, precision: str, device: torch.device) -> CompileRecord:
+        """The entry of this run's setting on this GPU (CUDA) among the records at ``path``."""
+        train = config.train
+        key = (
+            f"torch {torch.__version__} | {torch.cuda.get_device_name(device)} | {precision} | "
+            f"model {config.training_hash()[:12]} | batch {train.grad_accum}x{train.batch_size}"
+            f"{' | multiscale' if train.multiscale_mel else ''}"
+        )
+        return cls(path, key)
 
     def seconds(self) -> float | None:
         try:

@@ -21,7 +21,6 @@ from typing import Any
 import torch
 
 from rvc.config.experiment import ExperimentConfig
-from rvc.errors import UserError
 from rvc.experiment import checkpoints as checkpoint
 from rvc.models.weights import load_pretrain
 from rvc.paths import ExperimentDir
@@ -35,6 +34,7 @@ from rvc.train.models import Models, build_models, configure_backends
 from rvc.train.overtrain import OvertrainDetector
 from rvc.train.precision import resolve_precision
 from rvc.train.progress import ProgressWriter
+from rvc.train.resume import TrainState, apply_lr_scale, lower_learning_rate, restore, state_extra
 from rvc.train.run_log import RunLog
 from rvc.train.saver import StateSaver
 from rvc.train.step import StepMetrics, TrainStep
@@ -47,20 +47,6 @@ ROLLBACK_LR_FACTOR = 0.5
 STOP_CHECK_EVERY = 10
 # Held-out clips converted at once: fewer, larger launches than the training batch (no gradients to keep).
 VALIDATION_BATCH = 32
-
-
-@dataclass
-class TrainState:
-    """Counters that a resumed run continues from."""
-
-    epoch: int = 0  # last completed epoch
-    step: int = 0  # optimizer steps taken
-    skipped_steps: int = 0  # non-finite steps skipped in total
-    rollbacks: int = 0
-    lr_scale: float = 1.0  # product of every rollback's LR factor (a record; the schedulers carry the LR)
-    pending_lr_factor: float = 1.0  # set by a rollback, applied to the schedulers once on the next start
-    history: list[dict[str, Any]] = field(default_factory=list)  # per-epoch validation losses
-    batches_done: int = 0  # batches of the unfinished epoch (epoch + 1) already trained: a stop mid-epoch
 
 
 @dataclass
@@ -138,57 +124,13 @@ class Trainer:
         steps = self.checkpoints.complete_steps()
         if train.resume and steps:
             loaded = self.checkpoints.load_state(steps[-1])
-            if loaded.extra.get("config_hash") != self.config.training_hash():
-                raise UserError(
-                    f"the saved states in {self.checkpoints.folder} were trained with another model shape "
-                    "(sample rate or architecture changed): start a new experiment, or delete that folder to "
-                    "train from scratch"
-                )
-            models.generator.load_state_dict(loaded.generator)
-            models.discriminator.load_state_dict(loaded.discriminator)
-            models.optimizer_g.load_state_dict(loaded.optimizer_g)
-            models.optimizer_d.load_state_dict(loaded.optimizer_d)
-            models.scheduler_g.load_state_dict(loaded.extra["scheduler_g"])
-            models.scheduler_d.load_state_dict(loaded.extra["scheduler_d"])
-            models.loss_scale.load_state_dict(loaded.extra["scaler"])
-            saved = loaded.extra["train_state"]
-            self.state = TrainState(**saved)
-            self.detector.load_state_dict(loaded.extra["detector"])
-            torch.set_rng_state(loaded.extra["rng_cpu"])
-            if self.device.type == "cuda" and "rng_cuda" in loaded.extra:
-                torch.cuda.set_rng_state(loaded.extra["rng_cuda"], self.device)
+            self.state = restore(loaded, models, self.detector, self.config, self.device, self.checkpoints)
             self.log(f"resumed from step {self.state.step} (epoch {self.state.epoch})")
             return
         if train.pretrained_g and train.pretrained_d:
             load_pretrain(models.generator, train.pretrained_g)
             load_pretrain(models.discriminator, train.pretrained_d)
             self.log(f"loaded pretrains {train.pretrained_g} and {train.pretrained_d}")
-
-    def _extra(self, models: Models) -> dict[str, Any]:
-        """What a resumed run needs beyond RVC's G/D files: schedulers, counters, RNG states, the shape's hash."""
-        return {
-            "scheduler_g": models.scheduler_g.state_dict(),
-            "scheduler_d": models.scheduler_d.state_dict(),
-            "scaler": models.loss_scale.state_dict(),
-            "train_state": self.state.__dict__,
-            "detector": self.detector.state_dict(),
-            "rng_cpu": torch.get_rng_state(),
-            "config_hash": self.config.training_hash(),
-            **({"rng_cuda": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {}),
-        }
-
-    # --- how steps run -------------------------------------------------------
-    def _compile_record(self) -> CompileRecord | None:
-        """This setting's entry among the measured compile times: what the cached kernels depend on."""
-        if self.compile_times is None or self.device.type != "cuda":
-            return None
-        train = self.config.train
-        key = (
-            f"torch {torch.__version__} | {torch.cuda.get_device_name(self.device)} | {self.precision.name} | "
-            f"model {self.config.training_hash()[:12]} | batch {train.grad_accum}x{train.batch_size}"
-            f"{' | multiscale' if train.multiscale_mel else ''}"
-        )
-        return CompileRecord(self.compile_times, key)
 
     # --- the loop ------------------------------------------------------------
     def run(self) -> int:
@@ -206,7 +148,7 @@ class Trainer:
         train_set = batches.clips
         models = build_models(self.config, self.device, self.precision)
         self._start_models(models)
-        _apply_lr_scale(models, self.state.pending_lr_factor)
+        apply_lr_scale(models, self.state.pending_lr_factor)
         self.state.pending_lr_factor = 1.0
         spectrogram = Spectrogram.for_model(cfg).to(self.device)
         multiscale = MultiScaleMel(cfg.sample_rate).to(self.device) if train.multiscale_mel else None
@@ -228,7 +170,11 @@ class Trainer:
             multiscale=multiscale,
             all_reduce=all_reduce_gradients(self.dist.world_size) if self.dist.world_size > 1 else None,
         )
-        compile_record = self._compile_record()
+        compile_record = (
+            CompileRecord.for_setting(self.compile_times, self.config, self.precision.name, self.device)
+            if self.compile_times is not None and self.device.type == "cuda"
+            else None
+        )
         choice = choose_step_mode(
             train.step_mode,
             self.device,
@@ -438,7 +384,8 @@ class Trainer:
         """Save the whole state (written in the background; its ``checkpoint`` event follows); return the
         seconds the training thread spent."""
         assert self.saver is not None, "rank 0 saves"
-        return self.saver.save(models, self.state.epoch, self.state.step, _learning_rate(models), self._extra(models))
+        extra = state_extra(models, self.state, self.detector, self.config, self.device)
+        return self.saver.save(models, self.state.epoch, self.state.step, _learning_rate(models), extra)
 
     def _close_saver(self) -> None:
         saver, self.saver = self.saver, None
@@ -447,7 +394,7 @@ class Trainer:
 
     def _export(self, models: Models) -> None:
         """Write the finished model (and the best one) in RVC's exported format, from the weights in memory."""
-        from rvc.export import experiment_metadata, export_experiment, export_model, exported_model_path
+        from rvc.export import experiment_metadata, export_experiment, export_model
 
         metadata = experiment_metadata(self.experiment)
         sources: list[tuple[str, dict[str, torch.Tensor], int, int]] = [
@@ -457,7 +404,7 @@ class Trainer:
         if best is not None:
             sources.append(("best", best.generator, best.epoch, best.step))
         for which, state, epoch, step in sources:
-            out = exported_model_path(self.experiment, best=which == "best")
+            out = self.experiment.exported_model(best=which == "best")
             export_model(state, self.config.model, out, epoch=epoch, step=step, metadata=metadata)
             self.progress.emit("export", which=which, path=str(out), epoch=self.state.epoch, step=self.state.step)
         if best is None and self.checkpoints.has_best():  # a resumed run that found no better epoch
@@ -494,13 +441,7 @@ class Trainer:
                 )
             return 3
         if self.dist.is_main:
-            state_file = self.checkpoints.paths(steps[-1]).state
-            extra = torch.load(state_file, weights_only=True)
-            saved = extra["train_state"]
-            saved["lr_scale"] = saved.get("lr_scale", 1.0) * ROLLBACK_LR_FACTOR
-            saved["pending_lr_factor"] = saved.get("pending_lr_factor", 1.0) * ROLLBACK_LR_FACTOR
-            extra["train_state"]["rollbacks"] = extra["train_state"].get("rollbacks", 0) + 1
-            checkpoint.save_torch(extra, state_file)
+            lower_learning_rate(self.checkpoints, steps[-1], ROLLBACK_LR_FACTOR)
             self.progress.emit(
                 "error",
                 recoverable=True,
@@ -515,12 +456,3 @@ class Trainer:
 
 def _learning_rate(models: Models) -> float:
     return float(models.optimizer_g.param_groups[0]["lr"])  # a device tensor when the step is graphed
-
-
-def _apply_lr_scale(models: Models, scale: float) -> None:
-    if scale == 1.0:
-        return
-    for optimizer, scheduler in ((models.optimizer_g, models.scheduler_g), (models.optimizer_d, models.scheduler_d)):
-        scheduler.base_lrs = [lr * scale for lr in scheduler.base_lrs]
-        for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr(), strict=True):
-            group["lr"] = float(lr) * scale

@@ -16,7 +16,6 @@ or when the saver closes at the end of the run.
 from __future__ import annotations
 
 import copy
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -98,8 +97,9 @@ class StateSaver:
         self._best_copied: torch.cuda.Event | None = None
         self.best: HeldBest | None = None
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rvc-saver")
+        # One write in flight, and the held best is replaced only once it is done (``hold_best``
+        # waits), so the writer thread and the training thread never touch the same buffers at once.
         self._pending: Future[None] | None = None
-        self._lock = threading.Lock()  # the held best is written by the writer and replaced by the trainer
 
     # --- on the training thread ---------------------------------------------------------------------
     def save(
@@ -128,20 +128,16 @@ class StateSaver:
         """Keep the generator as the best state, on the host; return the seconds this thread spent."""
         started = time.perf_counter()
         self.wait()  # a write in flight may be reading the best buffers this copy refills
-        with self._lock:
-            state = self._best_copy.take(checkpoint.plain_state(generator))
-            self._best_copied = self._copied_event()
-            self.best = HeldBest(state, epoch, step, learning_rate)
+        state = self._best_copy.take(checkpoint.plain_state(generator))
+        self._best_copied = self._copied_event()
+        self.best = HeldBest(state, epoch, step, learning_rate)
         return time.perf_counter() - started
 
     def best_generator(self) -> HeldBest | None:
         """The held best with its host copy complete, or None when this run has found none."""
-        with self._lock:
-            best = self.best
-            copied = self._best_copied
-        if best is not None and copied is not None:
-            copied.synchronize()
-        return best
+        if self.best is not None and self._best_copied is not None:
+            self._best_copied.synchronize()
+        return self.best
 
     def wait(self) -> None:
         """Block until the write in flight is on disk; raise what it raised."""
@@ -188,9 +184,6 @@ class StateSaver:
         best = self.best_generator()
         if best is None or best.written:
             return
-        with self._lock:
-            if best is not self.best:  # replaced meanwhile: the newer one is written next time
-                return
-            payload = checkpoint.rvc_payload(best.generator, {}, best.epoch, best.step, best.learning_rate)
-            checkpoint.write_state(self.folder, "best", payload)
-            best.written = True
+        payload = checkpoint.rvc_payload(best.generator, {}, best.epoch, best.step, best.learning_rate)
+        checkpoint.write_state(self.folder, checkpoint.BEST, payload)
+        best.written = True

@@ -94,11 +94,10 @@ def tensorboard_html(url: str | None) -> str:
 
 def model_files(ctx: AppContext, name: str) -> list[Path]:
     """Return the experiment's exported models and index that exist."""
-    from rvc.export import exported_model_path
     from rvc.index import index_path
 
     experiment = ctx.workspace.experiment(name)
-    paths = [exported_model_path(experiment), exported_model_path(experiment, best=True), index_path(experiment)]
+    paths = [experiment.exported_model(), experiment.exported_model(best=True), index_path(experiment)]
     return [path for path in paths if path.is_file()]
 
 

@@ -1,0 +1,100 @@
+"""What a saved state holds beyond RVC's G/D files, and how a run continues from it.
+
+Both ends of the contract in one place: ``state_extra`` is what ``state_<step>.pt`` holds
+(schedulers, loss scale, counters, overtraining record, RNG states, the model shape's hash),
+``restore`` puts a loaded state back into freshly built models, and ``lower_learning_rate``
+is the rewrite a rollback makes before the run restarts from that state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from rvc.config.experiment import ExperimentConfig
+from rvc.errors import UserError
+from rvc.experiment.checkpoints import Checkpoints, LoadedState, save_torch
+from rvc.train.models import Models
+from rvc.train.overtrain import OvertrainDetector
+
+
+@dataclass
+class TrainState:
+    """Counters that a resumed run continues from."""
+
+    epoch: int = 0  # last completed epoch
+    step: int = 0  # optimizer steps taken
+    skipped_steps: int = 0  # non-finite steps skipped in total
+    rollbacks: int = 0
+    lr_scale: float = 1.0  # product of every rollback's LR factor (a record; the schedulers carry the LR)
+    pending_lr_factor: float = 1.0  # set by a rollback, applied to the schedulers once on the next start
+    history: list[dict[str, Any]] = field(default_factory=list)  # per-epoch validation losses
+    batches_done: int = 0  # batches of the unfinished epoch (epoch + 1) already trained: a stop mid-epoch
+
+
+def state_extra(
+    models: Models, state: TrainState, detector: OvertrainDetector, config: ExperimentConfig, device: torch.device
+) -> dict[str, Any]:
+    """What a resumed run needs beyond RVC's G/D files: schedulers, counters, RNG states, the shape's hash."""
+    return {
+        "scheduler_g": models.scheduler_g.state_dict(),
+        "scheduler_d": models.scheduler_d.state_dict(),
+        "scaler": models.loss_scale.state_dict(),
+        "train_state": state.__dict__,
+        "detector": detector.state_dict(),
+        "rng_cpu": torch.get_rng_state(),
+        "config_hash": config.training_hash(),
+        **({"rng_cuda": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
+    }
+
+
+def restore(
+    loaded: LoadedState,
+    models: Models,
+    detector: OvertrainDetector,
+    config: ExperimentConfig,
+    device: torch.device,
+    where: Checkpoints,
+) -> TrainState:
+    """Put a loaded state back into ``models`` and ``detector`` (RNG states too); return its counters."""
+    if loaded.extra.get("config_hash") != config.training_hash():
+        raise UserError(
+            f"the saved states in {where.folder} were trained with another model shape "
+            "(sample rate or architecture changed): start a new experiment, or delete that folder to "
+            "train from scratch"
+        )
+    models.generator.load_state_dict(loaded.generator)
+    models.discriminator.load_state_dict(loaded.discriminator)
+    models.optimizer_g.load_state_dict(loaded.optimizer_g)
+    models.optimizer_d.load_state_dict(loaded.optimizer_d)
+    models.scheduler_g.load_state_dict(loaded.extra["scheduler_g"])
+    models.scheduler_d.load_state_dict(loaded.extra["scheduler_d"])
+    models.loss_scale.load_state_dict(loaded.extra["scaler"])
+    detector.load_state_dict(loaded.extra["detector"])
+    torch.set_rng_state(loaded.extra["rng_cpu"])
+    if device.type == "cuda" and "rng_cuda" in loaded.extra:
+        torch.cuda.set_rng_state(loaded.extra["rng_cuda"], device)
+    return TrainState(**loaded.extra["train_state"])
+
+
+def lower_learning_rate(where: Checkpoints, step: int, factor: float) -> None:
+    """Rewrite state ``step`` so that the run restarting from it trains at ``factor`` times the LR."""
+    state_file = where.paths(step).state
+    extra = torch.load(state_file, weights_only=True)
+    saved = extra["train_state"]
+    saved["lr_scale"] = saved.get("lr_scale", 1.0) * factor
+    saved["pending_lr_factor"] = saved.get("pending_lr_factor", 1.0) * factor
+    saved["rollbacks"] = saved.get("rollbacks", 0) + 1
+    save_torch(extra, state_file)
+
+
+def apply_lr_scale(models: Models, scale: float) -> None:
+    """Scale both optimizers' learning rates and their schedules (a rollback's pending factor)."""
+    if scale == 1.0:
+        return
+    for optimizer, scheduler in ((models.optimizer_g, models.scheduler_g), (models.optimizer_d, models.scheduler_d)):
+        scheduler.base_lrs = [lr * scale for lr in scheduler.base_lrs]
+        for group, lr in zip(optimizer.param_groups, scheduler.get_last_lr(), strict=True):
+            group["lr"] = float(lr) * scale
