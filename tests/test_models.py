@@ -404,3 +404,35 @@ def test_sine_source_follows_f0_with_continuous_phase():
     noisy, _ = SineGen(sample_rate)(f0, upp)
     assert 0.02 < noisy[0, ~voiced, 0].std() < 0.05  # unvoiced: noise at sine_amp / 3
     assert 0.001 < (noisy - clean)[0, voiced, 0].std() < 0.005  # voiced: faint noise (std 0.003)
+
+
+def test_channels_last_decoder_and_scale_discriminator_compute_the_same():
+    """The trainer's layout on CUDA ((N, C, 1, L) channels-last, rvc/models/commons.Conv1d): same
+    audio, scores, feature maps and gradients as the (N, C, L) layout the files were trained in."""
+    torch.manual_seed(0)
+    model = _tiny_generator().train()
+    dec = model.dec
+    x = torch.randn(2, model.cfg.inter_channels, 12)
+    f0 = torch.full((2, 12), 140.0)
+    g = torch.randn(2, model.cfg.gin_channels, 1)
+    scale = MultiPeriodDiscriminatorV2(divisor=16).discriminators[0]
+    audio = torch.randn(2, 1, 12 * model.cfg.hop_length) * 0.1
+
+    def run(channels_last: bool) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        dec.channels_last = scale.channels_last = channels_last
+        for p in (*dec.parameters(), *scale.parameters()):
+            p.grad = None
+        torch.manual_seed(1)  # the sine source's noise
+        wave = dec(x, f0, g=g)
+        score, fmap = scale(wave + audio)
+        assert fmap[0].dim() == (4 if channels_last else 3)
+        assert fmap[0].is_contiguous(memory_format=torch.channels_last) or not channels_last
+        (wave.square().mean() + score.square().mean() + sum(f.abs().mean() for f in fmap)).backward()
+        grads = [p.grad.clone() for p in (*dec.parameters(), *scale.parameters())]
+        return [wave, score, *(f.reshape(f.shape[0], f.shape[1], -1) for f in fmap)], grads
+
+    outputs, grads = run(False)
+    outputs_cl, grads_cl = run(True)
+    assert outputs_cl[0].shape == outputs[0].shape == (2, 1, 12 * model.cfg.hop_length)
+    for a, b in zip(outputs + grads, outputs_cl + grads_cl, strict=True):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)

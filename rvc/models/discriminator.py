@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rvc.models.commons import LRELU_SLOPE, get_padding, weight_norm
+from rvc.models.commons import LRELU_SLOPE, Conv1d, get_padding, to_channels_last_1d, weight_norm
 
 PERIODS_V2 = (2, 3, 5, 7, 11, 17, 23, 37)
 
@@ -33,7 +33,13 @@ class DiscriminatorS(nn.Module):
     """Scale discriminator over the raw waveform with grouped, strided 1-D convolutions.
 
     x : Tensor[B x 1 x T] -> (score Tensor[B x N], feature maps)
+
+    ``channels_last`` (the trainer sets it on CUDA) runs the stack on (B, C, 1, T) channels-last
+    activations, which cuDNN convolves without a transpose around each layer; the feature maps
+    are then 4-D (the losses only compare them element by element).
     """
+
+    channels_last = False
 
     def __init__(self, divisor: int = 1) -> None:
         super().__init__()
@@ -41,18 +47,18 @@ class DiscriminatorS(nn.Module):
         g = [max(1, n // divisor) for n in (4, 16, 64, 256)]
         self.convs = nn.ModuleList(
             [
-                weight_norm(nn.Conv1d(1, c[0], 15, 1, padding=7)),
-                weight_norm(nn.Conv1d(c[0], c[1], 41, 4, groups=g[0], padding=20)),
-                weight_norm(nn.Conv1d(c[1], c[2], 41, 4, groups=g[1], padding=20)),
-                weight_norm(nn.Conv1d(c[2], c[3], 41, 4, groups=g[2], padding=20)),
-                weight_norm(nn.Conv1d(c[3], c[3], 41, 4, groups=g[3], padding=20)),
-                weight_norm(nn.Conv1d(c[3], c[3], 5, 1, padding=2)),
+                weight_norm(Conv1d(1, c[0], 15, 1, padding=7)),
+                weight_norm(Conv1d(c[0], c[1], 41, 4, groups=g[0], padding=20)),
+                weight_norm(Conv1d(c[1], c[2], 41, 4, groups=g[1], padding=20)),
+                weight_norm(Conv1d(c[2], c[3], 41, 4, groups=g[2], padding=20)),
+                weight_norm(Conv1d(c[3], c[3], 41, 4, groups=g[3], padding=20)),
+                weight_norm(Conv1d(c[3], c[3], 5, 1, padding=2)),
             ]
         )
-        self.conv_post = weight_norm(nn.Conv1d(c[3], 1, 3, 1, padding=1))
+        self.conv_post = weight_norm(Conv1d(c[3], 1, 3, 1, padding=1))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        return _score(self.convs, self.conv_post, x)
+        return _score(self.convs, self.conv_post, to_channels_last_1d(x) if self.channels_last else x)
 
 
 class DiscriminatorP(nn.Module):

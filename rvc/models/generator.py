@@ -13,7 +13,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rvc.models.commons import LRELU_SLOPE, weight_norm
+from rvc.models.commons import (
+    LRELU_SLOPE,
+    Conv1d,
+    ConvTranspose1d,
+    from_channels_last_1d,
+    to_channels_last_1d,
+    weight_norm,
+)
 from rvc.models.modules import ResBlock1, ResBlock2
 
 
@@ -90,7 +97,13 @@ class GeneratorNSF(nn.Module):
 
     x : Tensor[B x C_in x T], f0 : Tensor[B x T] Hz, g : Tensor[B x G x 1] or None
     returns : Tensor[B x 1 x T*prod(upsample_rates)] in [-1, 1]
+
+    ``channels_last`` (the trainer sets it on CUDA) runs the whole stack on (B, C, 1, T)
+    channels-last activations, which cuDNN convolves without transposing each layer's input
+    and output; the same weights, the same result.
     """
+
+    channels_last = False
 
     def __init__(
         self,
@@ -109,32 +122,35 @@ class GeneratorNSF(nn.Module):
         self.upp = math.prod(upsample_rates)
         self.m_source = SourceModuleHnNSF(sample_rate, harmonic_num=0)
         self.noise_convs = nn.ModuleList()
-        self.conv_pre = nn.Conv1d(initial_channel, upsample_initial_channel, 7, 1, padding=3)
+        self.conv_pre = Conv1d(initial_channel, upsample_initial_channel, 7, 1, padding=3)
         self.ups = nn.ModuleList()
         block = ResBlock1 if resblock == "1" else ResBlock2
         channels = upsample_initial_channel
         for i, (rate, kernel) in enumerate(zip(upsample_rates, upsample_kernel_sizes, strict=True)):
             channels = upsample_initial_channel // 2 ** (i + 1)
             self.ups.append(
-                weight_norm(nn.ConvTranspose1d(channels * 2, channels, kernel, rate, padding=(kernel - rate) // 2))
+                weight_norm(ConvTranspose1d(channels * 2, channels, kernel, rate, padding=(kernel - rate) // 2))
             )
             # The source enters every stage: a strided conv brings it down to that stage's rate.
             stride = math.prod(upsample_rates[i + 1 :])
             if stride > 1:
-                conv = nn.Conv1d(1, channels, kernel_size=stride * 2, stride=stride, padding=stride // 2)
+                conv = Conv1d(1, channels, kernel_size=stride * 2, stride=stride, padding=stride // 2)
             else:
-                conv = nn.Conv1d(1, channels, kernel_size=1)
+                conv = Conv1d(1, channels, kernel_size=1)
             self.noise_convs.append(conv)
         self.resblocks = nn.ModuleList(
             block(upsample_initial_channel // 2 ** (i + 1), k, tuple(d))
             for i in range(len(self.ups))
             for k, d in zip(resblock_kernel_sizes, resblock_dilation_sizes, strict=True)
         )
-        self.conv_post = nn.Conv1d(channels, 1, 7, 1, padding=3, bias=False)
-        self.cond = nn.Conv1d(gin_channels, upsample_initial_channel, 1) if gin_channels else None
+        self.conv_post = Conv1d(channels, 1, 7, 1, padding=3, bias=False)
+        self.cond = Conv1d(gin_channels, upsample_initial_channel, 1) if gin_channels else None
 
     def forward(self, x: torch.Tensor, f0: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
         source = self.m_source(f0, self.upp).transpose(1, 2)  # [B, 1, T*upp]
+        if self.channels_last:
+            x, source = to_channels_last_1d(x), to_channels_last_1d(source)
+            g = to_channels_last_1d(g) if g is not None else None
         x = self.conv_pre(x)
         if self.cond is not None and g is not None:
             x = x + self.cond(g)
@@ -148,4 +164,6 @@ class GeneratorNSF(nn.Module):
             x = total / self.num_kernels
         # RVC's last activation uses the default slope (0.01), not LRELU_SLOPE.
         x = self.conv_post(F.leaky_relu(x))
+        if self.channels_last:
+            x = from_channels_last_1d(x)
         return torch.tanh(x)

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from rvc.models.commons import LRELU_SLOPE, get_padding, weight_norm
+from rvc.models.commons import LRELU_SLOPE, Conv1d, get_padding, weight_norm
 
 
 class WN(nn.Module):
@@ -79,17 +79,17 @@ class WN(nn.Module):
 class ResBlock1(nn.Module):
     """HiFi-GAN residual block type 1: per dilation, a dilated conv then a plain conv, with a skip.
 
-    x : Tensor[B x C x T] -> Tensor[B x C x T]
+    x : Tensor[B x C x T] -> Tensor[B x C x T], or (B, C, 1, T) channels-last -> the same (commons.Conv1d)
     """
 
     def __init__(self, channels: int, kernel_size: int = 3, dilation: tuple[int, ...] = (1, 3, 5)) -> None:
         super().__init__()
         self.convs1 = nn.ModuleList(
-            weight_norm(nn.Conv1d(channels, channels, kernel_size, dilation=d, padding=get_padding(kernel_size, d)))
+            weight_norm(Conv1d(channels, channels, kernel_size, dilation=d, padding=get_padding(kernel_size, d)))
             for d in dilation
         )
         self.convs2 = nn.ModuleList(
-            weight_norm(nn.Conv1d(channels, channels, kernel_size, padding=get_padding(kernel_size))) for _ in dilation
+            weight_norm(Conv1d(channels, channels, kernel_size, padding=get_padding(kernel_size))) for _ in dilation
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -103,13 +103,13 @@ class ResBlock1(nn.Module):
 class ResBlock2(nn.Module):
     """HiFi-GAN residual block type 2: one dilated conv per dilation, each with a skip.
 
-    x : Tensor[B x C x T] -> Tensor[B x C x T]
+    x : Tensor[B x C x T] -> Tensor[B x C x T], or (B, C, 1, T) channels-last -> the same
     """
 
     def __init__(self, channels: int, kernel_size: int = 3, dilation: tuple[int, ...] = (1, 3)) -> None:
         super().__init__()
         self.convs = nn.ModuleList(
-            weight_norm(nn.Conv1d(channels, channels, kernel_size, dilation=d, padding=get_padding(kernel_size, d)))
+            weight_norm(Conv1d(channels, channels, kernel_size, dilation=d, padding=get_padding(kernel_size, d)))
             for d in dilation
         )
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
 
 from rvc.config.experiment import ExperimentConfig
-from rvc.models.discriminator import MultiPeriodDiscriminatorV2
+from rvc.models.discriminator import DiscriminatorS, MultiPeriodDiscriminatorV2
+from rvc.models.generator import GeneratorNSF
 from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
 from rvc.train.loss_scale import LossScale
 from rvc.train.precision import PLANS, Precision
@@ -29,15 +31,27 @@ class Models:
     d_params: list[nn.Parameter]
 
 
-def build_models(config: ExperimentConfig, device: torch.device, precision: Precision = PLANS["fp32"]) -> Models:
-    """Build G (with the precision plan's fp32 islands) and D, a fused AdamW and a scheduler for each."""
+def build_models(
+    config: ExperimentConfig,
+    device: torch.device,
+    precision: Precision = PLANS["fp32"],
+    channels_last: bool | None = None,
+) -> Models:
+    """Build G (with the precision plan's fp32 islands) and D, a fused AdamW and a scheduler for each.
+
+    ``channels_last`` (default: on CUDA) stores the convolutions' activations channels-last.
+    """
     generator = SynthesizerTrnMs768NSFsid(config.model).to(device)
     precision.apply(generator, device)
     discriminator = MultiPeriodDiscriminatorV2(divisor=config.model.discriminator_divisor).to(device)
-    if device.type == "cuda":
-        # The period discriminators' 2-D convolutions run natively in NHWC on tensor cores; in NCHW
-        # cuDNN transposes around every one of them (about a fifth of an eager step's GPU time).
+    if channels_last if channels_last is not None else device.type == "cuda":
+        # cuDNN's tensor-core convolutions read and write NHWC; given NCHW they transpose the input
+        # and output of every convolution (about a fifth of the step's GPU time). The period
+        # discriminators are 2-D convolutions; the decoder and the scale discriminator run their
+        # 1-D ones as 2-D over (N, C, 1, L) (rvc/models/commons.Conv1d).
         discriminator.to(memory_format=torch.channels_last)
+        cast(GeneratorNSF, generator.get_submodule("dec")).channels_last = True
+        cast(DiscriminatorS, discriminator.get_submodule("discriminators.0")).channels_last = True
     train = config.train
     fused = True  # one kernel for the whole step, and it can skip a non-finite step on the device
     optimizer_g = torch.optim.AdamW(generator.parameters(), train.lr, train.betas, train.eps, fused=fused)
