@@ -117,7 +117,7 @@ class ConvTranspose1d(nn.ConvTranspose1d):
             self.weight.unsqueeze(2),
             self.bias,
             (1, self.stride[0]),
-            (0, self.padding[0]),
+            (0, int(self.padding[0])),
             (0, int(self.output_padding[0])),
             self.groups,
             (1, self.dilation[0]),
