@@ -26,7 +26,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.record import header  # noqa: E402
 
 
-def profile_mode(mode: str, args: argparse.Namespace, logs: Path) -> dict[str, object]:
+def profile_mode(mode: str, channels_last: bool, args: argparse.Namespace, logs: Path) -> dict[str, object]:
     import gc
 
     import torch
@@ -48,7 +48,7 @@ def profile_mode(mode: str, args: argparse.Namespace, logs: Path) -> dict[str, o
     configure_backends(device, config.train.tf32)
     train_set = trainer._load_data()[0].data  # the whole set on the GPU (what the step reads)
     torch.manual_seed(0)
-    models = build_models(config, device, trainer.precision)
+    models = build_models(config, device, trainer.precision, channels_last=channels_last)
     set_capturable(models, device, mode != "eager")
     spectrogram = Spectrogram.for_model(config.model).to(device)
     step = TrainStep(config, models, spectrogram, train_set, StepMetrics(device), trainer.precision)
@@ -94,6 +94,7 @@ def profile_mode(mode: str, args: argparse.Namespace, logs: Path) -> dict[str, o
                 layout_ms[key] = layout_ms.get(key, 0.0) + kernel.duration / 1000 / args.steps
     result = {
         "mode": mode,
+        "channels_last": channels_last,
         "prepare_s": round(prepare_s, 1),
         "ms_per_step": round(1000 * wall / args.steps, 2),
         "steps_per_s": round(args.steps / wall, 2),
@@ -121,6 +122,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--precision", default="bf16")
     parser.add_argument("--modes", nargs="+", default=["eager", "graph", "compiled"])
+    parser.add_argument(
+        "--channels-last", nargs="+", default=["on"], choices=["on", "off"], help="the 1-D convolutions' layout"
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=15)
@@ -130,7 +134,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as scratch:
         logs = Path(scratch) / "logs"
         make_dataset(logs)
-        runs = [profile_mode(mode, args, logs) for mode in args.modes]
+        runs = [profile_mode(mode, layout == "on", args, logs) for mode in args.modes for layout in args.channels_last]
     result = {
         **header("profile_step"),
         "precision": args.precision,
