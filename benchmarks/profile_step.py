@@ -1,6 +1,9 @@
 """Profile the trainer's step: CUDA kernels per step, GPU busy %, ms per step, for each step mode.
 
-Run on a GPU: ``python benchmarks/profile_step.py [--precision bf16] [--modes eager graph compiled]``.
+Run on a GPU: ``python benchmarks/profile_step.py [--precision bf16] [--modes eager graph compiled regional]``.
+
+``regional`` compiles the models' repeated blocks (rvc/train/regions.py) and graphs the step;
+its ``prepare_s`` on an empty Inductor cache is the cold compile it would cost a run.
 
 Uses the real Trainer's step (``TrainStep``, through ``GraphedStep`` for the graph
 modes) on Applio's data shape (200 clips x 3 s at 40 kHz, full v2 40k model).
@@ -63,6 +66,10 @@ def profile_mode(mode: str, channels_last: bool, args: argparse.Namespace, logs:
     run = step
     if mode == "compiled":
         step.functions = step.functions.compiled()
+    if mode == "regional":
+        from rvc.train.regions import compile_regions
+
+        compile_regions(models.generator, models.discriminator)
     if mode != "eager":
         run = GraphedStep(step, (1, args.batch_size))
         run.prepare(batch())
