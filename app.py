@@ -53,7 +53,7 @@ def _stop_on_sigterm() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from rvc.errors import UserError
-    from rvc.paths import Workspace
+    from rvc.experiment import Workspace
     from webui.settings import Settings, load_settings, resolve_folder, settings_path
 
     settings_file = (args.settings or settings_path(args.logs_dir or APP_ROOT / "logs")).resolve()

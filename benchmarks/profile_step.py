@@ -34,8 +34,8 @@ def profile_mode(mode: str, channels_last: bool, args: argparse.Namespace, logs:
 
     import torch
 
-    from rvc.config.experiment import load_config
-    from rvc.paths import ExperimentDir
+    from rvc.experiment import Experiment
+    from rvc.experiment.config_file import load_config
     from rvc.train.graph import GraphedStep, set_capturable
     from rvc.train.loop import Trainer
     from rvc.train.mel import Spectrogram
@@ -43,7 +43,7 @@ def profile_mode(mode: str, channels_last: bool, args: argparse.Namespace, logs:
     from rvc.train.progress import ProgressWriter
     from rvc.train.step import StepMetrics, TrainStep
 
-    experiment = ExperimentDir(logs, "bench")
+    experiment = Experiment(logs, "bench")
     config = load_config(experiment)
     config.train.precision, config.train.batch_size = args.precision, args.batch_size
     device = torch.device("cuda")

@@ -95,7 +95,7 @@ def rvc(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
 
 def train_setting(common: list[str], name: str, mode: str, precision: str, seed: int, args: argparse.Namespace) -> dict:
     """Train a copy of the extracted experiment with one setting; return its curve and timings."""
-    from rvc.paths import ExperimentDir
+    from rvc.experiment import Experiment
     from rvc.train.progress import read_events
 
     logs = Path(common[1])
@@ -107,7 +107,7 @@ def train_setting(common: list[str], name: str, mode: str, precision: str, seed:
     rvc([*common, "config", "--experiment", name, *settings])
     started = time.time()
     rvc([*common, "train", "--experiment", name], stdout=subprocess.DEVNULL)
-    events, _ = read_events(ExperimentDir(logs, name).progress_jsonl)
+    events, _ = read_events(Experiment(logs, name).progress_jsonl)
     start = next(e for e in events if e["kind"] == "start")
     epochs_seen = [e for e in events if e["kind"] == "epoch"]
     # Training time counts from the start event (which comes once the step is compiled and
@@ -158,7 +158,7 @@ def export_untrained(experiment: Any, out: Path, seed: int) -> Path:
     """An untrained generator of the experiment's shape in the exported format: the floor."""
     import torch
 
-    from rvc.config.experiment import load_config
+    from rvc.experiment.config_file import load_config
     from rvc.export import export_model
     from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
 
@@ -246,7 +246,7 @@ def run(args: argparse.Namespace) -> None:
     import soundfile as sf
     import torch
 
-    from rvc.paths import AssetDir, ExperimentDir
+    from rvc.experiment import AssetDir, Experiment
     from rvc.train.data import read_clip_list
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -260,7 +260,7 @@ def run(args: argparse.Namespace) -> None:
     rvc([*common, "extract", "--experiment", "base", "--f0", args.f0, "--embedder", "contentvec"])
     size = ["--tiny-model"] if args.tiny_model else []  # CPU-sized: to study an effect, not to judge a voice
     rvc([*common, "config", "--experiment", "base", "--sample-rate", "40000", *size])
-    base = ExperimentDir(logs, "base")
+    base = Experiment(logs, "base")
     train_names = read_clip_list(base.train_clips)
     validation_names = read_clip_list(base.validation_clips)
     args.steps_per_epoch = math.ceil(len(train_names) / args.batch_size)

@@ -39,10 +39,10 @@ from benchmarks.train_throughput import make_dataset  # noqa: E402
 
 
 def configure(logs: Path, epochs: int, step_mode: str) -> None:
-    from rvc.config.experiment import load_config, save_config
-    from rvc.paths import ExperimentDir
+    from rvc.experiment import Experiment
+    from rvc.experiment.config_file import load_config, save_config
 
-    experiment = ExperimentDir(logs, "bench")
+    experiment = Experiment(logs, "bench")
     config = load_config(experiment)
     config.train.epochs = epochs
     config.train.step_mode = step_mode

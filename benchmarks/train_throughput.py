@@ -36,7 +36,8 @@ from benchmarks.record import header  # noqa: E402
 
 
 def make_dataset(logs: Path) -> None:
-    from rvc.config.experiment import DataInfo, ExperimentConfig, save_config
+    from rvc.config.experiment import DataInfo, ExperimentConfig
+    from rvc.experiment.config_file import save_config
     from rvc.models.config import ModelConfig
     from tests.fake_experiment import make_extracted_experiment
 
@@ -54,11 +55,11 @@ def run_precision(
     gpus: int = 1,
     validate_every: int | None = None,
 ) -> dict[str, object]:
-    from rvc.config.experiment import load_config, save_config
-    from rvc.paths import ExperimentDir
+    from rvc.experiment import Experiment
+    from rvc.experiment.config_file import load_config, save_config
     from rvc.train.progress import read_events
 
-    experiment = ExperimentDir(logs, "bench")
+    experiment = Experiment(logs, "bench")
     config = load_config(experiment)
     config.train.epochs = epochs
     config.train.batch_size = batch_size

@@ -25,24 +25,29 @@ import io
 import json
 import pickle
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from rvc import __version__
 from rvc.errors import UserError
+from rvc.experiment import Experiment
 from rvc.experiment.checkpoints import generator_step
-from rvc.fileio import atomic_write_bytes, read_json
+from rvc.experiment.config_file import load_model_config
+from rvc.experiment.dataset import DatasetReport
+from rvc.experiment.features import FeaturesReport
+from rvc.experiment.names import GENERATOR_PATTERN
+from rvc.fileio import atomic_write_bytes
 from rvc.models.config import ModelConfig
 from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
 from rvc.models.weights import check_state_dict, load_state_dict_checked, normalise_state_dict, rvc_name
-from rvc.paths import ExperimentDir
 
 ENC_Q = "enc_q."  # the posterior encoder: training only, left out of exports as RVC does
 RVC_KEYS = ("weight", "config", "info", "sr", "f0", "version")
+_Report = TypeVar("_Report", DatasetReport, FeaturesReport)
 VOCODER = "HiFi-GAN"  # Applio picks the decoder by this key; ours is RVC's NSF HiFi-GAN
 APP = f"RVC Studio {__version__}"
 # Metadata keys that are written only under Applio's names.
@@ -270,7 +275,7 @@ def read_exported(path: str | Path) -> ExportedModel:
     weights = data.get("weight")
     if weights is None and isinstance(data.get("model"), dict):
         raise UserError(
-            f"{path}: a training checkpoint (G_*.pth or a pretrain), not an exported model; "
+            f"{path}: a training checkpoint ({GENERATOR_PATTERN} or a pretrain), not an exported model; "
             "export it with `python -m rvc export --experiment NAME --checkpoint FILE`"
         )
     if not isinstance(weights, dict) or not weights or not all(isinstance(v, torch.Tensor) for v in weights.values()):
@@ -321,8 +326,8 @@ def build_generator(model: ExportedModel, device: str | torch.device = "cpu") ->
 # ---------------------------------------------------------------- exporting an experiment
 #
 # Which generator file is the latest or the best is the experiment's checkpoint catalogue's
-# business (rvc/experiment/checkpoints.py); the model configuration is config.json's "model"
-# section (ModelConfig.to_dict()).
+# business (rvc/experiment/checkpoints.py); the model configuration is the "model" section of the
+# experiment's settings (rvc/experiment/config_file.py).
 
 
 def load_generator_checkpoint(path: Path) -> tuple[StateDict, int, int]:
@@ -338,52 +343,34 @@ def load_generator_checkpoint(path: Path) -> tuple[StateDict, int, int]:
     return {str(k): v for k, v in state.items()}, int(epoch), int(step)
 
 
-def training_model_config(experiment: ExperimentDir) -> ModelConfig:
-    """Return the experiment's model configuration from ``config.json`` ("model" section)."""
-    path = experiment.config_json
+def _courtesy(read: Callable[[Experiment], _Report | None], experiment: Experiment) -> _Report | None:
     try:
-        data = read_json(path)
-    except (OSError, ValueError) as exc:
-        raise UserError(
-            f"{path}: unreadable ({exc}); run `python -m rvc config --experiment {experiment.name}`"
-        ) from exc
-    if not isinstance(data, dict) or not isinstance(data.get("model"), dict):
-        raise UserError(
-            f"{path}: no model configuration (a 'model' section); "
-            f"run `python -m rvc config --experiment {experiment.name}` first"
-        )
-    return ModelConfig.from_dict(data["model"], source=str(path))
+        return read(experiment)
+    except UserError:
+        return None  # metadata is a courtesy: a damaged report must not stop an export
 
 
-def _json_or_empty(path: Path) -> dict[str, Any]:
-    try:
-        data = read_json(path, default={})
-    except (OSError, ValueError):
-        return {}  # metadata is a courtesy: a damaged report must not stop an export
-    return data if isinstance(data, dict) else {}
-
-
-def experiment_metadata(experiment: ExperimentDir) -> dict[str, Any]:
+def experiment_metadata(experiment: Experiment) -> dict[str, Any]:
     """Collect export metadata from the experiment's reports: embedder, f0 method, duration, best epoch."""
     from rvc.train.progress import read_events
 
-    features = _json_or_empty(experiment.extract_report)
-    dataset = _json_or_empty(experiment.dataset_report)
+    features = _courtesy(FeaturesReport.find, experiment)
+    dataset = _courtesy(DatasetReport.find, experiment)
     events, _ = read_events(experiment.progress_jsonl)
     best = next((e for e in reversed(events) if e["kind"] == "best"), None)
     overtrain = next((e for e in reversed(events) if e["kind"] == "overtrain"), None)
     return {
         "name": experiment.name,
-        "embedder": features.get("embedder"),
-        "f0_method": features.get("f0_method"),
-        "dataset_seconds": dataset.get("total_seconds", features.get("audio_seconds")),
+        "embedder": features.embedder if features else None,
+        "f0_method": features.f0_method if features else None,
+        "dataset_seconds": dataset.total_seconds if dataset else (features.audio_seconds if features else None),
         "best_epoch": best.get("epoch") if best else None,
         "overtrain": {k: v for k, v in overtrain.items() if k not in ("v", "kind", "time")} if overtrain else None,
     }
 
 
 def export_experiment(
-    experiment: ExperimentDir,
+    experiment: Experiment,
     checkpoint: str = "latest",
     out: Path | None = None,
     extra_metadata: Mapping[str, Any] | None = None,
@@ -394,7 +381,7 @@ def export_experiment(
     """
     path = experiment.checkpoints.generator(checkpoint)
     state, epoch, step = load_generator_checkpoint(path)
-    config = training_model_config(experiment)
+    config = load_model_config(experiment)
     metadata = experiment_metadata(experiment) | dict(extra_metadata or {})
     target = Path(out) if out is not None else experiment.exported_model(best=checkpoint == "best")
     return export_model(state, config, target, epoch=epoch, step=step, metadata=metadata)

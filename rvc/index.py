@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from rvc.errors import UserError
-from rvc.paths import ExperimentDir
+from rvc.experiment import Experiment
 
 KMEANS_THRESHOLD = 200_000  # RVC: above this many vectors, index k-means centres instead
 KMEANS_CENTRES = 10_000  # RVC: how many centres
@@ -40,14 +40,6 @@ DEFAULT_NPROBE = 1  # lists searched per query, as RVC writes it (its UI never c
 SEED = 1234
 
 Log = Callable[[str], Any]
-
-
-def index_path(experiment: ExperimentDir) -> Path:
-    """Return where the experiment's index goes: ``logs/NAME/NAME.index``.
-
-    Local until ``ExperimentDir`` names it (``index_file``).
-    """
-    return experiment.root / f"{experiment.name}.index"
 
 
 def ivf_lists(vectors: int) -> int:
@@ -81,7 +73,7 @@ class _FeatureFile:
     frames: int
 
 
-def _read_clip_names(experiment: ExperimentDir) -> list[str]:
+def _read_clip_names(experiment: Experiment) -> list[str]:
     path = experiment.train_clips
     if not path.is_file():
         raise UserError(
@@ -96,7 +88,7 @@ def _open_features(path: Path) -> np.ndarray:
     return np.load(path, mmap_mode="r", allow_pickle=False)
 
 
-def _scan_features(experiment: ExperimentDir, log: Log) -> tuple[list[_FeatureFile], int, list[str]]:
+def _scan_features(experiment: Experiment, log: Log) -> tuple[list[_FeatureFile], int, list[str]]:
     """Check every training clip's features file by its header; return the usable ones and the width."""
     files: list[_FeatureFile] = []
     skipped: list[str] = []
@@ -228,7 +220,7 @@ def write_index_atomic(index: Any, path: Path) -> None:
 
 
 def build_index(
-    experiment: ExperimentDir,
+    experiment: Experiment,
     out: Path | None = None,
     log: Log = print,
     *,
@@ -242,12 +234,12 @@ def build_index(
     Reads ``content_768/<clip>.npy`` (float32 [T x 768]) for every clip in ``clips_train.txt``,
     skipping (and naming) clips without usable features. Above ``kmeans_threshold`` vectors the
     index holds ``kmeans_centres`` k-means centres instead. Writes ``out`` (default
-    ``logs/NAME/NAME.index``) atomically.
+    ``Experiment.index_file``) atomically.
     """
     if kmeans_threshold < 1 or kmeans_centres < 1 or nprobe < 1:
         raise ValueError("kmeans_threshold, kmeans_centres and nprobe must be positive")
     started = time.perf_counter()
-    path = Path(out) if out is not None else index_path(experiment)
+    path = Path(out) if out is not None else experiment.index_file
     files, dim, skipped = _scan_features(experiment, log)
     total = sum(f.frames for f in files)
     use_kmeans = total > kmeans_threshold and total > kmeans_centres

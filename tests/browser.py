@@ -154,7 +154,7 @@ def start_app(
 
 def stop_app(app: RunningApp) -> None:
     """Stop the app (SIGTERM: it closes and stops its TensorBoard) and any trainer it left in its logs."""
-    from rvc.paths import Workspace
+    from rvc.experiment import Workspace
     from rvc.train import launcher
 
     if app.process.poll() is None:

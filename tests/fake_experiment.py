@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from rvc.config.experiment import DataInfo, ExperimentConfig, save_config
+from rvc.config.experiment import DataInfo, ExperimentConfig
 from rvc.config.train import TrainConfig
+from rvc.experiment import Experiment
+from rvc.experiment.config_file import save_config
 from rvc.f0 import coarse_f0
 from rvc.fileio import atomic_write_json
 from rvc.models.config import ModelConfig
-from rvc.paths import ExperimentDir
 from tests.synth import harmonic_tone
 
 
@@ -26,10 +27,10 @@ def make_extracted_experiment(
     sample_rate: int = 40000,
     feature_dim: int = 768,
     seed: int = 0,
-) -> ExperimentDir:
+) -> Experiment:
     """Write clips (target rate), features, f0 and the clip lists; return the experiment."""
     rng = np.random.default_rng(seed)
-    experiment = ExperimentDir(logs_dir, name)
+    experiment = Experiment(logs_dir, name)
     names = [f"clip-{i:04d}" for i in range(train_clips + validation_clips)]
     clips = []
     for i, clip in enumerate(names):
@@ -82,7 +83,7 @@ def tiny_config(sample_rate: int = 40000, **train: object) -> ExperimentConfig:
     )
 
 
-def write_tiny_config(experiment: ExperimentDir, **train: object) -> ExperimentConfig:
+def write_tiny_config(experiment: Experiment, **train: object) -> ExperimentConfig:
     config = tiny_config(**train)
     save_config(experiment, config)
     return config

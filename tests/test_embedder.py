@@ -18,9 +18,9 @@ import torch
 from transformers import HubertConfig, HubertModel
 
 from rvc.errors import UserError
+from rvc.experiment import AssetDir
 from rvc.features.embedder import EMBEDDERS, FRAMES_PER_SECOND, content_frames, load_embedder
 from rvc.features.fairseq_import import fairseq_to_hf_key, hf_to_fairseq_key, parse_conv_feature_layers
-from rvc.paths import AssetDir
 from tests.synth import harmonic_tone
 
 SR = 16000

@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from rvc.errors import UserError
-from rvc.experiment import checkpoints
-from rvc.paths import ExperimentDir
+from rvc.experiment import Experiment, checkpoints
 
 
 def _write(folder: Path, tag: str | int, complete: bool = True) -> None:
@@ -26,7 +25,7 @@ def _write(folder: Path, tag: str | int, complete: bool = True) -> None:
 
 
 def test_the_catalogue_tells_latest_best_complete_and_resumable(tmp_path: Path) -> None:
-    experiment = ExperimentDir(tmp_path, "voice")
+    experiment = Experiment(tmp_path, "voice")
     catalogue = experiment.checkpoints
     assert catalogue.folder == experiment.root / "checkpoints" and not catalogue.can_resume()
     with pytest.raises(UserError, match=r"no generator checkpoints.*python -m rvc train --experiment voice"):

@@ -14,6 +14,9 @@ import pytest
 import torch
 
 from rvc.errors import UserError
+from rvc.experiment import Experiment
+from rvc.experiment.dataset import DatasetReport
+from rvc.experiment.features import FeaturesReport
 from rvc.export import (
     build_generator,
     export_experiment,
@@ -24,7 +27,6 @@ from rvc.export import (
 from rvc.models.config import ModelConfig
 from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
 from rvc.models.weights import PretrainMismatchError, to_rvc_spelling
-from rvc.paths import ExperimentDir
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data"
@@ -307,9 +309,9 @@ def test_refuses_checkpoints_and_non_models(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- an experiment's checkpoints
 
 
-def _trained_experiment(logs: Path, name: str) -> tuple[ExperimentDir, SynthesizerTrnMs768NSFsid]:
+def _trained_experiment(logs: Path, name: str) -> tuple[Experiment, SynthesizerTrnMs768NSFsid]:
     """Lay out checkpoints, config.json and reports as the trainer and the data stages will."""
-    experiment = ExperimentDir(logs, name)
+    experiment = Experiment(logs, name)
     folder = experiment.root / "checkpoints"
     folder.mkdir(parents=True)
     models = {10: _tiny_generator(seed=5), 30: _tiny_generator(seed=0), "best": _tiny_generator(seed=7)}
@@ -320,8 +322,8 @@ def _trained_experiment(logs: Path, name: str) -> tuple[ExperimentDir, Synthesiz
         torch.save(checkpoint, folder / f"G_{step}.pth")
     config = {"model": ModelConfig.tiny().to_dict(), "train": {"epochs": 3}}
     experiment.config_json.write_text(json.dumps(config))
-    experiment.extract_report.write_text(json.dumps({"embedder": "contentvec", "f0_method": "rmvpe"}))
-    experiment.dataset_report.write_text(json.dumps({"total_seconds": 75.0}))
+    FeaturesReport(f0_method="rmvpe", embedder="contentvec").save(experiment)
+    DatasetReport(sample_rate=40000, total_seconds=75.0).save(experiment)
     best = {"v": 1, "kind": "best", "time": 1.0, "epoch": 2, "metrics": {"val/mel": 20.1}}
     experiment.progress_jsonl.write_text(json.dumps(best) + "\n")
     return experiment, models[30]

@@ -12,16 +12,17 @@ import pytest
 import soundfile as sf
 
 from rvc.errors import UserError
+from rvc.experiment import AssetDir, Experiment
+from rvc.experiment.features import FeaturesReport
 from rvc.features.extract import ExtractOptions, extract_features
 from rvc.fileio import atomic_write_json
-from rvc.paths import AssetDir, ExperimentDir
 from tests.fake_experiment import save_tiny_hubert
 from tests.synth import harmonic_tone
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _fake_prepared(experiment: ExperimentDir, seconds: list[float]) -> list[str]:
+def _fake_prepared(experiment: Experiment, seconds: list[float]) -> list[str]:
     """Write 16 kHz clips and a dataset.json as the prepare stage does."""
     names = []
     clips = []
@@ -48,7 +49,7 @@ def embedder_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_extract_writes_aligned_features_and_caches(tmp_path: Path, embedder_path: Path) -> None:
-    experiment = ExperimentDir(tmp_path / "logs", "voice")
+    experiment = Experiment(tmp_path / "logs", "voice")
     names = _fake_prepared(experiment, [1.0, 1.0, 0.73])
     assets = AssetDir(tmp_path / "assets")
     options = ExtractOptions(f0_method="harvest", embedder=str(embedder_path), device="cpu", workers=1)
@@ -87,16 +88,17 @@ def test_extract_writes_aligned_features_and_caches(tmp_path: Path, embedder_pat
 
 
 def test_extract_reports_a_broken_clip_and_goes_on(tmp_path: Path, embedder_path: Path) -> None:
-    experiment = ExperimentDir(tmp_path / "logs", "voice")
+    experiment = Experiment(tmp_path / "logs", "voice")
     names = _fake_prepared(experiment, [0.8, 0.8])
     experiment.clip_audio_16k(names[1]).write_bytes(b"RIFF\x00\x00garbage")
     options = ExtractOptions(f0_method="pm", embedder=str(embedder_path), device="cpu", workers=1)
 
     report = extract_features(experiment, AssetDir(tmp_path / "assets"), options, log=lambda _: None)
 
-    assert [f["clip"] for f in report.failed] == [names[1]]
+    assert [f.clip for f in report.failed] == [names[1]]
     assert experiment.clip_features(names[0]).is_file() and not experiment.clip_features(names[1]).exists()
-    saved = json.loads(experiment.extract_report.read_text())
+    assert FeaturesReport.load(experiment) == report and report.ready_clips == 1
+    saved = json.loads(experiment.extract_report.read_text())  # the file's schema, as other tools read it
     assert saved["failed"][0]["clip"] == names[1] and saved["ready_clips"] == 1
 
 
@@ -104,9 +106,9 @@ def test_extract_cli_fails_when_not_one_clip_is_ready(tmp_path: Path, embedder_p
     import argparse
 
     from rvc.cli.extract import add_arguments, run
-    from rvc.paths import Workspace
+    from rvc.experiment import Workspace
 
-    experiment = ExperimentDir(tmp_path / "logs", "voice")
+    experiment = Experiment(tmp_path / "logs", "voice")
     for name in _fake_prepared(experiment, [0.8, 0.8]):
         experiment.clip_audio_16k(name).write_bytes(b"RIFF\x00\x00garbage")
     parser = argparse.ArgumentParser()
@@ -118,13 +120,13 @@ def test_extract_cli_fails_when_not_one_clip_is_ready(tmp_path: Path, embedder_p
 
 
 def test_extract_without_prepare_says_what_to_do(tmp_path: Path) -> None:
-    experiment = ExperimentDir(tmp_path / "logs", "voice")
+    experiment = Experiment(tmp_path / "logs", "voice")
     with pytest.raises(UserError, match="rvc prepare"):
         extract_features(experiment, AssetDir(tmp_path / "assets"), ExtractOptions(f0_method="pm", device="cpu"))
 
 
 def test_extract_cli_missing_embedder_names_repo_and_folder(tmp_path: Path) -> None:
-    experiment = ExperimentDir(tmp_path / "logs", "voice")
+    experiment = Experiment(tmp_path / "logs", "voice")
     _fake_prepared(experiment, [0.5])
     env = {"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO)}
     result = subprocess.run(

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from rvc.errors import UserError
+from rvc.experiment import AssetDir
 from rvc.f0 import F0_METHODS, HOP, SAMPLE_RATE, F0Estimator, coarse_f0, create_f0_estimator, n_frames
-from rvc.paths import AssetDir
 from tests.synth import harmonic_tone
 
 STATE_DICT_LIST = Path(__file__).parent / "data" / "rmvpe_state_dict.txt"

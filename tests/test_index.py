@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from rvc.errors import UserError
-from rvc.index import build_index, index_path, ivf_lists, write_index_atomic
-from rvc.paths import ExperimentDir
+from rvc.experiment import Experiment
+from rvc.index import build_index, ivf_lists, write_index_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,9 +27,9 @@ def _two_threads():
     faiss.omp_set_num_threads(before)
 
 
-def _experiment(logs: Path, clips: dict[str, np.ndarray], name: str = "voice") -> ExperimentDir:
+def _experiment(logs: Path, clips: dict[str, np.ndarray], name: str = "voice") -> Experiment:
     """Write content features and clips_train.txt as the extract stage leaves them."""
-    experiment = ExperimentDir(logs, name)
+    experiment = Experiment(logs, name)
     experiment.features_dir.mkdir(parents=True)
     for clip, features in clips.items():
         np.save(experiment.clip_features(clip), features)
@@ -67,7 +67,7 @@ def test_five_vectors_make_a_one_list_index(tmp_path: Path) -> None:
 
     report = build_index(experiment, log=lines.append)
 
-    assert report.path == index_path(experiment) == experiment.root / "voice.index"
+    assert report.path == experiment.index_file == experiment.root / "voice.index"
     assert (report.vectors, report.indexed, report.n_lists, report.dim, report.clips) == (5, 5, 1, 768, 1)
     assert not report.kmeans and not report.skipped
     index = faiss.read_index(str(report.path))
@@ -150,7 +150,7 @@ def test_no_usable_features_is_a_user_error(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="python -m rvc extract"):
         build_index(experiment, log=lambda _: None)
     with pytest.raises(UserError, match=r"clips_train\.txt"):
-        build_index(ExperimentDir(tmp_path / "logs", "never-prepared"), log=lambda _: None)
+        build_index(Experiment(tmp_path / "logs", "never-prepared"), log=lambda _: None)
 
 
 def test_failed_write_keeps_the_old_index(tmp_path: Path) -> None:

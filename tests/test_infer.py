@@ -16,6 +16,7 @@ import soundfile as sf
 import torch
 
 from rvc.errors import UserError
+from rvc.experiment import AssetDir
 from rvc.export import export_model, read_exported
 from rvc.infer.envelope import frame_rms, mix_rms
 from rvc.infer.model import load_voice_model, recorded_embedder
@@ -30,7 +31,6 @@ from rvc.infer.pitch import apply_f0_curve, estimate_f0, generator_pitch, read_f
 from rvc.infer.retrieval import load_index
 from rvc.infer.windows import HOP, WindowConfig, plan_windows, run_windowed
 from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
-from rvc.paths import AssetDir
 from tests.fake_experiment import save_tiny_hubert, tiny_config
 from tests.synth import harmonic_tone, silence, speech_like
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rvc.errors import UserError
-from rvc.paths import ExperimentDir, Workspace
+from rvc.experiment import Experiment, Workspace
 from rvc.train import launcher
 from rvc.train.progress import read_events
 from rvc.train.tensorboard import start_tensorboard
@@ -32,7 +32,7 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
-def wait_for_event(experiment: ExperimentDir, kind: str, timeout: float = 180) -> list[dict]:
+def wait_for_event(experiment: Experiment, kind: str, timeout: float = 180) -> list[dict]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         events, _ = read_events(experiment.progress_jsonl)

@@ -9,14 +9,15 @@ from pathlib import Path
 import pytest
 
 from rvc.errors import UserError
-from rvc.paths import ExperimentDir, Workspace, validate_clip_name
+from rvc.experiment import Experiment, Workspace
+from rvc.experiment.names import validate_clip_name
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.parametrize("name", ["voice", "my-voice_v2", "a.b", "A1", "x" * 128])
 def test_good_names_stay_inside_the_logs_dir(tmp_path: Path, name: str) -> None:
-    experiment = ExperimentDir(tmp_path, name)
+    experiment = Experiment(tmp_path, name)
     assert experiment.root.parent == tmp_path.resolve()
     for path in (experiment.audio_dir(40000), experiment.clip_f0("c-1"), experiment.dataset_report):
         assert path.resolve().is_relative_to(experiment.root)
@@ -25,7 +26,7 @@ def test_good_names_stay_inside_the_logs_dir(tmp_path: Path, name: str) -> None:
 @pytest.mark.parametrize("name", ["", ".", "..", "../x", ".hidden", "a/b", "a\\b", "a b", "é", "x" * 129, "a\nb"])
 def test_bad_names_are_refused_with_a_clear_message(tmp_path: Path, name: str) -> None:
     with pytest.raises(UserError, match="letters, digits"):
-        ExperimentDir(tmp_path, name)
+        Experiment(tmp_path, name)
 
 
 @pytest.mark.parametrize("clip", ["../x", "a/b", ".x", ""])

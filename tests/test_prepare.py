@@ -26,7 +26,7 @@ from rvc.data.process import SourceJob, process_source
 from rvc.data.slicer import SlicerParams
 from rvc.data.split import SplitClip, split_dataset
 from rvc.errors import UserError
-from rvc.paths import ExperimentDir
+from rvc.experiment import Experiment
 from tests.conftest import FFMPEG, BadInputs
 from tests.synth import harmonic_tone, silence, speech_like
 from tests.tiny_whisper import save_tiny_whisper
@@ -50,10 +50,10 @@ def _speech(path: Path, sr: int = 16000, phrases: tuple[float, ...] = PHRASES, s
 
 def _run(logs: Path, inputs: list[Path], name: str = "voice", **options: Any) -> PrepareResult:
     options.setdefault("workers", 1)
-    return prepare(ExperimentDir(logs, name), inputs, PrepareOptions(**options), progress=False)
+    return prepare(Experiment(logs, name), inputs, PrepareOptions(**options), progress=False)
 
 
-def _wav_mtimes(experiment: ExperimentDir) -> dict[Path, int]:
+def _wav_mtimes(experiment: Experiment) -> dict[Path, int]:
     return {p: p.stat().st_mtime_ns for p in experiment.root.glob("audio_*/*.wav")}
 
 
@@ -65,7 +65,7 @@ def _rows(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {Path(s["path"]).name: s for s in report["sources"]}
 
 
-def _check_clip_files(experiment: ExperimentDir, report: dict[str, Any], chunk: float = 3.0) -> None:
+def _check_clip_files(experiment: Experiment, report: dict[str, Any], chunk: float = 3.0) -> None:
     """Every listed clip exists at both rates with matching lengths, within the length bounds."""
     sr = report["sample_rate"]
     for clip in report["clips"]:
@@ -101,7 +101,7 @@ def test_cli_end_to_end_then_nothing_to_do(tmp_path: Path, write_audio: Callable
     first = _cli(*args)
     assert first.returncode == 0, first.stderr
     assert first.stdout.strip().splitlines()[-1].startswith("prepared 3 source(s)")
-    experiment = ExperimentDir(logs, "voice")
+    experiment = Experiment(logs, "voice")
     report = json.loads(experiment.dataset_report.read_text())
     assert set(report) == REPORT_KEYS
     assert all(set(s) == SOURCE_KEYS for s in report["sources"])
@@ -174,7 +174,7 @@ def test_bad_files_are_listed_with_a_reason_and_nothing_else_is_lost(tmp_path: P
         assert rows[name]["status"] == "ok" and rows[name]["clips"] >= 1, rows[name]
         assert rows[name]["seconds"] >= 2.0 - 0.05
     assert "%" in rows["clipped.wav"]["reason"]  # says how much is clipped
-    _check_clip_files(ExperimentDir(tmp_path / "logs", "voice"), report)
+    _check_clip_files(Experiment(tmp_path / "logs", "voice"), report)
     assert result.rejected == len(bad_inputs.rejected)
 
 
@@ -197,7 +197,7 @@ def test_an_unreadable_file_is_listed_as_permission_denied(tmp_path: Path) -> No
             if result.returncode != 0 and "setpriv" in result.stderr:
                 pytest.skip(f"setpriv cannot drop capabilities here: {result.stderr.strip()}")
             assert result.returncode == 0, result.stderr
-            report = json.loads(ExperimentDir(tmp_path / "logs", "voice").dataset_report.read_text())
+            report = json.loads(Experiment(tmp_path / "logs", "voice").dataset_report.read_text())
     finally:
         locked.chmod(0o644)
     rows = _rows(report)
@@ -231,7 +231,7 @@ def test_fails_fast_naming_the_path(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="no usable audio") as raised:
         _run(tmp_path / "logs", [bad])
     assert "quiet.wav: silent" in str(raised.value) and "noise.mp3: unreadable" in str(raised.value)
-    report = json.loads(ExperimentDir(tmp_path / "logs", "voice").dataset_report.read_text())
+    report = json.loads(Experiment(tmp_path / "logs", "voice").dataset_report.read_text())
     assert len(report["rejected"]) == 2 and report["clip_count"] == 0
 
 
@@ -240,7 +240,7 @@ def test_fails_fast_naming_the_path(tmp_path: Path) -> None:
 
 def test_cache_reuses_adds_redoes_and_removes(tmp_path: Path) -> None:
     inputs, logs = tmp_path / "in", tmp_path / "logs"
-    experiment = ExperimentDir(logs, "voice")
+    experiment = Experiment(logs, "voice")
     _speech(inputs / "a.wav", 22050, seed=1)
     _speech(inputs / "b.wav", 16000, seed=2, subtype="FLOAT")
     first = _run(logs, [inputs])
@@ -290,7 +290,7 @@ def test_a_second_run_on_the_same_experiment_waits_its_turn(tmp_path: Path) -> N
     import fcntl
 
     _speech(tmp_path / "in" / "a.wav")
-    experiment = ExperimentDir(tmp_path / "logs", "voice")
+    experiment = Experiment(tmp_path / "logs", "voice")
     experiment.ensure()
     fd = os.open(experiment.root, os.O_RDONLY)
     try:
@@ -315,7 +315,7 @@ def test_validation_takes_whole_recordings_when_there_are_several(tmp_path: Path
     assert all(len(splits) == 1 for splits in by_source.values())  # no recording is in both
     assert {"train"} in by_source.values() and {"validation"} in by_source.values()
     assert 3 <= report["validation_clip_count"] <= 4
-    experiment = ExperimentDir(tmp_path / "logs", "voice")
+    experiment = Experiment(tmp_path / "logs", "voice")
     assert set(experiment.validation_clips.read_text().split()) == {
         c["name"] for c in report["clips"] if c["split"] == "validation"
     }
@@ -372,7 +372,7 @@ def test_simple_and_none_cut_modes(tmp_path: Path) -> None:
     assert simple["clips"][0]["start"] == 0.0 and simple["clips"][-1]["end"] == pytest.approx(duration, abs=1e-3)
     whole = _run(tmp_path / "logs", [tmp_path / "in"], "whole", cut="none", wav_format="pcm16", validation=0).report
     assert len(whole["clips"]) == 1 and whole["clips"][0]["seconds"] == pytest.approx(duration, abs=1e-3)
-    written = ExperimentDir(tmp_path / "logs", "whole").clip_audio(whole["clips"][0]["name"], 40000)
+    written = Experiment(tmp_path / "logs", "whole").clip_audio(whole["clips"][0]["name"], 40000)
     assert sf.info(str(written)).subtype == "PCM_16"
 
 
@@ -389,7 +389,7 @@ def test_whisper_spans_become_the_clips(tmp_path: Path) -> None:
     # The spans come from rvc.data.transcribe.slice_spans in a real run; here they are given, so the cut is known.
     sr = 16000
     path = _speech(tmp_path / "a.wav", sr, phrases=(2.0, 5.0), seed=3)  # phrases at 0.8-2.8 s and 3.6-8.6 s
-    experiment = ExperimentDir(tmp_path / "logs", "voice")
+    experiment = Experiment(tmp_path / "logs", "voice")
     job = SourceJob(path, "ab" * 32, "a-abababab", PrepareOptions(), experiment, spans=((0.7, 2.9), (3.5, 8.7)))
     result = process_source(job)
     assert result.ok, result.reason
@@ -411,7 +411,7 @@ def test_post_normalisation_and_absurd_peaks(tmp_path: Path) -> None:
     audio = np.concatenate([silence(0.8, sr), quiet, silence(0.8, sr), broken, silence(0.8, sr)])
     (tmp_path / "in").mkdir()
     sf.write(tmp_path / "in" / "a.wav", audio, sr, subtype="FLOAT")
-    experiment = ExperimentDir(tmp_path / "logs", "post")
+    experiment = Experiment(tmp_path / "logs", "post")
     report = _run(tmp_path / "logs", [tmp_path / "in"], "post", validation=0).report
     assert len(report["clips"]) == 1 and report["clips"][0]["end"] < 3.6  # only the quiet phrase
     assert "peak above 2.5" in report["sources"][0]["reason"]
@@ -419,12 +419,12 @@ def test_post_normalisation_and_absurd_peaks(tmp_path: Path) -> None:
     # RVC's blend: x / peak * 0.9 * 0.75 + 0.25 * x, so a 0.1 peak becomes 0.675 + 0.025.
     assert np.max(np.abs(clip)) == pytest.approx(0.7, abs=0.03)
     raw = _run(tmp_path / "logs", [tmp_path / "in"], "raw", normalize="none", highpass=False, validation=0).report
-    clip, _ = sf.read(ExperimentDir(tmp_path / "logs", "raw").clip_audio(raw["clips"][0]["name"], 40000))
+    clip, _ = sf.read(Experiment(tmp_path / "logs", "raw").clip_audio(raw["clips"][0]["name"], 40000))
     assert np.max(np.abs(clip)) == pytest.approx(0.1, abs=0.01)
     # pre: the whole file is scaled to peak 0.9 (by 0.9 / 3.0); the broken phrase is still judged on its raw peak.
     pre = _run(tmp_path / "logs", [tmp_path / "in"], "pre", normalize="pre", highpass=False, validation=0).report
     assert len(pre["clips"]) == 1
-    clip, _ = sf.read(ExperimentDir(tmp_path / "logs", "pre").clip_audio(pre["clips"][0]["name"], 40000))
+    clip, _ = sf.read(Experiment(tmp_path / "logs", "pre").clip_audio(pre["clips"][0]["name"], 40000))
     assert np.max(np.abs(clip)) == pytest.approx(0.1 * 0.9 / 3.0, abs=0.003)
 
 
@@ -458,7 +458,7 @@ def test_denoise_and_trim_silence_in_the_pipeline(tmp_path: Path) -> None:
     # 9 s with three 2 s silences -> 3 s of phrases + ~1 s of silence left, from 1.75 s to 7.25 s.
     assert clip["seconds"] == pytest.approx(4.0, abs=0.15)
     assert clip["start"] == pytest.approx(1.75, abs=0.05) and clip["end"] == pytest.approx(7.25, abs=0.05)
-    data, _ = sf.read(ExperimentDir(tmp_path / "logs", "voice").clip_audio(clip["name"], 40000))
+    data, _ = sf.read(Experiment(tmp_path / "logs", "voice").clip_audio(clip["name"], 40000))
     assert float(np.sqrt(np.mean(data[: int(0.2 * 40000)] ** 2))) < 0.003 / 4  # the hiss before the voice is gated
 
 
@@ -487,7 +487,7 @@ def test_url_is_downloaded_with_yt_dlp_and_prepared(
     pytest.importorskip("yt_dlp", reason="yt-dlp is not installed (it is in requirements-dev.txt)")
     for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(name, raising=False)  # the server is local
-    experiment = ExperimentDir(tmp_path / "logs", "voice")
+    experiment = Experiment(tmp_path / "logs", "voice")
     url = f"{media_server}/voice.wav"
     first = prepare(experiment, [], PrepareOptions(workers=1), urls=[url], progress=False)
     (row,) = first.report["sources"]
@@ -509,12 +509,12 @@ def test_transcribe_writes_whisper_json_and_the_ljspeech_lists(tmp_path: Path) -
     pytest.importorskip("whisper", reason="openai-whisper is not installed")
 
     from rvc.data.transcribe import WhisperOptions
-    from rvc.paths import AssetDir
+    from rvc.experiment import AssetDir
 
     # A tiny randomly initialised Whisper in whisper's own checkpoint format: the code path is real, the text is not.
     checkpoint = save_tiny_whisper(tmp_path / "tiny-random.pt")
     _speech(tmp_path / "in" / "s.wav", phrases=(2.0, 2.5, 2.0), seed=1)  # one recording: decoding is the cost
-    experiment = ExperimentDir(tmp_path / "logs", "voice")
+    experiment = Experiment(tmp_path / "logs", "voice")
     options = WhisperOptions(model=str(checkpoint), language="en", device="cpu")
 
     def run() -> PrepareResult:

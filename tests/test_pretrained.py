@@ -14,12 +14,12 @@ import pytest
 import torch
 
 from rvc.errors import UserError
+from rvc.experiment import AssetDir, Workspace
 from rvc.features.embedder import EMBEDDERS
 from rvc.models.config import ModelConfig
 from rvc.models.discriminator import MultiPeriodDiscriminatorV2
 from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
 from rvc.models.weights import PretrainMismatchError, to_rvc_spelling
-from rvc.paths import AssetDir, Workspace
 from rvc.pretrained.catalogue import CatalogueError, bundled_catalogue_path, load_catalogue, load_catalogue_for
 from rvc.pretrained.custom import add_custom_pair
 from rvc.pretrained.download import ChecksumError, DownloadError, DownloadProgress, download_pretrain, download_weights

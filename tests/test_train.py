@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from rvc.config.experiment import load_config, save_config
+from rvc.experiment import Experiment
 from rvc.experiment import checkpoints as checkpoint
-from rvc.paths import ExperimentDir
+from rvc.experiment.config_file import load_config, save_config
 from rvc.train.progress import parse_line, read_events
 from tests.fake_experiment import make_extracted_experiment, tiny_config, write_tiny_config
 
@@ -277,7 +277,7 @@ def test_two_gloo_processes_train_with_ddp(tmp_path: Path) -> None:
     start = events[0]
     assert start["world_size"] == 2 and start["steps_per_epoch"] == 2  # 8 clips / (2 ranks x batch 2)
     assert events[-1]["kind"] == "done" and events[-1]["step"] == 4
-    assert checkpoint.complete_steps(ExperimentDir(logs, "voice").root / "checkpoints")[-1] == 4
+    assert checkpoint.complete_steps(Experiment(logs, "voice").root / "checkpoints")[-1] == 4
 
 
 def test_auto_stop_ends_every_process_of_a_ddp_run(tmp_path: Path) -> None:

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from rvc.config.experiment import ExperimentConfig, save_config
+from rvc.config.experiment import ExperimentConfig
 from rvc.experiment import checkpoints as checkpoint
+from rvc.experiment.config_file import save_config
 from rvc.models.config import ModelConfig
 from tests.fake_experiment import make_extracted_experiment, write_tiny_config
 from tests.test_train import _run

@@ -24,7 +24,7 @@ from rvc.data.transcribe import (
     write_transcripts,
 )
 from rvc.errors import UserError
-from rvc.paths import AssetDir, ExperimentDir
+from rvc.experiment import AssetDir, Experiment
 from tests.synth import speech_like
 from tests.tiny_whisper import save_tiny_whisper
 
@@ -58,8 +58,8 @@ def clip() -> np.ndarray:
     return speech_like(16000, phrases=(1.0, 1.0), gap_seconds=0.3)
 
 
-def _experiment(tmp_path: Path) -> ExperimentDir:
-    experiment = ExperimentDir(tmp_path / "logs", "voice")
+def _experiment(tmp_path: Path) -> Experiment:
+    experiment = Experiment(tmp_path / "logs", "voice")
     experiment.ensure()
     return experiment
 

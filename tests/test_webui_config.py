@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from rvc.config.experiment import load_config
 from rvc.config.train import TrainConfig
 from rvc.errors import UserError
+from rvc.experiment import Workspace
+from rvc.experiment.config_file import load_config
 from rvc.models.config import ModelConfig
-from rvc.paths import Workspace
 from rvc.pretrained.pairs import find_pretrain_pairs, rate_from_name
 from tests.fake_experiment import make_extracted_experiment, write_tiny_config
 from webui import config_handlers as handlers

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 
 from rvc.errors import UserError
-from rvc.paths import Workspace
+from rvc.experiment import Workspace
 from tests.fake_experiment import make_extracted_experiment, save_tiny_hubert
 from tests.synth import speech_like
 from tests.tiny_whisper import save_tiny_whisper

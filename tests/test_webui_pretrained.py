@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 import torch
 
+from rvc.experiment import AssetDir, Workspace
 from rvc.models.config import ModelConfig
 from rvc.models.discriminator import MultiPeriodDiscriminatorV2
 from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
 from rvc.models.weights import to_rvc_spelling
-from rvc.paths import AssetDir, Workspace
 from rvc.pretrained.catalogue import bundled_catalogue_path, load_catalogue
 from rvc.pretrained.download import DownloadProgress
 from tests.fake_hub import FakeHub, closed_port_url, serve_hub, tiny_pretrain_bytes, write_catalogue

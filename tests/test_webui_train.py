@@ -21,7 +21,7 @@ import pytest
 
 pytest.register_assert_rewrite("tests.browser")  # before its import: its fixtures' asserts explain themselves
 
-from rvc.paths import ExperimentDir, Workspace  # noqa: E402
+from rvc.experiment import Experiment, Workspace  # noqa: E402
 from rvc.train.launcher import TrainCommand  # noqa: E402
 from rvc.train.progress import format_line, make_event, read_events  # noqa: E402
 from tests.browser import RunningApp, open_tab, processes_mentioning, screenshot  # noqa: E402
@@ -49,7 +49,7 @@ def app_args(settings_file: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def experiment(app: RunningApp) -> ExperimentDir:
+def experiment(app: RunningApp) -> Experiment:
     """An experiment ready to train a tiny model for longer than the test watches it."""
     experiment = make_extracted_experiment(app.logs_dir, "voice")
     write_tiny_config(experiment, epochs=1000, save_every=1000, log_every_seconds=0.2)
@@ -92,7 +92,7 @@ def test_every_tab_renders(page: Any) -> None:
 
 
 def test_train_tab_trains_plots_reattaches_stops_and_resumes(
-    app: RunningApp, experiment: ExperimentDir, page: Any
+    app: RunningApp, experiment: Experiment, page: Any
 ) -> None:
     open_tab(page, "Train")
     page.get_by_role("button", name="Refresh the list").click()

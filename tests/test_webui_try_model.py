@@ -11,10 +11,10 @@ import torch
 
 from rvc.audio import write_wav
 from rvc.errors import UserError
+from rvc.experiment import Workspace
 from rvc.export import export_model
 from rvc.infer.pipeline import ConvertOptions
 from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
-from rvc.paths import Workspace
 from tests.fake_experiment import save_tiny_hubert, tiny_config
 from tests.synth import speech_like
 from webui import try_model_handlers as h

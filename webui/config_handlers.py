@@ -15,11 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rvc.config.experiment import ExperimentConfig, load_config, save_config
+from rvc.config.experiment import ExperimentConfig
 from rvc.config.train import DATA_PLACEMENTS, LR_SCHEMES, PRECISIONS, STEP_MODES, TrainConfig
 from rvc.errors import UserError
+from rvc.experiment import Experiment, Workspace
+from rvc.experiment.config_file import find_config, has_config, load_config, save_config
 from rvc.models.config import SAMPLE_RATE_TAGS, ModelConfig
-from rvc.paths import ExperimentDir, Workspace
 from webui.config_pretrains import NO_PRETRAIN
 from webui.paths_guard import PathGuard
 from webui.prepare_handlers import experiment_of
@@ -207,26 +208,15 @@ def train_from_form(values: Mapping[str, Any], guard: PathGuard) -> TrainConfig:
 
 
 def list_experiments(workspace: Workspace) -> list[str]:
-    """Return the experiments in the logs folder that hold a prepared dataset or a configuration."""
-    root = workspace.logs_dir
-    if not root.is_dir():
-        return []
-    names = []
-    for folder in sorted(root.iterdir()):
-        try:
-            experiment = workspace.experiment(folder.name)
-        except UserError:
-            continue  # not an experiment folder (a hidden or oddly named folder)
-        if experiment.dataset_report.is_file() or experiment.config_json.is_file():
-            names.append(folder.name)
-    return names
+    """Return the experiments that hold a prepared dataset or a configuration, by name."""
+    return [status.name for status in workspace.experiments() if status.prepared or status.configured]
 
 
-def _saved(experiment: ExperimentDir) -> ExperimentConfig | None:
-    return load_config(experiment) if experiment.config_json.is_file() else None
+def _saved(experiment: Experiment) -> ExperimentConfig | None:
+    return find_config(experiment)
 
 
-def _model_for(experiment: ExperimentDir, sample_rate: int) -> ModelConfig:
+def _model_for(experiment: Experiment, sample_rate: int) -> ModelConfig:
     """Return the experiment's saved model when it has this rate (a custom shape stays), else the v2 preset."""
     saved = _saved(experiment)
     if saved is not None and saved.model.sample_rate == sample_rate:
@@ -285,7 +275,7 @@ def import_form(workspace: Workspace, name: str, source: str) -> LoadedForm:
 
     experiment = experiment_of(workspace, name)
     other = experiment_of(workspace, source)
-    if not other.config_json.is_file():
+    if not has_config(other):
         raise UserError(f"experiment '{other.name}' has no saved configuration to import ({other.config_json})")
     config = load_config(other)
     config.data = data_info(experiment)
@@ -347,7 +337,7 @@ def validate_form(
 
 
 def save_form(workspace: Workspace, guard: PathGuard, name: str, sample_rate: int, values: Mapping[str, Any]) -> str:
-    """Validate and write config.json (rvc.config.experiment.save_config); with errors, save nothing."""
+    """Validate and save the experiment's settings (rvc.experiment.config_file); with errors, save nothing."""
     try:
         config = config_from_form(workspace, guard, name, sample_rate, values)
     except UserError as error:

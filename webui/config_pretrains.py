@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from rvc.experiment import Workspace
 from rvc.models.config import SAMPLE_RATE_TAGS
-from rvc.paths import Workspace
 from rvc.pretrained.pairs import PretrainListing, PretrainPair, find_pretrain_pairs
 
 NO_PRETRAIN = "none"  # the dropdown value for "train from scratch" (a real choice is an absolute path)

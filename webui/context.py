@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rvc.paths import Workspace
+from rvc.experiment import Workspace
 from rvc.train.tensorboard import TensorBoardServer, start_tensorboard
 from webui.jobs import JobRegistry
 from webui.paths_guard import PathGuard

@@ -1,4 +1,4 @@
-"""The job registry: one training job per experiment, re-attached from ``progress.jsonl``.
+"""The job registry: one training job per experiment, re-attached from the trainer's events file.
 
 A job folds the trainer's progress events (rvc.train.progress) into a
 ``RunState`` (webui.run_view), reading the file incrementally, so any number of
@@ -13,7 +13,8 @@ import subprocess
 import threading
 
 from rvc.errors import UserError
-from rvc.paths import ExperimentDir, Workspace
+from rvc.experiment import Experiment, Workspace
+from rvc.experiment.config_file import has_config
 from rvc.train import launcher
 from rvc.train.progress import read_events
 from webui.run_view import RunState, TrainView, train_view
@@ -22,12 +23,12 @@ from webui.run_view import RunState, TrainView, train_view
 class Job:
     """One experiment's training: its process (if this app started it) and its folded events."""
 
-    def __init__(self, experiment: ExperimentDir) -> None:
+    def __init__(self, experiment: Experiment) -> None:
         self.experiment = experiment
         self.process: subprocess.Popen[bytes] | None = None
         self.state = RunState()
         self.offset = 0
-        self.launch_offset: int | None = None  # progress.jsonl's size when this app started the trainer
+        self.launch_offset: int | None = None  # the events file's size when this app started the trainer
         self.started_since_launch = False  # a start event came after launch_offset
         self.exit_code: int | None = None  # of the trainer this app started, once it has ended
         self.stopping = False
@@ -108,26 +109,13 @@ class JobRegistry:
             return self._jobs[name]
 
     def experiments(self) -> list[str]:
-        """Return the experiments that can train or have trained (a config.json or progress), newest first."""
-        logs = self.workspace.logs_dir
-        if not logs.is_dir():
-            return []
-        found = []
-        for folder in logs.iterdir():
-            try:
-                experiment = self.workspace.experiment(folder.name)
-            except UserError:
-                continue  # not an experiment folder (a dotfile, a stray name)
-            if folder.is_dir() and (experiment.config_json.exists() or experiment.progress_jsonl.exists()):
-                stamp = max(
-                    p.stat().st_mtime for p in (folder, experiment.config_json, experiment.progress_jsonl) if p.exists()
-                )
-                found.append((stamp, folder.name))
-        return [name for _, name in sorted(found, reverse=True)]
+        """Return the experiments that can train or have trained (saved settings or a run), newest first."""
+        found = [status for status in self.workspace.experiments() if status.configured or status.has_run]
+        return [status.name for status in sorted(found, key=lambda status: status.modified, reverse=True)]
 
     def running(self) -> list[str]:
         """Return the experiments training now (started here or by anyone else)."""
-        return [name for name in self.experiments() if launcher.is_running(self.workspace.experiment(name))]
+        return [status.name for status in self.workspace.experiments() if status.training]
 
     def start(self, name: str, command: launcher.TrainCommand) -> None:
         """Start training ``name``; raise UserError if it is running or cannot start."""
@@ -135,10 +123,8 @@ class JobRegistry:
         with job.lock:
             if job.running():
                 raise UserError(f"experiment {name!r} is already training: watch it here, or Stop it first")
-            if not job.experiment.config_json.exists():
-                raise UserError(
-                    f"experiment {name!r} has no config.json: save its settings in Generate Configuration first"
-                )
+            if not has_config(job.experiment):
+                raise UserError(f"experiment {name!r} has no saved settings: save them in Generate Configuration first")
             job._read()
             job.launch_offset = job.offset
             job.started_since_launch = False

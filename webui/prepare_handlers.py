@@ -19,9 +19,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from rvc.data.options import PrepareOptions, parse_validation
 from rvc.data.slicer import SlicerParams
 from rvc.errors import UserError
+from rvc.experiment import Experiment, Workspace
+from rvc.experiment.dataset import DatasetReport
+from rvc.experiment.names import validate_experiment_name
 from rvc.features.extract import ExtractOptions
-from rvc.fileio import read_json
-from rvc.paths import ExperimentDir, Workspace, validate_experiment_name
 from webui.paths_guard import PathGuard
 from webui.prepare_stream import Say, StageOutcome, files_newer_than, stream_stage
 
@@ -177,7 +178,7 @@ def _whole(form: Mapping[str, Any], key: str, minimum: int = 0) -> int:
     return int(value)
 
 
-def experiment_of(workspace: Workspace, name: str | None) -> ExperimentDir:
+def experiment_of(workspace: Workspace, name: str | None) -> Experiment:
     """Return the experiment named in the form, or raise a UserError saying what a name may hold."""
     name = (name or "").strip()
     if not name:
@@ -290,10 +291,10 @@ class Inputs:
     folders: list[Path]
     urls: list[str]
     uploaded: int  # files copied from the browser into the experiment this time
-    reused: bool  # the folders came from the previous run's dataset.json
+    reused: bool  # the folders came from the previous run's dataset report
 
 
-def uploads_dir(experiment: ExperimentDir) -> Path:
+def uploads_dir(experiment: Experiment) -> Path:
     """Return where uploaded recordings are kept: inside the downloads folder, which every prepare run reads."""
     return experiment.downloads_dir / UPLOADS_FOLDER
 
@@ -307,12 +308,12 @@ def _safe_upload_name(name: str) -> str:
     return name.lstrip(".") or "upload"
 
 
-def gather_inputs(experiment: ExperimentDir, form: Mapping[str, Any], guard: PathGuard) -> Inputs:
+def gather_inputs(experiment: Experiment, form: Mapping[str, Any], guard: PathGuard) -> Inputs:
     """Return the folders and links to prepare, copying uploaded files into the experiment first.
 
     Every prepare run takes its inputs as the whole dataset (clips of sources
     no longer given are removed), so when the form names nothing, the folders
-    of the previous run (from dataset.json) are used again.
+    of the previous run (from its dataset report) are used again.
     """
     folders = []
     for line in _lines(form.get("folders")):
@@ -332,8 +333,8 @@ def gather_inputs(experiment: ExperimentDir, form: Mapping[str, Any], guard: Pat
             shutil.copyfile(source, target / _safe_upload_name(source.name))
     reused = False
     if not folders and not urls and not uploads:
-        report = read_json(experiment.dataset_report, default=None) or {}
-        previous = [Path(p) for p in report.get("options", {}).get("input", [])]
+        report = DatasetReport.find(experiment)
+        previous = report.inputs if report is not None else []
         folders = [guard.allow_dataset_folder(p) for p in previous if p != experiment.downloads_dir]
         reused = bool(folders)
     downloads = experiment.downloads_dir
@@ -347,10 +348,10 @@ def gather_inputs(experiment: ExperimentDir, form: Mapping[str, Any], guard: Pat
     return Inputs(folders, urls, len(uploads), reused)
 
 
-def _last_slicing(experiment: ExperimentDir) -> bool:
-    """Return whether the previous prepare run cut at Whisper's segments (dataset.json records it)."""
-    report = read_json(experiment.dataset_report, default=None) or {}
-    return bool(report.get("options", {}).get("slice_by_whisper", False))
+def _last_slicing(experiment: Experiment) -> bool:
+    """Return whether the previous prepare run cut at Whisper's segments (its dataset report records it)."""
+    report = DatasetReport.find(experiment)
+    return report is not None and report.sliced_by_whisper
 
 
 def _describe(inputs: Inputs) -> str:

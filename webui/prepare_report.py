@@ -1,7 +1,7 @@
 """The dataset report of the Prepare Dataset tab: totals, rejected files, and the pitch distribution.
 
-Everything is read from the experiment's files (``dataset.json``, ``features.json``,
-``f0_hz/*.npy``), so the report is the same after a reload or a restart.
+Everything is read from the experiment's files (its dataset and features reports and
+per-clip f0), so the report is the same after a reload or a restart.
 """
 
 from __future__ import annotations
@@ -9,13 +9,15 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rvc.errors import UserError
-from rvc.fileio import read_json
-from rvc.paths import ExperimentDir, Workspace, validate_clip_name
+from rvc.experiment import Experiment, Workspace
+from rvc.experiment.dataset import DatasetReport as DatasetRecord
+from rvc.experiment.features import FeaturesReport
+from rvc.experiment.names import validate_clip_name
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -36,7 +38,7 @@ class PitchHistogram:
     counts: np.ndarray  # int64 [B], voiced frames per bin
     voiced_frames: int
     clips: int  # clips whose f0 file was read
-    missing: int  # clips listed in dataset.json without an f0 file
+    missing: int  # clips the dataset lists without an f0 file
     median_hz: float | None
     low_hz: float | None  # 5th percentile
     high_hz: float | None  # 95th percentile
@@ -55,7 +57,7 @@ class DatasetReport:
     validation_clip_count: int
     source_count: int  # recordings that gave clips
     rejected: list[list[str]]  # rows of REJECTED_HEADERS
-    features: dict[str, Any] | None  # features.json, when the extract stage ran
+    features: FeaturesReport | None  # when the extract stage ran
     pitch: PitchHistogram | None
 
 
@@ -65,7 +67,7 @@ def note_name(hz: float) -> str:
     return f"{_NOTES[midi % 12]}{midi // 12 - 1}"
 
 
-def pitch_histogram(experiment: ExperimentDir, clips: list[str]) -> PitchHistogram | None:
+def pitch_histogram(experiment: Experiment, clips: list[str]) -> PitchHistogram | None:
     """Count the voiced f0 frames (``f0_hz/<clip>.npy``, 0 = unvoiced) of ``clips``; None when none was extracted."""
     semitones = math.ceil(12 * math.log2(PITCH_MAX_HZ / PITCH_MIN_HZ))
     edges = PITCH_MIN_HZ * 2.0 ** (np.arange(semitones + 1) / 12)
@@ -100,39 +102,38 @@ def _display_path(path: str, roots: list[str]) -> str:
     return path
 
 
-def _rejected_rows(dataset: dict[str, Any], features: dict[str, Any] | None) -> list[list[str]]:
-    roots = [str(r) for r in dataset.get("options", {}).get("input", [])]
+def _rejected_rows(dataset: DatasetRecord, features: FeaturesReport | None) -> list[list[str]]:
+    roots = [str(r) for r in dataset.inputs]
     rows = []
-    for source in dataset.get("sources", []):
-        shown = _display_path(str(source.get("path", "")), roots)
-        if source.get("status") == "rejected":
-            rows.append([shown, "rejected", str(source.get("reason") or "")])
-        elif source.get("reason"):
-            rows.append([shown, "kept, with a note", str(source["reason"])])
-    for failure in (features or {}).get("failed", []):
-        rows.append([str(failure.get("clip", "")), "features failed", str(failure.get("reason", ""))])
+    for source in dataset.sources:
+        shown = _display_path(source.path, roots)
+        if source.status == "rejected":
+            rows.append([shown, "rejected", source.reason or ""])
+        elif source.reason:
+            rows.append([shown, "kept, with a note", source.reason])
+    for failure in features.failed if features is not None else []:
+        rows.append([failure.clip, "features failed", failure.reason])
     return rows
 
 
-def load_dataset_report(experiment: ExperimentDir) -> DatasetReport | None:
+def load_dataset_report(experiment: Experiment) -> DatasetReport | None:
     """Return the experiment's report, or None when it has no prepared dataset."""
-    dataset = read_json(experiment.dataset_report, default=None)
-    if not isinstance(dataset, dict):
+    dataset = DatasetRecord.find(experiment)
+    if dataset is None:
         return None
-    features = read_json(experiment.extract_report, default=None)
-    clips = [str(c["name"]) for c in dataset.get("clips", []) if "name" in c]
+    features = FeaturesReport.find(experiment)
     return DatasetReport(
         experiment=experiment.name,
-        sample_rate=int(dataset.get("sample_rate", 0)),
-        total_seconds=float(dataset.get("total_seconds", 0.0)),
-        total_hms=str(dataset.get("total_hms", "")),
-        clip_count=int(dataset.get("clip_count", len(clips))),
-        train_clip_count=int(dataset.get("train_clip_count", 0)),
-        validation_clip_count=int(dataset.get("validation_clip_count", 0)),
-        source_count=sum(1 for s in dataset.get("sources", []) if s.get("status") == "ok"),
-        rejected=_rejected_rows(dataset, features if isinstance(features, dict) else None),
-        features=features if isinstance(features, dict) else None,
-        pitch=pitch_histogram(experiment, clips) if experiment.f0_dir.is_dir() else None,
+        sample_rate=dataset.sample_rate,
+        total_seconds=dataset.total_seconds,
+        total_hms=dataset.total_hms,
+        clip_count=dataset.clip_count,
+        train_clip_count=dataset.train_clip_count,
+        validation_clip_count=dataset.validation_clip_count,
+        source_count=sum(1 for s in dataset.sources if s.status == "ok"),
+        rejected=_rejected_rows(dataset, features),
+        features=features,
+        pitch=pitch_histogram(experiment, dataset.clip_names()) if experiment.f0_dir.is_dir() else None,
     )
 
 
@@ -155,12 +156,10 @@ def summary_markdown(report: DatasetReport | None) -> str:
         lines.append("- files rejected: none")
     if report.features:
         f = report.features
-        ready = f.get("ready_clips", "?")
-        failed = len(f.get("failed", []))
+        failed = len(f.failed)
         lines.append(
-            f"- features: {f.get('f0_method')} pitch, {Path(str(f.get('embedder'))).name} content on "
-            f"{f.get('device')}: {ready} of {f.get('clip_count')} clips ready"
-            + (f", {failed} failed" if failed else "")
+            f"- features: {f.f0_method} pitch, {Path(f.embedder).name} content on "
+            f"{f.device}: {f.ready_clips} of {f.clip_count} clips ready" + (f", {failed} failed" if failed else "")
         )
     else:
         lines.append("- features: not extracted yet (press **Extract features**)")
@@ -210,10 +209,9 @@ def report_view(workspace: Workspace, name: str | None) -> tuple[str, Figure | N
     if not name:
         return summary_markdown(None), None, []
     try:
-        experiment = workspace.experiment(name)
-    except UserError as error:
+        report = load_dataset_report(workspace.experiment(name))
+    except UserError as error:  # a bad name, or a damaged report: say which file
         return f"❌ {error}", None, []
-    report = load_dataset_report(experiment)
     if report is None:
         return f"'{name}' has no prepared dataset yet. {summary_markdown(None)}", None, []
     return summary_markdown(report), pitch_figure(report.pitch), report.rejected

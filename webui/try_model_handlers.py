@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rvc.errors import UserError
+from rvc.experiment import Workspace
+from rvc.experiment.folder import best_and_latest
 from rvc.infer.pipeline import ConvertOptions, VoiceConverter
-from rvc.paths import ExperimentDir, Workspace
 
 HISTORY_SIZE = 4  # conversions kept listed for A/B listening
 CACHE_SIZE = 3  # loaded voices kept in memory (each holds a generator and a content encoder)
@@ -24,30 +25,23 @@ UPLOADS_FOLDER = ".try_model"  # under logs/: results of uploaded models (a dotf
 HISTORY_HEADERS = ["#", "model", "index", "pitch", "f0", "index rate", "protect", "RMS mix", "seconds", "file"]
 
 
-def _experiments(workspace: Workspace) -> list[ExperimentDir]:
-    logs = workspace.logs_dir
-    if not logs.is_dir():
-        return []
-    return [workspace.experiment(p.name) for p in sorted(logs.iterdir()) if p.is_dir() and not p.name.startswith(".")]
-
-
 def model_choices(workspace: Workspace) -> list[tuple[str, str]]:
-    """Return (label, path) of every exported model: ``logs/<exp>/<exp>.pth`` and ``<exp>_best.pth``."""
-    choices = []
-    for experiment in _experiments(workspace):
-        for suffix in ("", "_best"):
-            path = experiment.root / f"{experiment.name}{suffix}.pth"
-            if path.is_file():
-                choices.append((f"{experiment.name} / {path.name}", str(path)))
-    return choices
+    """Return (label, path) of every experiment's exported models (the latest, then the best)."""
+    return [
+        (f"{status.name} / {path.name}", str(path))
+        for status in workspace.experiments()
+        if status.exported
+        for path in status.experiment.exported_models()
+    ]
 
 
 def index_choices(workspace: Workspace, model_path: str | None = None) -> list[tuple[str, str]]:
-    """Return "none" and (label, path) of every ``logs/<exp>/*.index``; the model's experiment first."""
+    """Return "none" and (label, path) of every experiment's FAISS indexes; the model's experiment first."""
     owner = Path(model_path).parent if model_path else None
     found = []
-    for experiment in _experiments(workspace):
-        for path in sorted(experiment.root.glob("*.index")):
+    for status in workspace.experiments():
+        experiment = status.experiment
+        for path in experiment.index_files():
             found.append((experiment.root != owner, f"{experiment.name} / {path.name}", str(path)))
     found.sort(key=lambda item: item[0])  # stable: the model's own indexes lead, each group in order
     return [("none", NO_INDEX)] + [(label, value) for _, label, value in found]
@@ -83,8 +77,7 @@ def check_uploaded_model(path: str | Path) -> Path:
 def checkpoint_pair(model_path: str | Path) -> tuple[Path, Path]:
     """Return (best, latest) exports of the model's experiment: ``NAME_best.pth`` and ``NAME.pth``."""
     path = Path(model_path)
-    stem = path.stem.removesuffix("_best")
-    best, latest = path.with_name(f"{stem}_best.pth"), path.with_name(f"{stem}.pth")
+    best, latest = best_and_latest(path)
     missing = [p.name for p in (best, latest) if not p.is_file()]
     if missing:
         raise UserError(

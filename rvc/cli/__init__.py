@@ -15,7 +15,7 @@ from pathlib import Path
 from types import ModuleType
 
 from rvc.errors import UserError
-from rvc.paths import Workspace
+from rvc.experiment import Workspace
 
 # stage name -> module; order is the order of ``--help``.
 STAGES: dict[str, str] = {

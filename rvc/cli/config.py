@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 from typing import Any
 
-from rvc.paths import Workspace
+from rvc.experiment import Workspace
 
 HELP = "create or change an experiment's training configuration (only the options given change)"
 
@@ -91,11 +91,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, workspace: Workspace) -> int:
-    from rvc.config.experiment import ExperimentConfig, load_config, save_config
+    from rvc.config.experiment import ExperimentConfig
     from rvc.config.setup import data_info, default_config
     from rvc.config.train import TrainConfig
     from rvc.config.validate import validate
     from rvc.errors import UserError
+    from rvc.experiment.config_file import load_config, save_config
     from rvc.models.config import ModelConfig
 
     experiment = workspace.experiment(args.experiment)

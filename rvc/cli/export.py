@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rvc.paths import Workspace
+from rvc.experiment import Workspace, names
 
 HELP = "export a generator checkpoint as an RVC v2 model (.pth) for the RVC WebUI, Applio and voice changers"
 
@@ -13,7 +13,9 @@ HELP = "export a generator checkpoint as an RVC v2 model (.pth) for the RVC WebU
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--experiment", required=True, help="experiment name (a folder in the logs dir)")
     parser.add_argument(
-        "--checkpoint", default="latest", help="latest, best, G_<step>.pth (in logs/NAME/checkpoints) or a file path"
+        "--checkpoint",
+        default="latest",
+        help=f"latest, best, {names.generator_file('<step>')} (in logs/NAME/{names.CHECKPOINTS_DIR}) or a file path",
     )
     parser.add_argument(
         "--out", type=Path, default=None, help="file to write; unset: logs/NAME/NAME.pth, or NAME_best.pth for best"

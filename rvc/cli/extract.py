@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rvc.paths import Workspace
+from rvc.experiment import Workspace
 
 HELP = "extract f0 (pitch) and content features from the prepared clips"
 
@@ -49,5 +49,5 @@ def run(args: argparse.Namespace, workspace: Workspace) -> int:
         only=args.only,
     )
     report = extract_features(experiment, workspace.assets, options)
-    failed_clips = {failure["clip"] for failure in report.failed}
+    failed_clips = report.failed_clips()
     return 1 if report.clip_count and len(failed_clips) == report.clip_count else 0  # not one clip is ready

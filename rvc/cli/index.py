@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rvc.paths import Workspace
+from rvc.experiment import Workspace
+from rvc.experiment.names import INDEX_SUFFIX
 
-HELP = "build the FAISS retrieval index (NAME.index) from the training clips' content features"
+HELP = f"build the FAISS retrieval index (NAME{INDEX_SUFFIX}) from the training clips' content features"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--experiment", required=True, help="experiment name (a folder in the logs dir)")
-    parser.add_argument("--out", type=Path, default=None, help="index file to write; unset: logs/NAME/NAME.index")
+    parser.add_argument(
+        "--out", type=Path, default=None, help=f"index file to write; unset: logs/NAME/NAME{INDEX_SUFFIX}"
+    )
 
 
 def run(args: argparse.Namespace, workspace: Workspace) -> int:

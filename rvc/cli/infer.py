@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rvc.paths import Workspace
+from rvc.experiment import Workspace
+from rvc.experiment.names import INDEX_SUFFIX
 
 if TYPE_CHECKING:
     from rvc.infer.pipeline import ConvertOptions, VoiceConverter
@@ -23,7 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", type=Path, required=True, help="exported model (.pth): ours, the RVC WebUI's or Applio's"
     )
-    parser.add_argument("--index", type=Path, default=None, help="FAISS index (.index) built for the model")
+    parser.add_argument("--index", type=Path, default=None, help=f"FAISS index ({INDEX_SUFFIX}) built for the model")
     parser.add_argument("--input", type=Path, required=True, help="audio file, or a folder of them (batch mode)")
     parser.add_argument("--output", type=Path, required=True, help="WAV file, or a folder (needed for a folder input)")
     parser.add_argument("--f0", dest="f0_method", default="rmvpe", choices=F0_CHOICES, help="pitch method")

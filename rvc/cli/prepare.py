@@ -13,7 +13,7 @@ from pathlib import Path
 from rvc.data.options import CUT_MODES, NORMALIZE_MODES, SAMPLE_RATES, WAV_FORMATS, PrepareOptions, parse_validation
 from rvc.data.slicer import SlicerParams
 from rvc.errors import UserError
-from rvc.paths import Workspace
+from rvc.experiment import Workspace
 
 HELP = "slice a folder of recordings into training clips (target rate + 16 kHz), with a validation split"
 

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rvc.paths import Workspace
+from rvc.experiment import Workspace
+from rvc.experiment.names import DISCRIMINATOR_PATTERN, GENERATOR_PATTERN
 
 if TYPE_CHECKING:
     from rvc.pretrained.catalogue import Catalogue
@@ -34,8 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sample-rate", type=int, choices=_RATES, default=None, help="which pair (needed when it has several)"
     )
     add = actions.add_parser("add", help="validate a custom G and D and copy them into the assets folder")
-    add.add_argument("--g", type=Path, required=True, help="the generator file (G_*.pth)")
-    add.add_argument("--d", type=Path, required=True, help="the matching discriminator file (D_*.pth)")
+    add.add_argument("--g", type=Path, required=True, help=f"the generator file ({GENERATOR_PATTERN})")
+    add.add_argument("--d", type=Path, required=True, help=f"the matching discriminator file ({DISCRIMINATOR_PATTERN})")
     add.add_argument("--name", required=True, help="name of the pair (letters, digits, '-', '_', '.')")
     add.add_argument(
         "--sample-rate", type=int, choices=_RATES, default=None, help="unset: detected from the G file's shapes"
@@ -55,7 +56,7 @@ def run(args: argparse.Namespace, workspace: Workspace) -> int:
 
 
 def _list(catalogue: Catalogue, workspace: Workspace, sample_rate: int | None) -> int:
-    from rvc.paths import sample_rate_tag
+    from rvc.experiment.names import sample_rate_tag
     from rvc.pretrained.catalogue import installed_pair
     from rvc.pretrained.pairs import list_pretrain_pairs
 
@@ -86,7 +87,7 @@ def _list(catalogue: Catalogue, workspace: Workspace, sample_rate: int | None) -
 
 def _download(catalogue: Catalogue, workspace: Workspace, name: str, sample_rate: int | None) -> int:
     from rvc.errors import UserError
-    from rvc.paths import sample_rate_tag
+    from rvc.experiment.names import sample_rate_tag
     from rvc.pretrained.download import download_pretrain, download_weights
 
     assets = workspace.assets

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rvc.paths import Workspace
+from rvc.experiment import Workspace
 
 HELP = "one click: prepare, extract, configure (defaults sized to the data and GPU), train, index and export"
 

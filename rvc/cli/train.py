@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from rvc.paths import Workspace
+from rvc.experiment import Workspace
 
 HELP = "train the experiment's model (set it up first with `config`); Ctrl-C saves and stops"
 

@@ -1,4 +1,4 @@
-"""``logs/<exp>/config.json``: the model, training and data settings of one experiment."""
+"""The model, training and data settings of one experiment (kept in its folder by ``rvc.experiment.config_file``)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ from typing import Any
 
 from rvc.config.train import TrainConfig
 from rvc.errors import UserError
-from rvc.fileio import atomic_write_json, read_json, sha256_json
+from rvc.fileio import sha256_json
 from rvc.models.config import ModelConfig
-from rvc.paths import ExperimentDir
 
 CONFIG_VERSION = 1
 
@@ -42,7 +41,7 @@ class ExperimentConfig:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], *, source: str = "config.json") -> ExperimentConfig:
+    def from_dict(cls, data: dict[str, Any], *, source: str = "the settings") -> ExperimentConfig:
         if data.get("version") != CONFIG_VERSION:
             raise UserError(f"{source}: unsupported config version {data.get('version')!r}")
         return cls(
@@ -63,18 +62,3 @@ def _dataclass_from(cls: Any, values: dict[str, Any], source: str) -> Any:
         raise UserError(f"{source}: unknown setting(s) {', '.join(unknown)}")
     converted = {k: tuple(v) if isinstance(v, list) and k == "betas" else v for k, v in values.items()}
     return cls(**converted)
-
-
-def load_config(experiment: ExperimentDir) -> ExperimentConfig:
-    """Read the experiment's config.json, or say how to make one."""
-    data = read_json(experiment.config_json)
-    if data is None:
-        raise UserError(
-            f"{experiment.config_json} does not exist: run `python -m rvc config --experiment {experiment.name}` first"
-        )
-    return ExperimentConfig.from_dict(data, source=str(experiment.config_json))
-
-
-def save_config(experiment: ExperimentDir, config: ExperimentConfig) -> None:
-    experiment.ensure()
-    atomic_write_json(experiment.config_json, config.to_dict())

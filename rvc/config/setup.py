@@ -7,9 +7,10 @@ from pathlib import Path
 
 from rvc.config.experiment import DataInfo, ExperimentConfig
 from rvc.config.train import TrainConfig
-from rvc.fileio import read_json
+from rvc.experiment import Experiment
+from rvc.experiment.dataset import DatasetReport
+from rvc.experiment.features import FeaturesReport
 from rvc.models.config import ModelConfig
-from rvc.paths import ExperimentDir
 
 
 def _count_lines(path: Path) -> int:
@@ -18,17 +19,17 @@ def _count_lines(path: Path) -> int:
     return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
 
 
-def data_info(experiment: ExperimentDir, previous: DataInfo | None = None) -> DataInfo:
+def data_info(experiment: Experiment, previous: DataInfo | None = None) -> DataInfo:
     """Return what prepare and extract recorded for ``experiment`` (``previous`` where they recorded nothing)."""
     info = dataclasses.replace(previous) if previous else DataInfo()
-    dataset = read_json(experiment.dataset_report, default=None)
-    if dataset:
-        info.sample_rate = int(dataset.get("sample_rate", info.sample_rate))
-        info.seconds = float(dataset.get("total_seconds", info.seconds))
-    features = read_json(experiment.extract_report, default=None)
-    if features:
-        info.f0_method = features.get("f0_method", info.f0_method)
-        info.embedder = features.get("embedder", info.embedder)
+    dataset = DatasetReport.find(experiment)
+    if dataset is not None:
+        info.sample_rate = dataset.sample_rate
+        info.seconds = dataset.total_seconds
+    features = FeaturesReport.find(experiment)
+    if features is not None:
+        info.f0_method = features.f0_method
+        info.embedder = features.embedder
     info.train_clips = _count_lines(experiment.train_clips) or info.train_clips
     info.validation_clips = _count_lines(experiment.validation_clips)
     return info
@@ -43,7 +44,7 @@ def suggested_batch_size(minutes: float) -> int:
     return 16
 
 
-def default_config(experiment: ExperimentDir) -> ExperimentConfig:
+def default_config(experiment: Experiment) -> ExperimentConfig:
     """Return the v2 preset for the dataset's sample rate and training defaults sized to the data and GPU."""
     from rvc.config.validate import gpu_memory_gib, largest_batch
 

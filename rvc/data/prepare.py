@@ -4,7 +4,7 @@ The steps, in order: download ``--url`` links; scan the inputs; hash every
 file (cached by size and mtime); optionally transcribe with Whisper; process
 the sources that are new or whose parameters changed, across worker
 processes (:mod:`rvc.data.process`); drop the clips of sources that are gone;
-split train / validation; write the lists, the transcripts and ``dataset.json``.
+split train / validation; write the lists, the transcripts and the dataset report.
 
 Only this process writes the manifest, the lists and the report; workers
 write clip files under names no other source can produce, each atomically.
@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from rvc.data.download import download_urls
 from rvc.data.manifest import Manifest, SourceEntry, source_key
@@ -34,8 +34,9 @@ from rvc.data.report import build_report, covered_samples, source_row
 from rvc.data.scan import scan_inputs
 from rvc.data.split import Split, SplitClip, split_dataset
 from rvc.errors import UserError
-from rvc.fileio import atomic_write_json, atomic_write_text, sha256_file
-from rvc.paths import AssetDir, ExperimentDir
+from rvc.experiment import AssetDir, Experiment
+from rvc.experiment.dataset import ClipRow, DatasetReport, SourceRow
+from rvc.fileio import atomic_write_text, sha256_file
 
 if TYPE_CHECKING:
     from rvc.data.transcribe import Segment, WhisperOptions
@@ -43,12 +44,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SAVE_EVERY_S = 10.0  # during a long run the manifest is saved this often, so an interruption keeps the work
-LISTED_REJECTIONS = 20  # at most this many skipped files are named in messages (all are in dataset.json)
+LISTED_REJECTIONS = 20  # at most this many skipped files are named in messages (all are in the report)
 
 
 @dataclass(frozen=True)
 class PrepareResult:
-    report: dict[str, Any]  # the content of dataset.json
+    report: dict[str, Any]  # the dataset report as written (DatasetReport.to_json())
     processed: int  # sources (re)processed in this run
     unchanged: int  # sources whose outcome came from the cache
     rejected: int  # entries listed as rejected
@@ -57,7 +58,7 @@ class PrepareResult:
 
 
 def prepare(
-    experiment: ExperimentDir,
+    experiment: Experiment,
     inputs: Sequence[Path],
     options: PrepareOptions | None = None,
     *,
@@ -73,7 +74,7 @@ def prepare(
     slice_by_whisper : cut at Whisper's segments instead of at silences (needs ``whisper``).
 
     Raises UserError when an input is missing or not a folder, or when nothing
-    usable is found (after writing dataset.json with every rejection).
+    usable is found (after writing the dataset report with every rejection).
     """
     options = options or PrepareOptions()
     options.check()
@@ -102,7 +103,7 @@ def _input_folders(inputs: Sequence[Path], urls: Sequence[str]) -> list[Path]:
 
 
 @contextmanager
-def _locked(experiment: ExperimentDir) -> Iterator[None]:
+def _locked(experiment: Experiment) -> Iterator[None]:
     """Hold an exclusive lock on the experiment folder, so two prepare runs cannot interleave their writes."""
     try:
         import fcntl
@@ -127,7 +128,7 @@ class _Run:
 
     def __init__(
         self,
-        experiment: ExperimentDir,
+        experiment: Experiment,
         roots: list[Path],
         options: PrepareOptions,
         urls: Sequence[str],
@@ -398,11 +399,12 @@ class _Run:
 
         write_transcripts(self.experiment, rows(split.train), rows(split.validation))
 
-    def _write_report(self, split: Split) -> dict[str, Any]:
-        which = {**dict.fromkeys(split.train, "train"), **dict.fromkeys(split.validation, "validation")}
+    def _write_report(self, split: Split) -> DatasetReport:
+        which: dict[str, Literal["train", "validation"]] = dict.fromkeys(split.train, "train")
+        which.update(dict.fromkeys(split.validation, "validation"))
         held = set(split.held_back)
-        rows: list[tuple[str, dict[str, Any]]] = []
-        clips: list[dict[str, Any]] = []
+        rows: list[tuple[str, SourceRow]] = []
+        clips: list[ClipRow] = []
         total = 0.0
         for sha, path in self.sources.items():
             entry = self.manifest.sources[sha]
@@ -413,18 +415,17 @@ class _Run:
             held_here = sum(1 for c in entry.clips if c.name in held)
             if held_here:
                 notes.append(f"{held_here} clip(s) held back from training: they overlap the validation stretch")
-            status = "ok" if entry.ok else "rejected"
+            status: Literal["ok", "rejected"] = "ok" if entry.ok else "rejected"
             reason = entry.reason if not entry.ok else ("; ".join(notes) or None)
             rows.append((str(path), source_row(path, sha, status, reason, len(listed), seconds, sha in self.unchanged)))
             for c in sorted(listed, key=lambda c: (c.start, c.name)):
-                row = {"name": c.name, "source": str(path), "start": c.start, "end": c.end, "seconds": c.seconds}
-                clips.append(row | {"split": which[c.name]})
+                clips.append(ClipRow(c.name, str(path), c.start, c.end, c.seconds, which[c.name]))
         for where, known_sha, why in self.rejected:
             rows.append((str(where), source_row(where, known_sha, "rejected", why, 0, 0.0, False)))
         rows.sort(key=lambda row: row[0])
-        clips.sort(key=lambda c: (c["source"], c["start"], c["name"]))
+        clips.sort(key=lambda c: (c.source, c.start, c.name))
         report = build_report(self.options.sample_rate, [r for _, r in rows], clips, total, self._options_json())
-        atomic_write_json(self.experiment.dataset_report, report)
+        report.save(self.experiment)
         return report
 
     def _options_json(self) -> dict[str, Any]:
@@ -439,8 +440,8 @@ class _Run:
             options["whisper"] = asdict(self.whisper)
         return options
 
-    def _nothing_usable(self, report: dict[str, Any]) -> str:
-        rejected = [(s["path"], s["reason"]) for s in report["rejected"]]
+    def _nothing_usable(self, report: DatasetReport) -> str:
+        rejected = [(s.path, s.reason) for s in report.rejected]
         lines = [f"  {path}: {reason}" for path, reason in rejected[:LISTED_REJECTIONS]]
         if len(rejected) > LISTED_REJECTIONS:
             lines.append(f"  ... and {len(rejected) - LISTED_REJECTIONS} more")
@@ -450,11 +451,11 @@ class _Run:
             "lists them):\n" + "\n".join(lines)
         )
 
-    def _result(self, report: dict[str, Any], jobs: list[tuple[SourceJob, str, str]], removed: int) -> PrepareResult:
-        rejected = len(report["rejected"])
+    def _result(self, report: DatasetReport, jobs: list[tuple[SourceJob, str, str]], removed: int) -> PrepareResult:
+        rejected = len(report.rejected)
         clips = (
-            f"{report['clip_count']} clips ({report['train_clip_count']} train, "
-            f"{report['validation_clip_count']} validation), {report['total_hms']} at {report['sample_rate']} Hz"
+            f"{report.clip_count} clips ({report.train_clip_count} train, "
+            f"{report.validation_clip_count} validation), {report.total_hms} at {report.sample_rate} Hz"
         )
         if not jobs and not removed:
             summary = f"nothing to do: {len(self.unchanged)} sources unchanged; {clips}"
@@ -464,8 +465,8 @@ class _Run:
                 f"{rejected} rejected): {clips} -> {self.experiment.dataset_report}"
             )
         if rejected:
-            log.warning("%d file(s) skipped; dataset.json lists each with its reason", rejected)
-        return PrepareResult(report, len(jobs), len(self.unchanged), rejected, removed, summary)
+            log.warning("%d file(s) skipped; %s lists each with its reason", rejected, self.experiment.dataset_report)
+        return PrepareResult(report.to_json(), len(jobs), len(self.unchanged), rejected, removed, summary)
 
 
 def _size(path: Path) -> int:

@@ -32,7 +32,7 @@ from rvc.audio import (
 from rvc.data.options import ABSURD_PEAK, PrepareOptions
 from rvc.data.slicer import chunk_span, loudest_frame_db, slice_at_silences
 from rvc.data.vad import TimeMap, trim_long_silences
-from rvc.paths import ExperimentDir
+from rvc.experiment import Experiment
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class SourceJob:
     sha256: str
     prefix: str  # clip names are f"{prefix}-{index:04d}"
     options: PrepareOptions
-    experiment: ExperimentDir
+    experiment: Experiment
     write_16k: bool = True  # False: the 16 kHz clips are current; only the target rate is (re)written
     device: str = "cpu"  # resolved device for denoising
     spans: tuple[tuple[float, float], ...] | None = None  # Whisper spans in source seconds, instead of the slicer

@@ -27,8 +27,8 @@ from whisper.model import ModelDimensions, Whisper
 from rvc.audio import AudioReadError, load_audio
 from rvc.devices import resolve_device
 from rvc.errors import UserError
+from rvc.experiment import AssetDir, Experiment
 from rvc.fileio import atomic_write_json, atomic_write_text, read_json
-from rvc.paths import AssetDir, ExperimentDir
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def _load_checkpoint(path: Path) -> Whisper:
 
 def transcribe_sources(
     sources: Mapping[str, tuple[Path, np.ndarray]],
-    experiment: ExperimentDir,
+    experiment: Experiment,
     options: WhisperOptions,
     model: Whisper | None = None,
     assets: AssetDir | None = None,
@@ -286,7 +286,7 @@ def text_for_span(segments: Sequence[Segment], start: float, end: float) -> str:
 
 
 def write_transcripts(
-    experiment: ExperimentDir,
+    experiment: Experiment,
     train: Sequence[tuple[Path, str]],
     validation: Sequence[tuple[Path, str]],
 ) -> None:
@@ -300,7 +300,7 @@ def write_transcripts(
         atomic_write_text(target, "".join(lines))
 
 
-def _relative_to_experiment(experiment: ExperimentDir, path: Path) -> str:
+def _relative_to_experiment(experiment: Experiment, path: Path) -> str:
     path = Path(path)
     absolute = path if path.is_absolute() else experiment.root / path
     for candidate in (absolute, absolute.resolve()):

@@ -14,7 +14,6 @@ answers what the trainer, export and the UI ask of a folder of them.
 from __future__ import annotations
 
 import io
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,11 +21,12 @@ from typing import Any
 import torch
 
 from rvc.errors import UserError
+from rvc.experiment import names
 from rvc.fileio import atomic_write_bytes
 from rvc.models.weights import to_parametrized_spelling, to_rvc_spelling
 
-_STATE_NAME = re.compile(r"state_(\d+)\.pt")
-_GENERATOR_NAME = re.compile(r"G_(\d+)\.pth")
+_STATE_NAME = names.STATE_NAME
+_GENERATOR_NAME = names.GENERATOR_NAME
 BEST = "best"
 
 
@@ -39,7 +39,9 @@ class StatePaths:
 
 def state_paths(folder: Path, tag: str | int) -> StatePaths:
     """Return the three files of the state tagged ``tag`` (a step number, or "best")."""
-    return StatePaths(folder / f"G_{tag}.pth", folder / f"D_{tag}.pth", folder / f"state_{tag}.pt")
+    return StatePaths(
+        folder / names.generator_file(tag), folder / names.discriminator_file(tag), folder / names.state_file(tag)
+    )
 
 
 def save_torch(obj: Any, path: Path) -> None:
@@ -175,7 +177,7 @@ class Checkpoints:
         if which == "latest":
             steps = [
                 (step, path)
-                for path in (self.folder.glob("G_*.pth") if self.folder.is_dir() else [])
+                for path in (self.folder.glob(names.GENERATOR_PATTERN) if self.folder.is_dir() else [])
                 if (step := generator_step(path)) is not None
             ]
             if not steps:

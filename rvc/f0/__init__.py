@@ -17,7 +17,7 @@ import numpy as np
 from rvc.errors import UserError
 
 if TYPE_CHECKING:
-    from rvc.paths import AssetDir
+    from rvc.experiment import AssetDir
 
 F0_METHODS: tuple[str, ...] = ("rmvpe", "crepe", "crepe-tiny", "fcpe", "harvest", "dio", "pm")
 SAMPLE_RATE = 16000

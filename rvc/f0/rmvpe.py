@@ -13,11 +13,11 @@ import numpy as np
 import torch
 
 from rvc.errors import UserError
+from rvc.experiment import AssetDir
 from rvc.f0.device import Precision, autocast, resolve_device
 from rvc.f0.frames import as_clip, length_batches
 from rvc.f0.rmvpe_net import FRAME_MULTIPLE, HOP, LogMel, RmvpeNet, pad_frames
 from rvc.f0.salience import allowed_bins, local_average_f0
-from rvc.paths import AssetDir
 
 HUB_REPO = "lj1995/VoiceConversionWebUI"
 HUB_FILENAME = "rmvpe.pt"

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rvc.errors import UserError
+from rvc.experiment import AssetDir
 from rvc.fileio import sha256_file
-from rvc.paths import AssetDir
 
 if TYPE_CHECKING:
     import torch

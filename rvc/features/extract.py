@@ -1,6 +1,6 @@
 """The extract stage: pitch and content features for every prepared clip.
 
-Reads the clips that ``prepare`` listed in ``dataset.json`` (their 16 kHz
+Reads the clips that ``prepare`` listed in its dataset report (their 16 kHz
 copies) and writes, per clip, f0 in Hz and coarse f0 at 100 frames/s and
 768-d content features at 50 frames/s. Work is cached per clip: a clip whose
 16 kHz audio and extraction settings are unchanged is not computed again.
@@ -16,15 +16,17 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
 
 from rvc.errors import UserError
+from rvc.experiment import AssetDir, Experiment
+from rvc.experiment.dataset import DatasetReport
+from rvc.experiment.features import FailedClip, FeaturesReport
 from rvc.fileio import atomic_save_npy, atomic_write_json, read_json, sha256_file, sha256_json
-from rvc.paths import AssetDir, ExperimentDir
 
 MANIFEST_VERSION = 1
 # Save the manifest after this many newly computed clips, so an interrupted run keeps its work.
@@ -42,22 +44,6 @@ class ExtractOptions:
     f0_min: float = 50.0
     f0_max: float = 1100.0
     only: str = "all"  # all, f0 or content: redo one part without touching the other
-
-
-@dataclass
-class ExtractReport:
-    """What the stage did; written to ``features.json``."""
-
-    f0_method: str
-    embedder: str
-    device: str
-    clip_count: int
-    f0_computed: int = 0
-    content_computed: int = 0
-    cached: int = 0
-    failed: list[dict[str, str]] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=dict)
-    audio_seconds: float = 0.0
 
 
 @dataclass
@@ -91,18 +77,13 @@ class _Manifest:
             self.save()
 
 
-def _dataset_clips(experiment: ExperimentDir) -> tuple[list[str], int]:
-    """Return the clip names listed by ``dataset.json`` and the dataset's sample rate."""
-    report = read_json(experiment.dataset_report)
-    if report is None:
-        raise UserError(
-            f"no prepared dataset in {experiment.root}: run `python -m rvc prepare --experiment "
-            f"{experiment.name} --input <folder>` first"
-        )
-    names = [clip["name"] for clip in report.get("clips", [])]
+def _dataset_clips(experiment: Experiment) -> tuple[list[str], DatasetReport]:
+    """Return the clip names the dataset report lists, and the report."""
+    report = DatasetReport.load(experiment)
+    names = report.clip_names()
     if not names:
         raise UserError(f"{experiment.dataset_report} lists no clips: prepare the dataset again with usable audio")
-    return names, int(report["sample_rate"])
+    return names, report
 
 
 def read_clip_16k(path: Path) -> np.ndarray:
@@ -184,7 +165,7 @@ def _f0_worker(audio_path: str) -> np.ndarray | str:
         return f"{type(error).__name__}: {error}"
 
 
-def _write_f0(experiment: ExperimentDir, clip: str, f0_hz: np.ndarray) -> None:
+def _write_f0(experiment: Experiment, clip: str, f0_hz: np.ndarray) -> None:
     from rvc.f0 import coarse_f0
 
     atomic_save_npy(experiment.clip_f0(clip), f0_hz.astype(np.float32))
@@ -192,7 +173,7 @@ def _write_f0(experiment: ExperimentDir, clip: str, f0_hz: np.ndarray) -> None:
 
 
 def _extract_f0(
-    experiment: ExperimentDir,
+    experiment: Experiment,
     assets: AssetDir,
     clips: list[str],
     options: ExtractOptions,
@@ -244,7 +225,7 @@ def _extract_f0(
 # --- content ------------------------------------------------------------
 
 
-def _safe_loader(experiment: ExperimentDir) -> Callable[[str], np.ndarray | Exception]:
+def _safe_loader(experiment: Experiment) -> Callable[[str], np.ndarray | Exception]:
     def load(name: str) -> np.ndarray | Exception:
         try:
             return read_clip_16k(experiment.clip_audio_16k(name))
@@ -266,7 +247,7 @@ def _embedder_dtype(precision: str, device: str) -> str:
 
 
 def _extract_content(
-    experiment: ExperimentDir,
+    experiment: Experiment,
     clips: list[str],
     options: ExtractOptions,
     on_done: Callable[[str, str | None], None],
@@ -314,7 +295,7 @@ def _embed_or_explain(embedder: Any, clips: list[tuple[str, np.ndarray]]) -> lis
         return results
 
 
-def _clip_frames(experiment: ExperimentDir, name: str) -> int:
+def _clip_frames(experiment: Experiment, name: str) -> int:
     import soundfile as sf
 
     try:
@@ -326,7 +307,7 @@ def _clip_frames(experiment: ExperimentDir, name: str) -> int:
 # --- the stage ----------------------------------------------------------
 
 
-def _remove_stale(experiment: ExperimentDir, keep: set[str]) -> int:
+def _remove_stale(experiment: Experiment, keep: set[str]) -> int:
     """Delete feature files of clips that are no longer in the dataset."""
     removed = 0
     for folder in (experiment.f0_dir, experiment.f0_coarse_dir, experiment.features_dir):
@@ -340,14 +321,14 @@ def _remove_stale(experiment: ExperimentDir, keep: set[str]) -> int:
 
 
 def extract_features(
-    experiment: ExperimentDir,
+    experiment: Experiment,
     assets: AssetDir,
     options: ExtractOptions,
     log: Callable[[str], None] = print,
-) -> ExtractReport:
+) -> FeaturesReport:
     """Compute f0 and content features for every prepared clip that needs them.
 
-    Returns the report that is also written to ``features.json``. Clips whose
+    Returns the report that is also written as the experiment's features report. Clips whose
     extraction fails are listed in ``report.failed`` and the stage goes on.
     """
     from rvc.devices import resolve_device
@@ -355,9 +336,10 @@ def extract_features(
 
     if options.f0_method not in F0_METHODS:
         raise UserError(f"unknown f0 method {options.f0_method!r}: choose one of {', '.join(F0_METHODS)}")
-    clips, _ = _dataset_clips(experiment)
+    clips, dataset = _dataset_clips(experiment)
     device = resolve_device(options.device)
-    report = ExtractReport(options.f0_method, options.embedder, device, len(clips))
+    report = FeaturesReport(options.f0_method, options.embedder, device, len(clips))
+    report.audio_seconds = dataset.total_seconds
     started = time.perf_counter()
 
     manifest = _Manifest(experiment.extract_manifest)
@@ -397,7 +379,7 @@ def extract_features(
             f"nothing to do: features of all {report.cached} clips are up to date"
             + (f" ({removed} stale files removed)" if removed else "")
         )
-        report.failed = [{"clip": n, "reason": r} for n, r in failed.items()]
+        report.failed = [FailedClip(n, r) for n, r in failed.items()]
         _write_report(experiment, report, clips)
         return report
 
@@ -455,20 +437,18 @@ def extract_features(
         loader.shutdown(wait=False, cancel_futures=True)
         manifest.save()
     report.seconds["total"] = time.perf_counter() - started
-    report.failed = [{"clip": n, "reason": r} for n, r in sorted(failed.items())]
+    report.failed = [FailedClip(n, r) for n, r in sorted(failed.items())]
     _write_report(experiment, report, clips)
     log(
         f"extracted f0 for {report.f0_computed} and content for {report.content_computed} clips "
         f"({report.cached} cached, {len(report.failed)} failed) in {report.seconds['total']:.1f} s on {device}"
     )
     for failure in report.failed:
-        log(f"  failed: {failure['clip']}: {failure['reason']}")
+        log(f"  failed: {failure.clip}: {failure.reason}")
     return report
 
 
-def _write_report(experiment: ExperimentDir, report: ExtractReport, clips: list[str]) -> None:
-    dataset = read_json(experiment.dataset_report, default={})
-    report.audio_seconds = float(dataset.get("total_seconds", 0.0))
-    ok = [n for n in clips if n not in {f["clip"] for f in report.failed}]
-    payload = asdict(report) | {"version": 1, "ready_clips": len(ok)}
-    atomic_write_json(experiment.extract_report, payload)
+def _write_report(experiment: Experiment, report: FeaturesReport, clips: list[str]) -> None:
+    failed = report.failed_clips()
+    report.ready_clips = sum(1 for n in clips if n not in failed)
+    report.save(experiment)

@@ -35,10 +35,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rvc.errors import UserError
+from rvc.experiment import AssetDir
 from rvc.infer.model import VoiceModel
 from rvc.infer.retrieval import FeatureIndex, blend_retrieval
 from rvc.infer.windows import HOP, SAMPLE_RATE, Window, WindowConfig, run_windowed
-from rvc.paths import AssetDir
 
 if TYPE_CHECKING:
     import torch

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rvc.errors import UserError
-from rvc.paths import AssetDir, sample_rate_tag
+from rvc.experiment import AssetDir
+from rvc.experiment.names import sample_rate_tag
 from rvc.pretrained.pairs import PretrainPair
 
 SAMPLE_RATES = (32000, 40000, 48000)

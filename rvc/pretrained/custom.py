@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rvc.errors import UserError
+from rvc.experiment import AssetDir
+from rvc.experiment.names import sample_rate_tag
 from rvc.fileio import atomic_write_json, sha256_file
-from rvc.paths import AssetDir, sample_rate_tag
 from rvc.pretrained.catalogue import D_FILE, G_FILE, SAMPLE_RATES, Kind, pair_dir
 from rvc.pretrained.pairs import SOURCE_FILE, PretrainPair
 

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rvc.errors import UserError
+from rvc.experiment import AssetDir
+from rvc.experiment.names import sample_rate_tag
 from rvc.fileio import atomic_write_json
-from rvc.paths import AssetDir, sample_rate_tag
 from rvc.pretrained.catalogue import (
     D_FILE,
     DEFAULT_ENDPOINT,

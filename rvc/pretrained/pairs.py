@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rvc.errors import UserError
+from rvc.experiment import AssetDir
+from rvc.experiment.names import sample_rate_tag
 from rvc.fileio import read_json
 from rvc.models.config import SAMPLE_RATE_TAGS, ModelConfig
-from rvc.paths import AssetDir, sample_rate_tag
 
 SOURCE_FILE = "source.json"
 _RATE_TAG = re.compile(r"(?:(?<![0-9])|(?<=f0))(32|40|48)k(?![0-9a-z])", re.IGNORECASE)

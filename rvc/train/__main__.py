@@ -20,7 +20,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
 from rvc.errors import UserError
-from rvc.paths import Workspace
+from rvc.experiment import Workspace
 
 if TYPE_CHECKING:
     import torch
@@ -41,7 +41,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--experiment", required=True, help="experiment name (with a config.json)")
+    parser.add_argument(
+        "--experiment", required=True, help="experiment name (with saved settings: python -m rvc config)"
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (torchrun picks per rank)")
 
 
@@ -96,7 +98,7 @@ def train_experiment(workspace: Workspace, name: str, device_name: str = "auto")
     """Run the trainer for experiment ``name``; return the process exit status."""
     import torch
 
-    from rvc.config.experiment import load_config
+    from rvc.experiment.config_file import load_config
     from rvc.train.distributed import Distributed
     from rvc.train.loop import Trainer
     from rvc.train.progress import ProgressWriter
@@ -115,7 +117,7 @@ def train_experiment(workspace: Workspace, name: str, device_name: str = "auto")
     lock = None
     try:
         if dist.is_main:
-            lock = _take_lock(experiment.root / "train.lock")
+            lock = _take_lock(experiment.train_lock)
         config = load_config(experiment)
         device = _device(device_name, dist)
         if dist.world_size > 1:
@@ -184,8 +186,8 @@ def _take_lock(path: Path) -> TextIO:
 
 
 def _oom_message(workspace: Workspace, name: str) -> str:
-    from rvc.config.experiment import load_config
     from rvc.config.validate import gpu_memory_gib, largest_batch
+    from rvc.experiment.config_file import load_config
 
     config = load_config(workspace.experiment(name))
     batch = config.train.batch_size

@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from rvc.errors import UserError
-from rvc.fileio import read_json
-from rvc.paths import ExperimentDir
+from rvc.experiment import Experiment
+from rvc.experiment.features import FeaturesReport
 
 
 @dataclass
@@ -77,13 +77,13 @@ def read_clip_list(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _failed_clips(experiment: ExperimentDir) -> set[str]:
-    report = read_json(experiment.extract_report, default={}) or {}
-    return {entry["clip"] for entry in report.get("failed", [])}
+def _failed_clips(experiment: Experiment) -> set[str]:
+    report = FeaturesReport.find(experiment)
+    return report.failed_clips() if report is not None else set()
 
 
 def load_training_set(
-    experiment: ExperimentDir,
+    experiment: Experiment,
     split: str,
     sample_rate: int,
     hop_length: int,

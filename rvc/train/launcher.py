@@ -11,7 +11,6 @@ process group is left after a timeout, so no child process outlives a stop.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import signal
 import subprocess
@@ -23,20 +22,20 @@ from pathlib import Path
 
 import rvc
 from rvc.errors import UserError
-from rvc.paths import ExperimentDir, Workspace
+from rvc.experiment import Experiment, Workspace, lock
 
 STOP_TIMEOUT_S = 60.0  # a real model saves its state in a few seconds; past this, kill
 ORPHAN_GRACE_S = 10.0  # after the leader exits, how long its leftovers may take to follow it
 
 
-def train_log_path(experiment: ExperimentDir) -> Path:
-    """Return ``logs/<exp>/train.log``, the trainer's stdout and stderr (local until ExperimentDir names it)."""
-    return experiment.root / "train.log"
+def train_log_path(experiment: Experiment) -> Path:
+    """Return the trainer's stdout and stderr (``Experiment.train_log``)."""
+    return experiment.train_log
 
 
-def lock_path(experiment: ExperimentDir) -> Path:
-    """Return ``logs/<exp>/train.lock``, flocked by the running trainer (see rvc.train.__main__)."""
-    return experiment.root / "train.lock"
+def lock_path(experiment: Experiment) -> Path:
+    """Return the file the running trainer flocks (``Experiment.train_lock``; see rvc.train.__main__)."""
+    return experiment.train_lock
 
 
 def parse_gpu_ids(text: str) -> tuple[int, ...]:
@@ -134,35 +133,14 @@ def start(workspace: Workspace, name: str, command: TrainCommand | None = None) 
         )
 
 
-def is_running(experiment: ExperimentDir) -> bool:
+def is_running(experiment: Experiment) -> bool:
     """Return whether a trainer holds the experiment's lock (from this process or any other)."""
-    path = lock_path(experiment)
-    if not path.exists():
-        return False
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed below; reading never truncates the trainer's pid
-    except OSError:
-        return False
-    with handle:
-        try:
-            # A shared probe: it fails while the trainer holds its exclusive lock and
-            # is released at once, so it never blocks a trainer for longer than a syscall.
-            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
-        return False
+    return lock.is_held(lock_path(experiment))
 
 
-def running_pid(experiment: ExperimentDir) -> int | None:
+def running_pid(experiment: Experiment) -> int | None:
     """Return the pid the running trainer wrote into its lock file, or None."""
-    if not is_running(experiment):
-        return None
-    try:
-        text = lock_path(experiment).read_text().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
+    return lock.holder_pid(lock_path(experiment))
 
 
 @dataclass(frozen=True)
@@ -243,7 +221,7 @@ def _group_alive(pgid: int) -> bool:
 
 
 def stop(
-    experiment: ExperimentDir, process: subprocess.Popen[bytes] | None = None, timeout: float = STOP_TIMEOUT_S
+    experiment: Experiment, process: subprocess.Popen[bytes] | None = None, timeout: float = STOP_TIMEOUT_S
 ) -> bool:
     """Stop the experiment's trainer: SIGTERM, wait for it to save and exit, then SIGKILL what is left.
 

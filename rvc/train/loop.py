@@ -21,9 +21,9 @@ from typing import Any
 import torch
 
 from rvc.config.experiment import ExperimentConfig
+from rvc.experiment import Experiment
 from rvc.experiment import checkpoints as checkpoint
 from rvc.models.weights import load_pretrain
-from rvc.paths import ExperimentDir
 from rvc.train.batches import ResidentBatches, StreamedBatches, epoch_rows, streams
 from rvc.train.compile_cost import COLD_COMPILE_S, CompileRecord
 from rvc.train.data import TrainingSet, load_training_set
@@ -74,7 +74,7 @@ class Trainer:
 
     def __init__(
         self,
-        experiment: ExperimentDir,
+        experiment: Experiment,
         config: ExperimentConfig,
         device: torch.device,
         progress: ProgressWriter,

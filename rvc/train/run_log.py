@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from rvc.config.experiment import ExperimentConfig
+from rvc.experiment import Experiment
 from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
-from rvc.paths import ExperimentDir
 from rvc.train.data import TrainingSet
 from rvc.train.mel import Spectrogram
 
@@ -20,7 +20,7 @@ from rvc.train.mel import Spectrogram
 class RunLog:
     """TensorBoard event files under ``<experiment>/tensorboard`` (and MLflow when configured)."""
 
-    def __init__(self, experiment: ExperimentDir, config: ExperimentConfig, log: Callable[[str], None]) -> None:
+    def __init__(self, experiment: Experiment, config: ExperimentConfig, log: Callable[[str], None]) -> None:
         self.experiment = experiment
         self.config = config
         self.log = log
@@ -37,7 +37,7 @@ class RunLog:
         except ImportError:  # tensorboard is in requirements.txt; a trimmed install still trains
             self.log("tensorboard is not installed: no event files will be written")
             return
-        self.tensorboard = SummaryWriter(str(self.experiment.root / "tensorboard"))
+        self.tensorboard = SummaryWriter(str(self.experiment.tensorboard_dir))
 
     def scalars(self, values: dict[str, float], step: int) -> None:
         if self.mlflow is not None:

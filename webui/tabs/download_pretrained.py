@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rvc.errors import UserError
-from rvc.paths import AssetDir, sample_rate_tag
+from rvc.experiment import AssetDir
+from rvc.experiment.names import DISCRIMINATOR_PATTERN, GENERATOR_PATTERN, sample_rate_tag
 from rvc.pretrained.catalogue import SAMPLE_RATES, Catalogue, installed_pair, load_catalogue_for
 from rvc.pretrained.custom import add_custom_pair
 from rvc.pretrained.download import DownloadProgress, ProgressCallback, download_pretrain, download_weights
@@ -203,8 +204,10 @@ def render(ctx: AppContext) -> None:
             "checked against the v2 model of the chosen sample rate before they are copied into the assets folder."
         )
         with gr.Row():
-            g_file = gr.File(label="Generator (G_*.pth)", file_types=[".pth"], type="filepath", height=120)
-            d_file = gr.File(label="Discriminator (D_*.pth)", file_types=[".pth"], type="filepath", height=120)
+            g_file = gr.File(label=f"Generator ({GENERATOR_PATTERN})", file_types=[".pth"], type="filepath", height=120)
+            d_file = gr.File(
+                label=f"Discriminator ({DISCRIMINATOR_PATTERN})", file_types=[".pth"], type="filepath", height=120
+            )
         with gr.Row(equal_height=True):
             pair_name = gr.Textbox(label="Name", placeholder="e.g. my-pretrain", scale=2)
             pair_rate = gr.Radio(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from rvc.errors import UserError
+from rvc.experiment.names import CONFIG
 from webui import config_handlers as handlers
 from webui import config_pretrains
 from webui.config_handlers import LABELS, PRETRAIN_FIELDS, FieldSpec, LoadedForm
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
     from webui.context import AppContext
 
 INTRO = (
-    "The training settings of an experiment, saved as `logs/<experiment>/config.json` for the Train tab. "
+    f"The training settings of an experiment, saved as `logs/<experiment>/{CONFIG}` for the Train tab. "
     "They start as the preset's suggestions for the dataset (or the saved file); **Validate** checks them "
     "(pretrains included) and estimates the GPU memory, **Save** writes them."
 )

@@ -94,10 +94,8 @@ def tensorboard_html(url: str | None) -> str:
 
 def model_files(ctx: AppContext, name: str) -> list[Path]:
     """Return the experiment's exported models and index that exist."""
-    from rvc.index import index_path
-
     experiment = ctx.workspace.experiment(name)
-    paths = [experiment.exported_model(), experiment.exported_model(best=True), index_path(experiment)]
+    paths = [experiment.exported_model(), experiment.exported_model(best=True), experiment.index_file]
     return [path for path in paths if path.is_file()]
 
 
@@ -129,7 +127,7 @@ def start_training(ctx: AppContext, name: str | None, gpu_text: str, resume: boo
     if not name:
         return NO_EXPERIMENT
     try:
-        from rvc.config.experiment import load_config
+        from rvc.experiment.config_file import load_config
 
         experiment = ctx.workspace.experiment(name)
         gpus = launcher.parse_gpu_ids(gpu_text or "")

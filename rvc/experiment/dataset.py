@@ -1,0 +1,118 @@
+"""``dataset.json``: what the prepare stage made, read by extract, config, export and the web UI.
+
+Schema (version 1)::
+
+    {"version": 1, "sample_rate": 40000, "total_seconds": 612.3, "total_hms": "00:10:12",
+     "clip_count": 204, "train_clip_count": 194, "validation_clip_count": 10,
+     "sources": [{"path", "sha256" (null when unreadable), "status": "ok" | "rejected",
+                  "reason" (rejected: why; ok: a note worth a look, or null), "clips", "seconds", "cached"}],
+     "rejected": [{"path", "reason"}],
+     "clips": [{"name", "source", "start", "end", "seconds", "split": "train" | "validation"}],
+     "options": {...}}
+
+``total_seconds`` counts each second of source audio once, although overlapping chunks hold
+some of it twice; ``clips`` lists every clip of the dataset (``clip_count`` = train +
+validation). ``options`` are prepare's options as run, plus ``input`` (the folders read),
+``url``, ``transcribe`` and ``slice_by_whisper``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from rvc.experiment import records
+from rvc.experiment.folder import Experiment
+
+REPORT_VERSION = 1
+
+
+@dataclass
+class SourceRow:
+    """One input recording and what became of it."""
+
+    path: str
+    sha256: str | None  # None when the file could not be read
+    status: Literal["ok", "rejected"]
+    reason: str | None  # rejected: why; ok: a note worth a look, or None
+    clips: int
+    seconds: float
+    cached: bool  # its clips came from the previous run's cache
+
+
+@dataclass
+class Rejection:
+    path: str
+    reason: str | None
+
+
+@dataclass
+class ClipRow:
+    """One clip of the dataset: where in its source it was cut, and which split it is in."""
+
+    name: str
+    source: str
+    start: float  # seconds into the source
+    end: float
+    seconds: float
+    split: Literal["train", "validation"]
+
+
+@dataclass
+class DatasetReport:
+    sample_rate: int
+    total_seconds: float = 0.0
+    total_hms: str = ""
+    clip_count: int = 0
+    train_clip_count: int = 0
+    validation_clip_count: int = 0
+    sources: list[SourceRow] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+    clips: list[ClipRow] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)
+    version: int = REPORT_VERSION
+
+    @classmethod
+    def load(cls, experiment: Experiment) -> DatasetReport:
+        """Read the experiment's report; UserError naming the file when it is missing or damaged."""
+        path = experiment.dataset_report
+        data = records.read_object(path, _prepare_first(experiment), _REMEDY)
+        if data.get("version", REPORT_VERSION) != REPORT_VERSION:
+            raise records.damaged(path, f"unsupported version {data.get('version')!r}", _REMEDY)
+        return records.from_json(cls, data, path, _REMEDY)
+
+    @classmethod
+    def find(cls, experiment: Experiment) -> DatasetReport | None:
+        """The report, or None when the dataset was never prepared (a damaged report still raises)."""
+        return cls.load(experiment) if experiment.dataset_report.is_file() else None
+
+    def save(self, experiment: Experiment) -> None:
+        records.write(experiment.dataset_report, self)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def clip_names(self) -> list[str]:
+        return [clip.name for clip in self.clips]
+
+    @property
+    def inputs(self) -> list[Path]:
+        """The folders the run read (its ``--input``)."""
+        return [Path(str(p)) for p in self.options.get("input", [])]
+
+    @property
+    def sliced_by_whisper(self) -> bool:
+        """Whether the run cut at Whisper's segments instead of at silences."""
+        return bool(self.options.get("slice_by_whisper", False))
+
+
+_REMEDY = "prepare the dataset again"
+
+
+def _prepare_first(experiment: Experiment) -> str:
+    return (
+        f"no prepared dataset in {experiment.root}: run `python -m rvc prepare --experiment "
+        f"{experiment.name} --input <folder>` (or Prepare Dataset in the web UI) first"
+    )
