@@ -107,7 +107,7 @@ def train_setting(common: list[str], name: str, mode: str, precision: str, seed:
     rvc([*common, "config", "--experiment", name, *settings])
     started = time.time()
     rvc([*common, "train", "--experiment", name], stdout=subprocess.DEVNULL)
-    events, _ = read_events(Experiment(logs, name).progress_jsonl)
+    events = [e.to_json() for e in read_events(Experiment(logs, name).progress_jsonl)[0]]
     start = next(e for e in events if e["kind"] == "start")
     epochs_seen = [e for e in events if e["kind"] == "epoch"]
     # Training time counts from the start event (which comes once the step is compiled and

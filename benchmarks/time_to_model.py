@@ -74,7 +74,7 @@ def run_once(logs: Path, assets: Path, label: str) -> dict[str, object]:
     result = subprocess.run(train, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wall = time.time() - started_at
     log = [line for line in result.stdout.splitlines() if not line.startswith("@@rvc ")]
-    events, _ = read_events(logs / "bench" / "progress.jsonl")
+    events = [e.to_json() for e in read_events(logs / "bench" / "progress.jsonl")[0]]
     by_kind: dict[str, list[dict]] = {}
     for event in events:
         by_kind.setdefault(event["kind"], []).append(event)

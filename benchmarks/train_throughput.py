@@ -81,7 +81,7 @@ def run_precision(
         stdout=subprocess.DEVNULL,
     )
     wall = time.perf_counter() - started
-    events, _ = read_events(experiment.progress_jsonl)
+    events = [e.to_json() for e in read_events(experiment.progress_jsonl)[0]]
     start = next(e for e in events if e["kind"] == "start")
     first_step = next(e for e in events if e["kind"] == "step")
     epoch_events = [e for e in events if e["kind"] == "epoch"]

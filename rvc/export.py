@@ -352,20 +352,18 @@ def _courtesy(read: Callable[[Experiment], _Report | None], experiment: Experime
 
 def experiment_metadata(experiment: Experiment) -> dict[str, Any]:
     """Collect export metadata from the experiment's reports: embedder, f0 method, duration, best epoch."""
-    from rvc.train.progress import read_events
+    from rvc.train.run_state import read_run
 
     features = _courtesy(FeaturesReport.find, experiment)
     dataset = _courtesy(DatasetReport.find, experiment)
-    events, _ = read_events(experiment.progress_jsonl)
-    best = next((e for e in reversed(events) if e["kind"] == "best"), None)
-    overtrain = next((e for e in reversed(events) if e["kind"] == "overtrain"), None)
+    run = read_run(experiment.progress_jsonl)  # the last run's best epoch, not an earlier run's
     return {
         "name": experiment.name,
         "embedder": features.embedder if features else None,
         "f0_method": features.f0_method if features else None,
         "dataset_seconds": dataset.total_seconds if dataset else (features.audio_seconds if features else None),
-        "best_epoch": best.get("epoch") if best else None,
-        "overtrain": {k: v for k, v in overtrain.items() if k not in ("v", "kind", "time")} if overtrain else None,
+        "best_epoch": run.best_epoch,
+        "overtrain": run.overtrain.payload() if run.overtrain else None,
     }
 
 

@@ -13,6 +13,7 @@ import pytest
 from rvc.errors import UserError
 from rvc.experiment import Experiment, Workspace
 from rvc.train import launcher
+from rvc.train.events import DoneEvent
 from rvc.train.progress import read_events
 from rvc.train.tensorboard import start_tensorboard
 from tests.browser import processes_mentioning
@@ -35,7 +36,7 @@ def group_members(pgid: int) -> list[int]:
 def wait_for_event(experiment: Experiment, kind: str, timeout: float = 180) -> list[dict]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        events, _ = read_events(experiment.progress_jsonl)
+        events = [e.to_json() for e in read_events(experiment.progress_jsonl)[0]]
         if any(event["kind"] == kind for event in events):
             return events
         time.sleep(0.3)
@@ -94,8 +95,8 @@ def test_start_refuses_a_second_run_and_stop_saves_and_leaves_no_process(workspa
     assert process.wait(timeout=30) == 0
     assert not launcher.is_running(experiment)
     assert processes_mentioning(str(workspace.logs_dir)) == []
-    events, _ = read_events(experiment.progress_jsonl)
-    assert events[-1]["kind"] == "done" and events[-1]["stopped"] is True
+    last = read_events(experiment.progress_jsonl)[0][-1]
+    assert isinstance(last, DoneEvent) and last.stopped
     log = launcher.train_log_path(experiment).read_text()
     assert "=== " in log and "saving and stopping" in log
     assert launcher.stop(experiment) is False  # nothing left to stop
@@ -140,8 +141,8 @@ def test_torchrun_stop_ends_every_worker(workspace: Workspace) -> None:
     finally:
         launcher.stop(experiment, process, timeout=60)
     assert processes_mentioning(str(workspace.logs_dir)) == []
-    events, _ = read_events(experiment.progress_jsonl)
-    assert events[-1]["kind"] == "done" and events[-1]["stopped"] is True  # saved, not killed
+    last = read_events(experiment.progress_jsonl)[0][-1]
+    assert isinstance(last, DoneEvent) and last.stopped  # saved, not killed
 
 
 def test_tensorboard_serves_and_moves_off_a_busy_port(tmp_path: Path) -> None:

@@ -52,8 +52,12 @@ def _trainer(logs: Path, *extra: str, device: str = "cpu") -> list[str]:
 
 def _run(logs: Path, timeout: float = 240, device: str = "cpu") -> tuple[int, list[dict], str]:
     result = subprocess.run(_trainer(logs, device=device), capture_output=True, text=True, env=_env(), timeout=timeout)
-    events = [e for line in result.stdout.splitlines() if (e := parse_line(line))]
-    return result.returncode, events, result.stderr
+    return result.returncode, _records(result.stdout), result.stderr
+
+
+def _records(stdout: str) -> list[dict]:
+    """The progress events a trainer printed, as the JSON objects on the wire."""
+    return [e.to_json() for line in stdout.splitlines() if (e := parse_line(line))]
 
 
 def _start(logs: Path) -> subprocess.Popen[str]:
@@ -71,8 +75,8 @@ def _wait_for(process: subprocess.Popen[str], kind: str, timeout: float = 180) -
             raise AssertionError(f"trainer exited before a {kind!r} event: {events[-3:]}")
         event = parse_line(line)
         if event:
-            events.append(event)
-            if event["kind"] == kind:
+            events.append(event.to_json())
+            if event.kind == kind:
                 return events
     raise AssertionError(f"no {kind!r} event within {timeout} s")
 
@@ -101,7 +105,7 @@ def test_training_run_reports_progress_and_writes_states(tmp_path: Path) -> None
     assert [e["epoch"] for e in epochs] == [1, 2, 3] and all("loss/val/mel" in e["validation"] for e in epochs)
     # progress.jsonl holds exactly what stdout carried
     saved, _ = read_events(experiment.progress_jsonl)
-    assert saved == events
+    assert [e.to_json() for e in saved] == events
     # keep-last-N holds, the best state is kept apart, no temporaries are left
     folder = experiment.root / "checkpoints"
     assert checkpoint.complete_steps(folder) == [6, 9]
@@ -149,7 +153,7 @@ def test_sigterm_saves_and_resume_continues_the_step_count(tmp_path: Path) -> No
     started = time.monotonic()
     rest, _ = process.communicate(timeout=60)
     assert process.returncode == 0 and time.monotonic() - started < 20
-    tail = [e for line in rest.splitlines() if (e := parse_line(line))]
+    tail = _records(rest)
     assert tail[-1]["kind"] == "done" and tail[-1]["stopped"] is True
     saved_step = tail[-1]["step"]
     assert saved_step in checkpoint.complete_steps(experiment.root / "checkpoints")
@@ -273,7 +277,7 @@ def test_two_gloo_processes_train_with_ddp(tmp_path: Path) -> None:
     command = [*launcher, "--master-port", str(29500 + os.getpid() % 1000), *_trainer(logs)[1:]]
     result = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    events = [e for line in result.stdout.splitlines() if (e := parse_line(line))]
+    events = _records(result.stdout)
     start = events[0]
     assert start["world_size"] == 2 and start["steps_per_epoch"] == 2  # 8 clips / (2 ranks x batch 2)
     assert events[-1]["kind"] == "done" and events[-1]["step"] == 4
@@ -289,7 +293,7 @@ def test_auto_stop_ends_every_process_of_a_ddp_run(tmp_path: Path) -> None:
     command = [*launcher, "--master-port", str(29500 + (os.getpid() + 1) % 1000), *_trainer(logs)[1:]]
     result = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    events = [e for line in result.stdout.splitlines() if (e := parse_line(line))]
+    events = _records(result.stdout)
     done = events[-1]
     assert done["kind"] == "done" and done["epoch"] == 1 and done["stopped_early"]
 

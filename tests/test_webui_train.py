@@ -22,13 +22,15 @@ import pytest
 pytest.register_assert_rewrite("tests.browser")  # before its import: its fixtures' asserts explain themselves
 
 from rvc.experiment import Experiment, Workspace  # noqa: E402
+from rvc.train.events import DoneEvent, EpochEvent, ErrorEvent, StartEvent, StepEvent  # noqa: E402
 from rvc.train.launcher import TrainCommand  # noqa: E402
-from rvc.train.progress import format_line, make_event, read_events  # noqa: E402
+from rvc.train.progress import format_line, read_events  # noqa: E402
+from rvc.train.run_state import Point, RunState  # noqa: E402
 from tests.browser import RunningApp, open_tab, processes_mentioning, screenshot  # noqa: E402
 from tests.fake_experiment import make_extracted_experiment, write_tiny_config  # noqa: E402
 from webui import TABS  # noqa: E402
 from webui.jobs import JobRegistry  # noqa: E402
-from webui.run_view import Point, RunState, console_line, decimate, progress_rows, tail_lines  # noqa: E402
+from webui.run_view import console_line, decimate, progress_rows, tail_lines  # noqa: E402
 
 pytest_plugins = ["tests.browser"]
 
@@ -136,12 +138,12 @@ def test_train_tab_trains_plots_reattaches_stops_and_resumes(
     status.filter(has_text="training").wait_for(timeout=180_000)
 
     def last_step() -> int:
-        steps = [e["step"] for e in read_events(experiment.progress_jsonl)[0] if e["kind"] == "step"]
+        steps = [e.step for e in read_events(experiment.progress_jsonl)[0] if isinstance(e, StepEvent)]
         return steps[-1]
 
     wait_until(lambda: last_step() > saved, 180, "a step after the saved one")
-    starts = [e for e in read_events(experiment.progress_jsonl)[0] if e["kind"] == "start"]
-    assert starts[-1]["start_step"] == saved
+    starts = [e for e in read_events(experiment.progress_jsonl)[0] if isinstance(e, StartEvent)]
+    assert starts[-1].start_step == saved
     page.get_by_role("button", name="Stop", exact=True).click()
     status.filter(has_text="stopped at step").wait_for(timeout=120_000)
 
@@ -194,23 +196,19 @@ def test_every_route_needs_the_login(app: RunningApp) -> None:
 # --- the registry's parts ----------------------------------------------------------------------
 
 
-def _event(kind: str, **fields: Any) -> dict[str, Any]:
-    return make_event(kind, **fields)
-
-
 def test_run_state_folds_events_and_forgets_what_a_restart_redoes() -> None:
     state = RunState()
-    state.apply(_event("start", start_step=0, epochs=3, config={"train": {"c_mel": 45.0}}))
+    state.apply(StartEvent(start_step=0, epochs=3, config={"train": {"c_mel": 45.0}}))
     for step in (1, 2, 3, 4):
-        state.apply(_event("step", epoch=1, step=step, lr=1e-4, metrics={"loss/g/total": 30.0 - step}))
-    state.apply(_event("epoch", epoch=1, step=4, validation={"loss/val/mel": 2.5}))
-    state.apply(_event("error", recoverable=True, message="rolling back"))
+        state.apply(StepEvent(epoch=1, step=step, lr=1e-4, metrics={"loss/g/total": 30.0 - step}))
+    state.apply(EpochEvent(epoch=1, step=4, validation={"loss/val/mel": 2.5}))
+    state.apply(ErrorEvent(recoverable=True, message="rolling back"))
     assert state.error is None  # a recoverable error is not a failure
-    state.apply(_event("start", start_step=2, epochs=3))  # a rollback to step 2
+    state.apply(StartEvent(start_step=2, epochs=3))  # a rollback to step 2
     assert [p.step for p in state.curves["loss/g/total"]] == [1, 2]
     assert state.curves["loss/val/mel"] == [] and [p.step for p in state.lr] == [1, 2]
-    state.apply(_event("done", epoch=3, step=9, stopped=True))
-    assert state.done is not None and state.done["stopped"]
+    state.apply(DoneEvent(epoch=3, step=9, stopped=True))
+    assert state.done is not None and state.stopped
 
 
 def test_registry_reports_a_trainer_that_dies_before_training(tmp_path: Path) -> None:
@@ -236,7 +234,7 @@ def test_decimate_keeps_the_last_point() -> None:
 
 def test_console_shows_events_in_words_and_reads_only_the_tail(tmp_path: Path) -> None:
     log = tmp_path / "train.log"
-    step = _event("step", epoch=2, step=40, total_steps=100, lr=1e-4, it_s=3.2, metrics={"loss/g/total": 31.5})
+    step = StepEvent(epoch=2, step=40, total_steps=100, lr=1e-4, it_s=3.2, metrics={"loss/g/total": 31.5})
     lines = [f"line {i}" for i in range(100_000)] + [format_line(step)]
     log.write_text("\n".join(lines) + "\n")
     tail = tail_lines(log, 3, console_line)
@@ -249,8 +247,7 @@ def test_console_shows_events_in_words_and_reads_only_the_tail(tmp_path: Path) -
 def test_the_status_says_how_the_step_runs_and_where_the_clips_live() -> None:
     state = RunState()
     state.apply(
-        _event(
-            "start",
+        StartEvent(
             start_step=0,
             epochs=3,
             device="cuda:0",

@@ -1,7 +1,7 @@
 """The job registry: one training job per experiment, re-attached from the trainer's events file.
 
 A job folds the trainer's progress events (rvc.train.progress) into a
-``RunState`` (webui.run_view), reading the file incrementally, so any number of
+``RunState`` (rvc.train.run_state), reading the file incrementally, so any number of
 browser tabs, a page reload or a new app process see the same run: the registry
 starts from offset 0 the first time an experiment is looked at, then reads only
 what is new, and gives the Train tab a ``TrainView`` of it.
@@ -16,8 +16,10 @@ from rvc.errors import UserError
 from rvc.experiment import Experiment, Workspace
 from rvc.experiment.config_file import has_config
 from rvc.train import launcher
+from rvc.train.events import StartEvent
 from rvc.train.progress import read_events
-from webui.run_view import RunState, TrainView, train_view
+from rvc.train.run_state import RunState
+from webui.run_view import TrainView, train_view
 
 
 class Job:
@@ -43,7 +45,7 @@ class Job:
         events, self.offset = read_events(path, self.offset)
         for event in events:
             self.state.apply(event)
-            if event["kind"] == "start" and self.launch_offset is not None:
+            if isinstance(event, StartEvent) and self.launch_offset is not None:
                 self.started_since_launch = True
         if events:
             self.version += 1
@@ -68,10 +70,10 @@ class Job:
             return "starting" if stale or state.start is None else "running"
         if stale and self.exit_code is not None:
             return "failed"  # it ended before it started training: an import error, a bad config, ...
-        if state.error:
+        if state.failed:
             return "failed"
         if state.done is not None:
-            return "stopped" if state.done.get("stopped") else "finished"
+            return "stopped" if state.stopped else "finished"
         return "interrupted" if state.start is not None else "not started"
 
     def view(self, console_lines: int, verbose: bool) -> TrainView:

@@ -100,6 +100,7 @@ def train_experiment(workspace: Workspace, name: str, device_name: str = "auto")
 
     from rvc.experiment.config_file import load_config
     from rvc.train.distributed import Distributed
+    from rvc.train.events import ErrorEvent
     from rvc.train.loop import Trainer
     from rvc.train.progress import ProgressWriter
 
@@ -131,23 +132,23 @@ def train_experiment(workspace: Workspace, name: str, device_name: str = "auto")
                 return code
             # The state on disk now carries a lower LR: start again from it.
         if dist.is_main:
-            progress.emit("error", message=f"training diverged {MAX_ROLLBACKS + 1} times; lower --lr or use fp32")
+            progress.emit(ErrorEvent(message=f"training diverged {MAX_ROLLBACKS + 1} times; lower --lr or use fp32"))
         return 3
     except UserError as error:
         if dist.is_main:
-            progress.emit("error", message=str(error))
+            progress.emit(ErrorEvent(message=str(error)))
         print(f"error: {error}", file=sys.stderr)
         return 2
     except torch.OutOfMemoryError as error:
         if dist.is_main:
-            progress.emit("error", message=_oom_message(workspace, name), detail=str(error).splitlines()[0])
+            progress.emit(ErrorEvent(message=_oom_message(workspace, name), detail=str(error).splitlines()[0]))
         return 1
     except KeyboardInterrupt:
         return 130
     except Exception as error:  # the UI must hear about any failure, with the traceback in the log
         traceback.print_exc()
         if dist.is_main:
-            progress.emit("error", message=f"training failed: {type(error).__name__}: {error}")
+            progress.emit(ErrorEvent(message=f"training failed: {type(error).__name__}: {error}"))
         return 1
     finally:
         if dist.world_size > 1 and torch.distributed.is_initialized():

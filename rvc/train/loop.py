@@ -28,6 +28,16 @@ from rvc.train.batches import ResidentBatches, StreamedBatches, epoch_rows, stre
 from rvc.train.compile_cost import COLD_COMPILE_S, CompileRecord
 from rvc.train.data import TrainingSet, load_training_set
 from rvc.train.distributed import Distributed, all_reduce_gradients, broadcast_parameters
+from rvc.train.events import (
+    BestEvent,
+    DoneEvent,
+    EpochEvent,
+    ErrorEvent,
+    ExportEvent,
+    OvertrainEvent,
+    StartEvent,
+    StepEvent,
+)
 from rvc.train.graph import choose_step_mode, prepare_step
 from rvc.train.mel import MultiScaleMel, Spectrogram
 from rvc.train.models import Models, build_models, configure_backends
@@ -188,30 +198,31 @@ class Trainer:
             compile_record.write(compile_s)  # the next run judges by this compile, warm cache or not
         if self.dist.is_main:
             self.progress.emit(
-                "start",
-                config=self.config.to_dict(),
-                clips=len(train_set),
-                validation_clips=len(validation) if validation is not None else 0,
-                dataset_seconds=round(train_set.seconds, 2),
-                data_placement="stream" if isinstance(batches, StreamedBatches) else "resident",
-                steps_per_epoch=steps_per_epoch,
-                total_steps=total_steps,
-                epochs=train.epochs,
-                start_epoch=self.state.epoch + 1,
-                start_step=self.state.step,
-                device=str(self.device),
-                precision=self.precision.name,
-                world_size=self.dist.world_size,
-                step_mode=mode,
-                step_mode_reason=why,
-                compile_s=round(compile_s, 2),
+                StartEvent(
+                    config=self.config.to_dict(),
+                    clips=len(train_set),
+                    validation_clips=len(validation) if validation is not None else 0,
+                    dataset_seconds=round(train_set.seconds, 2),
+                    data_placement="stream" if isinstance(batches, StreamedBatches) else "resident",
+                    steps_per_epoch=steps_per_epoch,
+                    total_steps=total_steps,
+                    epochs=train.epochs,
+                    start_epoch=self.state.epoch + 1,
+                    start_step=self.state.step,
+                    device=str(self.device),
+                    precision=self.precision.name,
+                    world_size=self.dist.world_size,
+                    step_mode=mode,
+                    step_mode_reason=why,
+                    compile_s=round(compile_s, 2),
+                )
             )
             self.run_log.open()
             self.saver = StateSaver(
                 self.checkpoints.folder,
                 train.keep_last,
                 self.device,
-                lambda fields: self.progress.emit("checkpoint", **fields),
+                self.progress.emit,
             )
             if self.device.type == "cuda":
                 from rvc.train.gpu_stats import GpuStats
@@ -253,12 +264,13 @@ class Trainer:
             self._export(models)
             self._close_saver()  # the last state and the best one are on disk before `done`
             self.progress.emit(
-                "done",
-                epoch=self.state.epoch,
-                step=self.state.step,
-                skipped_steps=self.state.skipped_steps,
-                overtrain=self.detector.summary(),
-                stopped_early=self.state.epoch < train.epochs,
+                DoneEvent(
+                    epoch=self.state.epoch,
+                    step=self.state.step,
+                    skipped_steps=self.state.skipped_steps,
+                    overtrain=self.detector.summary(),
+                    stopped_early=self.state.epoch < train.epochs,
+                )
             )
             self.run_log.close()
         return 0
@@ -277,19 +289,20 @@ class Trainer:
             gpu: dict[str, float] = self.gpu.read() if self.gpu is not None else {}
             next_save = (epoch // train.save_every + 1) * train.save_every if epoch % train.save_every else epoch
             self.progress.emit(
-                "step",
-                epoch=epoch,
-                step=self.state.step,
-                total_steps=total_steps,
-                batch=batch + 1,
-                batches=steps_per_epoch,
-                lr=lr,
-                metrics=values,
-                it_s=round(rate, 3),
-                eta_s=round((total_steps - self.state.step) / rate, 1),
-                next_save_epoch=min(next_save, train.epochs),
-                skipped_steps=skipped,
-                gpu=gpu,
+                StepEvent(
+                    epoch=epoch,
+                    step=self.state.step,
+                    total_steps=total_steps,
+                    batch=batch + 1,
+                    batches=steps_per_epoch,
+                    lr=lr,
+                    metrics=values,
+                    it_s=round(rate, 3),
+                    eta_s=round((total_steps - self.state.step) / rate, 1),
+                    next_save_epoch=min(next_save, train.epochs),
+                    skipped_steps=skipped,
+                    gpu=gpu,
+                )
             )
             self.run_log.scalars(values | gpu | {"learning_rate": lr}, self.state.step)
         return in_a_row
@@ -333,34 +346,38 @@ class Trainer:
         sample_s = time.monotonic() - started
         save_s = self._checkpoint(models) if saving else 0.0
         self.progress.emit(
-            "epoch",
-            epoch=epoch,
-            epochs=train.epochs,
-            step=self.state.step,
-            epoch_s=round(seconds, 3),
-            validation_s=round(validation_s, 3),
-            sample_s=round(sample_s, 3),
-            save_s=round(save_s, 3),
-            peak_mem_gib=(
-                round(torch.cuda.max_memory_allocated(self.device) / 2**30, 3) if self.device.type == "cuda" else None
-            ),
-            validation=val,
-            best_epoch=self.detector.best_epoch or None,
-            epochs_since_best=self.detector.epochs_since_best if self.detector.best_value is not None else None,
+            EpochEvent(
+                epoch=epoch,
+                epochs=train.epochs,
+                step=self.state.step,
+                epoch_s=round(seconds, 3),
+                validation_s=round(validation_s, 3),
+                sample_s=round(sample_s, 3),
+                save_s=round(save_s, 3),
+                peak_mem_gib=(
+                    round(torch.cuda.max_memory_allocated(self.device) / 2**30, 3)
+                    if self.device.type == "cuda"
+                    else None
+                ),
+                validation=val,
+                best_epoch=self.detector.best_epoch or None,
+                epochs_since_best=self.detector.epochs_since_best if self.detector.best_value is not None else None,
+            )
         )
         if is_best:
-            self.progress.emit("best", epoch=epoch, step=self.state.step, value=self.detector.best_value)
+            self.progress.emit(BestEvent(epoch=epoch, step=self.state.step, value=self.detector.best_value))
         if self.detector.overtraining and val:
             self.progress.emit(
-                "overtrain",
-                epoch=epoch,
-                best_epoch=self.detector.best_epoch,
-                epochs_since_best=self.detector.epochs_since_best,
-                auto_stop=train.auto_stop,
-                message=(
-                    f"held-out mel loss has not improved for {self.detector.epochs_since_best} epochs "
-                    f"(best: epoch {self.detector.best_epoch})"
-                ),
+                OvertrainEvent(
+                    epoch=epoch,
+                    best_epoch=self.detector.best_epoch,
+                    epochs_since_best=self.detector.epochs_since_best,
+                    auto_stop=train.auto_stop,
+                    message=(
+                        f"held-out mel loss has not improved for {self.detector.epochs_since_best} epochs "
+                        f"(best: epoch {self.detector.best_epoch})"
+                    ),
+                )
             )
 
     # --- around the loop -------------------------------------------------------
@@ -406,10 +423,10 @@ class Trainer:
         for which, state, epoch, step in sources:
             out = self.experiment.exported_model(best=which == "best")
             export_model(state, self.config.model, out, epoch=epoch, step=step, metadata=metadata)
-            self.progress.emit("export", which=which, path=str(out), epoch=self.state.epoch, step=self.state.step)
+            self.progress.emit(ExportEvent(which=which, path=str(out), epoch=self.state.epoch, step=self.state.step))
         if best is None and self.checkpoints.has_best():  # a resumed run that found no better epoch
             path = export_experiment(self.experiment, "best")
-            self.progress.emit("export", which="best", path=str(path), epoch=self.state.epoch, step=self.state.step)
+            self.progress.emit(ExportEvent(which="best", path=str(path), epoch=self.state.epoch, step=self.state.step))
 
     def _stop(self, models: Models, epoch_done: bool) -> int:
         """Save the current state (mid-epoch too: resume continues at the next batch) and exit cleanly."""
@@ -417,12 +434,13 @@ class Trainer:
             self._checkpoint(models)
             self._close_saver()  # on disk before `done`: the UI may start the next run at once
             self.progress.emit(
-                "done",
-                epoch=self.state.epoch,
-                step=self.state.step,
-                stopped=True,
-                skipped_steps=self.state.skipped_steps,
-                overtrain=self.detector.summary(),
+                DoneEvent(
+                    epoch=self.state.epoch,
+                    step=self.state.step,
+                    stopped=True,
+                    skipped_steps=self.state.skipped_steps,
+                    overtrain=self.detector.summary(),
+                )
             )
             self.run_log.close()
         return 0
@@ -435,19 +453,22 @@ class Trainer:
         if not steps:
             if self.dist.is_main:
                 self.progress.emit(
-                    "error",
-                    message=f"{message} and no saved state to roll back to: lower --lr or use --precision bf16/fp32",
-                    step=self.state.step,
+                    ErrorEvent(
+                        message=f"{message} and no saved state to roll back to: "
+                        "lower --lr or use --precision bf16/fp32",
+                        step=self.state.step,
+                    )
                 )
             return 3
         if self.dist.is_main:
             lower_learning_rate(self.checkpoints, steps[-1], ROLLBACK_LR_FACTOR)
             self.progress.emit(
-                "error",
-                recoverable=True,
-                step=self.state.step,
-                rollback_to=steps[-1],
-                message=f"{message}: rolling back to step {steps[-1]} with the learning rate halved",
+                ErrorEvent(
+                    recoverable=True,
+                    step=self.state.step,
+                    rollback_to=steps[-1],
+                    message=f"{message}: rolling back to step {steps[-1]} with the learning rate halved",
+                )
             )
         if self.dist.world_size > 1:
             torch.distributed.barrier()  # every rank reloads the state rank 0 has just rewritten

@@ -3,48 +3,29 @@
 The trainer prints one JSON object per line behind ``@@rvc `` on stdout, e.g.
 ``@@rvc {"v":1,"kind":"step","epoch":3,"step":1200,...}``, and appends the same
 object to ``logs/<exp>/progress.jsonl`` so that a reloaded page or a new UI
-process can re-attach to a run and redraw every graph.
+process can re-attach to a run and redraw every graph. The objects are the typed
+events of ``rvc.train.events``; ``rvc.train.run_state`` folds them into a run's state.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
+
+from rvc.train.events import VERSION, Event, from_json
 
 PREFIX = "@@rvc "
-VERSION = 1
-KINDS = ("start", "step", "epoch", "checkpoint", "export", "best", "overtrain", "error", "done")
 
-Event = dict[str, Any]
-
-
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: report them as None (a skipped step says why elsewhere)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(item) for item in value]
-    return value
-
-
-def make_event(kind: str, **fields: Any) -> Event:
-    """Return an event of ``kind`` with the protocol version and a wall-clock time."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown progress event kind {kind!r}; expected one of {KINDS}")
-    return {"v": VERSION, "kind": kind, "time": round(time.time(), 3), **_finite(fields)}
+__all__ = ["PREFIX", "VERSION", "Event", "ProgressWriter", "format_line", "iter_events", "parse_line", "read_events"]
 
 
 def format_line(event: Event) -> str:
     """Return the stdout line of ``event`` (no trailing newline)."""
-    return PREFIX + json.dumps(event, separators=(",", ":"), allow_nan=False)
+    return PREFIX + json.dumps(event.to_json(), separators=(",", ":"), allow_nan=False)
 
 
 def parse_line(line: str) -> Event | None:
@@ -57,12 +38,9 @@ def parse_line(line: str) -> Event | None:
 
 def _parse_json(text: str) -> Event | None:
     try:
-        event = json.loads(text)
+        return from_json(json.loads(text))
     except json.JSONDecodeError:
         return None
-    if not isinstance(event, dict) or event.get("kind") not in KINDS or event.get("v") != VERSION:
-        return None
-    return event
 
 
 class ProgressWriter:
@@ -76,8 +54,8 @@ class ProgressWriter:
             jsonl_path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
 
-    def emit(self, kind: str, **fields: Any) -> Event:
-        event = make_event(kind, **fields)
+    def emit(self, event: Event) -> Event:
+        """Print ``event`` and append it to the file; return it."""
         line = format_line(event)
         with self._lock:
             print(line, file=self.stream, flush=True)

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 
 from rvc.experiment import checkpoints as checkpoint
+from rvc.train.events import CheckpointEvent
 
 
 class HostCopy:
@@ -77,8 +78,8 @@ class _Job:
 class StateSaver:
     """Snapshots on the calling (training) thread, files written on one background thread.
 
-    on_written(fields) is called from the writer thread after each complete state, with the
-    fields of its ``checkpoint`` progress event.
+    on_written(event) is called from the writer thread after each complete state, with its
+    ``checkpoint`` progress event.
     """
 
     def __init__(
@@ -86,7 +87,7 @@ class StateSaver:
         folder: Path,
         keep_last: int,
         device: torch.device,
-        on_written: Callable[[dict[str, Any]], object] | None = None,
+        on_written: Callable[[CheckpointEvent], object] | None = None,
     ) -> None:
         self.folder = folder
         self.keep_last = keep_last
@@ -170,14 +171,14 @@ class StateSaver:
         removed = checkpoint.prune_states(self.folder, self.keep_last)
         if self.on_written is not None:
             self.on_written(
-                {
-                    "epoch": job.generator["iteration"],
-                    "step": job.tag,
-                    "generator": str(paths.generator),
-                    "discriminator": str(paths.discriminator),
-                    "removed": removed,
-                    "write_s": round(time.perf_counter() - started, 3),
-                }
+                CheckpointEvent(
+                    epoch=job.generator["iteration"],
+                    step=job.tag,
+                    generator=str(paths.generator),
+                    discriminator=str(paths.discriminator),
+                    removed=removed,
+                    write_s=round(time.perf_counter() - started, 3),
+                )
             )
 
     def _write_best(self) -> None:

@@ -19,9 +19,10 @@ import pandas as pd
 
 from rvc.errors import UserError
 from rvc.train import launcher
+from rvc.train.run_state import Point
 from webui.context import AppContext
 from webui.files import servable
-from webui.run_view import LOSS_METRICS, PLOTS, Point, TrainView
+from webui.run_view import LOSS_METRICS, PLOTS, TrainView
 
 log = logging.getLogger(__name__)
 
