@@ -49,6 +49,7 @@ def profile_mode(mode: str, channels_last: bool, args: argparse.Namespace, logs:
     device = torch.device("cuda")
     trainer = Trainer(experiment, config, device, ProgressWriter(None, io.StringIO()), lambda: False)
     configure_backends(device, config.train.tf32)
+    torch.backends.cudnn.benchmark = args.cudnn_benchmark == "on"
     train_set = trainer._load_data()[0].data  # the whole set on the GPU (what the step reads)
     torch.manual_seed(0)
     models = build_models(config, device, trainer.precision, channels_last=channels_last)
@@ -102,6 +103,7 @@ def profile_mode(mode: str, channels_last: bool, args: argparse.Namespace, logs:
     result = {
         "mode": mode,
         "channels_last": channels_last,
+        "cudnn_benchmark": args.cudnn_benchmark == "on",
         "prepare_s": round(prepare_s, 1),
         "ms_per_step": round(1000 * wall / args.steps, 2),
         "steps_per_s": round(args.steps / wall, 2),
@@ -131,6 +133,9 @@ def main() -> None:
     parser.add_argument("--modes", nargs="+", default=["eager", "graph", "compiled"])
     parser.add_argument(
         "--channels-last", nargs="+", default=["on"], choices=["on", "off"], help="the 1-D convolutions' layout"
+    )
+    parser.add_argument(
+        "--cudnn-benchmark", default="on", choices=["on", "off"], help="autotune each convolution (the trainer's way)"
     )
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=20)
