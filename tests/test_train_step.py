@@ -71,6 +71,19 @@ def test_compiled_step_computes_the_plain_steps_losses(setup: tuple) -> None:
         assert got[name] == pytest.approx(expected[name], rel=1e-4, abs=1e-6), name
 
 
+def test_a_channels_last_step_computes_the_plain_steps_losses(setup: tuple) -> None:
+    """The layout the trainer uses on CUDA, through the whole step (losses, both updates)."""
+    config, models, data = setup
+    plain_models, channels_last = _fresh(models, config), _fresh(models, config)
+    channels_last.generator.get_submodule("dec").channels_last = True
+    channels_last.discriminator.get_submodule("discriminators.0").channels_last = True
+    plain = _train(config, plain_models, data, None, steps=1)  # the gradients: test_models.py
+    got, _, _ = _train(config, channels_last, data, None, steps=1).read()
+    expected, _, _ = plain.read()
+    for name in METRIC_NAMES:
+        assert got[name] == pytest.approx(expected[name], rel=1e-4, abs=1e-6), name
+
+
 def test_regionally_compiled_step_computes_the_plain_steps_losses(setup: tuple) -> None:
     config, models, data = setup
     plain_models, regional_models = _fresh(models, config), _fresh(models, config)
