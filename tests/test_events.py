@@ -24,6 +24,7 @@ from rvc.train.events import (
     from_json,
 )
 from rvc.train.progress import format_line, parse_line, read_events
+from rvc.train.run_state import RunState
 
 V1_FILE = Path(__file__).parent / "data" / "progress_v1.jsonl"
 
@@ -117,6 +118,8 @@ def test_start_reads_the_runs_train_settings_tolerating_unknown_ones() -> None:
     settings = StartEvent(config=config).train_settings()
     assert settings is not None and settings.c_mel == 30.0 and settings.overtrain_patience == 30
     assert settings.betas == (0.8, 0.99)
+    config["train"]["c_mel"] = "forty-five"  # a damaged record: no weight to divide by, and no crash
+    assert RunState.fold([StartEvent(config=config)]).c_mel is None
 
 
 def test_unknown_events_keep_their_record() -> None:

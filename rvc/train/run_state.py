@@ -173,7 +173,9 @@ class RunState:
     def c_mel(self) -> float | None:
         """The weight of the training mel loss (the held-out one is the plain L1 distance)."""
         settings = self.start.train_settings() if self.start is not None else None
-        return settings.c_mel if settings is not None else None
+        c_mel = settings.c_mel if settings is not None else None
+        # The settings are copied from the record unchecked: a damaged one must not break a plot.
+        return float(c_mel) if isinstance(c_mel, int | float) and not isinstance(c_mel, bool) else None
 
     @property
     def stopped(self) -> bool:
