@@ -465,7 +465,9 @@ class _Run:
                 f"{rejected} rejected): {clips} -> {self.experiment.dataset_report}"
             )
         if rejected:
-            log.warning("%d file(s) skipped; %s lists each with its reason", rejected, self.experiment.dataset_report)
+            log.warning(
+                "%d file(s) skipped; %s lists each with its reason", rejected, self.experiment.dataset_report.name
+            )
         return PrepareResult(report.to_json(), len(jobs), len(self.unchanged), rejected, removed, summary)
 
 
