@@ -112,3 +112,28 @@ def test_a_streamed_training_set_trains_as_one_on_the_gpu(tmp_path: Path) -> Non
     # The first step sees the same clips and weights; later ones may drift by cuDNN's algorithm choice.
     assert finals["stream"][0] == pytest.approx(finals["gpu"][0], rel=1e-3)
     assert finals["stream"] == pytest.approx(finals["gpu"], rel=0.1)
+
+
+def test_the_graphed_held_out_loss_is_the_eager_one_and_follows_the_weights(tmp_path: Path) -> None:
+    from rvc.train.data import load_training_set
+    from rvc.train.mel import Spectrogram
+    from rvc.train.models import build_models
+    from rvc.train.validation import HeldOutMel
+    from tests.fake_experiment import tiny_config
+
+    device = torch.device("cuda")
+    experiment = make_extracted_experiment(tmp_path / "logs", train_clips=2, validation_clips=5)
+    config = tiny_config()
+    cfg = config.model
+    data = load_training_set(experiment, "validation", cfg.sample_rate, cfg.hop_length).to(device)
+    generator = build_models(config, device).generator
+    spectrogram = Spectrogram.for_model(cfg).to(device)
+    graphed = HeldOutMel(generator, spectrogram, data, 4, graphed=True)
+    eager = HeldOutMel(generator, spectrogram, data, 4, graphed=False)
+    values = [graphed(), graphed()]  # the eager pass that captures, then a replay
+    assert graphed.graph is not None
+    assert values[1] == pytest.approx(values[0], rel=1e-5) and values[0] == pytest.approx(eager(), rel=1e-5)
+    with torch.no_grad():  # an optimizer's in-place update: the replay must see it
+        generator.get_submodule("dec.conv_post").weight.mul_(0.5)
+    changed = graphed()
+    assert changed != pytest.approx(values[0], rel=1e-4) and changed == pytest.approx(eager(), rel=1e-5)

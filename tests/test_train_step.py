@@ -19,7 +19,7 @@ from rvc.train.models import Models, build_models
 from rvc.train.precision import PLANS, resolve_precision
 from rvc.train.regions import compile_regions
 from rvc.train.step import METRIC_NAMES, StepFunctions, StepMetrics, TrainStep
-from rvc.train.validation import ValidationSchedule
+from rvc.train.validation import HeldOutMel, ValidationSchedule, balanced_batch
 from tests.fake_experiment import make_extracted_experiment, tiny_config
 
 CPU = torch.device("cpu")
@@ -313,3 +313,24 @@ def test_clips_shorter_than_a_training_slice_are_padded_in_one_read(setup: tuple
     assert load_training_set(experiment, "train", cfg.sample_rate, cfg.hop_length, min_frames=1).max_frames == (
         data.max_frames
     )
+
+
+def test_held_out_batches_split_evenly() -> None:
+    assert [balanced_batch(n, 8) for n in (1, 8, 9, 10, 17, 32)] == [1, 8, 5, 5, 6, 8]
+    assert balanced_batch(0, 8) == 1
+
+
+def test_the_held_out_loss_repeats_leaves_the_rng_alone_and_follows_the_weights(setup: tuple) -> None:
+    config, models, data = setup
+    generator = _fresh(models, config).generator
+    held_out = HeldOutMel(generator, Spectrogram.for_model(config.model), data, 3, graphed=True)  # CPU: eager
+    assert held_out.batch == 2 and held_out.graph is None
+    torch.manual_seed(5)
+    first = held_out()
+    after = torch.rand(1)
+    torch.manual_seed(5)
+    assert held_out() == first and torch.equal(torch.rand(1), after)  # same noise, the caller's RNG untouched
+    assert held_out.graph is None and generator.training
+    with torch.no_grad():
+        generator.get_submodule("dec.conv_post").weight.mul_(0.5)
+    assert held_out() != first

@@ -48,15 +48,16 @@ from rvc.train.resume import TrainState, apply_lr_scale, lower_learning_rate, re
 from rvc.train.run_log import RunLog
 from rvc.train.saver import StateSaver
 from rvc.train.step import StepMetrics, TrainStep
-from rvc.train.validation import ValidationSchedule, held_out_mel
+from rvc.train.validation import HeldOutMel, ValidationSchedule
 
 # Non-finite steps in a row before rolling back to the last state with a lower LR.
 ROLLBACK_AFTER = 5
 ROLLBACK_LR_FACTOR = 0.5
 # With several processes, steps between checks that every rank agrees to stop (each check syncs).
 STOP_CHECK_EVERY = 10
-# Held-out clips converted at once: fewer, larger launches than the training batch (no gradients to keep).
-VALIDATION_BATCH = 32
+# Held-out clips converted at once, at most: on CUDA the whole pass is one graph replay whatever the
+# batch, so the batch only bounds the memory that full-length clips in fp32 need beside training's.
+VALIDATION_BATCH = 8
 
 
 @dataclass
@@ -109,6 +110,7 @@ class Trainer:
         self.run_log = RunLog(experiment, config, log)
         self.saver: StateSaver | None = None  # rank 0's: the others save nothing
         self.compile_times = compile_times  # where measured compile times are kept (beside the compile cache)
+        self.held_out: HeldOutMel | None = None  # built at the first validation
 
     # --- set-up ----------------------------------------------------------
     def _load_data(self) -> tuple[ResidentBatches | StreamedBatches, TrainingSet | None]:
@@ -328,7 +330,10 @@ class Trainer:
         validation_s = 0.0
         if validation is not None and self.dist.is_main and self.validation_schedule.due(epoch, seconds):
             started = time.monotonic()
-            val = {"loss/val/mel": held_out_mel(models.generator, spectrogram, validation, VALIDATION_BATCH)}
+            if self.held_out is None:
+                graphed = self.device.type == "cuda"
+                self.held_out = HeldOutMel(models.generator, spectrogram, validation, VALIDATION_BATCH, graphed)
+            val = {"loss/val/mel": self.held_out()}
             is_best = self.detector.update(epoch, val["loss/val/mel"])
             if is_best and self.saver is not None:
                 self.saver.hold_best(models.generator, epoch, self.state.step, _learning_rate(models))

@@ -42,34 +42,81 @@ class ValidationSchedule:
         self.validation_s, self.trained_s = seconds, 0.0
 
 
-@torch.no_grad()
-def held_out_mel(model: nn.Module, spectrogram: Spectrogram, data: TrainingSet, batch_size: int) -> float:
-    """Mel L1 per frame and mel bin through the conversion path (prior -> flow -> decoder), with fixed noise.
+def balanced_batch(count: int, most: int) -> int:
+    """The batch size that splits ``count`` clips into the fewest batches of at most ``most``, all
+    (but possibly the last) of one size: 10 clips at most 8 go as 5 + 5, not 8 + 2, so every batch
+    has the same shape (one set of cuDNN plans, and a CUDA graph of the whole pass stays small)."""
+    batches = max(1, -(-count // max(1, most)))
+    return max(1, -(-count // batches))
+
+
+class HeldOutMel:
+    """The held-out loss: mel L1 per frame and mel bin through the conversion path (prior -> flow
+    -> decoder) on the validation clips, with the same noise every time.
 
     Always in fp32, whatever the training precision: the loss measures the weights, not bf16's
     rounding (which raises the floor of quiet frames' log-mel by far more than any difference
     between two runs), and inference runs in fp32 or fp16. The clips may be on the host (a
     streamed run keeps its held-out clips there too): they move to the model a batch at a time.
+
+    ``graphed`` (CUDA, clips on the device): the first call runs the pass eagerly, then captures
+    it as a CUDA graph; later calls replay it, one launch instead of a few thousand small kernels
+    and no host sync but the result's. The graph reads the parameters where they live, so the
+    optimizers' in-place updates (and a rollback's in-place load) reach it; its noise is the same
+    at every replay because each replay starts from the seed set just before it.
     """
-    generator = cast(SynthesizerTrnMs768NSFsid, model)
-    device = next(generator.parameters()).device
-    generator.eval()
-    total, frames_total = 0.0, 0
-    batch = max(1, batch_size)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(0)
-        for start in range(0, len(data), batch):
-            index = torch.arange(start, min(start + batch, len(data)), device=data.wav.device)
+
+    def __init__(
+        self, model: nn.Module, spectrogram: Spectrogram, data: TrainingSet, batch_size: int, graphed: bool
+    ) -> None:
+        self.generator = cast(SynthesizerTrnMs768NSFsid, model)
+        self.spectrogram = spectrogram
+        self.data = data
+        self.batch = balanced_batch(len(data), batch_size)
+        self.device = next(self.generator.parameters()).device
+        self.frames = max(1, int(data.lengths.sum()))
+        self.graphed = graphed and self.device.type == "cuda" and data.wav.device == self.device
+        self.graph: torch.cuda.CUDAGraph | None = None
+        self.static_sum: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def __call__(self) -> float:
+        devices = [self.device] if self.device.type == "cuda" else []
+        self.generator.eval()
+        try:
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(0)
+                if self.graph is not None and self.static_sum is not None:
+                    self.graph.replay()
+                    total = self.static_sum
+                else:
+                    total = self._sum()
+                    if self.graphed:
+                        self._capture()
+        finally:
+            self.generator.train()
+        return float(total) / self.frames
+
+    def _capture(self) -> None:
+        """Capture the pass (after the eager one that tuned cuDNN for these shapes)."""
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+            self.static_sum = self._sum()
+        self.graph = graph
+
+    def _sum(self) -> torch.Tensor:
+        """The masked L1 summed over clips, frames and mel bins / bins, on the device (no host sync)."""
+        data, generator = self.data, self.generator
+        total = torch.zeros((), device=self.device)
+        for start in range(0, len(data), self.batch):
+            index = torch.arange(start, min(start + self.batch, len(data)), device=data.wav.device)
             wav, phone, pitch, pitchf, lengths = (
-                t[index].to(device) for t in (data.wav, data.phone, data.pitch, data.pitchf, data.lengths)
+                t[index].to(self.device) for t in (data.wav, data.phone, data.pitch, data.pitchf, data.lengths)
             )
-            with torch.autocast(device.type, enabled=False):
+            with torch.autocast(self.device.type, enabled=False):
                 audio, _, _ = generator.infer(phone.float(), lengths, pitch, pitchf, torch.zeros_like(lengths))
-            real_mel = spectrogram.mel(wav)
-            fake_mel = spectrogram.mel(audio.squeeze(1).float())
+            real_mel = self.spectrogram.mel(wav)
+            fake_mel = self.spectrogram.mel(audio.squeeze(1).float())
             mask = sequence_mask(lengths, real_mel.size(-1)).unsqueeze(1)
-            diff = (fake_mel - real_mel).abs() * mask
-            total += float(diff.sum()) / real_mel.size(1)
-            frames_total += int(lengths.sum())
-    generator.train()
-    return total / max(1, frames_total)
+            total = total + ((fake_mel - real_mel).abs() * mask).sum() / real_mel.size(1)
+        return total
