@@ -70,7 +70,7 @@ def profile_mode(mode: str, channels_last: bool, args: argparse.Namespace, logs:
     if mode == "regional":
         from rvc.train.regions import compile_regions
 
-        compile_regions(models.generator, models.discriminator)
+        compile_regions(models.generator, models.discriminator, only=tuple(args.regions))
     if mode != "eager":
         run = GraphedStep(step, (1, args.batch_size))
         run.prepare(batch())
@@ -104,6 +104,7 @@ def profile_mode(mode: str, channels_last: bool, args: argparse.Namespace, logs:
         "mode": mode,
         "channels_last": channels_last,
         "cudnn_benchmark": args.cudnn_benchmark == "on",
+        "regions": args.regions if mode == "regional" else None,
         "prepare_s": round(prepare_s, 1),
         "ms_per_step": round(1000 * wall / args.steps, 2),
         "steps_per_s": round(args.steps / wall, 2),
@@ -137,6 +138,7 @@ def main() -> None:
     parser.add_argument(
         "--cudnn-benchmark", default="on", choices=["on", "off"], help="autotune each convolution (the trainer's way)"
     )
+    parser.add_argument("--regions", nargs="*", default=[], help="regional: only these block classes (default all)")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=15)

@@ -28,8 +28,10 @@ REGIONS = (ResBlock1, ResBlock2, WN, Encoder, DiscriminatorS, DiscriminatorP)
 RECOMPILE_LIMIT = 64
 
 
-def compile_regions(*models: nn.Module, backend: str = "inductor") -> int:
+def compile_regions(*models: nn.Module, backend: str = "inductor", only: tuple[str, ...] = ()) -> int:
     """Compile every REGIONS block under ``models`` in place; return how many were marked.
+
+    ``only``: compile just the block types of these class names (to find which regions pay).
 
     The modules keep their parameters and state-dict keys; a compiled module runs its
     ``forward`` (fp32 islands included) through Dynamo on its next call.
@@ -42,7 +44,7 @@ def compile_regions(*models: nn.Module, backend: str = "inductor") -> int:
     marked = 0
     for model in models:
         for module in model.modules():
-            if isinstance(module, REGIONS):
+            if isinstance(module, REGIONS) and (not only or type(module).__name__ in only):
                 module.compile(dynamic=False, backend=backend)
                 marked += 1
     return marked
