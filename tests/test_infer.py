@@ -453,7 +453,11 @@ def test_refuses_an_index_of_another_width(voice: Voice, tmp_path: Path) -> None
 
 
 def test_refuses_settings_out_of_range() -> None:
-    for changes, flag in [({"index_rate": 1.5}, "index rate"), ({"protect": 0.7}, "protect"), ({"rms_mix": -1}, "RMS")]:
+    for changes, flag in [
+        ({"index_rate": 1.5}, "index_rate"),
+        ({"protect": 0.7}, "protect"),
+        ({"rms_mix": -1}, "rms_mix"),
+    ]:
         with pytest.raises(UserError, match=flag):
             _options(**changes).check()
 

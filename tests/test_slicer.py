@@ -7,6 +7,7 @@ import pytest
 
 from rvc.data.slicer import SlicerParams, chunk_span, frame_rms, loudest_frame_db, slice_at_silences
 from rvc.data.vad import TimeMap, trim_long_silences
+from rvc.errors import UserError
 from tests.synth import harmonic_tone, silence, speech_like
 
 SR = 16000
@@ -62,9 +63,9 @@ def test_silence_gives_no_slices_and_short_sound_stays_whole() -> None:
 
 
 def test_slicer_refuses_inconsistent_times() -> None:
-    with pytest.raises(ValueError, match="min length >= min interval"):
+    with pytest.raises(UserError, match=r"min_length 0\.3 must be at least min_interval"):
         slice_at_silences(silence(1.0, SR), SR, SlicerParams(min_length=0.3, min_interval=0.4))
-    with pytest.raises(ValueError, match="max silence kept"):
+    with pytest.raises(UserError, match=r"max_silence_kept 0\.001 must be at least hop"):
         SlicerParams(max_silence_kept=0.001).check()
 
 

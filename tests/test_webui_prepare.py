@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -151,10 +152,12 @@ def test_extraction_paths_must_stay_inside_the_allowed_folders(tmp_path: Path) -
     outside = save_tiny_hubert(tmp_path / "elsewhere" / "hubert")
     with pytest.raises(UserError, match="outside the folders this app may use"):
         handlers.extract_options(_form(embedder=str(outside)), guard)
-    with pytest.raises(UserError, match=r"'Content embedder': .* does not exist"):
+    with pytest.raises(UserError) as error:
         handlers.extract_options(_form(embedder=str(workspace.assets.root / "embedders" / "missing")), guard)
-    with pytest.raises(UserError, match=r"'Pitch \(f0\) method': 'yin' is not one of"):
+    assert re.match(r"'Content embedder': .* does not exist", handlers.ui_text(error.value))
+    with pytest.raises(UserError) as error:
         handlers.extract_options(_form(f0_method="yin"), guard)
+    assert handlers.ui_text(error.value).startswith("'Pitch (f0) method': 'yin' is not one of")
     assert handlers.extract_options(_form(embedder="contentvec", batch_size=4), guard).batch_size == 4
     outcome = StageOutcome()
     texts = list(handlers.extract_stage(workspace, guard, _form(experiment="voice"), outcome))
@@ -266,11 +269,15 @@ def test_stream_stage_shows_the_stages_log_lines_and_errors() -> None:
 
 
 def test_rvc_messages_name_the_tabs_labels() -> None:
-    text = "--chunk 0.2 must be at least --min-clip (0.5 s); --unknown stays"
-    assert (
-        handlers.ui_message(text)
-        == "'Chunk length (s)' 0.2 must be at least 'Shortest clip (s)' (0.5 s); --unknown stays"
-    )
+    from rvc.data.options import PrepareOptions
+
+    with pytest.raises(UserError) as error:
+        PrepareOptions(chunk=0.2).check()
+    assert error.value.field == "chunk"
+    assert handlers.ui_text(error.value) == "'Chunk length (s)' 0.2 must be at least 'Shortest clip (s)' (0.5 s)"
+    with pytest.raises(UserError) as error:
+        handlers.prepare_options(_form(hop=0.0))
+    assert handlers.ui_text(error.value) == "'Slicer hop (s)' 0 must be positive"
 
 
 # --- the real app in a real browser (tests/browser.py: one app for this module) ---------------

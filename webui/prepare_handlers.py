@@ -8,21 +8,20 @@ the tab labels it.
 
 from __future__ import annotations
 
-import re
 import shutil
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from rvc.data.options import PrepareOptions, parse_validation
-from rvc.data.slicer import SlicerParams
+from rvc.data.options import PrepareOptions
 from rvc.errors import UserError
 from rvc.experiment import Experiment, Workspace
 from rvc.experiment.dataset import DatasetReport
 from rvc.experiment.names import validate_experiment_name
 from rvc.features.extract import ExtractOptions
+from rvc.settings import from_form, labels_of, setting_of, settings_of, ui_help, ui_message
 from webui.paths_guard import PathGuard
 from webui.prepare_stream import Say, StageOutcome, files_newer_than, stream_stage
 
@@ -39,188 +38,99 @@ MODE_TITLES: dict[str, str] = {
     "recreate": "(Re)create datasets from whisper.json",
 }
 
-# The form's keys and the labels the tab gives them (error messages use the labels).
-LABELS: dict[str, str] = {
+# The labels of the form's fields that are not options (the options' own come from their declarations).
+FORM_LABELS: dict[str, str] = {
     "experiment": "Experiment name",
-    "sample_rate": "Sample rate",
     "folders": "Dataset folder(s) on the server",
     "uploads": "Upload audio files",
     "urls": "Links (yt-dlp)",
-    "device": "Device",
-    "cut": "Cut mode",
-    "chunk": "Chunk length (s)",
-    "overlap": "Chunk overlap (s)",
-    "min_clip": "Shortest clip (s)",
-    "threshold_db": "Silence threshold (dBFS)",
-    "min_length": "Shortest slice (s)",
-    "min_interval": "Shortest silence to cut at (s)",
-    "hop": "Slicer hop (s)",
-    "max_silence_kept": "Silence kept at cuts (s)",
-    "highpass": "48 Hz high-pass",
-    "normalize": "Normalize",
-    "denoise": "Denoise",
-    "denoise_strength": "Denoise strength",
-    "trim_silence": "Trim long silences",
-    "wav_format": "Clip format",
-    "workers": "Worker processes",
-    "validation": "Validation clips",
-    "validation_min_seconds": "Validation audio length threshold (s)",
     "whisper_model": "Whisper model",
     "whisper_language": "Language",
     "skip_transcribed": "Skip already transcribed",
     "slice_by_whisper": "Slice by Whisper's segments",
     "slice_start_offset": "Slice start offset (s)",
     "slice_end_offset": "Slice end offset (s)",
-    "f0_method": "Pitch (f0) method",
-    "embedder": "Content embedder",
-    "batch_size": "Batch size",
-    "precision": "Embedder precision",
-    "extract_workers": "Pitch worker processes",
-    "f0_min": "Lowest pitch (Hz)",
-    "f0_max": "Highest pitch (Hz)",
 }
+# The form's key of an extract option whose name a prepare option has too; the one device serves both.
+EXTRACT_KEYS: dict[str, str] = {"workers": "extract_workers"}
+EXTRACT_FIELDS = tuple(s.name for s in settings_of(ExtractOptions) if s.name not in ("device", "only"))
 
-# The rvc option errors name CLI flags; the tab shows its own labels instead.
-_FLAG_KEYS: dict[str, str] = {
-    "--sample-rate": "sample_rate",
-    "--cut": "cut",
-    "--chunk": "chunk",
-    "--overlap": "overlap",
-    "--min-clip": "min_clip",
-    "--threshold": "threshold_db",
-    "--min-length": "min_length",
-    "--min-interval": "min_interval",
-    "--hop": "hop",
-    "--max-silence-kept": "max_silence_kept",
-    "--normalize": "normalize",
-    "--denoise-strength": "denoise_strength",
-    "--wav-format": "wav_format",
-    "--workers": "workers",
-    "--validation": "validation",
-    "--validation-min-seconds": "validation_min_seconds",
-    "--device": "device",
-    "--batch-size": "batch_size",
+# The form's keys and the labels the tab gives them (error messages use the labels).
+LABELS: dict[str, str] = {
+    **FORM_LABELS,
+    **labels_of(PrepareOptions),
+    **{EXTRACT_KEYS.get(name, name): setting_of(ExtractOptions, name).label for name in EXTRACT_FIELDS},
+}
+# Each option's help line, keyed as the form keys it, for the widgets' info.
+HELP: dict[str, str] = {
+    **{s.name: ui_help(s) for s in settings_of(PrepareOptions)},
+    **{EXTRACT_KEYS.get(s.name, s.name): ui_help(s) for s in settings_of(ExtractOptions) if s.name in EXTRACT_FIELDS},
 }
 
 UPLOADS_FOLDER = "uploads"  # inside the experiment's downloads folder, which every prepare run reads
 DEVICES = ("auto", "cpu", "cuda")
-EXTRACT_PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 
 
 def defaults(device: str = "auto", whisper_model: str = "base", whisper_language: str = "") -> dict[str, Any]:
     """Return the form's starting values: rvc's defaults, with the app's device and Whisper settings."""
-    options, slicer, extract = PrepareOptions(), SlicerParams(), ExtractOptions()
+    extract = {EXTRACT_KEYS.get(s.name, s.name): s.default for s in settings_of(ExtractOptions)}
     return {
         "experiment": "",
-        "sample_rate": options.sample_rate,
         "folders": "",
         "uploads": None,
         "urls": "",
+        **{s.name: s.default for s in settings_of(PrepareOptions)},
+        **{key: extract[key] for key in (EXTRACT_KEYS.get(name, name) for name in EXTRACT_FIELDS)},
         "device": device,
-        "cut": options.cut,
-        "chunk": options.chunk,
-        "overlap": options.overlap,
-        "min_clip": options.min_clip,
-        "threshold_db": slicer.threshold_db,
-        "min_length": slicer.min_length,
-        "min_interval": slicer.min_interval,
-        "hop": slicer.hop,
-        "max_silence_kept": slicer.max_silence_kept,
-        "highpass": options.highpass,
-        "normalize": options.normalize,
-        "denoise": options.denoise,
-        "denoise_strength": options.denoise_strength,
-        "trim_silence": options.trim_silence,
-        "wav_format": options.wav_format,
-        "workers": options.workers,
-        "validation": str(options.validation),
-        "validation_min_seconds": options.validation_min_seconds,
+        "validation": str(PrepareOptions().validation),
         "whisper_model": whisper_model,
         "whisper_language": whisper_language,
         "skip_transcribed": True,
         "slice_by_whisper": False,
         "slice_start_offset": 0.0,
         "slice_end_offset": 0.0,
-        "f0_method": extract.f0_method,
-        "embedder": extract.embedder,
-        "batch_size": extract.batch_size,
-        "precision": extract.precision,
-        "extract_workers": extract.workers,
-        "f0_min": extract.f0_min,
-        "f0_max": extract.f0_max,
     }
 
 
-def ui_message(text: str) -> str:
-    """Replace the CLI flags an rvc error names with the tab's labels ("--chunk" -> "Chunk length (s)")."""
+def ui_text(error: UserError) -> str:
+    """Return the error's message naming the fields by the tab's labels ("chunk" -> 'Chunk length (s)')."""
+    return ui_message(error, LABELS)
 
-    def label(match: re.Match[str]) -> str:
-        key = _FLAG_KEYS.get(match.group(0))
-        return f"'{LABELS[key]}'" if key else match.group(0)
 
-    return re.sub(r"--[a-z0-9-]+", label, text)
+def _ui_errors(work: Callable[[Say], str]) -> Callable[[Say], str]:
+    """Return the stage's work with its errors worded for the tab (fields named by their labels)."""
+
+    def run(say: Say) -> str:
+        try:
+            return work(say)
+        except UserError as error:
+            raise UserError(ui_text(error)) from None
+
+    return run
 
 
 def _number(form: Mapping[str, Any], key: str) -> float:
     value = form.get(key)
     if value is None or value == "" or isinstance(value, bool):
-        raise UserError(f"'{LABELS[key]}': enter a number")
+        raise UserError("enter a number", field=key)
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise UserError(f"'{LABELS[key]}': {value!r} is not a number") from None
-
-
-def _whole(form: Mapping[str, Any], key: str, minimum: int = 0) -> int:
-    value = _number(form, key)
-    if value != int(value) or value < minimum:
-        raise UserError(f"'{LABELS[key]}': enter a whole number of at least {minimum} (got {value:g})")
-    return int(value)
+        raise UserError(f"{value!r} is not a number", field=key) from None
 
 
 def experiment_of(workspace: Workspace, name: str | None) -> Experiment:
     """Return the experiment named in the form, or raise a UserError saying what a name may hold."""
     name = (name or "").strip()
     if not name:
-        raise UserError(f"'{LABELS['experiment']}': enter a name for the experiment, e.g. my-voice")
+        raise UserError("enter a name for the experiment, e.g. my-voice", field="experiment")
     return workspace.experiment(validate_experiment_name(name))
 
 
 def prepare_options(form: Mapping[str, Any]) -> PrepareOptions:
     """Return the PrepareOptions the form describes; raise a UserError naming the first bad field."""
-    try:
-        validation = parse_validation(str(form.get("validation") or "auto"))
-    except UserError as error:
-        raise UserError(ui_message(str(error))) from None
-    options = PrepareOptions(
-        sample_rate=_whole(form, "sample_rate", 1),
-        cut=str(form.get("cut")),
-        chunk=_number(form, "chunk"),
-        overlap=_number(form, "overlap"),
-        slicer=SlicerParams(
-            threshold_db=_number(form, "threshold_db"),
-            min_length=_number(form, "min_length"),
-            min_interval=_number(form, "min_interval"),
-            hop=_number(form, "hop"),
-            max_silence_kept=_number(form, "max_silence_kept"),
-        ),
-        min_clip=_number(form, "min_clip"),
-        highpass=bool(form.get("highpass")),
-        normalize=str(form.get("normalize")),
-        denoise=bool(form.get("denoise")),
-        denoise_strength=_number(form, "denoise_strength"),
-        device=str(form.get("device") or "auto").strip(),
-        trim_silence=bool(form.get("trim_silence")),
-        wav_format=str(form.get("wav_format")),
-        validation=validation,
-        validation_min_seconds=_number(form, "validation_min_seconds"),
-        workers=_whole(form, "workers"),
-    )
-    try:
-        options.check()
-    except UserError as error:
-        raise UserError(ui_message(str(error))) from None
-    return options
+    form = {**form, "validation": form.get("validation") or "auto", "device": str(form.get("device") or "auto")}
+    return from_form(PrepareOptions, form)
 
 
 def whisper_options(form: Mapping[str, Any], guard: PathGuard, mode: Mode) -> WhisperOptions:
@@ -249,39 +159,27 @@ def whisper_options(form: Mapping[str, Any], guard: PathGuard, mode: Mode) -> Wh
 
 def extract_options(form: Mapping[str, Any], guard: PathGuard) -> ExtractOptions:
     """Return the ExtractOptions the form describes; a custom embedder path must lie in a folder the app may use."""
-    from rvc.f0 import F0_METHODS
     from rvc.features.embedder import EMBEDDERS
 
-    method = str(form.get("f0_method") or "")
-    if method not in F0_METHODS:
-        raise UserError(f"'{LABELS['f0_method']}': {method!r} is not one of {', '.join(F0_METHODS)}")
-    embedder = str(form.get("embedder") or "").strip()
+    values = {EXTRACT_KEYS.get(name, name): form[EXTRACT_KEYS.get(name, name)] for name in EXTRACT_FIELDS}
+    options = from_form(ExtractOptions, {**values, "device": str(form.get("device") or "auto")}, EXTRACT_KEYS)
+    embedder = options.embedder
     if not embedder:
-        raise UserError(f"'{LABELS['embedder']}': choose one of {', '.join(EMBEDDERS)} or give a path")
+        raise _extract_error("embedder", f"choose one of {', '.join(EMBEDDERS)} or give a path")
     if embedder not in EMBEDDERS:
         path = guard.resolve(embedder, f"'{LABELS['embedder']}'")
         if not path.exists():
-            raise UserError(
-                f"'{LABELS['embedder']}': {path} does not exist; give a Hugging Face model folder or a fairseq "
-                f".pt file (e.g. under the assets folder's embedders/), or one of {', '.join(EMBEDDERS)}"
+            raise _extract_error(
+                "embedder",
+                f"{path} does not exist; give a Hugging Face model folder or a fairseq "
+                f".pt file (e.g. under the assets folder's embedders/), or one of {', '.join(EMBEDDERS)}",
             )
-        embedder = str(path)
-    precision = str(form.get("precision") or "auto")
-    if precision not in EXTRACT_PRECISIONS:
-        raise UserError(f"'{LABELS['precision']}': use one of {', '.join(EXTRACT_PRECISIONS)}")
-    f0_min, f0_max = _number(form, "f0_min"), _number(form, "f0_max")
-    if not 0 < f0_min < f0_max:
-        raise UserError(f"'{LABELS['f0_min']}' must be above 0 and below '{LABELS['f0_max']}'")
-    return ExtractOptions(
-        f0_method=method,
-        embedder=embedder,
-        device=str(form.get("device") or "auto").strip(),
-        batch_size=_whole(form, "batch_size", 1),
-        precision=precision,
-        workers=_whole(form, "extract_workers"),
-        f0_min=f0_min,
-        f0_max=f0_max,
-    )
+        options = replace(options, embedder=str(path))
+    return options
+
+
+def _extract_error(name: str, message: str) -> UserError:
+    return UserError(message, field=name, options=ExtractOptions)
 
 
 @dataclass(frozen=True)
@@ -392,8 +290,8 @@ def prepare_stage(
         }[mode]
         inputs = gather_inputs(experiment, form, guard)
     except UserError as error:
-        outcome.error = str(error)
-        yield f"❌ {error}"
+        outcome.error = ui_text(error)
+        yield f"❌ {outcome.error}"
         return
     from rvc.data.prepare import prepare
 
@@ -418,7 +316,7 @@ def prepare_stage(
         return f"{doing}... {written} clip(s) written so far"
 
     title = f"{MODE_TITLES[mode]}: '{experiment.name}' at {options.sample_rate} Hz from {_describe(inputs)}"
-    yield from stream_stage(title, work, progress, outcome, explain=ui_message)
+    yield from stream_stage(title, _ui_errors(work), progress, outcome)
 
 
 def extract_stage(
@@ -432,8 +330,8 @@ def extract_stage(
         if not experiment.dataset_report.is_file():
             raise UserError(f"experiment '{experiment.name}' has no prepared dataset yet: prepare it first")
     except UserError as error:
-        outcome.error = str(error)
-        yield f"❌ {error}"
+        outcome.error = ui_text(error)
+        yield f"❌ {outcome.error}"
         return
     from rvc.features.extract import extract_features
 
@@ -454,4 +352,4 @@ def extract_stage(
 
     embedder = Path(options.embedder).name if "/" in options.embedder else options.embedder
     title = f"Extract features of '{experiment.name}': {options.f0_method} pitch, {embedder} content"
-    yield from stream_stage(title, work, progress, outcome, explain=ui_message)
+    yield from stream_stage(title, _ui_errors(work), progress, outcome)

@@ -16,6 +16,7 @@ from types import ModuleType
 
 from rvc.errors import UserError
 from rvc.experiment import Workspace
+from rvc.settings import cli_message
 
 # stage name -> module; order is the order of ``--help``.
 STAGES: dict[str, str] = {
@@ -64,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(_stage_module(args.stage).run(args, workspace))
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {cli_message(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

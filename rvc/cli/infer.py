@@ -7,16 +7,17 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rvc.choices import INFERENCE_PRECISIONS
 from rvc.experiment import Workspace
 from rvc.experiment.names import INDEX_SUFFIX
+from rvc.infer.options import ConvertOptions
+from rvc.settings import add_flags, from_args
 
 if TYPE_CHECKING:
-    from rvc.infer.pipeline import ConvertOptions, VoiceConverter
+    from rvc.infer.pipeline import VoiceConverter
 
 HELP = "convert a recording (or a folder of them) with an exported RVC v2 model (.pth) and optional index"
 
-# Kept here rather than imported so that --help does not import the f0 package's dependencies.
-F0_CHOICES = ("rmvpe", "crepe", "crepe-tiny", "fcpe", "harvest", "dio", "pm")
 EMBEDDER_HELP = "contentvec, hubert_base, chinese_hubert_base, japanese_hubert_base, korean_hubert_base, or a path"
 
 
@@ -27,45 +28,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index", type=Path, default=None, help=f"FAISS index ({INDEX_SUFFIX}) built for the model")
     parser.add_argument("--input", type=Path, required=True, help="audio file, or a folder of them (batch mode)")
     parser.add_argument("--output", type=Path, required=True, help="WAV file, or a folder (needed for a folder input)")
-    parser.add_argument("--f0", dest="f0_method", default="rmvpe", choices=F0_CHOICES, help="pitch method")
+    add_flags(parser, ConvertOptions)
     parser.add_argument(
         "--embedder", default=None, help=f"content encoder ({EMBEDDER_HELP}); unset: the one the model records"
     )
-    parser.add_argument("--pitch", type=float, default=0.0, help="pitch shift in semitones (12 = one octave up)")
-    parser.add_argument(
-        "--index-rate", type=float, default=0.75, help="share of retrieved training features, 0..1 (with --index)"
-    )
-    parser.add_argument(
-        "--protect", type=float, default=0.33, help="keep voiceless consonants and breaths: 0..0.5, lower keeps more"
-    )
-    parser.add_argument(
-        "--rms-mix", type=float, default=1.0, help="share of the output's own loudness envelope, 0..1 (0: the input's)"
-    )
-    parser.add_argument(
-        "--f0-file", type=Path, default=None, help="file of 'seconds,Hz' lines that replace the estimated pitch"
-    )
-    parser.add_argument("--output-rate", type=int, default=None, help="resample the result to this rate (Hz)")
     parser.add_argument("--device", default="auto", help="auto, cuda, cuda:N or cpu")
-    parser.add_argument(
-        "--precision", default="auto", choices=("auto", "fp32", "fp16", "bf16"), help="GPU precision (CPU: fp32)"
-    )
-    parser.add_argument("--seed", type=int, default=None, help="seed the generator's noise for a repeatable result")
+    parser.add_argument("--precision", default="auto", choices=INFERENCE_PRECISIONS, help="GPU precision (CPU: fp32)")
 
 
 def options_from_args(args: argparse.Namespace) -> ConvertOptions:
     """Return the conversion settings the arguments give, checked."""
-    from rvc.infer.pipeline import ConvertOptions
-
-    options = ConvertOptions(
-        f0_method=args.f0_method,
-        pitch=args.pitch,
-        index_rate=args.index_rate,
-        protect=args.protect,
-        rms_mix=args.rms_mix,
-        f0_file=args.f0_file,
-        output_rate=args.output_rate,
-        seed=args.seed,
-    )
+    options = from_args(ConvertOptions, args)
     options.check()
     return options
 

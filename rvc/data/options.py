@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
+from rvc.choices import SampleRate
 from rvc.data.slicer import SlicerParams
 from rvc.errors import UserError
+from rvc.settings import check_declared, setting
 
-SAMPLE_RATES = (32000, 40000, 48000)
-CUT_MODES = ("automatic", "simple", "none")
-NORMALIZE_MODES = ("none", "pre", "post")
-WAV_FORMATS = {"float32": "FLOAT", "pcm16": "PCM_16"}
+CutMode = Literal["automatic", "simple", "none"]
+CUT_MODES: tuple[CutMode, ...] = get_args(CutMode)
+NormalizeMode = Literal["none", "pre", "post"]
+NORMALIZE_MODES: tuple[NormalizeMode, ...] = get_args(NormalizeMode)
+WavFormat = Literal["float32", "pcm16"]
+WAV_FORMATS: tuple[WavFormat, ...] = get_args(WavFormat)
 
 # Shorter clips are dropped: RVC trains on random 0.32-0.36 s segments, and a clip
 # this short holds barely one of them.
@@ -24,56 +28,134 @@ ABSURD_PEAK = 2.5
 Validation = Literal["auto"] | int | float
 
 
+def parse_validation(text: str) -> Validation:
+    """Parse ``--validation``: 'auto', a whole number of clips, or a fraction in (0, 1)."""
+    text = text.strip().lower()
+    if text == "auto":
+        return "auto"
+    try:
+        value: int | float = int(text)
+    except ValueError:
+        try:
+            value = float(text)
+        except ValueError:
+            raise _validation_error(
+                f"$validation {text!r}: use auto, a number of clips (e.g. 10) or a fraction (e.g. 0.05)"
+            ) from None
+    check_validation(value)
+    return value
+
+
 @dataclass(frozen=True)
 class PrepareOptions:
     """How recordings become clips. Defaults are RVC's where RVC has one."""
 
-    sample_rate: int = 40000  # training rate of the clips (32000, 40000 or 48000)
-    cut: str = "automatic"  # automatic: silence slicer then chunks; simple: fixed chunks; none: whole files
-    chunk: float = 3.0  # longest clip, seconds
-    overlap: float = 0.3  # overlap of neighbouring chunks, seconds
+    sample_rate: SampleRate = setting(
+        40000, "the model's training rate; 40k suits most voices", label="Sample rate", group="audio"
+    )
+    cut: CutMode = setting(
+        "automatic",
+        "automatic: at silences, then chunks; simple: fixed chunks; none: whole files (pre-cut datasets)",
+        label="Cut mode",
+        group="slicing",
+    )
+    chunk: float = setting(3.0, "longest clip, seconds", label="Chunk length (s)", metavar="S", group="slicing")
+    overlap: float = setting(
+        0.3, "overlap of neighbouring chunks, seconds", label="Chunk overlap (s)", metavar="S", group="slicing"
+    )
     slicer: SlicerParams = field(default_factory=SlicerParams)
-    min_clip: float = MIN_CLIP_SECONDS  # shorter clips are dropped (or held out, see validation_min_seconds)
-    highpass: bool = True  # RVC's 48 Hz high-pass: removes DC and rumble the model would waste effort on
-    normalize: str = "post"  # none | pre (peak-normalise each file) | post (RVC's per-clip blend)
-    denoise: bool = False  # spectral gating of stationary noise
-    denoise_strength: float = 1.0  # 1: gated bins removed fully; 0.5: halved
-    device: str = "auto"  # where denoising (and Whisper) run: auto, cuda, cuda:N, cpu
-    trim_silence: bool = False  # shorten silences longer than slicer.max_silence_kept inside recordings
-    wav_format: str = "float32"  # float32 (RVC's) or pcm16 (half the disk)
-    validation: Validation = "auto"  # clips held out: a count >= 1, a fraction in (0, 1), 0 = none, or auto
-    validation_min_seconds: float = 0.0  # >0: clips shorter than this (or min_clip) go to validation, not dropped
-    workers: int = 0  # processes for the CPU work; 0 = one per core
+    min_clip: float = setting(
+        MIN_CLIP_SECONDS,
+        "shorter clips are dropped (or held out, see $validation_min_seconds), seconds",
+        label="Shortest clip (s)",
+        minimum=CLIP_FLOOR_SECONDS,
+        metavar="S",
+        group="slicing",
+    )
+    highpass: bool = setting(
+        True,
+        "RVC's 48 Hz high-pass (5th-order Butterworth): removes DC and rumble the model would waste effort on",
+        label="48 Hz high-pass",
+        group="audio",
+    )
+    normalize: NormalizeMode = setting(
+        "post",
+        "pre: peak-normalise each file; post: RVC's per-clip blend (peak 0.9, alpha 0.75)",
+        label="Normalize",
+        group="audio",
+    )
+    denoise: bool = setting(
+        False, "spectral gating of stationary noise (GPU when there is one)", label="Denoise", group="audio"
+    )
+    denoise_strength: float = setting(
+        1.0,
+        "0..1: how much gated noise to remove (1: gated bins removed fully; 0.5: halved)",
+        label="Denoise strength",
+        minimum=0,
+        maximum=1,
+        metavar="X",
+        group="audio",
+    )
+    device: str = setting(
+        "auto",
+        "where denoising, Whisper and extraction run: auto, cpu, cuda or cuda:N",
+        label="Device",
+        metavar="DEVICE",
+        group="audio",
+    )
+    trim_silence: bool = setting(
+        False,
+        "shorten silences longer than $max_silence_kept inside recordings",
+        label="Trim long silences",
+        group="audio",
+    )
+    wav_format: WavFormat = setting(
+        "float32",
+        "sample format of the clips: float32 (RVC's) or pcm16 (half the disk)",
+        label="Clip format",
+        group="audio",
+    )
+    validation: Validation = setting(
+        "auto",
+        "clips held out for validation losses and overtraining detection: a count (10), a fraction (0.05), "
+        "0 for none, or auto (5% from 10 clips up)",
+        label="Validation clips",
+        metavar="N|F|auto",
+        parse=parse_validation,
+        group="validation split",
+    )
+    validation_min_seconds: float = setting(
+        0.0,
+        "clips shorter than this (or than $min_clip) go to validation instead of being dropped (0 = off)",
+        label="Validation audio length threshold (s)",
+        minimum=0,
+        metavar="S",
+        group="validation split",
+    )
+    workers: int = setting(
+        0,
+        "processes for the CPU work (0 = one per core)",
+        label="Worker processes",
+        minimum=0,
+        metavar="N",
+        group="performance",
+    )
 
     def check(self) -> None:
-        """Raise UserError naming the option when a value cannot work."""
-        if self.sample_rate not in SAMPLE_RATES:
-            raise UserError(f"--sample-rate {self.sample_rate}: use one of {', '.join(map(str, SAMPLE_RATES))}")
-        if self.cut not in CUT_MODES:
-            raise UserError(f"--cut {self.cut}: use one of {', '.join(CUT_MODES)}")
-        if self.normalize not in NORMALIZE_MODES:
-            raise UserError(f"--normalize {self.normalize}: use one of {', '.join(NORMALIZE_MODES)}")
-        if self.wav_format not in WAV_FORMATS:
-            raise UserError(f"--wav-format {self.wav_format}: use one of {', '.join(WAV_FORMATS)}")
+        """Raise a UserError naming the option when a value cannot work."""
+        check_declared(self)
         if not self.chunk >= self.min_clip:
-            raise UserError(f"--chunk {self.chunk} must be at least --min-clip ({self.min_clip} s)")
+            raise self._error("chunk", f"$chunk {self.chunk} must be at least $min_clip ({self.min_clip} s)")
         if not 0 <= self.overlap < self.chunk:
-            raise UserError(f"--overlap {self.overlap} must be at least 0 and shorter than --chunk ({self.chunk})")
-        if not self.min_clip >= CLIP_FLOOR_SECONDS:
-            raise UserError(f"--min-clip {self.min_clip} must be at least {CLIP_FLOOR_SECONDS} s")
-        if not 0 <= self.denoise_strength <= 1:
-            raise UserError(f"--denoise-strength {self.denoise_strength} must be between 0 and 1")
-        if self.validation_min_seconds < 0:
-            raise UserError("--validation-min-seconds must be 0 (off) or positive")
-        if self.workers < 0:
-            raise UserError("--workers must be 0 (one per core) or positive")
-        try:
-            self.slicer.check()
-        except ValueError as error:
-            raise UserError(
-                f"slicer options: {error} (--min-length, --min-interval, --hop, --max-silence-kept)"
-            ) from None
+            raise self._error(
+                "overlap", f"$overlap {self.overlap} must be at least 0 and shorter than $chunk ({self.chunk})"
+            )
+        self.slicer.check()
         check_validation(self.validation)
+
+    @staticmethod
+    def _error(name: str, message: str) -> UserError:
+        return UserError(message, field=name, options=PrepareOptions)
 
     @property
     def keep_seconds(self) -> float:
@@ -93,30 +175,16 @@ class PrepareOptions:
         return asdict(self)
 
 
-def parse_validation(text: str) -> Validation:
-    """Parse ``--validation``: 'auto', a whole number of clips, or a fraction in (0, 1)."""
-    text = text.strip().lower()
-    if text == "auto":
-        return "auto"
-    try:
-        value: int | float = int(text)
-    except ValueError:
-        try:
-            value = float(text)
-        except ValueError:
-            raise UserError(
-                f"--validation {text!r}: use auto, a number of clips (e.g. 10) or a fraction (e.g. 0.05)"
-            ) from None
-    check_validation(value)
-    return value
-
-
 def check_validation(value: Validation) -> None:
     if value == "auto":
         return
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise UserError(f"--validation {value!r}: use auto, a number of clips or a fraction")
+        raise _validation_error(f"$validation {value!r}: use auto, a number of clips or a fraction")
     if isinstance(value, int) and value < 0:
-        raise UserError(f"--validation {value}: a number of clips must be 0 (none) or more")
+        raise _validation_error(f"$validation {value}: a number of clips must be 0 (none) or more")
     if isinstance(value, float) and not 0 <= value < 1:
-        raise UserError(f"--validation {value}: a fraction must be in [0, 1); write a count as a whole number")
+        raise _validation_error(f"$validation {value}: a fraction must be in [0, 1); write a count as a whole number")
+
+
+def _validation_error(message: str) -> UserError:
+    return UserError(message, field="validation", options=PrepareOptions)

@@ -13,27 +13,60 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rvc.errors import UserError
+from rvc.settings import setting
+
 
 @dataclass(frozen=True)
 class SlicerParams:
     """Where the silence slicer cuts; times in seconds."""
 
-    threshold_db: float = -42.0  # a frame quieter than this (RMS, dBFS) is silence
-    min_length: float = 1.5  # a slice is not cut before it is this long
-    min_interval: float = 0.4  # a silence shorter than this is not a cut point
-    hop: float = 0.015  # RMS frame hop; the resolution of every cut
-    max_silence_kept: float = 0.5  # at most this much silence stays at each side of a cut
+    threshold_db: float = setting(
+        -42.0,
+        "silence below this level, dBFS (frame RMS)",
+        label="Silence threshold (dBFS)",
+        flag="--threshold",
+        metavar="DB",
+        group="slicing",
+    )
+    min_length: float = setting(
+        1.5, "shortest slice the slicer cuts, s", label="Shortest slice (s)", metavar="S", group="slicing"
+    )
+    min_interval: float = setting(
+        0.4,
+        "shortest silence that is a cut point, s",
+        label="Shortest silence to cut at (s)",
+        metavar="S",
+        group="slicing",
+    )
+    hop: float = setting(
+        0.015, "slicer frame hop, s: the resolution of every cut", label="Slicer hop (s)", metavar="S", group="slicing"
+    )
+    max_silence_kept: float = setting(
+        0.5, "silence kept at each side of a cut, s", label="Silence kept at cuts (s)", metavar="S", group="slicing"
+    )
 
     def check(self) -> None:
-        """Raise ValueError when the times are inconsistent (RVC's own conditions)."""
+        """Raise a UserError naming the option when the times are inconsistent (RVC's own conditions)."""
         if not self.hop > 0:
-            raise ValueError("the slicer hop must be positive")
+            raise UserError(f"$hop {self.hop:g} must be positive", field="hop", options=SlicerParams)
         if not self.min_length >= self.min_interval >= self.hop:
-            raise ValueError("the slicer needs min length >= min interval >= hop")
+            raise UserError(
+                f"$min_length {self.min_length:g} must be at least $min_interval ({self.min_interval:g}), "
+                f"which must be at least $hop ({self.hop:g})",
+                field="min_length",
+                options=SlicerParams,
+            )
         if not self.max_silence_kept >= self.hop:
-            raise ValueError("the slicer needs max silence kept >= hop")
+            raise UserError(
+                f"$max_silence_kept {self.max_silence_kept:g} must be at least $hop ({self.hop:g})",
+                field="max_silence_kept",
+                options=SlicerParams,
+            )
         if not self.threshold_db < 0:
-            raise ValueError("the silence threshold must be below 0 dBFS")
+            raise UserError(
+                f"$threshold_db {self.threshold_db:g} must be below 0 dBFS", field="threshold_db", options=SlicerParams
+            )
 
 
 def frame_rms(audio: np.ndarray, frame_length: int, hop_length: int) -> np.ndarray:

@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
+from rvc.choices import F0_METHODS
 from rvc.errors import UserError
 
 if TYPE_CHECKING:
     from rvc.experiment import AssetDir
 
-F0_METHODS: tuple[str, ...] = ("rmvpe", "crepe", "crepe-tiny", "fcpe", "harvest", "dio", "pm")
 SAMPLE_RATE = 16000
 HOP = 160  # 100 frames/s at 16 kHz
 

@@ -18,32 +18,61 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import numpy as np
 
+from rvc.choices import F0Method, InferencePrecision
 from rvc.errors import UserError
 from rvc.experiment import AssetDir, Experiment
 from rvc.experiment.dataset import DatasetReport
 from rvc.experiment.features import FailedClip, FeaturesReport
 from rvc.fileio import atomic_save_npy, atomic_write_json, read_json, sha256_file, sha256_json
+from rvc.settings import check_declared, setting
 
 MANIFEST_VERSION = 1
 # Save the manifest after this many newly computed clips, so an interrupted run keeps its work.
 MANIFEST_SAVE_EVERY = 64
 
 
+ExtractPart = Literal["all", "f0", "content"]
+
+
 @dataclass(frozen=True)
 class ExtractOptions:
-    f0_method: str = "rmvpe"  # rmvpe: robust and fast on GPU; harvest/dio/pm: CPU only
-    embedder: str = "contentvec"  # a known embedder name or a path to a custom model
-    device: str = "auto"  # auto picks CUDA when present
-    batch_size: int = 16  # clips per GPU batch (content and GPU pitch methods)
-    precision: str = "auto"  # embedder dtype on CUDA: auto (= fp16), fp16, bf16, fp32
-    workers: int = 0  # processes for CPU pitch methods; 0 = one per core
-    f0_min: float = 50.0
-    f0_max: float = 1100.0
-    only: str = "all"  # all, f0 or content: redo one part without touching the other
+    """How pitch and content features are computed."""
+
+    f0_method: F0Method = setting(
+        "rmvpe",
+        "rmvpe: robust, fast on a GPU (RVC's choice); crepe: accurate, slow; fcpe: fast; harvest, dio, pm: CPU only",
+        label="Pitch (f0) method",
+        flag="--f0",
+    )
+    embedder: str = setting(
+        "contentvec",
+        "content encoder: contentvec (for RVC's pretrains), hubert_base, chinese_hubert_base, japanese_hubert_base, "
+        "korean_hubert_base, or the path of a Hugging Face folder or fairseq .pt",
+        label="Content embedder",
+    )
+    device: str = setting("auto", "auto, cuda, cuda:N or cpu (auto picks CUDA when present)", label="Device")
+    batch_size: int = setting(16, "clips per GPU batch (content and GPU pitch methods)", label="Batch size", minimum=1)
+    precision: InferencePrecision = setting(
+        "auto", "embedder precision on a GPU (auto: fp16)", label="Embedder precision"
+    )
+    workers: int = setting(
+        0, "processes for CPU pitch methods (0 = one per core)", label="Pitch worker processes", minimum=0
+    )
+    f0_min: float = setting(50.0, "lowest pitch searched, Hz", label="Lowest pitch (Hz)")
+    f0_max: float = setting(1100.0, "highest pitch searched, Hz", label="Highest pitch (Hz)")
+    only: ExtractPart = setting(
+        "all", "extract one part only (the other is kept): all, f0 or content", label="Extract only"
+    )
+
+    def check(self) -> None:
+        """Raise a UserError naming the option when a value cannot work."""
+        check_declared(self)
+        if not 0 < self.f0_min < self.f0_max:
+            raise UserError("$f0_min must be above 0 and below $f0_max", field="f0_min", options=ExtractOptions)
 
 
 @dataclass
@@ -332,10 +361,8 @@ def extract_features(
     extraction fails are listed in ``report.failed`` and the stage goes on.
     """
     from rvc.devices import resolve_device
-    from rvc.f0 import F0_METHODS
 
-    if options.f0_method not in F0_METHODS:
-        raise UserError(f"unknown f0 method {options.f0_method!r}: choose one of {', '.join(F0_METHODS)}")
+    options.check()
     clips, dataset = _dataset_clips(experiment)
     device = resolve_device(options.device)
     report = FeaturesReport(options.f0_method, options.embedder, device, len(clips))

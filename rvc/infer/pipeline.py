@@ -34,9 +34,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rvc.choices import INFERENCE_PRECISIONS
 from rvc.errors import UserError
 from rvc.experiment import AssetDir
 from rvc.infer.model import VoiceModel
+from rvc.infer.options import ConvertOptions
 from rvc.infer.retrieval import FeatureIndex, blend_retrieval
 from rvc.infer.windows import HOP, SAMPLE_RATE, Window, WindowConfig, run_windowed
 
@@ -47,44 +49,10 @@ if TYPE_CHECKING:
     from rvc.f0.device import Precision
     from rvc.features.embedder import ContentEmbedder
 
-PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 INPUT_PEAK = 0.95  # RVC's vc_single scales an input that peaks above 1 to this
 OUTPUT_PEAK = 0.99  # RVC scales the result down to this when it would clip
 HIGHPASS_HZ = 48.0
 SPEAKER_ID = 0  # exported voices hold one speaker
-
-
-@dataclass(frozen=True)
-class ConvertOptions:
-    """The settings of one conversion (RVC's and Applio's names in brackets)."""
-
-    f0_method: str = "rmvpe"  # one of rvc.f0.F0_METHODS
-    pitch: float = 0.0  # semitones to shift the voice by: +12 an octave up (f0_up_key)
-    index_rate: float = 0.75  # share of retrieved training features, 0..1; 0 leaves the input's (index_rate)
-    protect: float = 0.33  # weight of retrieved features on unvoiced frames, 0..0.5; 0.5 turns it off (protect)
-    rms_mix: float = 1.0  # share of the output's own loudness envelope, 0..1; 0: the input's (rms_mix_rate)
-    f0_file: Path | None = None  # "seconds,Hz" lines that replace the estimated (and shifted) f0 where they cover
-    output_rate: int | None = None  # resample the result to this rate; None: the model's rate (resample_sr)
-    highpass: bool = True  # RVC's 48 Hz high-pass on the input (removes DC and rumble)
-    seed: int | None = None  # seed the generator's noise: the same input gives the same output
-    windows: WindowConfig | None = None  # how long inputs are cut; None: RVC's for the precision
-
-    def check(self) -> None:
-        """Raise UserError naming the first setting out of range."""
-        from rvc.f0 import F0_METHODS
-
-        if self.f0_method not in F0_METHODS:
-            raise UserError(f"unknown f0 method {self.f0_method!r}: choose one of {', '.join(F0_METHODS)}")
-        if not -48.0 <= self.pitch <= 48.0:
-            raise UserError(f"pitch shift {self.pitch} semitones is out of range: use -48..48 (12 = one octave)")
-        if not 0.0 <= self.index_rate <= 1.0:
-            raise UserError(f"index rate {self.index_rate} is out of range: use 0..1 (0 = no retrieval)")
-        if not 0.0 <= self.protect <= 0.5:
-            raise UserError(f"protect {self.protect} is out of range: use 0..0.5 (0.5 = off)")
-        if not 0.0 <= self.rms_mix <= 1.0:
-            raise UserError(f"RMS mix {self.rms_mix} is out of range: use 0..1 (1 = keep the output's envelope)")
-        if self.output_rate is not None and not 8000 <= self.output_rate <= 192000:
-            raise UserError(f"output sample rate {self.output_rate} Hz is out of range: use 8000..192000")
 
 
 @dataclass(frozen=True)
@@ -191,8 +159,8 @@ def resolve_precision(precision: str, device: torch.device) -> Precision:
     """Return fp32 on the CPU; on a GPU bf16 where supported for "auto", else fp16, or what was asked."""
     import torch
 
-    if precision not in PRECISIONS:
-        raise UserError(f"unknown precision {precision!r}: use {', '.join(PRECISIONS)}")
+    if precision not in INFERENCE_PRECISIONS:
+        raise UserError(f"unknown precision {precision!r}: use {', '.join(INFERENCE_PRECISIONS)}")
     if device.type != "cuda":
         if precision in ("fp16", "bf16"):
             raise UserError(f"precision {precision} runs only on a CUDA GPU; on {device} use fp32 (or auto)")

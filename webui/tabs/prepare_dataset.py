@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from webui import prepare_handlers as handlers
-from webui.prepare_handlers import LABELS
+from webui.prepare_handlers import HELP, LABELS
 from webui.prepare_report import REJECTED_HEADERS, report_view
 
 if TYPE_CHECKING:
@@ -36,7 +36,6 @@ BUTTON_HELP = (
     "- **(Re)create datasets**: read `whisper.json` again (your edits included) and rewrite the transcripts, "
     "the clip lists and the validation split, cutting as the previous run did."
 )
-F0_HELP = "rmvpe: robust, fast on a GPU (RVC's choice); crepe: accurate, slow; fcpe: fast; harvest, dio, pm: CPU only"
 
 
 def render(ctx: AppContext) -> None:
@@ -44,8 +43,9 @@ def render(ctx: AppContext) -> None:
     import gradio as gr
 
     from rvc.audio import AUDIO_EXTENSIONS
+    from rvc.choices import F0_METHODS, INFERENCE_PRECISIONS, SAMPLE_RATES
     from rvc.data.options import CUT_MODES, NORMALIZE_MODES, WAV_FORMATS
-    from rvc.f0 import F0_METHODS
+    from rvc.experiment.names import sample_rate_tag
     from rvc.features.embedder import EMBEDDERS
     from webui.settings import WHISPER_MODELS
 
@@ -53,7 +53,8 @@ def render(ctx: AppContext) -> None:
     start = handlers.defaults(settings.default_device, settings.whisper_model, settings.whisper_language)
     fields: dict[str, gr.components.Component] = {}
 
-    def number(key: str, info: str | None = None, whole: bool = False, **kwargs: Any) -> None:
+    def number(key: str, whole: bool = False, **kwargs: Any) -> None:
+        info = HELP.get(key)
         fields[key] = gr.Number(start[key], label=LABELS[key], info=info, precision=0 if whole else None, **kwargs)
 
     gr.Markdown(INTRO)
@@ -65,17 +66,17 @@ def render(ctx: AppContext) -> None:
             scale=2,
         )
         fields["sample_rate"] = gr.Radio(
-            [("32k", 32000), ("40k", 40000), ("48k", 48000)],
+            [(sample_rate_tag(rate), rate) for rate in SAMPLE_RATES],
             value=start["sample_rate"],
             label=LABELS["sample_rate"],
-            info="the model's rate; 40k suits most voices",
+            info=HELP["sample_rate"],
         )
         fields["device"] = gr.Dropdown(
             list(handlers.DEVICES),
             value=start["device"],
             allow_custom_value=True,
             label=LABELS["device"],
-            info="for denoise, Whisper and extraction: auto, cpu, cuda or cuda:N",
+            info=HELP["device"],
         )
 
     gr.Markdown("### 1. Recordings")
@@ -107,49 +108,46 @@ def render(ctx: AppContext) -> None:
                 list(CUT_MODES),
                 value=start["cut"],
                 label=LABELS["cut"],
-                info="automatic: at silences, then chunks; simple: fixed chunks; none: whole files (pre-cut data)",
+                info=HELP["cut"],
                 scale=2,
             )
-            number("chunk", "longest clip")
-            number("overlap", "shared by neighbouring chunks")
-            number("min_clip", "shorter clips are dropped")
+            number("chunk")
+            number("overlap")
+            number("min_clip")
         with gr.Row():
-            number("threshold_db", "quieter frames are silence")
-            number("min_length", "no cut before this")
-            number("min_interval", "shorter pauses are kept")
-            number("max_silence_kept", "at each side of a cut")
-            number("hop", "the resolution of cuts")
+            number("threshold_db")
+            number("min_length")
+            number("min_interval")
+            number("max_silence_kept")
+            number("hop")
         with gr.Row():
-            fields["highpass"] = gr.Checkbox(
-                start["highpass"], label=LABELS["highpass"], info="removes rumble and DC (RVC does it)"
-            )
+            fields["highpass"] = gr.Checkbox(start["highpass"], label=LABELS["highpass"], info=HELP["highpass"])
             fields["normalize"] = gr.Dropdown(
                 list(NORMALIZE_MODES),
                 value=start["normalize"],
                 label=LABELS["normalize"],
-                info="pre: per file; post: RVC's per-clip blend",
+                info=HELP["normalize"],
             )
             fields["trim_silence"] = gr.Checkbox(
-                start["trim_silence"], label=LABELS["trim_silence"], info="shorten pauses inside recordings"
+                start["trim_silence"], label=LABELS["trim_silence"], info=HELP["trim_silence"]
             )
-            fields["denoise"] = gr.Checkbox(start["denoise"], label=LABELS["denoise"], info="gate steady noise")
+            fields["denoise"] = gr.Checkbox(start["denoise"], label=LABELS["denoise"], info=HELP["denoise"])
             fields["denoise_strength"] = gr.Slider(
                 0, 1, value=start["denoise_strength"], step=0.05, label=LABELS["denoise_strength"]
             )
         with gr.Row():
             fields["wav_format"] = gr.Radio(
-                list(WAV_FORMATS), value=start["wav_format"], label=LABELS["wav_format"], info="pcm16 halves the disk"
+                list(WAV_FORMATS), value=start["wav_format"], label=LABELS["wav_format"], info=HELP["wav_format"]
             )
-            number("workers", "0: one per CPU core", whole=True, minimum=0)
+            number("workers", whole=True, minimum=0)
 
     with gr.Accordion("Validation split", open=False), gr.Row():
         fields["validation"] = gr.Textbox(
             start["validation"],
             label=LABELS["validation"],
-            info="held out for validation losses and overtraining detection: auto (5% from 10 clips), "
-            "a count (10), a fraction (0.05) or 0",
+            info=HELP["validation"],
         )
-        number("validation_min_seconds", "clips shorter than this go to validation instead of being dropped; 0: off")
+        number("validation_min_seconds")
 
     prepare_button = gr.Button("Prepare dataset", variant="primary")
 
@@ -184,27 +182,27 @@ def render(ctx: AppContext) -> None:
     gr.Markdown("### 2. Features")
     with gr.Row():
         fields["f0_method"] = gr.Dropdown(
-            list(F0_METHODS), value=start["f0_method"], label=LABELS["f0_method"], info=F0_HELP, scale=2
+            list(F0_METHODS), value=start["f0_method"], label=LABELS["f0_method"], info=HELP["f0_method"], scale=2
         )
         fields["embedder"] = gr.Dropdown(
             list(EMBEDDERS),
             value=start["embedder"],
             allow_custom_value=True,
             label=LABELS["embedder"],
-            info="contentvec for RVC's pretrains; or the path of a Hugging Face folder or fairseq .pt",
+            info=HELP["embedder"],
             scale=2,
         )
-        number("batch_size", "clips per GPU batch", whole=True, minimum=1)
+        number("batch_size", whole=True, minimum=1)
     with gr.Accordion("More extraction options", open=False), gr.Row():
         fields["precision"] = gr.Dropdown(
-            list(handlers.EXTRACT_PRECISIONS),
+            list(INFERENCE_PRECISIONS),
             value=start["precision"],
             label=LABELS["precision"],
-            info="on a GPU; auto: fp16",
+            info=HELP["precision"],
         )
-        number("extract_workers", "CPU pitch methods; 0: one per core", whole=True, minimum=0)
-        number("f0_min", "lowest pitch searched")
-        number("f0_max", "highest pitch searched")
+        number("extract_workers", whole=True, minimum=0)
+        number("f0_min")
+        number("f0_max")
     extract_button = gr.Button("Extract features", variant="primary")
 
     status = gr.Textbox(label="Progress", lines=4, max_lines=16, interactive=False, autoscroll=True)
