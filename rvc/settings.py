@@ -336,8 +336,7 @@ def argument_group(parser: argparse.ArgumentParser, title: str) -> Any:
 def _flag_arguments(option: Setting, changes_only: bool) -> dict[str, Any]:
     text = named(option.help, option.owner, _flag).replace("%", "%%")
     if changes_only:
-        shown = ", ".join(map(str, option.default)) if isinstance(option.default, list | tuple) else option.default
-        text = f"{text} (default: {shown})"
+        text = f"{text} (default: {option.default})"
     arguments: dict[str, Any] = {"help": text, "default": argparse.SUPPRESS if changes_only else option.default}
     if option.kind is bool and not changes_only:
         return arguments | {"action": argparse.BooleanOptionalAction}

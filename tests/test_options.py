@@ -163,3 +163,17 @@ def test_a_bad_value_is_named_by_its_flag_in_the_cli_and_by_its_label_in_the_ui(
         else:
             prepare_handlers.extract_options(values, PathGuard(tmp_path, ()))
     assert prepare_handlers.ui_text(error.value) == ui
+
+
+def test_every_train_setting_has_a_config_flag_and_a_form_label() -> None:
+    from rvc.config.train import TrainConfig
+    from webui import config_handlers
+
+    actions = _actions("config")
+    specs = {spec.name: spec for spec in config_handlers.field_specs()}
+    for option in settings_of(TrainConfig):
+        action = actions[option.flag]
+        assert action.dest == option.name and action.default == argparse.SUPPRESS  # absent: the saved value stays
+        assert (action.help or "").endswith(f"(default: {option.default})")
+        assert specs[option.name].label == config_handlers.LABELS[option.name] == option.label
+        assert specs[option.name].choices == option.choices

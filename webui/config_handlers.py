@@ -9,18 +9,18 @@ through :mod:`rvc.config` exactly as the ``config`` command does.
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from rvc.config.experiment import ExperimentConfig
-from rvc.config.train import DATA_PLACEMENTS, LR_SCHEMES, PRECISIONS, STEP_MODES, TrainConfig
+from rvc.config.train import PRECISIONS, TrainConfig
 from rvc.errors import UserError
 from rvc.experiment import Experiment, Workspace
 from rvc.experiment.config_file import find_config, has_config, load_config, save_config
 from rvc.models.config import SAMPLE_RATE_TAGS, ModelConfig
+from rvc.settings import Setting, labels_of, settings_of, ui_help
 from webui.config_pretrains import NO_PRETRAIN
 from webui.paths_guard import PathGuard
 from webui.prepare_handlers import experiment_of
@@ -52,53 +52,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
 }
 PRETRAIN_FIELDS = ("pretrained_g", "pretrained_d")  # shown as dropdowns of the pairs under assets
 
-LABELS: dict[str, str] = {
-    "lr": "Learning rate",
-    "betas": "AdamW betas",
-    "eps": "AdamW epsilon",
-    "lr_scheme": "LR schedule",
-    "lr_gamma": "LR decay per epoch (exponential)",
-    "lr_milestones": "LR milestones, epochs (multistep)",
-    "lr_factor": "LR factor (multistep)",
-    "cosine_period": "Cosine period, epochs",
-    "cosine_restart_decay": "Cosine restart decay",
-    "cosine_min_lr": "Cosine minimum LR",
-    "grad_accum": "Gradient accumulation",
-    "grad_clip": "Gradient clipping (empty: off)",
-    "c_mel": "Mel loss weight",
-    "c_kl": "KL loss weight",
-    "multiscale_mel": "Multi-scale mel loss",
-    "save_every": "Save every N epochs",
-    "keep_last": "Keep last N states",
-    "validate_every": "Validate every N epochs (0: auto)",
-    "tf32": "TF32 matmuls",
-    "data_placement": "Training set placement",
-    "pretrained_g": "Pretrained generator (G)",
-    "pretrained_d": "Pretrained discriminator (D)",
-    "overtrain_patience": "Overtraining patience, epochs",
-    "auto_stop": "Stop when overtraining",
-    "mlflow": "MLflow logging",
-    "log_every_steps": "Progress every N steps",
-    "log_every_seconds": "Progress every N seconds",
-}
-CHOICES: dict[str, tuple[str, ...]] = {
-    "lr_scheme": LR_SCHEMES,
-    "precision": PRECISIONS,
-    "step_mode": STEP_MODES,
-    "data_placement": DATA_PLACEMENTS,
-}
-
-# How each field's annotation is shown: number, whole number, switch, choice, text or pretrain path.
-KINDS: dict[str, str] = {
-    "int": "whole",
-    "float": "number",
-    "bool": "switch",
-    "str": "choice",
-    "float | None": "optional number",
-    "str | None": "pretrain",
-    "list[int]": "whole list",
-    "tuple[float, float]": "pair",
-}
+LABELS: dict[str, str] = labels_of(TrainConfig)  # declared with each field (rvc.config.train)
 
 
 @dataclass(frozen=True)
@@ -115,20 +69,24 @@ class FieldSpec:
 
 def field_specs() -> list[FieldSpec]:
     """Return every TrainConfig field with its label, help line and widget kind, in dataclass order."""
-    defaults = TrainConfig()
     specs = []
-    for field in dataclasses.fields(TrainConfig):
-        kind = KINDS.get(str(field.type))
-        if kind is None:
-            raise TypeError(f"TrainConfig.{field.name}: no form widget for the type {field.type}")
-        if kind == "choice" and field.name not in CHOICES:
-            kind = "text"
-        label = LABELS.get(field.name, field.name.replace("_", " ").capitalize())
-        value = to_form_value(kind, getattr(defaults, field.name))
-        specs.append(
-            FieldSpec(field.name, label, field.metadata.get("help", ""), kind, value, CHOICES.get(field.name, ()))
-        )
+    for option in settings_of(TrainConfig):
+        kind = _kind(option)
+        value = to_form_value(kind, option.default)
+        specs.append(FieldSpec(option.name, option.label, ui_help(option), kind, value, option.choices))
     return specs
+
+
+def _kind(option: Setting) -> str:
+    """Return how the form shows the option: number, whole number, switch, choice, text or pretrain path."""
+    kinds = {bool: "switch", int: "whole", float: "number", list: "whole list", tuple: "pair"}
+    if option.kind is float and option.optional:
+        return "optional number"
+    if option.kind is str:
+        return "pretrain" if option.optional else "choice" if option.choices else "text"
+    if option.kind not in kinds:
+        raise TypeError(f"TrainConfig.{option.name}: no form widget for the type {option.type}")
+    return kinds[option.kind]
 
 
 def sections() -> list[tuple[str, list[FieldSpec]]]:

@@ -4,90 +4,24 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from typing import Any
 
 from rvc.experiment import Workspace
+from rvc.settings import add_flags
 
 HELP = "create or change an experiment's training configuration (only the options given change)"
 
-# Value parsers for the fields whose type is not a plain int/float/str.
-_BOOL_CHOICES = {
-    "true": True,
-    "on": True,
-    "yes": True,
-    "1": True,
-    "false": False,
-    "off": False,
-    "no": False,
-    "0": False,
-}
-
-
-def _bool(text: str) -> bool:
-    if text.lower() not in _BOOL_CHOICES:
-        raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
-    return _BOOL_CHOICES[text.lower()]
-
-
-def _optional_float(text: str) -> float | None:
-    return None if text.lower() in ("none", "off", "") else float(text)
-
-
-def _optional_path(text: str) -> str | None:
-    return None if text.lower() in ("none", "") else text
-
-
-def _int_list(text: str) -> list[int]:
-    return [int(part) for part in text.replace(",", " ").split()]
-
-
-def _float_pair(text: str) -> tuple[float, float]:
-    parts = [float(part) for part in text.replace(",", " ").split()]
-    if len(parts) != 2:
-        raise argparse.ArgumentTypeError("expected two numbers, e.g. 0.8,0.99")
-    return parts[0], parts[1]
-
-
-_PARSERS: dict[str, Any] = {
-    "bool": _bool,
-    "int": int,
-    "float": float,
-    "str": str,
-    "float | None": _optional_float,
-    "str | None": _optional_path,
-    "list[int]": _int_list,
-    "tuple[float, float]": _float_pair,
-}
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from rvc.config.train import DATA_PLACEMENTS, LR_SCHEMES, PRECISIONS, STEP_MODES, TrainConfig
+    from rvc.choices import SAMPLE_RATES
+    from rvc.config.train import TrainConfig
 
     parser.add_argument("--experiment", required=True, help="experiment name (prepared and extracted)")
     parser.add_argument("--import-from", metavar="OTHER", help="start from another experiment's settings")
     parser.add_argument(
-        "--sample-rate", type=int, choices=(32000, 40000, 48000), help="model preset (default: the dataset's rate)"
+        "--sample-rate", type=int, choices=SAMPLE_RATES, help="model preset (default: the dataset's rate)"
     )
     parser.add_argument("--tiny-model", action="store_true", help=argparse.SUPPRESS)  # tests and debug runs
-    choices = {
-        "lr_scheme": LR_SCHEMES,
-        "precision": PRECISIONS,
-        "step_mode": STEP_MODES,
-        "data_placement": DATA_PLACEMENTS,
-    }
-    defaults = TrainConfig()
-    for field in dataclasses.fields(TrainConfig):
-        flag = "--" + field.name.replace("_", "-")
-        default = getattr(defaults, field.name)
-        parser.add_argument(
-            flag,
-            dest=field.name,
-            type=_PARSERS[str(field.type)],
-            choices=choices.get(field.name),
-            default=argparse.SUPPRESS,  # absent flags leave the saved value alone
-            metavar=field.name.upper() if field.name not in choices else None,
-            help=f"{field.metadata.get('help', '')} (default: {default})",
-        )
+    add_flags(parser, TrainConfig, changes_only=True)  # absent flags leave the saved value alone
 
 
 def run(args: argparse.Namespace, workspace: Workspace) -> int:
