@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rvc.choices import SAMPLE_RATES
 from rvc.experiment import Workspace
 from rvc.experiment.names import DISCRIMINATOR_PATTERN, GENERATOR_PATTERN
 
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 
 HELP = "list, download (from the Hugging Face Hub) and add pretrained G/D pairs, rmvpe and the content encoders"
 
-_RATES = (32000, 40000, 48000)
+_RATES = SAMPLE_RATES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

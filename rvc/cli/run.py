@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from rvc.choices import SAMPLE_RATES
 from rvc.experiment import Workspace
 
 HELP = "one click: prepare, extract, configure (defaults sized to the data and GPU), train, index and export"
@@ -12,7 +13,7 @@ HELP = "one click: prepare, extract, configure (defaults sized to the data and G
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--experiment", required=True, help="experiment name")
     parser.add_argument("--input", required=True, help="folder of recordings")
-    parser.add_argument("--sample-rate", type=int, default=40000, choices=(32000, 40000, 48000), help="model rate")
+    parser.add_argument("--sample-rate", type=int, default=40000, choices=SAMPLE_RATES, help="model rate")
     parser.add_argument("--f0", default="rmvpe", help="pitch method (see `extract --help`)")
     parser.add_argument("--embedder", default="contentvec", help="content encoder name or path")
     parser.add_argument("--device", default="auto", help="auto, cuda, cuda:N or cpu")
