@@ -140,6 +140,7 @@ def test_tensorboard_gets_rvc_tags(tmp_path: Path) -> None:
     }
     assert expected <= tags
     assert {"slice/mel_org", "slice/mel_gen"} <= set(accumulator.Tags()["images"])
+    assert "audio/validation" in accumulator.Tags()["audio"]  # the held-out pass's first clip, at the save
 
 
 def test_sigterm_saves_and_resume_continues_the_step_count(tmp_path: Path) -> None:

@@ -330,6 +330,10 @@ def test_the_held_out_loss_repeats_leaves_the_rng_alone_and_follows_the_weights(
     after = torch.rand(1)
     torch.manual_seed(5)
     assert held_out() == first and torch.equal(torch.rand(1), after)  # same noise, the caller's RNG untouched
+    # the first clip as converted, for TensorBoard's sample: its length, finite, not silence
+    clip = held_out.first_clip
+    assert clip is not None and clip.shape == (1, int(data.lengths[0]) * data.hop_length)
+    assert torch.isfinite(clip).all() and clip.abs().sum() > 0
     assert held_out.graph is None and generator.training
     with torch.no_grad():
         generator.get_submodule("dec.conv_post").weight.mul_(0.5)

@@ -328,7 +328,11 @@ class Trainer:
         val: dict[str, float] = {}
         is_best = False
         validation_s = 0.0
-        if validation is not None and self.dist.is_main and self.validation_schedule.due(epoch, seconds):
+        saving = epoch % train.save_every == 0 or epoch == train.epochs
+        sampling = saving or epoch == 1  # rendering images each epoch would cost more than a fast epoch
+        # A TensorBoard sample is the held-out pass's first clip, so an epoch that samples validates.
+        validating = self.validation_schedule.due(epoch, seconds) or sampling
+        if validation is not None and self.dist.is_main and validating:
             started = time.monotonic()
             if self.held_out is None:
                 graphed = self.device.type == "cuda"
@@ -343,11 +347,13 @@ class Trainer:
             self.state.history.append({"epoch": epoch, **val})
         if not self.dist.is_main:
             return
-        saving = epoch % train.save_every == 0 or epoch == train.epochs
         started = time.monotonic()
-        if saving or epoch == 1:  # rendering images each epoch would cost more than a fast epoch
-            sample_from = validation or train_set
-            self.run_log.sample(models.generator, spectrogram, sample_from, self.state.step, audio=saving)
+        if sampling and validation is not None and self.held_out is not None and self.held_out.first_clip is not None:
+            real = validation.wav[:1, : self.held_out.first_samples]
+            fake = self.held_out.first_clip
+            self.run_log.converted_sample(real, fake, spectrogram, self.state.step, saving, validation.sample_rate)
+        elif sampling:
+            self.run_log.sample(models.generator, spectrogram, train_set, self.state.step, audio=saving)
         sample_s = time.monotonic() - started
         save_s = self._checkpoint(models) if saving else 0.0
         self.progress.emit(

@@ -49,7 +49,8 @@ class RunLog:
 
     @torch.no_grad()
     def sample(self, model: nn.Module, spectrogram: Spectrogram, data: TrainingSet, step: int, audio: bool) -> None:
-        """Mel images of one held-out clip (real and converted) and, at saves, its converted audio."""
+        """Convert the first clip of ``data`` and log it (a run without held-out clips; with them, the
+        held-out pass has converted it already: ``converted_sample``)."""
         if self.tensorboard is None:
             return
         generator = cast(SynthesizerTrnMs768NSFsid, model)
@@ -62,15 +63,29 @@ class RunLog:
             torch.manual_seed(0)
             fake, _, _ = generator.infer(phone.float(), lengths, pitch, pitchf, torch.zeros_like(lengths))
         generator.train()
-        real_mel = spectrogram.mel(data.wav[:1, : frames * data.hop_length].to(device))[0]
-        fake_mel = spectrogram.mel(fake.squeeze(1).float())[0]
+        real = data.wav[:1, : frames * data.hop_length].to(device)
+        self.converted_sample(real, fake.squeeze(1), spectrogram, step, audio, data.sample_rate)
+
+    @torch.no_grad()
+    def converted_sample(
+        self,
+        real: torch.Tensor,
+        fake: torch.Tensor,
+        spectrogram: Spectrogram,
+        step: int,
+        audio: bool,
+        sample_rate: int,
+    ) -> None:
+        """Mel images of a clip (real and converted, [1, samples] each) and, when ``audio``, the converted audio."""
+        if self.tensorboard is None:
+            return
+        real_mel = spectrogram.mel(real.to(fake.device).float())[0]
+        fake_mel = spectrogram.mel(fake.float())[0]
         low, high = float(real_mel.min()), float(real_mel.max())
         for tag, mel in (("slice/mel_org", real_mel), ("slice/mel_gen", fake_mel)):
             self.tensorboard.add_image(tag, _colour(mel, low, high), step, dataformats="HWC")
         if audio:
-            self.tensorboard.add_audio(
-                "audio/validation", fake.squeeze().float().clamp(-1, 1).cpu(), step, data.sample_rate
-            )
+            self.tensorboard.add_audio("audio/validation", fake.squeeze().float().clamp(-1, 1).cpu(), step, sample_rate)
 
     def close(self) -> None:
         if self.mlflow is not None:

@@ -64,6 +64,9 @@ class HeldOutMel:
     and no host sync but the result's. The graph reads the parameters where they live, so the
     optimizers' in-place updates (and a rollback's in-place load) reach it; its noise is the same
     at every replay because each replay starts from the seed set just before it.
+
+    ``first_clip`` is the first held-out clip as the last call converted it (trimmed to its
+    length): TensorBoard's sample, which then costs no conversion of its own.
     """
 
     def __init__(
@@ -76,8 +79,10 @@ class HeldOutMel:
         self.device = next(self.generator.parameters()).device
         self.frames = max(1, int(data.lengths.sum()))
         self.graphed = graphed and self.device.type == "cuda" and data.wav.device == self.device
+        self.first_samples = int(data.lengths[0]) * data.hop_length if len(data) else 0
         self.graph: torch.cuda.CUDAGraph | None = None
-        self.static_sum: torch.Tensor | None = None
+        self.static: tuple[torch.Tensor, torch.Tensor] | None = None  # the graph's outputs
+        self.first_clip: torch.Tensor | None = None  # [1, samples], valid after a call
 
     @torch.no_grad()
     def __call__(self) -> float:
@@ -86,28 +91,32 @@ class HeldOutMel:
         try:
             with torch.random.fork_rng(devices=devices):
                 torch.manual_seed(0)
-                if self.graph is not None and self.static_sum is not None:
+                if self.graph is not None and self.static is not None:
                     self.graph.replay()
-                    total = self.static_sum
+                    total, first = self.static
                 else:
-                    total = self._sum()
+                    total, first = self._sum()
                     if self.graphed:
+                        first = first.clone()  # the capture's pass reuses the eager pass's memory
                         self._capture()
         finally:
             self.generator.train()
+        self.first_clip = first[:, : self.first_samples]
         return float(total) / self.frames
 
     def _capture(self) -> None:
         """Capture the pass (after the eager one that tuned cuDNN for these shapes)."""
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph, capture_error_mode="thread_local"):
-            self.static_sum = self._sum()
+            self.static = self._sum()
         self.graph = graph
 
-    def _sum(self) -> torch.Tensor:
-        """The masked L1 summed over clips, frames and mel bins / bins, on the device (no host sync)."""
+    def _sum(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The masked L1 summed over clips, frames and mel bins / bins, on the device (no host sync),
+        and the first clip's converted audio [1, padded samples]."""
         data, generator = self.data, self.generator
         total = torch.zeros((), device=self.device)
+        first = torch.zeros(1, 0, device=self.device)
         for start in range(0, len(data), self.batch):
             index = torch.arange(start, min(start + self.batch, len(data)), device=data.wav.device)
             wav, phone, pitch, pitchf, lengths = (
@@ -119,4 +128,6 @@ class HeldOutMel:
             fake_mel = self.spectrogram.mel(audio.squeeze(1).float())
             mask = sequence_mask(lengths, real_mel.size(-1)).unsqueeze(1)
             total = total + ((fake_mel - real_mel).abs() * mask).sum() / real_mel.size(1)
-        return total
+            if start == 0:
+                first = audio[:1, 0].float()
+        return total, first
