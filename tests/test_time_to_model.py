@@ -19,6 +19,7 @@ from rvc.errors import UserError
 from rvc.experiment import checkpoints as checkpoint
 from rvc.train import graph as graph_module
 from rvc.train.compile_cost import CompileRecord, compile_pays
+from rvc.train.events import CheckpointEvent
 from rvc.train.graph import choose_step_mode
 from rvc.train.models import Models, build_models
 from rvc.train.saver import StateSaver
@@ -43,7 +44,7 @@ def _extra(step: int) -> dict[str, object]:
 
 def test_a_background_save_writes_a_complete_state_in_rvcs_format(tmp_path: Path) -> None:
     _, models = _models()
-    written: list[dict] = []
+    written: list[CheckpointEvent] = []
     saver = StateSaver(tmp_path, keep_last=2, device=CPU, on_written=written.append)
     extra = _extra(5)
     seconds = saver.save(models, epoch=2, step=5, learning_rate=1e-4, extra=extra)
@@ -54,7 +55,7 @@ def test_a_background_save_writes_a_complete_state_in_rvcs_format(tmp_path: Path
     saver.close()
 
     assert seconds >= 0 and checkpoint.complete_steps(tmp_path) == [5]
-    assert written[0]["step"] == 5 and written[0]["epoch"] == 2 and written[0]["write_s"] >= 0
+    assert written[0].step == 5 and written[0].epoch == 2 and written[0].write_s >= 0
     loaded = checkpoint.load_state(tmp_path, 5)
     assert loaded.extra["train_state"] == {"step": 5, "history": [{"epoch": 1}]}
     g = torch.load(tmp_path / "G_5.pth", weights_only=True)
@@ -168,3 +169,28 @@ def test_measured_compile_times_are_kept_per_setting_and_a_damaged_record_is_ign
     assert first.seconds() is None
     first.write(30.0)  # a damaged record is replaced, not a reason to fail a run
     assert first.seconds() == 30.0
+
+
+def test_the_cuda_libraries_are_found_in_the_wheels_and_read_through(tmp_path, monkeypatch) -> None:
+    from rvc.train import warm_libraries
+
+    nvidia, torch_dir = tmp_path / "nvidia", tmp_path / "torch"
+    wanted = [
+        nvidia / "cudnn/lib/libcudnn_engines_precompiled.so.9",
+        nvidia / "cu13/lib/libcublasLt.so.13",
+        nvidia / "cu13/lib/libcufft.so.12",
+        torch_dir / "lib/libtorch_cuda.so",
+    ]
+    unwanted = [
+        nvidia / "cu13/lib/libnvrtc.alt.so.13",
+        nvidia / "cudnn/lib/libcudnn_adv.so.9",
+        nvidia / "nccl/lib/libnccl.so.2",
+    ]
+    for i, path in enumerate(wanted + unwanted):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"x" * (1000 * (i + 1)))
+    dirs = {"nvidia": [nvidia], "torch": [torch_dir]}
+    monkeypatch.setattr(warm_libraries, "_package_dirs", lambda name: dirs[name])
+    files = warm_libraries.cuda_library_files()
+    assert set(files) == set(wanted) and files[0] == wanted[-1]  # largest first
+    assert warm_libraries.read_through([*files, tmp_path / "gone.so"]) == sum(p.stat().st_size for p in wanted)

@@ -80,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 def run_trainer(workspace: Workspace, name: str, device_name: str = "auto") -> int:
     """Train in this process (``python -m rvc.train`` and ``python -m rvc train``): return the status."""
     use_compile_cache(workspace)
+    if device_name != "cpu" and Path("/dev/nvidiactl").exists():  # a GPU here: its libraries will load
+        from rvc.train.warm_libraries import start_warming
+
+        start_warming(lambda line: print(line, flush=True))
     return train_experiment(workspace, name, device_name)
 
 
