@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import functools
+import math
 import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -38,6 +39,7 @@ class _Declared:
     flag: str | None
     minimum: float | None
     maximum: float | None
+    above: float | None
     metavar: str | None
     parse: Callable[[str], Any] | None
     group: str | None
@@ -52,6 +54,7 @@ def setting(
     flag: str | None = None,
     minimum: float | None = None,
     maximum: float | None = None,
+    above: float | None = None,
     metavar: str | None = None,
     parse: Callable[[str], Any] | None = None,
     group: str | None = None,
@@ -64,12 +67,14 @@ def setting(
     label : the web UI's label; unset: the field's name, capitalised.
     flag : the CLI's flag; unset: ``--`` and the name with dashes.
     minimum, maximum : the range, both ends included, checked by :func:`check_declared`.
+    above : an open lower end instead of ``minimum``: the value must be greater (a rate, a weight).
+        A float option is always refused when it is not finite (inf, nan).
     metavar, parse, group : argparse's metavar, a parser for the flag's text, and the help section.
     cli : False for a field no flag sets. factory : a default_factory instead of ``default``.
     """
     metadata = {
         "help": help,
-        _KEY: _Declared(label, flag, minimum, maximum, metavar, parse, group, cli),
+        _KEY: _Declared(label, flag, minimum, maximum, above, metavar, parse, group, cli),
     }
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
@@ -90,6 +95,7 @@ class Setting:
     choices: tuple[Any, ...]  # of a Literal annotation; () for any value
     minimum: float | None
     maximum: float | None
+    above: float | None  # an open lower end: the value must be greater
     metavar: str | None
     parse: Callable[[str], Any] | None
     group: str | None
@@ -170,6 +176,7 @@ def _read(cls: type) -> tuple[Setting, ...]:
                 choices=_literal_choices(annotation),
                 minimum=declared.minimum,
                 maximum=declared.maximum,
+                above=declared.above,
                 metavar=declared.metavar,
                 parse=declared.parse,
                 group=declared.group,
@@ -253,14 +260,45 @@ def problems_of(options: object) -> list[UserError]:
             choices = ", ".join(str(choice) for choice in option.choices)
             found.append(_error(option, f"${option.name} {value!r}: use one of {choices}"))
         elif isinstance(value, int | float) and not isinstance(value, bool):
-            low, high = option.minimum, option.maximum
-            if low is not None and high is not None and not low <= value <= high:
-                found.append(_error(option, f"${option.name} {value:g} must be between {low:g} and {high:g}"))
-            elif low is not None and high is None and not value >= low:
-                found.append(_error(option, f"${option.name} {value:g} must be at least {low:g}"))
-            elif high is not None and low is None and not value <= high:
-                found.append(_error(option, f"${option.name} {value:g} must be at most {high:g}"))
+            problem = _range_problem(option, value)
+            if problem:
+                found.append(_error(option, f"${option.name} {_number(value)} {problem}"))
     return found
+
+
+def range_text(option: Setting) -> str:
+    """Return the option's allowed range in words ("between 1 and 1024", "greater than 0 and at most 1"), or ""."""
+    low, high, above = option.minimum, option.maximum, option.above
+    if low is not None and high is not None:
+        return f"between {_number(low)} and {_number(high)}"
+    parts = []
+    if low is not None:
+        parts.append(f"at least {_number(low)}")
+    elif above is not None:
+        parts.append(f"greater than {_number(above)}")
+    if high is not None:
+        parts.append(f"at most {_number(high)}")
+    return " and ".join(parts)
+
+
+def _range_problem(option: Setting, value: float) -> str | None:
+    """Return what is wrong with a number for ``option`` ("must be at least 1"), or None when it fits."""
+    bounds = range_text(option)
+    if not math.isfinite(value):
+        return f"is not a finite number: use one {bounds}" if bounds else "is not a finite number"
+    low, high, above = option.minimum, option.maximum, option.above
+    if (
+        (low is not None and value < low)
+        or (above is not None and value <= above)
+        or (high is not None and value > high)
+    ):
+        return f"must be {bounds}"
+    return None
+
+
+def _number(value: float) -> str:
+    """Write a number as a user typed it: 1000000000, 0.0001, inf."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 def check_declared(options: object) -> None:

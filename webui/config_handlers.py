@@ -171,7 +171,7 @@ def list_experiments(workspace: Workspace) -> list[str]:
 
 
 def _saved(experiment: Experiment) -> ExperimentConfig | None:
-    return find_config(experiment)
+    return find_config(experiment, check=False)  # the form is where a value out of range is corrected
 
 
 def _model_for(experiment: Experiment, sample_rate: int) -> ModelConfig:
@@ -235,7 +235,7 @@ def import_form(workspace: Workspace, name: str, source: str) -> LoadedForm:
     other = experiment_of(workspace, source)
     if not has_config(other):
         raise UserError(f"experiment '{other.name}' has no saved configuration to import ({other.config_json})")
-    config = load_config(other)
+    config = load_config(other, check=False)  # validated with the form, like every other value
     config.data = data_info(experiment)
     message = f"Imported the settings of '{other.name}' (not saved yet: press Save). {_data_line(config)}"
     return LoadedForm(config.model.sample_rate, form_from_train(config.train), message)

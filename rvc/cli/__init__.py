@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -50,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--assets-dir", type=Path, default=Path("assets"), help="folder of downloaded weights and catalogues"
     )
+    parser.add_argument("--debug", action="store_true", help="show the traceback of an error (for bug reports)")
     stages = parser.add_subparsers(dest="stage", metavar="STAGE", required=True)
     for name in STAGES:
         module = _stage_module(name)
@@ -65,8 +67,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(_stage_module(args.stage).run(args, workspace))
     except UserError as error:
+        if args.debug:
+            traceback.print_exc()
         print(f"error: {cli_message(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # a bug: one line for the user, the traceback when asked
+        if args.debug:
+            raise
+        print(
+            f"error: {args.stage} failed unexpectedly ({type(error).__name__}: {error}); "
+            "run the same command with --debug after `python -m rvc` to see where, and report it",
+            file=sys.stderr,
+        )
+        return 1

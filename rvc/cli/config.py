@@ -35,9 +35,9 @@ def run(args: argparse.Namespace, workspace: Workspace) -> int:
 
     experiment = workspace.experiment(args.experiment)
     if args.import_from:
-        config = load_config(workspace.experiment(args.import_from))
+        config = load_config(workspace.experiment(args.import_from), check=False)
     elif experiment.config_json.exists():
-        config = load_config(experiment)
+        config = load_config(experiment, check=False)  # a value out of range is corrected here: checked below
     else:
         config = default_config(experiment)
     config.data = data_info(experiment, config.data)

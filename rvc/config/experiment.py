@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rvc.config.train import TrainConfig
-from rvc.errors import UserError
 from rvc.fileio import sha256_json
 from rvc.models.config import ModelConfig
 
@@ -40,25 +39,6 @@ class ExperimentConfig:
             "data": dataclasses.asdict(self.data),
         }
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], *, source: str = "the settings") -> ExperimentConfig:
-        if data.get("version") != CONFIG_VERSION:
-            raise UserError(f"{source}: unsupported config version {data.get('version')!r}")
-        return cls(
-            model=ModelConfig.from_dict(data["model"], source=source),
-            train=_dataclass_from(TrainConfig, data.get("train", {}), source),
-            data=_dataclass_from(DataInfo, data.get("data", {}), source),
-        )
-
     def training_hash(self) -> str:
         """A hash of what a resumed run must share with the run that saved the state (the model's shape)."""
         return sha256_json(self.model.to_dict())[:16]
-
-
-def _dataclass_from(cls: Any, values: dict[str, Any], source: str) -> Any:
-    known = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise UserError(f"{source}: unknown setting(s) {', '.join(unknown)}")
-    converted = {k: tuple(v) if isinstance(v, list) and k == "betas" else v for k, v in values.items()}
-    return cls(**converted)

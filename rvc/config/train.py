@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from rvc.settings import problems_of, setting
+from rvc.settings import cli_message, problems_of, setting
 
 LrScheme = Literal["exponential", "multistep", "cosine"]
 LR_SCHEMES: tuple[LrScheme, ...] = get_args(LrScheme)
@@ -15,6 +16,8 @@ StepMode = Literal["auto", "eager", "graph", "compiled"]  # see rvc/train/graph.
 STEP_MODES: tuple[StepMode, ...] = get_args(StepMode)
 DataPlacement = Literal["auto", "gpu", "stream"]  # see rvc/train/batches.py
 DATA_PLACEMENTS: tuple[DataPlacement, ...] = get_args(DataPlacement)
+# Far above what any GPU holds (an H100 fits about 200 clips of the v2 model): a larger number is a typo.
+MAX_BATCH = 1024
 
 
 @dataclass
@@ -22,10 +25,12 @@ class TrainConfig:
     epochs: int = setting(
         200, "an upper bound: the overtraining detector says when held-out loss stops improving", minimum=1
     )
-    batch_size: int = setting(8, "RVC's usual size; larger batches train smoother but need more GPU memory", minimum=1)
-    lr: float = setting(1e-4, "RVC's AdamW learning rate for both G and D", label="Learning rate")
+    batch_size: int = setting(
+        8, "RVC's usual size; larger batches train smoother but need more GPU memory", minimum=1, maximum=MAX_BATCH
+    )
+    lr: float = setting(1e-4, "RVC's AdamW learning rate for both G and D", label="Learning rate", above=0, maximum=1)
     betas: tuple[float, float] = setting((0.8, 0.99), "RVC's AdamW betas", label="AdamW betas")
-    eps: float = setting(1e-9, "AdamW epsilon, as RVC", label="AdamW epsilon")
+    eps: float = setting(1e-9, "AdamW epsilon, as RVC", label="AdamW epsilon", above=0, maximum=1)
     lr_scheme: LrScheme = setting(
         "exponential", "exponential (RVC), multistep, or cosine with warm restarts", label="LR schedule"
     )
@@ -33,16 +38,28 @@ class TrainConfig:
         0.999875,
         "exponential: multiply the LR by this every epoch, as RVC does",
         label="LR decay per epoch (exponential)",
+        above=0,
+        maximum=1,
     )
     lr_milestones: list[int] = setting(
         factory=list, help="multistep: epochs at which the LR is multiplied", label="LR milestones, epochs (multistep)"
     )
-    lr_factor: float = setting(0.5, "multistep: the factor applied at each milestone", label="LR factor (multistep)")
-    cosine_period: int = setting(100, "cosine: epochs until the first restart", label="Cosine period, epochs")
-    cosine_restart_decay: float = setting(
-        1.0, "cosine: the peak LR is multiplied by this at each restart", label="Cosine restart decay"
+    lr_factor: float = setting(
+        0.5, "multistep: the factor applied at each milestone", label="LR factor (multistep)", above=0, maximum=1
     )
-    cosine_min_lr: float = setting(1e-6, "cosine: the LR at the bottom of each cycle", label="Cosine minimum LR")
+    cosine_period: int = setting(
+        100, "cosine: epochs until the first restart", label="Cosine period, epochs", minimum=1
+    )
+    cosine_restart_decay: float = setting(
+        1.0,
+        "cosine: the peak LR is multiplied by this at each restart",
+        label="Cosine restart decay",
+        above=0,
+        maximum=1,
+    )
+    cosine_min_lr: float = setting(
+        1e-6, "cosine: the LR at the bottom of each cycle", label="Cosine minimum LR", minimum=0, maximum=1
+    )
     grad_accum: int = setting(
         1,
         "optimizer steps every N batches (a larger effective batch without the memory)",
@@ -50,10 +67,13 @@ class TrainConfig:
         minimum=1,
     )
     grad_clip: float | None = setting(
-        None, "clip gradient norms to this; None: measure only, as RVC does", label="Gradient clipping (empty: off)"
+        None,
+        "clip gradient norms to this; None: measure only, as RVC does",
+        label="Gradient clipping (empty: off)",
+        above=0,
     )
-    c_mel: float = setting(45.0, "weight of the L1 mel loss, as RVC", label="Mel loss weight")
-    c_kl: float = setting(1.0, "weight of the KL loss, as RVC", label="KL loss weight")
+    c_mel: float = setting(45.0, "weight of the L1 mel loss, as RVC", label="Mel loss weight", above=0)
+    c_kl: float = setting(1.0, "weight of the KL loss, as RVC", label="KL loss weight", minimum=0)
     multiscale_mel: bool = setting(
         False, "add mel losses at several resolutions (sharper highs, slower steps)", label="Multi-scale mel loss"
     )
@@ -95,9 +115,12 @@ class TrainConfig:
     )
     pretrained_d: str | None = setting(None, "path to the matching discriminator", label="Pretrained discriminator (D)")
     resume: bool = setting(True, "continue from the newest complete state when there is one")
-    seed: int = setting(1234, "random seed of initialisation and data order")
+    seed: int = setting(1234, "random seed of initialisation and data order", minimum=0, maximum=2**32 - 1)
     overtrain_patience: int = setting(
-        30, "epochs without a better smoothed held-out mel loss before warning", label="Overtraining patience, epochs"
+        30,
+        "epochs without a better smoothed held-out mel loss before warning",
+        label="Overtraining patience, epochs",
+        minimum=1,
     )
     auto_stop: bool = setting(
         False, "stop (and keep the best state) when the patience runs out", label="Stop when overtraining"
@@ -105,16 +128,21 @@ class TrainConfig:
     mlflow: bool = setting(
         False, "also log to MLflow (pip install mlflow; MLFLOW_TRACKING_URI picks the server)", label="MLflow logging"
     )
-    log_every_steps: int = setting(50, "a step event at least every N steps ...", label="Progress every N steps")
-    log_every_seconds: float = setting(5.0, "... and at least every N seconds", label="Progress every N seconds")
+    log_every_steps: int = setting(
+        50, "a step event at least every N steps ...", label="Progress every N steps", minimum=1
+    )
+    log_every_seconds: float = setting(
+        5.0, "... and at least every N seconds", label="Progress every N seconds", minimum=0
+    )
 
     def errors(self) -> list[str]:
         """Return what is wrong with these values, one message per problem."""
-        problems = [str(problem) for problem in problems_of(self)]  # choices and ranges, as declared
-        if not self.lr > 0:
-            problems.append(f"lr must be positive (got {self.lr})")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            problems.append(f"grad_clip must be positive or unset (got {self.grad_clip})")
+        # Choices and ranges as declared; options named by their flags (the web UI puts its labels in).
+        problems = [cli_message(problem) for problem in problems_of(self)]
+        if not all(math.isfinite(beta) and 0 <= beta < 1 for beta in self.betas):
+            problems.append(f"--betas {self.betas[0]:g},{self.betas[1]:g}: each must be at least 0 and below 1")
+        if any(milestone < 1 for milestone in self.lr_milestones):
+            problems.append(f"--lr-milestones {self.lr_milestones}: each must be an epoch, at least 1")
         if (self.pretrained_g is None) != (self.pretrained_d is None):
-            problems.append("give both pretrained_g and pretrained_d, or neither")
+            problems.append("give both --pretrained-g and --pretrained-d, or neither")
         return problems

@@ -80,6 +80,8 @@ def _check_pretrain(config: ExperimentConfig, path_text: str, is_generator: bool
 def validate(config: ExperimentConfig, precision: str | None = None) -> Validation:
     """Return errors and suggestions for ``config`` (the data fields must be filled in)."""
     result = Validation(errors=config.train.errors())
+    if result.errors:  # values out of range: what follows divides by them and estimates from them
+        return result
     train, data = config.train, config.data
     if data.sample_rate != config.model.sample_rate:
         result.errors.append(

@@ -26,8 +26,14 @@ T = TypeVar("T")
 class _Mismatch(Exception):
     """A value that does not fit its field; carries where in the record it is."""
 
-    def __init__(self, where: str, expected: str) -> None:
-        super().__init__(f"{where}: expected {expected}")
+    def __init__(self, where: str, expected: str, got: Any = dataclasses.MISSING) -> None:
+        shown = "" if got is dataclasses.MISSING else f" (got {_shown(got)})"
+        super().__init__(f"{where}: expected {expected}{shown}")
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value) if isinstance(value, str | int | float | bool | None) else type(value).__name__
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def damaged(path: Path, why: str, remedy: str) -> UserError:
@@ -52,10 +58,13 @@ def read_object(path: Path, missing: str, remedy: str) -> dict[str, Any]:
     return data
 
 
-def from_json(cls: type[T], data: Mapping[str, Any], path: Path, remedy: str) -> T:
-    """Build the dataclass ``cls`` from a record's JSON object; UserError naming ``path`` when it does not fit."""
+def from_json(cls: type[T], data: Mapping[str, Any], path: Path, remedy: str, *, where: str = "") -> T:
+    """Build the dataclass ``cls`` from a record's JSON object; UserError naming ``path`` when it does not fit.
+
+    where : the object's place in the file (``"train."``), for the field named in the error.
+    """
     try:
-        return _build(cls, data, "")
+        return _build(cls, data, where)
     except _Mismatch as error:
         raise damaged(path, str(error), remedy) from None
 
@@ -90,11 +99,18 @@ def _convert(kind: Any, value: Any, where: str) -> Any:
                 return _convert(option, value, where)
             except _Mismatch:
                 continue
-        raise _Mismatch(where, " or ".join(_describe(a) for a in args))
+        raise _Mismatch(where, " or ".join(_describe(a) for a in args), value)
     if origin is typing.Literal:
         if value in args:
             return value
-        raise _Mismatch(where, " or ".join(repr(a) for a in args))
+        raise _Mismatch(where, " or ".join(repr(a) for a in args), value)
+    if origin is tuple:  # JSON has no tuples: a list, of any length for tuple[X, ...]
+        if not isinstance(value, list | tuple):
+            raise _Mismatch(where, "a list")
+        kinds = [args[0]] * len(value) if len(args) == 2 and args[1] is Ellipsis else list(args)
+        if len(kinds) != len(value):
+            raise _Mismatch(where, f"a list of {len(kinds)} values")
+        return tuple(_convert(k, item, f"{where}[{i}]") for i, (k, item) in enumerate(zip(kinds, value, strict=True)))
     if origin is list:
         if not isinstance(value, list):
             raise _Mismatch(where, "a list")
@@ -113,7 +129,7 @@ def _convert(kind: Any, value: Any, where: str) -> Any:
         return float(value)  # JSON writes 2.0 as 2
     if kind in (int, str, bool) and isinstance(value, kind) and (kind is bool or not isinstance(value, bool)):
         return value
-    raise _Mismatch(where, _describe(kind))
+    raise _Mismatch(where, _describe(kind), value)
 
 
 def _describe(kind: Any) -> str:

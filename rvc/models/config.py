@@ -68,7 +68,9 @@ class ModelConfig:
 
     def errors(self) -> list[str]:
         """Return what is inconsistent in these values, one message per problem."""
-        problems: list[str] = []
+        problems = self._range_errors()
+        if problems:  # the checks below divide by these
+            return problems
         if math.prod(self.upsample_rates) != self.hop_length:
             problems.append(
                 f"upsample_rates {list(self.upsample_rates)} multiply to {math.prod(self.upsample_rates)}, "
@@ -88,6 +90,28 @@ class ModelConfig:
             problems.append("inter_channels must be even (the flows split it in halves)")
         if self.upsample_initial_channel % 2 ** len(self.upsample_rates):
             problems.append("upsample_initial_channel must halve cleanly at every upsampling layer")
+        return problems
+
+    def _range_errors(self) -> list[str]:
+        """Return the values outside their range: sizes and counts must be positive, rates finite."""
+        problems = [
+            f"{name} must be a whole number of at least 1 (got {value!r})"
+            for name, value in ((name, getattr(self, name)) for name in _POSITIVE)
+            if not _positive_int(value)
+        ]
+        for name in _POSITIVE_TUPLES:
+            value = getattr(self, name)
+            flat = [v for item in value for v in (item if isinstance(item, tuple) else (item,))]
+            if not value or not all(_positive_int(v) for v in flat):
+                problems.append(f"{name} must be whole numbers of at least 1 (got {value!r})")
+        if not (_finite(self.p_dropout) and 0 <= self.p_dropout < 1):
+            problems.append(f"p_dropout must be at least 0 and below 1 (got {self.p_dropout!r})")
+        if not (_finite(self.mel_fmin) and self.mel_fmin >= 0):
+            problems.append(f"mel_fmin must be at least 0 Hz (got {self.mel_fmin!r})")
+        elif self.mel_fmax is not None and not (_finite(self.mel_fmax) and self.mel_fmax > self.mel_fmin):
+            problems.append(f"mel_fmax must be above mel_fmin ({self.mel_fmin:g} Hz) or null (got {self.mel_fmax!r})")
+        if not problems and self.win_length > self.filter_length:
+            problems.append(f"win_length {self.win_length} must be at most filter_length {self.filter_length}")
         return problems
 
     @property
@@ -239,7 +263,44 @@ class ModelConfig:
         if unknown:
             raise UserError(f"{source}: unknown model field(s) {', '.join(unknown)}")
         values = {name: _as_tuples(value) for name, value in data.items()}
-        return cls(**values)
+        try:
+            return cls(**values)
+        except UserError as error:
+            raise UserError(f"{source}: {error}") from None
+
+
+# Sizes and counts that must be whole and positive: each is a divisor, a width or a loop count somewhere.
+_POSITIVE = (
+    "sample_rate",
+    "filter_length",
+    "hop_length",
+    "win_length",
+    "n_mel_channels",
+    "segment_size",
+    "inter_channels",
+    "hidden_channels",
+    "filter_channels",
+    "n_heads",
+    "n_layers",
+    "kernel_size",
+    "upsample_initial_channel",
+    "spk_embed_dim",
+    "gin_channels",
+    "phone_channels",
+    "posterior_layers",
+    "flow_layers",
+    "n_flows",
+    "discriminator_divisor",
+)
+_POSITIVE_TUPLES = ("resblock_kernel_sizes", "resblock_dilation_sizes", "upsample_rates", "upsample_kernel_sizes")
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _as_tuples(value: Any) -> Any:

@@ -1,0 +1,154 @@
+"""Hostile and careless input (issue 15): every case ends in a message naming the file or option and what
+to do, exit status 2, no traceback; nothing the user made is lost.
+
+Most cases run the real CLI in this process (tests.hostile.cli: the same ``main``, without an
+interpreter's start); a few run it as a subprocess, where the process boundary is the point.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rvc.config.train import TrainConfig
+from rvc.experiment import Experiment
+from tests.fake_experiment import make_extracted_experiment, write_tiny_config
+from tests.hostile import cli, cli_process
+
+# ------------------------------------------------------------------ a damaged config.json
+
+
+@pytest.fixture
+def configured(tmp_path: Path) -> Experiment:
+    experiment = make_extracted_experiment(tmp_path / "logs", train_clips=2, validation_clips=0, seconds=0.3)
+    write_tiny_config(experiment)
+    return experiment
+
+
+def _edited(change: Callable[[dict[str, Any]], None]) -> Callable[[dict[str, Any]], bytes]:
+    def edit(good: dict[str, Any]) -> bytes:
+        data = copy.deepcopy(good)
+        change(data)
+        return json.dumps(data).encode()
+
+    return edit
+
+
+DAMAGED_CONFIGS: dict[str, tuple[Callable[[dict[str, Any]], bytes], str]] = {
+    "random bytes": (lambda good: bytes(range(128, 256)) * 3, "cannot be read"),
+    "truncated": (lambda good: json.dumps(good).encode()[:90], "not JSON"),
+    "empty": (lambda good: b"", "not JSON"),
+    "a JSON list": (lambda good: b"[1, 2]", "not a JSON object"),
+    "no model section": (_edited(lambda d: d.pop("model")), "'model'"),
+    "train is a list": (_edited(lambda d: d.update(train=[])), "'train'"),
+    "epochs is text": (_edited(lambda d: d["train"].update(epochs="ten")), 'train.epochs: expected int (got "ten")'),
+    "hop_length 0": (_edited(lambda d: d["model"].update(hop_length=0)), "hop_length"),
+    "segment_size negative": (_edited(lambda d: d["model"].update(segment_size=-4)), "segment_size"),
+    "upsample_rates text": (_edited(lambda d: d["model"].update(upsample_rates="10,10")), "model.upsample_rates"),
+    "betas of three": (_edited(lambda d: d["train"].update(betas=[0.8, 0.9, 0.99])), "train.betas"),
+    "unknown field": (_edited(lambda d: d["train"].update(epoch=3)), "train.epoch"),
+    "version 7": (_edited(lambda d: d.update(version=7)), "version"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(DAMAGED_CONFIGS))
+def test_a_damaged_config_is_refused_by_name_in_config_and_train(configured: Experiment, case: str) -> None:
+    damage, words = DAMAGED_CONFIGS[case]
+    path = configured.config_json
+    path.write_bytes(damage(json.loads(path.read_text())))
+    damaged = path.read_bytes()
+    for stage in (["config"], ["train", "--device", "cpu"]):
+        cli(configured.root.parent, *stage, "--experiment", configured.name).refused(str(path), words)
+    assert path.read_bytes() == damaged  # refused, not overwritten: the user may want to repair it
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [
+        ("batch_size", 0, "--batch-size 0 must be between 1 and 1024"),
+        ("batch_size", 1_000_000_000, "--batch-size 1000000000 must be between 1 and 1024"),
+        ("lr", float("inf"), "--lr inf is not a finite number: use one greater than 0 and at most 1"),
+        ("c_mel", -45.0, "--c-mel -45 must be greater than 0"),
+    ],
+)
+def test_a_config_value_out_of_range_stops_training_and_names_the_flag_that_fixes_it(
+    configured: Experiment, field: str, value: float, words: str
+) -> None:
+    data = json.loads(configured.config_json.read_text())
+    data["train"][field] = value
+    configured.config_json.write_text(json.dumps(data))
+    cli(configured.root.parent, "train", "--device", "cpu", "--experiment", configured.name).refused(
+        str(configured.config_json), words, "python -m rvc config --experiment voice"
+    )
+    # ... and `config` is how it is corrected: it reads the file, applies the flag and saves.
+    good = getattr(TrainConfig(), field)
+    fixed = cli(
+        configured.root.parent, "config", "--experiment", configured.name, f"--{field.replace('_', '-')}", str(good)
+    )
+    assert fixed.code == 0, fixed.stderr
+    assert json.loads(configured.config_json.read_text())["train"][field] == good
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "words"),
+    [
+        ("--lr", "inf", "--lr inf is not a finite number: use one greater than 0 and at most 1"),
+        ("--lr", "nan", "--lr nan is not a finite number"),
+        ("--lr", "0", "--lr 0 must be greater than 0 and at most 1"),
+        ("--c-mel", "-45", "--c-mel -45 must be greater than 0"),
+        ("--c-kl", "-1", "--c-kl -1 must be at least 0"),
+        ("--lr-gamma", "0", "--lr-gamma 0 must be greater than 0 and at most 1"),
+        ("--lr-gamma", "1.5", "--lr-gamma 1.5 must be greater than 0 and at most 1"),
+        ("--log-every-steps", "0", "--log-every-steps 0 must be at least 1"),
+        ("--log-every-seconds", "-1", "--log-every-seconds -1 must be at least 0"),
+        ("--batch-size", "0", "--batch-size 0 must be between 1 and 1024"),
+        ("--batch-size", "1000000000", "--batch-size 1000000000 must be between 1 and 1024"),
+        ("--epochs", "0", "--epochs 0 must be at least 1"),
+        ("--eps", "0", "--eps 0 must be greater than 0"),
+        ("--betas", "0.8,1.5", "--betas 0.8,1.5: each must be at least 0 and below 1"),
+        ("--grad-clip", "-1", "--grad-clip -1 must be greater than 0"),
+        ("--cosine-period", "0", "--cosine-period 0 must be at least 1"),
+        ("--overtrain-patience", "0", "--overtrain-patience 0 must be at least 1"),
+        ("--seed", "-1", "--seed -1 must be between 0 and 4294967295"),
+        ("--lr-milestones", "0,10", "--lr-milestones [0, 10]: each must be an epoch, at least 1"),
+    ],
+)
+def test_config_refuses_values_that_make_no_sense_with_the_allowed_range(
+    configured: Experiment, flag: str, value: str, words: str
+) -> None:
+    before = configured.config_json.read_bytes()
+    ran = cli(configured.root.parent, "config", "--experiment", configured.name, flag, value)
+    ran.refused("not saved", words)
+    assert "estimated GPU memory" not in ran.stdout  # no estimate from a value out of range
+    assert configured.config_json.read_bytes() == before
+
+
+def test_the_real_cli_refuses_a_damaged_config_without_a_traceback(configured: Experiment) -> None:
+    configured.config_json.write_bytes(b"\x80\x81 not utf-8")
+    cli_process(configured.root.parent, "train", "--device", "cpu", "--experiment", "voice").refused(
+        str(configured.config_json), "delete it and save the settings again"
+    )
+    ran = cli_process(configured.root.parent, "config", "--experiment", "voice", "--lr", "inf")
+    ran.refused(str(configured.config_json))
+
+
+def test_debug_shows_the_traceback(configured: Experiment) -> None:
+    configured.config_json.write_text("[]")
+    ran = cli(configured.root.parent, "--debug", "config", "--experiment", "voice")
+    assert ran.code == 2 and "Traceback" in ran.stderr and "not a JSON object" in ran.stderr
+
+
+def test_the_shared_validation_names_the_ui_labels_too() -> None:
+    from rvc.config.experiment import ExperimentConfig
+    from rvc.config.validate import validate
+    from webui.config_handlers import ui_text
+
+    config = ExperimentConfig(train=TrainConfig(lr=float("inf"), batch_size=0))
+    errors = [ui_text(error) for error in validate(config).errors]
+    assert "'Learning rate' inf is not a finite number: use one greater than 0 and at most 1" in errors
+    assert "'Batch size' 0 must be between 1 and 1024" in errors
