@@ -89,8 +89,11 @@ def write_tiny_config(experiment: Experiment, **train: object) -> ExperimentConf
     return config
 
 
-def save_tiny_hubert(folder: Path, hidden_size: int = 32, layers: int = 2) -> Path:
-    """Save a small random HubertModel in Hugging Face format (HuBERT's real conv strides: 50 frames/s)."""
+def save_tiny_hubert(folder: Path, hidden_size: int = 768, layers: int = 2) -> Path:
+    """Save a small random HubertModel in Hugging Face format (HuBERT's real conv strides: 50 frames/s).
+
+    768-d, as v2 trains on (extract refuses other widths); narrow convolutions and feed-forward keep it small.
+    """
     import torch
     from transformers import HubertConfig, HubertModel
 

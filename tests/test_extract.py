@@ -65,7 +65,7 @@ def test_extract_writes_aligned_features_and_caches(tmp_path: Path, embedder_pat
         feats = np.load(experiment.clip_features(name))
         assert f0.dtype == np.float32 and f0.shape == (n_samples // 160 + 1,)
         assert coarse.shape == f0.shape and coarse.min() >= 1 and coarse.max() <= 255
-        assert feats.dtype == np.float32 and feats.ndim == 2 and feats.shape[1] == 32
+        assert feats.dtype == np.float32 and feats.ndim == 2 and feats.shape[1] == 768
         # content at 50 frames/s, pitch at 100: repeated x2, the content falls short of the pitch frames only
         # by HuBERT's 25 ms receptive field (RVC crops both to the shorter)
         assert 0 <= f0.shape[0] - 2 * feats.shape[0] <= 4

@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import pickle
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from rvc.config.train import TrainConfig
 from rvc.experiment import Experiment
-from tests.fake_experiment import make_extracted_experiment, write_tiny_config
+from tests.fake_experiment import make_extracted_experiment, save_tiny_hubert, write_tiny_config
 from tests.hostile import cli, cli_process
 
 # ------------------------------------------------------------------ a damaged config.json
@@ -152,3 +155,112 @@ def test_the_shared_validation_names_the_ui_labels_too() -> None:
     errors = [ui_text(error) for error in validate(config).errors]
     assert "'Learning rate' inf is not a finite number: use one greater than 0 and at most 1" in errors
     assert "'Batch size' 0 must be between 1 and 1024" in errors
+
+
+# ------------------------------------------------------------------ damaged features and content encoders
+
+
+def _random_bytes(path: Path) -> None:
+    path.write_bytes(bytes(range(256)) * 4)
+
+
+FEATURE_DAMAGE: dict[str, tuple[Callable[[Experiment], Path], str]] = {
+    "f0 of random bytes": (
+        lambda e: _damage(e.clip_f0("clip-0001"), _random_bytes),
+        "is not a readable array",
+    ),
+    "coarse f0 of two dimensions": (
+        lambda e: _damage(e.clip_f0_coarse("clip-0000"), lambda p: np.save(p, np.ones((3, 3), np.int64))),
+        "not 1-d numbers",
+    ),
+    "content of the wrong width": (
+        lambda e: _damage(e.clip_features("clip-0001"), lambda p: np.save(p, np.zeros((9, 256), np.float32))),
+        "holds 256-d content features but the model takes 768-d",
+    ),
+    "all-NaN content": (
+        lambda e: _damage(e.clip_features("clip-0000"), lambda p: np.save(p, np.full((9, 768), np.nan, np.float32))),
+        "NaN or infinite values",
+    ),
+    "a pickled object as content": (
+        lambda e: _damage(e.clip_features("clip-0000"), lambda p: np.save(p, np.array([{"a": 1}]), allow_pickle=True)),
+        "is not a readable array",
+    ),
+    "a clip that is not audio": (
+        lambda e: _damage(e.clip_audio("clip-0001", 40000), _random_bytes),
+        "is not readable audio",
+    ),
+}
+
+
+def _damage(path: Path, write: Callable[[Path], None]) -> Path:
+    write(path)
+    return path
+
+
+@pytest.mark.parametrize("case", sorted(FEATURE_DAMAGE))
+def test_damaged_features_stop_training_naming_the_file(configured: Experiment, case: str) -> None:
+    damage, words = FEATURE_DAMAGE[case]
+    path = damage(configured)
+    ran = cli(configured.root.parent, "train", "--device", "cpu", "--experiment", configured.name)
+    ran.refused(str(path), words)
+    assert path.exists()  # the user decides what to do with it
+
+
+@pytest.fixture(scope="module")
+def encoders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Content-encoder folders: a 256-d HuBERT, a damaged safetensors, a pickle that safe loading refuses."""
+    import shutil
+
+    root = tmp_path_factory.mktemp("encoders")
+    good = save_tiny_hubert(root / "narrow", hidden_size=256, layers=1)
+    damaged = root / "damaged"
+    shutil.copytree(good, damaged)
+    weights = (damaged / "model.safetensors").read_bytes()
+    (damaged / "model.safetensors").write_bytes(weights[: len(weights) // 2])
+    pickled = root / "pickled"
+    shutil.copytree(good, pickled)
+    (pickled / "model.safetensors").unlink()
+    with open(pickled / "pytorch_model.bin", "wb") as file:
+        pickle.dump(_RunsCode(), file, protocol=2)
+    return {"narrow": good, "damaged": damaged, "pickled": pickled}
+
+
+class _RunsCode:
+    """A pickle that would run a command when loaded unsafely."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, ("touch /tmp/rvc-hostile-pickle-ran",))
+
+
+@pytest.mark.parametrize(
+    ("encoder", "words"),
+    [
+        ("narrow", ("--embedder:", "gives 256-d features, but RVC v2 trains on 768-d")),
+        ("damaged", ("model.safetensors", "damaged or not a model")),
+        ("pickled", ("pytorch_model.bin", "objects other than tensors")),
+    ],
+)
+def test_extract_refuses_an_unusable_content_encoder_by_name(
+    tmp_path: Path, encoders: dict[str, Path], encoder: str, words: tuple[str, ...]
+) -> None:
+    experiment = make_extracted_experiment(tmp_path / "logs", train_clips=1, validation_clips=0, seconds=0.3)
+    _write_16k_clips(experiment)
+    before = experiment.clip_features("clip-0000").read_bytes()
+    ran = cli(
+        experiment.root.parent, "extract", "--experiment", "voice", "--only", "content", "--device", "cpu",
+        "--embedder", str(encoders[encoder]),
+    )  # fmt: skip
+    ran.refused(*words)
+    assert experiment.clip_features("clip-0000").read_bytes() == before  # nothing written from it
+    assert not Path("/tmp/rvc-hostile-pickle-ran").exists()
+
+
+def _write_16k_clips(experiment: Experiment) -> None:
+    import soundfile as sf
+
+    from tests.synth import harmonic_tone
+
+    for name in ("clip-0000",):
+        path = experiment.clip_audio_16k(name)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, harmonic_tone(0.3, 16000, 150.0, 160.0), 16000, subtype="FLOAT")

@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import pickle
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -323,6 +324,7 @@ def _fairseq_file(folder: Path) -> Path | None:
 
 def _load_hf_folder(folder: Path) -> HubertModel:
     import torch
+    from safetensors import SafetensorError
     from transformers import HubertModel
 
     try:
@@ -340,8 +342,8 @@ def _load_hf_folder(folder: Path) -> HubertModel:
             folder, dtype=torch.float32, local_files_only=True, output_loading_info=True
         )
         model, info = loaded
-    except (OSError, ValueError, RuntimeError) as error:
-        raise UserError(f"cannot load the content encoder in {folder}: {error}") from None
+    except (OSError, ValueError, RuntimeError, pickle.UnpicklingError, SafetensorError) as error:
+        raise UserError(_unloadable(folder, error)) from None
     # transformers fills missing weights with random values: refuse that rather than make garbage features
     missing = sorted(name for name in info["missing_keys"] if name != "masked_spec_embed")
     if missing or info.get("mismatched_keys"):
@@ -351,6 +353,19 @@ def _load_hf_folder(folder: Path) -> HubertModel:
             "delete the folder and run again"
         )
     return model.eval()
+
+
+def _unloadable(folder: Path, error: Exception) -> str:
+    """Say why the weights in ``folder`` did not load, without the library's advice to load them unsafely."""
+    weights = _weights_file(folder) or folder
+    if isinstance(error, pickle.UnpicklingError):
+        why = "it holds objects other than tensors, which are not loaded (they could run code)"
+    else:
+        why = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return (
+        f"cannot load the content encoder's weights {weights}: {why}; the file is damaged or not a model: "
+        "replace it with a good copy (a known encoder whose folder is removed is downloaded again)"
+    )
 
 
 def _hub_offline() -> bool:
@@ -443,6 +458,7 @@ def load_embedder(
     device: str = "cpu",
     dtype: str = "float32",
     allow_download: bool = True,
+    feature_dim: int | None = None,
 ) -> ContentEmbedder:
     """Load a content encoder by known name (see :data:`EMBEDDERS`) or from a path.
 
@@ -451,6 +467,7 @@ def load_embedder(
         folder, or a fairseq ``.pt`` checkpoint.
     device : "cpu", "cuda", "cuda:N" or "auto".
     dtype : "float32", or "float16" / "bfloat16" on CUDA only; "auto" is float16 on CUDA, else float32.
+    feature_dim : the width the features must have (768 for what v2 trains on); None: any.
     Raises UserError naming what is missing and where to put it.
     """
     torch_device = _resolve_device(device)
@@ -467,4 +484,11 @@ def load_embedder(
             )
         model, source, name = _load_path(path), path.resolve(), path.name
     log.info("content encoder %s loaded from %s on %s (%s)", name, source, torch_device, torch_dtype)
-    return ContentEmbedder(name, model, torch_device, torch_dtype, source)
+    embedder = ContentEmbedder(name, model, torch_device, torch_dtype, source)
+    if feature_dim is not None and embedder.feature_dim != feature_dim:
+        raise UserError(
+            f"the content encoder {source} gives {embedder.feature_dim}-d features, but RVC v2 trains on "
+            f"{feature_dim}-d ones (a base-size HuBERT or ContentVec, such as {', '.join(EMBEDDERS)})",
+            field="embedder",
+        )
+    return embedder

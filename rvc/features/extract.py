@@ -432,10 +432,12 @@ def extract_features(
     loader = ThreadPoolExecutor(max_workers=1)
     embedder_future = None
     if need_content:
-        from rvc.features.embedder import load_embedder
+        from rvc.features.embedder import FEATURE_DIM, load_embedder  # content_768: what v2 trains on
 
         embedder_dtype = _embedder_dtype(options.precision, device)
-        embedder_future = loader.submit(load_embedder, options.embedder, assets, device, embedder_dtype)
+        embedder_future = loader.submit(
+            load_embedder, options.embedder, assets, device, embedder_dtype, feature_dim=FEATURE_DIM
+        )
     estimator = None
     if need_f0:
         from rvc.f0 import create_f0_estimator

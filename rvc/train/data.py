@@ -89,14 +89,15 @@ def load_training_set(
     hop_length: int,
     min_frames: int = 0,
     feature_dtype: torch.dtype = torch.float16,
+    feature_dim: int | None = None,
 ) -> TrainingSet:
     """Load the ``split`` ("train" or "validation") clips of an extracted experiment.
 
     Every clip is padded to the longest clip's frame count, or to ``min_frames`` when that is
     more (a training slice must fit in every clip). Clips whose extraction failed are left out.
+    A damaged file (not an array, the wrong shape or width, NaN) is refused by name.
+    feature_dim : the content width the model takes (768 for v2); None: whatever the clips share.
     """
-    import soundfile as sf
-
     list_path = experiment.train_clips if split == "train" else experiment.validation_clips
     failed = _failed_clips(experiment)
     names = [name for name in read_clip_list(list_path) if name not in failed]
@@ -105,7 +106,7 @@ def load_training_set(
             f"no training clips in {list_path}: run `python -m rvc prepare` and `python -m rvc extract` "
             f"for experiment {experiment.name!r} first"
         )
-    clips = []
+    clips: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # wav, phone, pitch, pitchf
     for name in names:
         paths = (
             experiment.clip_audio(name, sample_rate),
@@ -119,11 +120,18 @@ def load_training_set(
                 f"clip {name} is missing {', '.join(missing)}: run `python -m rvc extract --experiment "
                 f"{experiment.name}` (and prepare at {sample_rate} Hz) again"
             )
-        wav, file_rate = sf.read(str(paths[0]), dtype="float32", always_2d=False)
-        if file_rate != sample_rate:
-            raise UserError(f"{paths[0]} is {file_rate} Hz but training runs at {sample_rate} Hz: prepare again")
-        phone = np.repeat(np.load(paths[1]), 2, axis=0)
-        pitch, pitchf = np.load(paths[2]), np.load(paths[3])
+        wav = _read_clip(experiment, paths[0], sample_rate)
+        content = _load_array(experiment, paths[1], ndim=2)
+        width = feature_dim if feature_dim is not None else clips[0][1].shape[1] if clips else content.shape[1]
+        if content.shape[1] != width:
+            raise _damaged(
+                experiment,
+                paths[1],
+                f"holds {content.shape[1]}-d content features but the model takes {width}-d "
+                "(extracted with another content encoder?)",
+            )
+        phone = np.repeat(content, 2, axis=0)
+        pitch, pitchf = _load_array(experiment, paths[2], ndim=1), _load_array(experiment, paths[3], ndim=1)
         frames = min(len(phone), len(pitch), len(pitchf), len(wav) // hop_length)
         clips.append((wav[: frames * hop_length], phone[:frames], pitch[:frames], pitchf[:frames]))
 
@@ -144,3 +152,45 @@ def load_training_set(
         pitchf_t[i, :frames] = torch.from_numpy(pitchf[:frames].astype(np.float32))
         lengths[i] = frames
     return TrainingSet(names, wav_t, phone_t, pitch_t, pitchf_t, lengths, hop_length, sample_rate)
+
+
+def _damaged(experiment: Experiment, path: Path, why: str) -> UserError:
+    return UserError(
+        f"{path} {why}: delete it and run `python -m rvc extract --experiment {experiment.name}` again "
+        "(it computes the missing files)"
+    )
+
+
+def _load_array(experiment: Experiment, path: Path, ndim: int) -> np.ndarray:
+    """Return the numeric array in ``path`` (an .npy of ``ndim`` dimensions, every value finite)."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:  # not an .npy, truncated, or a pickle
+        raise _damaged(experiment, path, f"is not a readable array ({error})") from None
+    if not isinstance(array, np.ndarray) or array.ndim != ndim or not np.issubdtype(array.dtype, np.number):
+        shape = getattr(array, "shape", "?")
+        raise _damaged(
+            experiment, path, f"holds a {getattr(array, 'dtype', '?')} array of shape {shape}, not {ndim}-d numbers"
+        )
+    if array.size and not np.isfinite(array).all():
+        bad = int(np.count_nonzero(~np.isfinite(array)))
+        raise _damaged(experiment, path, f"holds {bad} NaN or infinite values of {array.size}")
+    return array
+
+
+def _read_clip(experiment: Experiment, path: Path, sample_rate: int) -> np.ndarray:
+    """Return a prepared clip's audio at ``sample_rate``; a damaged clip is refused by name."""
+    import soundfile as sf
+
+    try:
+        wav, file_rate = sf.read(str(path), dtype="float32", always_2d=False)
+    except (RuntimeError, OSError) as error:  # soundfile's LibsndfileError is a RuntimeError
+        raise UserError(
+            f"{path} is not readable audio ({error}): run `python -m rvc prepare` for experiment "
+            f"{experiment.name!r} again"
+        ) from None
+    if file_rate != sample_rate:
+        raise UserError(f"{path} is {file_rate} Hz but training runs at {sample_rate} Hz: prepare again")
+    if wav.ndim != 1 or not np.isfinite(wav).all():
+        raise UserError(f"{path} is not a mono clip of finite samples: run `python -m rvc prepare` again")
+    return wav

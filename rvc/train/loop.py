@@ -118,9 +118,16 @@ class Trainer:
         train, cfg = self.config.train, self.config.model
         # Every clip must hold at least one training slice: short clips are padded to the slice length.
         train_set = load_training_set(
-            self.experiment, "train", cfg.sample_rate, cfg.hop_length, min_frames=cfg.segment_frames
+            self.experiment,
+            "train",
+            cfg.sample_rate,
+            cfg.hop_length,
+            min_frames=cfg.segment_frames,
+            feature_dim=cfg.phone_channels,
         )
-        validation = load_training_set(self.experiment, "validation", cfg.sample_rate, cfg.hop_length)
+        validation = load_training_set(
+            self.experiment, "validation", cfg.sample_rate, cfg.hop_length, feature_dim=cfg.phone_channels
+        )
         if not streams(train.data_placement, train_set, self.device):
             return ResidentBatches(train_set, self.device), (validation.to(self.device) if len(validation) else None)
         self.log(
