@@ -30,6 +30,7 @@ import numpy as np
 
 from rvc.errors import UserError
 from rvc.experiment import Experiment
+from rvc.jobs.reporter import Reporter
 
 KMEANS_THRESHOLD = 200_000  # RVC: above this many vectors, index k-means centres instead
 KMEANS_CENTRES = 10_000  # RVC: how many centres
@@ -126,7 +127,7 @@ def _scan_features(experiment: Experiment, log: Log) -> tuple[list[_FeatureFile]
 
 
 def _gather(
-    files: list[_FeatureFile], dim: int, rows: np.ndarray | None, log: Log
+    files: list[_FeatureFile], dim: int, rows: np.ndarray | None, log: Log, reporter: Reporter
 ) -> tuple[np.ndarray, list[tuple[_FeatureFile, str]]]:
     """Read all rows (``rows`` None) or the given sorted global row numbers into one float32 array.
 
@@ -138,7 +139,9 @@ def _gather(
     starts = np.cumsum([0] + [f.frames for f in files])
     filled = 0
     bad: list[tuple[_FeatureFile, str]] = []
+    bar = reporter.bar("index: read features", len(files), "clip")
     for i, file in enumerate(files):
+        bar.update()
         features = _open_features(file.path)
         if rows is None:
             block = np.asarray(features)
@@ -151,6 +154,7 @@ def _gather(
             continue
         out[filled : filled + len(block)] = block
         filled += len(block)
+    bar.close()
     return out[:filled], bad
 
 
@@ -228,13 +232,14 @@ def build_index(
     kmeans_centres: int = KMEANS_CENTRES,
     nprobe: int = DEFAULT_NPROBE,
     seed: int = SEED,
+    reporter: Reporter | None = None,
 ) -> IndexReport:
     """Build the experiment's retrieval index from its training clips' content features.
 
     Reads ``content_768/<clip>.npy`` (float32 [T x 768]) for every clip in ``clips_train.txt``,
     skipping (and naming) clips without usable features. Above ``kmeans_threshold`` vectors the
     index holds ``kmeans_centres`` k-means centres instead. Writes ``out`` (default
-    ``Experiment.index_file``) atomically.
+    ``Experiment.index_file``) atomically. ``reporter`` shows the reading of the features (default: silent).
     """
     if kmeans_threshold < 1 or kmeans_centres < 1 or nprobe < 1:
         raise ValueError("kmeans_threshold, kmeans_centres and nprobe must be positive")
@@ -248,7 +253,7 @@ def build_index(
         # Only the k-means sample is read: memory stays bounded however many frames there are.
         sample_size = min(total, kmeans_centres * KMEANS_POINTS_PER_CENTRE)
         rows = np.sort(np.random.default_rng(seed).choice(total, size=sample_size, replace=False))
-    vectors, bad = _gather(files, dim, rows, log)
+    vectors, bad = _gather(files, dim, rows, log, reporter if reporter is not None else Reporter())
     skipped = skipped + [reason for _, reason in bad]
     clips = len(files) - len(bad)
     if clips == 0:

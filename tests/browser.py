@@ -152,9 +152,13 @@ def start_app(
     raise AssertionError(f"the app did not answer on {app.url} within {timeout} s:\n{app.output()}")
 
 
-def stop_app(app: RunningApp) -> None:
-    """Stop the app (SIGTERM: it closes and stops its TensorBoard) and any trainer it left in its logs."""
+def stop_app(app: RunningApp, leave_jobs: bool = False) -> None:
+    """Stop the app (SIGTERM: it closes and stops its TensorBoard) and any trainer or stage job it left in its logs.
+
+    leave_jobs : stop the app alone (a restart: the next app re-attaches to what runs).
+    """
     from rvc.experiment import Workspace
+    from rvc.jobs import launcher as jobs
     from rvc.train import launcher
 
     if app.process.poll() is None:
@@ -165,10 +169,12 @@ def stop_app(app: RunningApp) -> None:
             app.process.kill()
             app.process.wait()
     workspace = Workspace(app.logs_dir, app.assets_dir)
-    if app.logs_dir.is_dir():
+    if app.logs_dir.is_dir() and not leave_jobs:
         for folder in app.logs_dir.iterdir():
             if folder.is_dir() and not folder.name.startswith("."):
                 launcher.stop(workspace.experiment(folder.name), timeout=30)
+                for job in jobs.running_jobs(workspace.experiment(folder.name)):
+                    jobs.stop(job, timeout=10)
 
 
 def processes_mentioning(text: str) -> list[str]:

@@ -17,7 +17,11 @@ from rvc.train.events import (
     ErrorEvent,
     Event,
     ExportEvent,
+    JobEndEvent,
+    JobStartEvent,
+    LogEvent,
     OvertrainEvent,
+    ProgressEvent,
     StartEvent,
     StepEvent,
     UnknownEvent,
@@ -80,6 +84,10 @@ EXAMPLES: list[Event] = [
     ExportEvent(which="best", path="/x/voice_best.pth", epoch=3, step=9),
     ErrorEvent(message="rolling back", recoverable=True, step=8, rollback_to=6, detail="nan"),
     DoneEvent(epoch=3, step=9, stopped=True, stopped_early=False, skipped_steps=1, overtrain={"best_epoch": 2}),
+    JobStartEvent(stage="extract", argv=["python", "-m", "rvc", "extract"], pid=123, pid_started=456, experiment="v"),
+    ProgressEvent(task="pitch (rmvpe)", done=3, total=10, unit="clip", rate=1.5, eta_s=4.7, elapsed_s=2.0),
+    LogEvent(message="extracted f0 for 3 clips"),
+    JobEndEvent(status="stopped", message="stopped", exit_code=143),
 ]
 
 

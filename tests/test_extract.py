@@ -107,6 +107,7 @@ def test_extract_cli_fails_when_not_one_clip_is_ready(tmp_path: Path, embedder_p
 
     from rvc.cli.extract import add_arguments, run
     from rvc.experiment import Workspace
+    from rvc.jobs.reporter import Reporter
 
     experiment = Experiment(tmp_path / "logs", "voice")
     for name in _fake_prepared(experiment, [0.8, 0.8]):
@@ -116,7 +117,7 @@ def test_extract_cli_fails_when_not_one_clip_is_ready(tmp_path: Path, embedder_p
     args = parser.parse_args(["--experiment", "voice", "--f0", "pm", "--embedder", str(embedder_path)])
     args.device, args.workers = "cpu", 1
 
-    assert run(args, Workspace(tmp_path / "logs", tmp_path / "assets")) == 1
+    assert run(args, Workspace(tmp_path / "logs", tmp_path / "assets"), Reporter()) == 1
 
 
 def test_extract_without_prepare_says_what_to_do(tmp_path: Path) -> None:

@@ -38,6 +38,11 @@ CSS = """
 .rvc-console-empty {color: var(--body-text-color-subdued); font-size: var(--text-sm)}
 .rvc-tensorboard {width: 100%; height: 760px; border: 1px solid var(--border-color-primary);
   border-radius: var(--radius-md)}
+.rvc-job {padding: 6px 10px}
+.rvc-job-task {display: flex; gap: .6em; align-items: center; margin: .2em 0}
+.rvc-job-task progress {flex: 1; height: 1em}
+.rvc-job-name {min-width: 12em}
+.rvc-job-count {font-size: var(--text-sm); color: var(--body-text-color-subdued)}
 """
 
 

@@ -11,6 +11,7 @@ from rvc.train.tensorboard import TensorBoardServer, start_tensorboard
 from webui.jobs import JobRegistry
 from webui.paths_guard import PathGuard
 from webui.settings import Settings, save_settings
+from webui.stage_jobs import StageJobs
 
 
 class TensorBoardHandle:
@@ -55,6 +56,7 @@ class AppContext:
     jobs: JobRegistry
     tensorboard: TensorBoardHandle
     paths: PathGuard
+    stage_jobs: StageJobs  # prepare, extract, index, export: child processes, re-attached from their events
     overrides: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -69,6 +71,7 @@ class AppContext:
             jobs=JobRegistry(workspace),
             tensorboard=TensorBoardHandle(workspace.logs_dir),
             paths=PathGuard(settings_path.parent, (workspace.logs_dir, workspace.assets_dir)),
+            stage_jobs=StageJobs(workspace),
             overrides=dict(overrides or {}),
         )
 

@@ -1,16 +1,15 @@
 """Handlers of the Prepare Dataset tab: form values -> the prepare and extract stages of :mod:`rvc`.
 
 The tab passes its values as one mapping, keyed by the names in :data:`LABELS`.
-Each stage handler is a generator of status text (see :mod:`webui.prepare_stream`).
-Bad values raise (or, in the stages, end with) a UserError naming the field as
-the tab labels it.
+Each stage handler turns the form into a ``StageRequest``: the ``python -m rvc`` stage
+that runs it as a job (``webui.stage_jobs``). Bad values raise a UserError naming the
+field as the tab labels it.
 """
 
 from __future__ import annotations
 
 import shutil
-import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -23,7 +22,6 @@ from rvc.experiment.names import validate_experiment_name
 from rvc.features.extract import ExtractOptions
 from rvc.settings import from_form, labels_of, setting_of, settings_of, ui_help, ui_message
 from webui.paths_guard import PathGuard
-from webui.prepare_stream import Say, StageOutcome, files_newer_than, stream_stage
 
 if TYPE_CHECKING:
     from rvc.data.transcribe import WhisperOptions
@@ -95,18 +93,6 @@ def defaults(device: str = "auto", whisper_model: str = "base", whisper_language
 def ui_text(error: UserError) -> str:
     """Return the error's message naming the fields by the tab's labels ("chunk" -> 'Chunk length (s)')."""
     return ui_message(error, LABELS)
-
-
-def _ui_errors(work: Callable[[Say], str]) -> Callable[[Say], str]:
-    """Return the stage's work with its errors worded for the tab (fields named by their labels)."""
-
-    def run(say: Say) -> str:
-        try:
-            return work(say)
-        except UserError as error:
-            raise UserError(ui_text(error)) from None
-
-    return run
 
 
 def _number(form: Mapping[str, Any], key: str) -> float:
@@ -262,22 +248,30 @@ def _describe(inputs: Inputs) -> str:
     return ", ".join(parts) + reused
 
 
-def prepare_stage(
-    workspace: Workspace,
-    guard: PathGuard,
-    form: Mapping[str, Any],
-    mode: Mode = "prepare",
-    outcome: StageOutcome | None = None,
-) -> Iterator[str]:
-    """Run the prepare stage for the form (``mode``: which button); yield the status text as it runs.
+@dataclass(frozen=True)
+class StageRequest:
+    """A stage the form asks for, as the job that runs it: ``python -m rvc <stage> <args>`` on an experiment."""
+
+    experiment: str
+    stage: str
+    args: list[str]
+    title: str
+
+
+def prepare_request(
+    workspace: Workspace, guard: PathGuard, form: Mapping[str, Any], mode: Mode = "prepare"
+) -> StageRequest:
+    """Return the prepare job the form describes (``mode``: which button); raise a UserError naming a bad field.
 
     prepare: cut at silences, no Whisper. transcribe: Whisper first (skipping
     sources in whisper.json unless asked), cutting at its segments when "Slice by
     Whisper's segments" is ticked. reslice: cut at the segments of whisper.json
     with the current offsets. recreate: read whisper.json again and rewrite the
     transcripts, clip lists and split, cutting the way the previous run did.
+    Uploaded files are copied into the experiment here, before the job starts.
     """
-    outcome = outcome if outcome is not None else StageOutcome()
+    from rvc.cli.argv import option_values, stage_args
+
     try:
         experiment = experiment_of(workspace, form.get("experiment"))
         options = prepare_options(form)
@@ -290,66 +284,35 @@ def prepare_stage(
         }[mode]
         inputs = gather_inputs(experiment, form, guard)
     except UserError as error:
-        outcome.error = ui_text(error)
-        yield f"❌ {outcome.error}"
-        return
-    from rvc.data.prepare import prepare
-
-    def work(say: Say) -> str:
-        result = prepare(
-            experiment,
-            inputs.folders,
-            options,
-            urls=inputs.urls,
-            whisper=whisper,
-            slice_by_whisper=slice_by_whisper,
-            assets=workspace.assets,
-            progress=False,
-        )
-        return result.summary
-
-    started = time.time() - 1.0  # a little early: file times can be coarser than the clock
-
-    def progress(_: float) -> str:
-        written = files_newer_than(experiment.audio_16k_dir, started, ".wav")
-        doing = "transcribing and cutting" if whisper is not None else "cutting"
-        return f"{doing}... {written} clip(s) written so far"
-
+        raise UserError(ui_text(error)) from None
+    values: dict[str, Any] = {"experiment": experiment.name, "input": inputs.folders, "url": inputs.urls}
+    values |= option_values(options)
+    if whisper is not None:
+        values |= {
+            "transcribe": True,
+            "whisper_model": whisper.model,
+            "language": whisper.language,
+            "retranscribe": whisper.retranscribe,
+            "slice_by_whisper": slice_by_whisper,
+            "slice_start_offset": whisper.slice_start_offset,
+            "slice_end_offset": whisper.slice_end_offset,
+        }
     title = f"{MODE_TITLES[mode]}: '{experiment.name}' at {options.sample_rate} Hz from {_describe(inputs)}"
-    yield from stream_stage(title, _ui_errors(work), progress, outcome)
+    return StageRequest(experiment.name, "prepare", stage_args("prepare", values), title)
 
 
-def extract_stage(
-    workspace: Workspace, guard: PathGuard, form: Mapping[str, Any], outcome: StageOutcome | None = None
-) -> Iterator[str]:
-    """Run the extract stage (pitch and content features) for the form; yield the status text as it runs."""
-    outcome = outcome if outcome is not None else StageOutcome()
+def extract_request(workspace: Workspace, guard: PathGuard, form: Mapping[str, Any]) -> StageRequest:
+    """Return the extract job (pitch and content features) the form describes; raise a UserError naming a bad field."""
+    from rvc.cli.argv import option_values, stage_args
+
     try:
         experiment = experiment_of(workspace, form.get("experiment"))
         options = extract_options(form, guard)
         if not experiment.dataset_report.is_file():
             raise UserError(f"experiment '{experiment.name}' has no prepared dataset yet: prepare it first")
     except UserError as error:
-        outcome.error = ui_text(error)
-        yield f"❌ {outcome.error}"
-        return
-    from rvc.features.extract import extract_features
-
-    def work(say: Say) -> str:
-        report = extract_features(experiment, workspace.assets, options, log=say)
-        failed = f", {len(report.failed)} failed (listed in the report below)" if report.failed else ""
-        return (
-            f"features ready: f0 computed for {report.f0_computed}, content for {report.content_computed}, "
-            f"{report.cached} cached{failed}"
-        )
-
-    started = time.time() - 1.0  # a little early: file times can be coarser than the clock
-
-    def progress(_: float) -> str:
-        f0 = files_newer_than(experiment.f0_dir, started, ".npy")
-        content = files_newer_than(experiment.features_dir, started, ".npy")
-        return f"pitch: {f0} clip(s), content: {content} clip(s) computed so far (cached clips are skipped)"
-
+        raise UserError(ui_text(error)) from None
+    args = stage_args("extract", {"experiment": experiment.name} | option_values(options))
     embedder = Path(options.embedder).name if "/" in options.embedder else options.embedder
     title = f"Extract features of '{experiment.name}': {options.f0_method} pitch, {embedder} content"
-    yield from stream_stage(title, _ui_errors(work), progress, outcome)
+    return StageRequest(experiment.name, "extract", args, title)

@@ -2,7 +2,8 @@
 
 A stage module exposes ``HELP`` (one line), ``add_arguments(parser)`` (argparse
 only, cheap to import) and ``run(args, workspace) -> int`` (does the work; heavy
-imports live inside it).
+imports live inside it). A stage with ``PROGRESS = True`` takes a reporter as well,
+``run(args, workspace, reporter)``, and gets ``--json-progress`` (``rvc.cli.progress``).
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
         module = _stage_module(name)
         sub = stages.add_parser(name, help=module.HELP, description=module.HELP, formatter_class=HelpFormatter)
         module.add_arguments(sub)
+        if getattr(module, "PROGRESS", False):
+            from rvc.cli.progress import add_progress_arguments
+
+            add_progress_arguments(sub)
     return parser
 
 
@@ -64,8 +69,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, run the chosen stage and return its exit status."""
     args = build_parser().parse_args(argv)
     workspace = Workspace(logs_dir=args.logs_dir.resolve(), assets_dir=args.assets_dir.resolve())
+    module = _stage_module(args.stage)
     try:
-        return int(_stage_module(args.stage).run(args, workspace))
+        if getattr(module, "PROGRESS", False):
+            from rvc.cli.progress import run_stage
+
+            return run_stage(module.run, args.stage, args, workspace)
+        return int(module.run(args, workspace))
     except UserError as error:
         if args.debug:
             traceback.print_exc()

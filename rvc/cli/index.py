@@ -7,8 +7,10 @@ from pathlib import Path
 
 from rvc.experiment import Workspace
 from rvc.experiment.names import INDEX_SUFFIX
+from rvc.jobs.reporter import Reporter
 
 HELP = f"build the FAISS retrieval index (NAME{INDEX_SUFFIX}) from the training clips' content features"
+PROGRESS = True  # a bar with an ETA, or --json-progress (rvc.cli.progress)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,13 +20,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run(args: argparse.Namespace, workspace: Workspace) -> int:
+def run(args: argparse.Namespace, workspace: Workspace, reporter: Reporter) -> int:
     from rvc.index import build_index
 
     experiment = workspace.experiment(args.experiment)
-    report = build_index(experiment, out=args.out)
+    report = build_index(experiment, out=args.out, log=reporter.log, reporter=reporter)
     kind = f"k-means centres of {report.vectors} vectors" if report.kmeans else "vectors"
-    print(
+    reporter.result(
         f"{report.path}: IVF{report.n_lists},Flat, {report.indexed} {kind} from {report.clips} clips "
         f"({len(report.skipped)} skipped), {report.seconds:.1f} s"
     )

@@ -13,9 +13,11 @@ from pathlib import Path
 from rvc.data.options import PrepareOptions
 from rvc.errors import UserError
 from rvc.experiment import Workspace
+from rvc.jobs.reporter import Reporter
 from rvc.settings import add_flags, argument_group, from_args
 
 HELP = "slice a folder of recordings into training clips (target rate + 16 kHz), with a validation split"
+PROGRESS = True  # a bar with an ETA, or --json-progress (rvc.cli.progress)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,7 +55,7 @@ def options_from_args(args: argparse.Namespace) -> PrepareOptions:
     return from_args(PrepareOptions, args)
 
 
-def run(args: argparse.Namespace, workspace: Workspace) -> int:
+def run(args: argparse.Namespace, workspace: Workspace, reporter: Reporter) -> int:
     experiment = workspace.experiment(args.experiment)  # refuses unsafe names before anything is touched
     options = options_from_args(args)
     options.check()
@@ -86,7 +88,7 @@ def run(args: argparse.Namespace, workspace: Workspace) -> int:
         whisper=whisper,
         slice_by_whisper=args.slice_by_whisper,
         assets=workspace.assets,
-        progress=not args.no_progress,
+        reporter=reporter,
     )
-    print(result.summary)
+    reporter.result(result.summary)
     return 0

@@ -10,6 +10,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 
 from rvc.data.process import SourceJob, SourceResult, process_source
+from rvc.jobs.reporter import Reporter
 
 
 def worker_count(requested: int, jobs: int) -> int:
@@ -24,11 +25,9 @@ def _init_worker(threads: int) -> None:
         os.environ[name] = str(threads)
 
 
-def run_jobs(jobs: list[SourceJob], workers: int, progress: bool) -> Iterator[tuple[SourceJob, SourceResult]]:
+def run_jobs(jobs: list[SourceJob], workers: int, reporter: Reporter) -> Iterator[tuple[SourceJob, SourceResult]]:
     """Yield (job, result) as jobs finish, in this process or across ``workers`` processes."""
-    from tqdm import tqdm
-
-    bar = tqdm(total=len(jobs), desc="prepare", unit="file", file=sys.stderr, disable=not progress or not jobs)
+    bar = reporter.bar("prepare", len(jobs), "file") if jobs else Reporter().bar("prepare", 0)
     try:
         if workers <= 1:
             for job in jobs:
@@ -38,7 +37,8 @@ def run_jobs(jobs: list[SourceJob], workers: int, progress: bool) -> Iterator[tu
         cores = worker_count(0, sys.maxsize)
         # spawn, not fork: the parent may hold torch/CUDA state (denoise device probe) that fork would corrupt.
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, context, _init_worker, (max(1, cores // workers),)) as pool:
+        pool = ProcessPoolExecutor(workers, context, _init_worker, (max(1, cores // workers),))
+        try:
             futures = {pool.submit(process_source, job): job for job in jobs}
             for future in as_completed(futures):
                 job = futures[future]
@@ -49,5 +49,8 @@ def run_jobs(jobs: list[SourceJob], workers: int, progress: bool) -> Iterator[tu
                     result = SourceResult(job.path, job.sha256, ok=False, reason=reason, retry=True)
                 yield job, result
                 bar.update()
+        finally:
+            # Stopped (SIGTERM, Ctrl-C) or failed: drop the queued files instead of finishing them all.
+            pool.shutdown(wait=True, cancel_futures=True)
     finally:
         bar.close()

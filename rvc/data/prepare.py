@@ -37,6 +37,7 @@ from rvc.errors import UserError
 from rvc.experiment import AssetDir, Experiment
 from rvc.experiment.dataset import ClipRow, DatasetReport, SourceRow
 from rvc.fileio import atomic_write_text, sha256_file
+from rvc.jobs.reporter import PrintReporter, Reporter
 
 if TYPE_CHECKING:
     from rvc.data.transcribe import Segment, WhisperOptions
@@ -67,11 +68,13 @@ def prepare(
     slice_by_whisper: bool = False,
     assets: AssetDir | None = None,
     progress: bool = True,
+    reporter: Reporter | None = None,
 ) -> PrepareResult:
     """Prepare ``experiment``'s dataset from the recordings under ``inputs`` and the ``urls``.
 
     whisper : transcribe the sources (and write train.txt / validation.txt); needs ``assets``.
     slice_by_whisper : cut at Whisper's segments instead of at silences (needs ``whisper``).
+    reporter : where progress goes (default: a tqdm bar on stderr, or nothing when not ``progress``).
 
     Raises UserError when an input is missing or not a folder, or when nothing
     usable is found (after writing the dataset report with every rejection).
@@ -85,7 +88,8 @@ def prepare(
     roots = _input_folders(inputs, urls)
     experiment.ensure()
     with _locked(experiment):
-        return _Run(experiment, roots, options, urls, whisper, slice_by_whisper, assets, progress).run()
+        reporter = reporter if reporter is not None else PrintReporter() if progress else Reporter()
+        return _Run(experiment, roots, options, urls, whisper, slice_by_whisper, assets, reporter).run()
 
 
 def _input_folders(inputs: Sequence[Path], urls: Sequence[str]) -> list[Path]:
@@ -135,7 +139,7 @@ class _Run:
         whisper: WhisperOptions | None,
         slice_by_whisper: bool,
         assets: AssetDir | None,
-        progress: bool,
+        reporter: Reporter,
     ) -> None:
         self.experiment = experiment
         self.roots = roots
@@ -144,7 +148,7 @@ class _Run:
         self.whisper = whisper
         self.slice_by_whisper = slice_by_whisper
         self.assets = assets
-        self.progress = progress
+        self.reporter = reporter
         self.manifest = Manifest.load(experiment.prepare_manifest)
         self.rejected: list[tuple[Path | str, str | None, str]] = []  # (path, sha256, reason) outside the manifest
         self.sources: dict[str, Path] = {}  # sha256 -> path, in path order
@@ -307,11 +311,16 @@ class _Run:
         keys = {job.sha256: (key, base_key) for job, key, base_key in jobs}
         last_save = time.monotonic()
         workers = worker_count(self.options.workers, len(jobs))
-        for job, result in run_jobs([job for job, _, _ in jobs], workers, self.progress):
-            self._record(job, result, *keys[job.sha256])
-            if time.monotonic() - last_save > SAVE_EVERY_S:
-                self._save_manifest()
-                last_save = time.monotonic()
+        try:
+            for job, result in run_jobs([job for job, _, _ in jobs], workers, self.reporter):
+                self._record(job, result, *keys[job.sha256])
+                if time.monotonic() - last_save > SAVE_EVERY_S:
+                    self._save_manifest()
+                    last_save = time.monotonic()
+        except BaseException:
+            # Stopped (SIGTERM, Ctrl-C) or failed midway: keep what is finished, so the next run continues.
+            self._save_manifest()
+            raise
 
     def _record(self, job: SourceJob, result: SourceResult, key: str, base_key: str) -> None:
         """Store one result in the manifest and delete the files it made stale."""

@@ -32,6 +32,10 @@ PROGRESS = "progress.jsonl"  # the trainer's events, one JSON object a line
 TRAIN_LOG = "train.log"  # the trainer's stdout and stderr
 TRAIN_LOCK = "train.lock"  # flocked by the running trainer, holding its pid
 TENSORBOARD_DIR = "tensorboard"
+JOBS_DIR = "jobs"  # one events file and one log per stage job: jobs/<stage>-<time>.jsonl / .log (rvc.jobs)
+JOB_EVENTS_SUFFIX = ".jsonl"
+JOB_LOG_SUFFIX = ".log"
+JOB_LAUNCH_LOCK = ".launch.lock"  # flocked while a job is checked for collisions and started
 CHECKPOINTS_DIR = "checkpoints"  # the training states (rvc.experiment.checkpoints)
 MODEL_SUFFIX = ".pth"  # exported models: NAME.pth, NAME_best.pth
 BEST_SUFFIX = "_best"
@@ -55,6 +59,12 @@ def state_file(tag: str | int) -> str:
     return f"state_{tag}.pt"
 
 
+def job_file(stage: str, stamp: str, suffix: str) -> str:
+    """``<stage>-<stamp><suffix>``: a stage job's events file or log; sorts by time within a stage."""
+    return f"{stage}-{stamp}{suffix}"
+
+
+JOB_NAME = re.compile(r"([a-z][a-z0-9_]*)-(\d{8}-\d{6}-\d{3})")  # a job's stem: its stage and when it started
 GENERATOR_NAME = re.compile(r"G_(\d+)\.pth")
 STATE_NAME = re.compile(r"state_(\d+)\.pt")
 

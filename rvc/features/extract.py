@@ -12,7 +12,6 @@ from disk; CPU pitch methods run in a pool of processes, one per core.
 from __future__ import annotations
 
 import os
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -28,6 +27,7 @@ from rvc.experiment import AssetDir, Experiment
 from rvc.experiment.dataset import DatasetReport
 from rvc.experiment.features import FailedClip, FeaturesReport
 from rvc.fileio import atomic_save_npy, atomic_write_json, read_json, sha256_file, sha256_json
+from rvc.jobs.reporter import PrintReporter, Reporter
 from rvc.settings import check_declared, setting
 
 MANIFEST_VERSION = 1
@@ -164,12 +164,6 @@ def _prefetched(
             yield pending[0], pending[1].result()
 
 
-def _progress(total: int, desc: str) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="clip", file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
-
-
 # --- pitch --------------------------------------------------------------
 
 # Per-process estimator for the CPU pool (built once per worker by _init_f0_worker).
@@ -209,9 +203,10 @@ def _extract_f0(
     device: str,
     on_done: Callable[[str, str | None], None],
     estimator: Any,
+    reporter: Reporter,
 ) -> None:
     """Compute f0 for ``clips``; call ``on_done(clip, error_or_None)`` for each."""
-    bar = _progress(len(clips), f"f0 ({options.f0_method})")
+    bar = reporter.bar(f"pitch ({options.f0_method})", len(clips), "clip")
     try:
         if estimator.uses_gpu:
             load = _safe_loader(experiment)
@@ -281,6 +276,7 @@ def _extract_content(
     options: ExtractOptions,
     on_done: Callable[[str, str | None], None],
     embedder: Any,
+    reporter: Reporter,
 ) -> None:
     """Compute content features for ``clips``; call ``on_done(clip, error_or_None)`` for each."""
     import torch
@@ -291,7 +287,8 @@ def _extract_content(
     # so the embedder can batch them without padding.
     lengths = {name: _clip_frames(experiment, name) for name in clips}
     ordered = sorted(clips, key=lambda name: (lengths[name], name))
-    bar = _progress(len(clips), f"content ({options.embedder})")
+    embedder_name = Path(options.embedder).name if "/" in options.embedder else options.embedder
+    bar = reporter.bar(f"content ({embedder_name})", len(clips), "clip")
     try:
         for names, audios in _prefetched(_batches(ordered, options.batch_size), _safe_loader(experiment)):
             good = [(n, a) for n, a in zip(names, audios, strict=True) if isinstance(a, np.ndarray)]
@@ -354,12 +351,16 @@ def extract_features(
     assets: AssetDir,
     options: ExtractOptions,
     log: Callable[[str], None] = print,
+    reporter: Reporter | None = None,
 ) -> FeaturesReport:
     """Compute f0 and content features for every prepared clip that needs them.
 
     Returns the report that is also written as the experiment's features report. Clips whose
-    extraction fails are listed in ``report.failed`` and the stage goes on.
+    extraction fails are listed in ``report.failed`` and the stage goes on. ``reporter`` shows
+    each part's progress (default: tqdm bars on stderr); stopped midway (SIGTERM, Ctrl-C), the
+    stage saves its per-clip cache first, so the next run continues where this one ended.
     """
+    reporter = reporter if reporter is not None else PrintReporter()
     from rvc.devices import resolve_device
 
     options.check()
@@ -453,14 +454,14 @@ def extract_features(
     try:
         if need_f0:
             stage_start = time.perf_counter()
-            _extract_f0(experiment, assets, need_f0, options, device, f0_done_checked, estimator)
+            _extract_f0(experiment, assets, need_f0, options, device, f0_done_checked, estimator, reporter)
             report.seconds["f0"] = time.perf_counter() - stage_start
         if embedder_future is not None:
             stage_start = time.perf_counter()
             embedder = embedder_future.result()
             report.seconds["wait_for_embedder"] = time.perf_counter() - stage_start
             stage_start = time.perf_counter()
-            _extract_content(experiment, need_content, options, content_done, embedder)
+            _extract_content(experiment, need_content, options, content_done, embedder, reporter)
             report.seconds["content"] = time.perf_counter() - stage_start
     finally:
         loader.shutdown(wait=False, cancel_futures=True)

@@ -217,6 +217,55 @@ class DoneEvent(Event):
     overtrain: Mapping[str, Any] = field(default_factory=dict)  # the overtraining detector's summary
 
 
+# --- stage jobs (prepare, extract, index, export, ...: rvc.jobs) -------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobStartEvent(Event):
+    """A stage job started: what runs, and which process runs it (so any later reader can tell it died)."""
+
+    KIND: ClassVar[str] = "job"
+    stage: str
+    argv: list[str] = field(default_factory=list)  # the child's whole argument list (no shell)
+    pid: int | None = None
+    pid_started: int | None = None  # the process's start time in clock ticks: a reused pid is another process
+    experiment: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProgressEvent(Event):
+    """How far one part of a stage has come (``task``: e.g. "f0 (rmvpe)", "content", "prepare")."""
+
+    KIND: ClassVar[str] = "progress"
+    task: str
+    done: int = 0
+    total: int = 0
+    unit: str = "item"
+    rate: float | None = None  # items per second since the task started
+    eta_s: float | None = None
+    elapsed_s: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class LogEvent(Event):
+    """A line for the user (what a stage prints), kept with the progress so a reloaded page shows it."""
+
+    KIND: ClassVar[str] = "log"
+    message: str
+    level: str = "info"  # info or warning
+
+
+@dataclass(frozen=True, kw_only=True)
+class JobEndEvent(Event):
+    """A stage job ended: done (``message``: its summary), error (what went wrong), stopped, or died."""
+
+    KIND: ClassVar[str] = "end"
+    status: str  # done, error, stopped, died (written by whoever saw the process vanish without a word)
+    message: str = ""
+    exit_code: int | None = None
+    detail: str | None = None  # a traceback, for the log
+
+
 @dataclass(frozen=True, kw_only=True)
 class UnknownEvent(Event):
     """A record this version cannot read by name (a newer trainer's kind or version), kept as it came."""
@@ -244,6 +293,10 @@ KNOWN: tuple[type[Event], ...] = (
     ExportEvent,
     ErrorEvent,
     DoneEvent,
+    JobStartEvent,
+    ProgressEvent,
+    LogEvent,
+    JobEndEvent,
 )
 BY_KIND: dict[str, type[Event]] = {cls.KIND: cls for cls in KNOWN}
 

@@ -5,27 +5,23 @@ own session (so a Ctrl-C in the app's terminal does not reach it, and the app
 may restart and re-attach), writes stdout and stderr to ``logs/<exp>/train.log``
 and holds an flock on ``logs/<exp>/train.lock`` for as long as it runs. Stopping
 sends SIGTERM (the trainer saves and exits), waits, and kills whatever of the
-process group is left after a timeout, so no child process outlives a stop.
+process group is left after a timeout, so no child process outlives a stop
+(``rvc.jobs.process``, which the stage jobs share).
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import subprocess
 import sys
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import rvc
 from rvc.errors import UserError
 from rvc.experiment import Experiment, Workspace, lock
+from rvc.jobs import process
 
 STOP_TIMEOUT_S = 60.0  # a real model saves its state in a few seconds; past this, kill
-ORPHAN_GRACE_S = 10.0  # after the leader exits, how long its leftovers may take to follow it
 
 
 def train_log_path(experiment: Experiment) -> Path:
@@ -96,16 +92,6 @@ def train_command(
     return TrainCommand([*launcher, *trainer], env)
 
 
-def _child_env(extra: Mapping[str, str]) -> dict[str, str]:
-    env = dict(os.environ)
-    # The child imports rvc from this checkout whatever the working directory is.
-    package_root = str(Path(rvc.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
-    env["PYTHONUNBUFFERED"] = "1"  # train.log is read live
-    env.update(extra)
-    return env
-
-
 def start(workspace: Workspace, name: str, command: TrainCommand | None = None) -> subprocess.Popen[bytes]:
     """Start training experiment ``name`` in the background; return the child process.
 
@@ -116,21 +102,7 @@ def start(workspace: Workspace, name: str, command: TrainCommand | None = None) 
     if is_running(experiment):
         raise UserError(f"experiment {name!r} is already training (pid {running_pid(experiment)}); stop it first")
     command = command or train_command(workspace, name)
-    log_path = train_log_path(experiment)
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-        log.write(f"\n=== {stamp} started: {' '.join(command.argv)}\n".encode())
-        log.flush()
-        # An argument list, no shell; a new session: its own process group, which stop() signals as a whole.
-        return subprocess.Popen(
-            command.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=_child_env(command.env),
-            start_new_session=True,
-        )
+    return process.spawn(command.argv, train_log_path(experiment), command.env)
 
 
 def is_running(experiment: Experiment) -> bool:
@@ -143,127 +115,15 @@ def running_pid(experiment: Experiment) -> int | None:
     return lock.holder_pid(lock_path(experiment))
 
 
-@dataclass(frozen=True)
-class _Proc:
-    pid: int
-    ppid: int
-    pgid: int
-    zombie: bool
-    started: int  # clock ticks after boot: tells a process from a later one that reuses its pid
-
-
-def _processes() -> dict[int, _Proc]:
-    """Return every process of the machine from /proc ({} where there is no /proc)."""
-    table = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            # the command may hold spaces and parentheses: the fields start after the last ')'
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            pid = int(stat.parent.name)
-            table[pid] = _Proc(pid, int(fields[1]), int(fields[2]), fields[0] in "ZX", int(fields[19]))
-        except (OSError, IndexError, ValueError):
-            continue  # it exited while we read
-    return table
-
-
-class _ProcessTree:
-    """The trainer's processes: the leader, its process group and all its descendants.
-
-    torchrun starts each worker in a session of its own, so the leader's process
-    group alone does not hold them; descendants are found through /proc and
-    remembered, so a worker whose torchrun died first is still waited for and killed.
-    """
-
-    def __init__(self, leader: int, pgid: int) -> None:
-        self.leader, self.pgid = leader, pgid
-        self.known: dict[int, int] = {}  # pid -> start time
-        self.refresh()
-
-    def refresh(self) -> None:
-        table = _processes()
-        if not table:  # no /proc: the group is all we can see
-            return
-        members = {pid for pid, proc in table.items() if proc.pgid == self.pgid or pid == self.leader}
-        members |= {pid for pid in self.known if pid in table and table[pid].started == self.known[pid]}
-        children: dict[int, list[int]] = {}
-        for proc in table.values():
-            children.setdefault(proc.ppid, []).append(proc.pid)
-        todo = list(members)
-        while todo:
-            pid = todo.pop()
-            for child in children.get(pid, []):
-                if child not in members:
-                    members.add(child)
-                    todo.append(child)
-        for pid in members:
-            self.known.setdefault(pid, table[pid].started)
-
-    def alive(self) -> list[int]:
-        """Return the remembered processes that still run (zombies do not count)."""
-        table = _processes()
-        if not table:
-            return [self.leader] if _group_alive(self.pgid) else []
-        return [
-            pid
-            for pid, started in self.known.items()
-            if pid in table and table[pid].started == started and not table[pid].zombie
-        ]
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def stop(
-    experiment: Experiment, process: subprocess.Popen[bytes] | None = None, timeout: float = STOP_TIMEOUT_S
-) -> bool:
+def stop(experiment: Experiment, child: subprocess.Popen[bytes] | None = None, timeout: float = STOP_TIMEOUT_S) -> bool:
     """Stop the experiment's trainer: SIGTERM, wait for it to save and exit, then SIGKILL what is left.
 
-    ``process`` is the child from ``start`` when this process started it (it is
+    ``child`` is the process from ``start`` when this process started it (it is
     reaped); otherwise the trainer is found through its lock file. Every process
     of the run (the leader, its group, its descendants: torchrun's workers too)
     is gone when this returns. Returns whether anything was running.
     """
-    pid = process.pid if process is not None and process.poll() is None else running_pid(experiment)
+    pid = child.pid if child is not None and child.poll() is None else running_pid(experiment)
     if pid is None:
         return False
-    try:
-        pgid = os.getpgid(pid)
-    except ProcessLookupError:
-        return False
-    # The leader of the run's group (the trainer, or torchrun) gets SIGTERM, once: torchrun forwards
-    # it to each worker, and a worker that got it twice would take the second as "exit now, unsaved".
-    leader = pgid if pgid != os.getpgrp() else pid
-    tree = _ProcessTree(leader, pgid)
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(leader, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    leader_gone: float | None = None
-    while time.monotonic() < deadline:
-        if process is not None:
-            process.poll()  # reap our child, or it stays a zombie
-        tree.refresh()
-        alive = tree.alive()
-        if not alive:
-            break
-        if leader not in alive:
-            # The leader has exited; whatever it left behind gets a short grace, then the kill.
-            leader_gone = leader_gone or time.monotonic()
-            if time.monotonic() - leader_gone > ORPHAN_GRACE_S:
-                break
-        time.sleep(0.2)
-    for left in tree.alive():
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(left, signal.SIGKILL)
-    if process is not None:
-        process.wait()
-    deadline = time.monotonic() + 10  # SIGKILL is not instant: wait until the kernel has them all
-    while tree.alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return True
+    return process.stop_tree(pid, child, timeout)

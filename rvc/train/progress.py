@@ -20,7 +20,17 @@ from rvc.train.events import VERSION, Event, from_json
 
 PREFIX = "@@rvc "
 
-__all__ = ["PREFIX", "VERSION", "Event", "ProgressWriter", "format_line", "iter_events", "parse_line", "read_events"]
+__all__ = [
+    "PREFIX",
+    "VERSION",
+    "Event",
+    "ProgressWriter",
+    "append_event",
+    "format_line",
+    "iter_events",
+    "parse_line",
+    "read_events",
+]
 
 
 def format_line(event: Event) -> str:
@@ -60,11 +70,16 @@ class ProgressWriter:
         with self._lock:
             print(line, file=self.stream, flush=True)
             if self.jsonl_path is not None:
-                # One write per line in append mode: a reader never sees half a line from us
-                # except when the process dies mid-write, which read_events tolerates.
-                with open(self.jsonl_path, "a", encoding="utf-8") as handle:
-                    handle.write(line[len(PREFIX) :] + "\n")
+                append_event(self.jsonl_path, event)
         return event
+
+
+def append_event(path: Path, event: Event) -> None:
+    """Append ``event`` to an events file as one line (for a writer that prints nothing: a job's launcher)."""
+    # One write per line in append mode: a reader never sees half a line from us
+    # except when the process dies mid-write, which read_events tolerates.
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(format_line(event)[len(PREFIX) :] + "\n")
 
 
 def read_events(path: Path, offset: int = 0) -> tuple[list[Event], int]:

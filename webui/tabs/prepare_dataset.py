@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from webui import prepare_handlers as handlers
+from webui.job_panel import render_panel, start_handler, wire_panel
 from webui.prepare_handlers import HELP, LABELS
 from webui.prepare_report import REJECTED_HEADERS, report_view
 
@@ -205,7 +206,7 @@ def render(ctx: AppContext) -> None:
         number("f0_max")
     extract_button = gr.Button("Extract features", variant="primary")
 
-    status = gr.Textbox(label="Progress", lines=4, max_lines=16, interactive=False, autoscroll=True)
+    panel = render_panel()  # the stage job's bars, log and Stop: a reload or a restart draws the same job
 
     with gr.Row():
         gr.Markdown("### Dataset report")
@@ -232,19 +233,14 @@ def render(ctx: AppContext) -> None:
         text, figure, rows = report_view(ctx.workspace, name)
         return text, gr.update(value=figure, visible=figure is not None), gr.update(value=rows, visible=bool(rows))
 
-    def stage(mode: str | None) -> Callable[..., Iterator[tuple[Any, ...]]]:
-        def run(*values: Any) -> Iterator[tuple[Any, ...]]:
+    def request(mode: str | None) -> Callable[..., handlers.StageRequest]:
+        def build(*values: Any) -> handlers.StageRequest:
             form = dict(zip(keys, values, strict=True))
             if mode is None:
-                steps = handlers.extract_stage(ctx.workspace, ctx.paths, form)
-            else:
-                steps = handlers.prepare_stage(ctx.workspace, ctx.paths, form, mode)  # type: ignore[arg-type]
-            text = ""
-            for text in steps:
-                yield text, gr.skip(), gr.skip(), gr.skip()
-            yield (text, *shown(form["experiment"]))
+                return handlers.extract_request(ctx.workspace, ctx.paths, form)
+            return handlers.prepare_request(ctx.workspace, ctx.paths, form, mode)  # type: ignore[arg-type]
 
-        return run
+        return build
 
     for button, mode in (
         (prepare_button, "prepare"),
@@ -253,8 +249,9 @@ def render(ctx: AppContext) -> None:
         (recreate, "recreate"),
         (extract_button, None),
     ):
-        # One stage at a time in the whole app: two runs on one experiment would only wait for its lock.
-        button.click(stage(mode), inputs=inputs, outputs=[status, *report_outputs], concurrency_id="rvc-data-stage")
+        # Each stage runs as a job (a child process); the launcher refuses one that would collide.
+        button.click(start_handler(ctx.stage_jobs, request(mode)), inputs=inputs, outputs=panel.notice)
+    wire_panel(panel, ctx.stage_jobs, experiment, report_outputs, shown)
 
     for event in (experiment.submit, experiment.blur, refresh.click):
         event(shown, inputs=experiment, outputs=report_outputs)

@@ -1,0 +1,189 @@
+"""Start, find and stop an experiment's stage jobs: ``python -m rvc <stage> ... --json-progress`` as a child.
+
+A job is a command-line stage run as a child process in its own session (``rvc.jobs.process``),
+writing its ``@@rvc`` events into ``jobs/<stage>-<time>.jsonl`` and its output into the ``.log``
+beside it. The launcher writes the start event (the argument list, the pid and the pid's start
+time) as soon as the child exists, so every later reader can tell a running job from a dead one;
+the child writes its progress and its end. Jobs that would write the same files never run side
+by side: the check and the start happen under a lock file, so two browsers cannot both start one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from rvc.errors import UserError
+from rvc.experiment import Experiment, Workspace, lock
+from rvc.jobs import process
+from rvc.jobs.state import JobWatch, job_stage
+from rvc.train.events import JobEndEvent, JobStartEvent
+from rvc.train.progress import append_event
+
+STOP_TIMEOUT_S = 15.0  # a stage saves its manifest in well under a second; past this, kill
+ANNOUNCED_ENV = "RVC_JOB_ANNOUNCED"  # set for a child whose start event the launcher writes
+
+# Which stages may not run beside which on one experiment ("train": a trainer holds the lock).
+# prepare and extract rewrite the clips and features everything else reads; index and export
+# only read them, so they may run beside training and beside each other.
+COLLIDES: dict[str, frozenset[str]] = {
+    "prepare": frozenset({"prepare", "extract", "index", "export", "train"}),
+    "extract": frozenset({"prepare", "extract", "index", "export", "train"}),
+    "index": frozenset({"prepare", "extract", "index"}),
+    "export": frozenset({"prepare", "extract", "export"}),
+    "train": frozenset({"prepare", "extract"}),
+}
+
+
+@dataclass(frozen=True)
+class StageJob:
+    """A started job: its experiment and events file (the log is beside it)."""
+
+    experiment: Experiment
+    events: Path
+
+    @property
+    def stage(self) -> str:
+        return job_stage(self.events)
+
+    @property
+    def log(self) -> Path:
+        return self.experiment.job_log(self.events)
+
+
+def stage_command(workspace: Workspace, stage: str, args: Sequence[str], events: Path) -> list[str]:
+    """Return the argument list of ``python -m rvc <stage> <args>`` writing its events into ``events``."""
+    return [
+        sys.executable,
+        "-m",
+        "rvc",
+        "--logs-dir",
+        str(workspace.logs_dir),
+        "--assets-dir",
+        str(workspace.assets_dir),
+        stage,
+        *args,
+        "--json-progress",
+        "--events-file",
+        str(events),
+    ]
+
+
+def _stamp() -> str:
+    now = time.time()
+    return time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"-{int(now * 1000) % 1000:03d}"
+
+
+@contextmanager
+def _launch_lock(experiment: Experiment) -> Iterator[None]:
+    """Hold the experiment's launch lock: one collision check and start at a time, across processes."""
+    path = experiment.job_launch_lock
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def running_jobs(experiment: Experiment) -> list[StageJob]:
+    """Return the experiment's jobs whose process runs now (started by any app, or by hand), oldest first."""
+    running = []
+    for events in experiment.job_event_files():
+        watch = JobWatch(events)
+        watch.refresh()
+        if watch.status() in ("starting", "running"):
+            running.append(StageJob(experiment, events))
+    return running
+
+
+def refuse_collision(experiment: Experiment, stage: str) -> None:
+    """Raise UserError naming what runs on the experiment if ``stage`` may not run beside it."""
+    blocked = COLLIDES.get(stage, frozenset({stage}))
+    if "train" in blocked and lock.is_held(experiment.train_lock):
+        raise UserError(
+            f"experiment '{experiment.name}' is training: {stage} would change the files it reads; "
+            "stop training first (Train tab), or wait for it to finish"
+        )
+    for job in running_jobs(experiment):
+        if job.stage in blocked:
+            started = job.events.stem.split("-", 1)[1]
+            raise UserError(
+                f"{job.stage} is running on experiment '{experiment.name}' (started {started}): "
+                f"wait for it to finish or stop it before starting {stage}"
+            )
+
+
+def start(
+    workspace: Workspace, name: str, stage: str, args: Sequence[str], env: Mapping[str, str] | None = None
+) -> tuple[StageJob, subprocess.Popen[bytes]]:
+    """Start ``python -m rvc <stage> <args>`` on experiment ``name`` as a job; return it and its process.
+
+    Raises UserError when a job or a trainer that it would collide with runs on the experiment.
+    """
+    experiment = workspace.experiment(name)
+    experiment.jobs_dir.mkdir(parents=True, exist_ok=True)
+    with _launch_lock(experiment):
+        refuse_collision(experiment, stage)
+        events = experiment.job_events(stage, _stamp())
+        argv = stage_command(workspace, stage, args, events)
+        child = process.spawn(argv, experiment.job_log(events), {**(env or {}), ANNOUNCED_ENV: "1"})
+        start_event = JobStartEvent(
+            stage=stage, argv=argv, pid=child.pid, pid_started=process.start_ticks(child.pid), experiment=name
+        )
+        append_event(events, start_event)
+    return StageJob(experiment, events), child
+
+
+def stop(job: StageJob, child: subprocess.Popen[bytes] | None = None, timeout: float = STOP_TIMEOUT_S) -> bool:
+    """Stop a job: SIGTERM (the stage saves what it finished and reports "stopped"), SIGKILL after ``timeout``.
+
+    ``child`` is the job's Popen when this process started it (it is reaped). A job killed
+    because it did not stop in time gets its end event from here. Returns whether it was running.
+    """
+    watch = JobWatch(job.events)
+    watch.refresh()
+    start_event = watch.state.start
+    if start_event is None or start_event.pid is None or not watch.alive():
+        return False
+    process.stop_tree(start_event.pid, child, timeout)
+    if watch.refresh().end is None:
+        append_event(
+            job.events,
+            JobEndEvent(status="stopped", message=f"stopped: killed after {timeout:g} s without ending by itself"),
+        )
+    return True
+
+
+def record_exit(job: StageJob, exit_code: int) -> None:
+    """Write the end of a job that exited without one, from the exit code its parent saw."""
+    watch = JobWatch(job.events)
+    if watch.refresh().end is not None:
+        return
+    if exit_code < 0:
+        how = f"was killed by signal {-exit_code}" + (
+            " (SIGKILL: kill -9, or out of memory)" if exit_code == -9 else ""
+        )
+    else:
+        how = f"exited with status {exit_code}"
+    pid = watch.state.start.pid if watch.state.start is not None else "?"
+    message = f"the job's process (pid {pid}) {how} without reporting; its log may say more"
+    append_event(job.events, JobEndEvent(status="died", message=message, exit_code=exit_code))
+
+
+def jobs_of(experiment: Experiment) -> list[StageJob]:
+    """Return every job of the experiment, oldest first."""
+    return [StageJob(experiment, events) for events in experiment.job_event_files()]
+
+
+def announced() -> bool:
+    """Return whether this process is a job whose launcher wrote its start event."""
+    return os.environ.get(ANNOUNCED_ENV) == "1"

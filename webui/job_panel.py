@@ -1,0 +1,101 @@
+"""A tab's stage-job panel: the job's progress bars, its log, a Stop button, redrawn by a timer.
+
+The panel shows the newest job of the experiment named in the tab's field, or, when the field
+is empty (a reloaded page), the newest running job of any experiment, and then fills the field
+with its name. Everything comes from ``StageJobs.view`` (the events file and the process), so
+any number of pages show the same job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from rvc.errors import UserError
+from webui.stage_jobs import StageJobs
+
+if TYPE_CHECKING:
+    import gradio as gr
+
+POLL_S = 1.0  # how often each open page redraws the panel
+
+
+@dataclass
+class JobPanel:
+    """The panel's components, for a tab to wire its buttons to."""
+
+    html: gr.HTML
+    log: gr.Textbox
+    notice: gr.Markdown
+    stop: gr.Button
+    shown: gr.State  # what the page drew last: "<events>|<status>|<hash>"
+
+
+def render_panel(label: str = "Progress") -> JobPanel:
+    """Draw the panel (inside the current Blocks context) and return its components."""
+    import gradio as gr
+
+    notice = gr.Markdown()
+    with gr.Group():
+        page = gr.HTML(elem_classes=["rvc-job-panel"])
+        log = gr.Textbox(label=label, lines=4, max_lines=16, interactive=False, autoscroll=True)
+    stop = gr.Button("Stop", variant="stop", visible=False, size="sm")
+    return JobPanel(page, log, notice, stop, gr.State(""))
+
+
+def wire_panel(
+    panel: JobPanel,
+    jobs: StageJobs,
+    experiment: gr.Textbox,
+    report: Sequence[gr.components.Component],
+    report_of: Callable[[str], tuple[Any, ...]],
+) -> None:
+    """Redraw the panel every POLL_S; refresh ``report`` (``report_of(name)``) when a job ends."""
+    import gradio as gr
+
+    def tick(name: str, shown: str) -> tuple[Any, ...]:
+        job = jobs.pick(name)
+        view = jobs.view(job)
+        key = f"{view.events}|{view.status}|{hash((view.html, view.log))}"
+        if key == shown:
+            return (gr.skip(),) * (5 + len(report))
+        was = shown.split("|")
+        finished = view.ended and (was[0] != view.events or was[1] != view.status)
+        fill = not (name or "").strip() and bool(view.experiment)
+        new_name = view.experiment if fill else name
+        refreshed = report_of(new_name) if finished or fill else (gr.skip(),) * len(report)
+        return (
+            view.html,
+            view.log,
+            gr.update(visible=view.running),
+            key,
+            view.experiment if fill else gr.skip(),
+            *refreshed,
+        )
+
+    timer = gr.Timer(POLL_S)
+    outputs = [panel.html, panel.log, panel.stop, panel.shown, experiment, *report]
+    timer.tick(tick, inputs=[experiment, panel.shown], outputs=outputs, show_progress="hidden")
+
+    def stop(shown: str) -> str:
+        events = shown.split("|")[0]
+        if events and jobs.stop(events):
+            return "Stopping: the stage saves what it finished, then ends."
+        return "Nothing to stop."
+
+    panel.stop.click(stop, inputs=panel.shown, outputs=panel.notice)
+
+
+def start_handler(jobs: StageJobs, request: Callable[..., Any]) -> Callable[..., str]:
+    """Return a button handler: ``request(*values)`` -> a StageRequest, started as a job; the notice it shows."""
+
+    def start(*values: Any) -> str:
+        try:
+            wanted = request(*values)
+            jobs.start(wanted.experiment, wanted.stage, wanted.args)
+        except UserError as error:
+            return f"❌ {error}"
+        return f"Started: {wanted.title}"
+
+    return start
