@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import logging
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from webui.prepare_report import (
     report_view,
     summary_markdown,
 )
-from webui.prepare_stream import StageOutcome, stream_stage
+from webui.stage_jobs import ICONS
 
 pytest_plugins = ["tests.browser"]
 
@@ -50,10 +50,44 @@ def _form(**values: Any) -> dict[str, Any]:
     return handlers.defaults(device="cpu") | {"workers": 1} | values
 
 
-def _run(steps: Any) -> list[str]:
-    texts = list(steps)
-    assert texts, "a stage yields at least its final status"
-    return texts
+@dataclass
+class StageOutcome:
+    """How a stage the form asked for ended: the texts the tab shows (title, log lines, ending)."""
+
+    texts: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def _stage(workspace: Workspace, build: Any) -> StageOutcome:
+    """Build the form's request and run its stage here, as its job would (``--json-progress`` into a file)."""
+    from rvc.cli import main
+    from rvc.jobs.state import read_job
+
+    try:
+        request = build()
+    except UserError as error:
+        return StageOutcome([f"❌ {error}"], str(error))
+    events = workspace.experiment(request.experiment).job_events(request.stage, "20240101-000000-000")
+    events.unlink(missing_ok=True)
+    folders = ["--logs-dir", str(workspace.logs_dir), "--assets-dir", str(workspace.assets_dir)]
+    main([*folders, request.stage, *request.args, "--json-progress", "--events-file", str(events)])
+    state, status = read_job(events)
+    assert state.end is not None
+    ending = f"{ICONS.get(status, '❌')} {state.end.message}"
+    text = "\n".join([request.title, *state.log, ending])
+    return StageOutcome([request.title, text], None if status == "done" else state.end.message)
+
+
+def _prepare(workspace: Workspace, guard: PathGuard, form: Any, mode: str = "prepare") -> StageOutcome:
+    return _stage(workspace, lambda: handlers.prepare_request(workspace, guard, form, mode))  # type: ignore[arg-type]
+
+
+def _extract(workspace: Workspace, guard: PathGuard, form: Any) -> StageOutcome:
+    return _stage(workspace, lambda: handlers.extract_request(workspace, guard, form))
 
 
 def test_prepare_then_extract_through_the_handlers_and_the_report(tmp_path: Path) -> None:
@@ -61,12 +95,11 @@ def test_prepare_then_extract_through_the_handlers_and_the_report(tmp_path: Path
     folder = _recordings(tmp_path / "in")
     form = _form(experiment="voice", folders=str(folder), validation="1")
 
-    outcome = StageOutcome()
-    texts = _run(handlers.prepare_stage(workspace, guard, form, "prepare", outcome))
+    outcome = _prepare(workspace, guard, form, "prepare")
+    texts = outcome.texts
     assert outcome.ok, texts[-1]
     assert texts[0].startswith("Prepare: 'voice' at 40000 Hz from " + str(folder))
     assert texts[-1].splitlines()[-1].startswith("✅ prepared 2 source(s)")
-    assert "\n1 file(s) skipped; dataset.json lists each" in texts[-1]  # the stage's log lines reach the status
 
     summary, figure, rejected = report_view(workspace, "voice")
     report = load_dataset_report(workspace.experiment("voice"))
@@ -80,8 +113,8 @@ def test_prepare_then_extract_through_the_handlers_and_the_report(tmp_path: Path
     save_tiny_hubert(workspace.assets.embedders_dir / "tiny-hubert")
     # A relative embedder path starts at the guard's base (the app's folder), here tmp_path.
     form |= {"f0_method": "pm", "embedder": "assets/embedders/tiny-hubert", "extract_workers": 1}
-    outcome = StageOutcome()
-    texts = _run(handlers.extract_stage(workspace, guard, form, outcome))
+    outcome = _extract(workspace, guard, form)
+    texts = outcome.texts
     assert outcome.ok, texts[-1]
     assert texts[-1].splitlines()[-1].startswith(f"✅ features ready: f0 computed for {report.clip_count}")
 
@@ -98,25 +131,25 @@ def test_uploads_are_kept_in_the_experiment_and_later_runs_reuse_the_inputs(tmp_
     workspace, guard = _workspace(tmp_path)
     uploads = _recordings(tmp_path / "browser-temp", count=1)
     form = _form(experiment="voice", uploads=[str(uploads / "take0.wav")], validation="0")
-    outcome = StageOutcome()
-    texts = _run(handlers.prepare_stage(workspace, guard, form, "prepare", outcome))
+    outcome = _prepare(workspace, guard, form, "prepare")
+    texts = outcome.texts
     assert outcome.ok, texts[-1]
     experiment = workspace.experiment("voice")
     assert (handlers.uploads_dir(experiment) / "take0.wav").is_file()
     assert "1 uploaded file(s)" in texts[0]
 
     # Nothing named this time: the uploads stay part of the dataset, nothing is redone.
-    outcome = StageOutcome()
-    texts = _run(handlers.prepare_stage(workspace, guard, _form(experiment="voice", validation="0"), outcome=outcome))
+    outcome = _prepare(workspace, guard, _form(experiment="voice", validation="0"))
+    texts = outcome.texts
     assert outcome.ok and "nothing to do: 1 sources unchanged" in texts[-1]
 
 
 def test_an_empty_folder_field_reuses_the_previous_runs_folders(tmp_path: Path) -> None:
     workspace, guard = _workspace(tmp_path)
     folder = _recordings(tmp_path / "in", count=1)
-    list(handlers.prepare_stage(workspace, guard, _form(experiment="voice", folders=str(folder), validation="0")))
-    outcome = StageOutcome()
-    texts = _run(handlers.prepare_stage(workspace, guard, _form(experiment="voice", validation="0"), outcome=outcome))
+    _prepare(workspace, guard, _form(experiment="voice", folders=str(folder), validation="0"))
+    outcome = _prepare(workspace, guard, _form(experiment="voice", validation="0"))
+    texts = outcome.texts
     assert outcome.ok
     assert f"from {folder} (the folders of the previous run)" in texts[0]
     assert "nothing to do" in texts[-1]
@@ -140,9 +173,8 @@ def test_bad_values_end_the_stage_with_a_message_naming_the_field(
     tmp_path: Path, values: dict[str, Any], message: str
 ) -> None:
     workspace, guard = _workspace(tmp_path)
-    outcome = StageOutcome()
-    texts = list(handlers.prepare_stage(workspace, guard, _form(**({"experiment": "voice"} | values)), outcome=outcome))
-    assert texts == [f"❌ {outcome.error}"]
+    outcome = _prepare(workspace, guard, _form(**({"experiment": "voice"} | values)))
+    assert outcome.texts == [f"❌ {outcome.error}"]
     assert message in str(outcome.error)
     assert not (workspace.logs_dir / "voice" / "dataset.json").exists()
 
@@ -159,8 +191,7 @@ def test_extraction_paths_must_stay_inside_the_allowed_folders(tmp_path: Path) -
         handlers.extract_options(_form(f0_method="yin"), guard)
     assert handlers.ui_text(error.value).startswith("'Pitch (f0) method': 'yin' is not one of")
     assert handlers.extract_options(_form(embedder="contentvec", batch_size=4), guard).batch_size == 4
-    outcome = StageOutcome()
-    texts = list(handlers.extract_stage(workspace, guard, _form(experiment="voice"), outcome))
+    texts = _extract(workspace, guard, _form(experiment="voice")).texts
     assert texts == ["❌ experiment 'voice' has no prepared dataset yet: prepare it first"]
 
 
@@ -178,8 +209,8 @@ def test_whisper_buttons_map_onto_prepare(tmp_path: Path) -> None:
     form |= {"whisper_language": "en"}
     experiment = workspace.experiment("voice")
 
-    outcome = StageOutcome()
-    texts = _run(handlers.prepare_stage(workspace, guard, form, "transcribe", outcome))
+    outcome = _prepare(workspace, guard, form, "transcribe")
+    texts = outcome.texts
     assert outcome.ok, texts[-1]
     assert experiment.whisper_json.is_file() and experiment.transcript_train.is_file()
     options = json.loads(experiment.dataset_report.read_text())["options"]
@@ -189,16 +220,15 @@ def test_whisper_buttons_map_onto_prepare(tmp_path: Path) -> None:
 
     # (Re)create: reads whisper.json again (no new transcription) and rewrites the lists and transcripts.
     experiment.transcript_train.unlink()
-    outcome = StageOutcome()
-    texts = _run(handlers.prepare_stage(workspace, guard, form, "recreate", outcome))
+    outcome = _prepare(workspace, guard, form, "recreate")
+    texts = outcome.texts
     assert outcome.ok, texts[-1]
     assert experiment.whisper_json.stat().st_mtime_ns == transcribed
     assert experiment.transcript_train.is_file()
     assert texts[0].startswith("(Re)create datasets from whisper.json: 'voice'")
 
     # (Re)slice: cut at whisper.json's segments; the report records it.
-    outcome = StageOutcome()
-    list(handlers.prepare_stage(workspace, guard, form | {"slice_start_offset": -0.05}, "reslice", outcome))
+    outcome = _prepare(workspace, guard, form | {"slice_start_offset": -0.05}, "reslice")
     options = json.loads(experiment.dataset_report.read_text())["options"]
     assert options["slice_by_whisper"] is True and options["whisper"]["slice_start_offset"] == -0.05
     assert experiment.whisper_json.stat().st_mtime_ns == transcribed
@@ -241,31 +271,6 @@ def test_report_view_without_a_dataset_and_with_a_bad_name(tmp_path: Path) -> No
     summary, figure, rows = report_view(workspace, "nothing-here")
     assert "'nothing-here' has no prepared dataset yet" in summary and figure is None and rows == []
     assert report_view(workspace, "../x")[0].startswith("❌ invalid experiment name")
-
-
-def test_stream_stage_shows_the_stages_log_lines_and_errors() -> None:
-    def work(say: Any) -> str:
-        logging.getLogger("rvc.data.prepare").info("decoded %s", "a.wav")
-        say("a message")
-        return "all done"
-
-    outcome = StageOutcome()
-    texts = list(stream_stage("Title", work, outcome=outcome))
-    assert texts[0].startswith("Title")
-    assert texts[-1].splitlines()[:3] == ["Title", "decoded a.wav", "a message"]
-    assert texts[-1].splitlines()[-1].startswith("✅ all done (took 0:0")
-
-    def fails(say: Any) -> str:
-        raise UserError("the folder is empty")
-
-    assert list(stream_stage("T", fails))[-1] == "T\n❌ the folder is empty"
-
-    def crashes(say: Any) -> str:
-        raise RuntimeError("boom")
-
-    outcome = StageOutcome()
-    assert "❌ unexpected error: RuntimeError: boom" in list(stream_stage("T", crashes, outcome=outcome))[-1]
-    assert not outcome.ok
 
 
 def test_rvc_messages_name_the_tabs_labels() -> None:
