@@ -38,7 +38,17 @@ def atomic_write_text(path: Path, text: str) -> None:
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    """Write ``obj`` as indented JSON, atomically; UTF-8, or ASCII escapes where a string cannot be UTF-8.
+
+    A file name that is not valid UTF-8 (bytes from another system's encoding) reaches Python as a
+    string with surrogate escapes; written as ``\\udcxx`` escapes it reads back to the same name.
+    """
+    text = json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
+    try:
+        data = text.encode("utf-8")
+    except UnicodeEncodeError:
+        data = (json.dumps(obj, indent=2, ensure_ascii=True) + "\n").encode("ascii")
+    atomic_write_bytes(path, data)
 
 
 def atomic_save_npy(path: Path, array: np.ndarray) -> None:

@@ -116,7 +116,7 @@ def test_a_config_value_out_of_range_stops_training_and_names_the_flag_that_fixe
         ("--betas", "0.8,1.5", "--betas 0.8,1.5: each must be at least 0 and below 1"),
         ("--grad-clip", "-1", "--grad-clip -1 must be greater than 0"),
         ("--cosine-period", "0", "--cosine-period 0 must be at least 1"),
-        ("--overtrain-patience", "0", "--overtrain-patience 0 must be at least 1"),
+        ("--overtrain-patience", "-1", "--overtrain-patience -1 must be at least 0"),
         ("--seed", "-1", "--seed -1 must be between 0 and 4294967295"),
         ("--lr-milestones", "0,10", "--lr-milestones [0, 10]: each must be an epoch, at least 1"),
     ],
@@ -179,7 +179,7 @@ FEATURE_DAMAGE: dict[str, tuple[Callable[[Experiment], Path], str]] = {
     ),
     "all-NaN content": (
         lambda e: _damage(e.clip_features("clip-0000"), lambda p: np.save(p, np.full((9, 768), np.nan, np.float32))),
-        "NaN or infinite values",
+        "holds only NaN or infinite values",
     ),
     "a pickled object as content": (
         lambda e: _damage(e.clip_features("clip-0000"), lambda p: np.save(p, np.array([{"a": 1}]), allow_pickle=True)),
@@ -264,3 +264,49 @@ def _write_16k_clips(experiment: Experiment) -> None:
         path = experiment.clip_audio_16k(name)
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(path, harmonic_tone(0.3, 16000, 150.0, 160.0), 16000, subtype="FLOAT")
+
+
+# ------------------------------------------------------------------ the recordings folder
+
+
+@pytest.fixture(scope="module")
+def awkward_recordings(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Recordings with a name that is not UTF-8, a linked sub-folder on another 'disk' and a link loop."""
+    import soundfile as sf
+
+    from tests.synth import speech_like
+
+    root = tmp_path_factory.mktemp("recordings")
+    recordings, elsewhere = root / "recordings", root / "other-disk"
+    recordings.mkdir()
+    elsewhere.mkdir()
+    sf.write(recordings / "plain.wav", speech_like(16000, (1.5,), seed=1), 16000)
+    sf.write(recordings / "latin-1.wav", speech_like(16000, (1.5,), seed=2), 16000)
+    os.rename(
+        recordings / "latin-1.wav", os.fsencode(recordings) + b"/caf\xe9 \xff.wav"
+    )  # soundfile writes UTF-8 names
+    sf.write(elsewhere / "linked.wav", speech_like(16000, (1.5,), seed=3), 16000)
+    (recordings / "session 2").symlink_to(elsewhere, target_is_directory=True)
+    (elsewhere / "back").symlink_to(recordings, target_is_directory=True)  # a loop through the link
+    return recordings
+
+
+def test_prepare_reads_names_that_are_not_utf8_and_linked_folders(tmp_path: Path, awkward_recordings: Path) -> None:
+    from rvc.experiment.dataset import DatasetReport
+
+    logs = tmp_path / "logs"
+    for _ in range(2):  # a name once in the folder must not break the next runs either
+        ran = cli(logs, "prepare", "--experiment", "voice", "--input", str(awkward_recordings), "--no-progress")
+        assert ran.code == 0, ran.stderr
+    report = DatasetReport.load(Experiment(logs, "voice"))
+    used = sorted(Path(row.path).name for row in report.sources if row.status == "ok")
+    assert used == sorted(["plain.wav", os.fsdecode(b"caf\xe9 \xff.wav"), "linked.wav"])
+    assert any("already read" in (row.reason or "") for row in report.rejected)  # the loop, reported
+
+
+def test_prepare_refuses_the_experiments_own_folder_as_input(configured: Experiment) -> None:
+    clips = sorted(configured.root.rglob("*"))
+    for given in (configured.root, configured.clip_audio("clip-0000", 40000).parent):
+        ran = cli(configured.root.parent, "prepare", "--experiment", "voice", "--input", str(given))
+        ran.refused(f"--input {given}", "own folder")
+    assert sorted(configured.root.rglob("*")) == clips

@@ -120,7 +120,7 @@ class TrainConfig:
         30,
         "epochs without a better smoothed held-out mel loss before warning",
         label="Overtraining patience, epochs",
-        minimum=1,
+        minimum=0,
     )
     auto_stop: bool = setting(
         False, "stop (and keep the best state) when the patience runs out", label="Stop when overtraining"

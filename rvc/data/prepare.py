@@ -86,6 +86,7 @@ def prepare(
     if whisper is not None and assets is None:
         raise ValueError("prepare(whisper=...) needs `assets` to find the Whisper model")
     roots = _input_folders(inputs, urls)
+    _refuse_own_folder(experiment, roots)
     experiment.ensure()
     with _locked(experiment):
         reporter = reporter if reporter is not None else PrintReporter() if progress else Reporter()
@@ -104,6 +105,17 @@ def _input_folders(inputs: Sequence[Path], urls: Sequence[str]) -> list[Path]:
             raise UserError(f"--input {path} is a file, not a folder: give the folder that holds the recordings")
         folders.append(path.resolve())
     return folders
+
+
+def _refuse_own_folder(experiment: Experiment, roots: Sequence[Path]) -> None:
+    """Refuse an input inside the experiment's folder: its clips would be read again as recordings."""
+    own = experiment.root.resolve()
+    for root in roots:
+        if root == own or own in root.parents:
+            raise UserError(
+                f"--input {root} is inside experiment {experiment.name!r}'s own folder ({own}): its clips are "
+                "not recordings; give the folder that holds your recordings"
+            )
 
 
 @contextmanager
@@ -191,7 +203,8 @@ class _Run:
             self.roots.append(self.experiment.downloads_dir)
 
     def _find_sources(self) -> None:
-        scan = scan_inputs(self.roots, skip=(self.experiment.root,))
+        # Not recordings: this experiment's clips, nor those of the experiments beside it (``--input .``).
+        scan = scan_inputs(self.roots, skip=(self.experiment.root, self.experiment.root.parent))
         if not scan.audio and not scan.rejected and not self.rejected:
             folders = ", ".join(str(r) for r in self.roots) or "(no folder)"
             raise UserError(f"no audio files in {folders}: put recordings (wav, flac, mp3, ...) there")

@@ -20,7 +20,9 @@ def scan_inputs(roots: list[Path], skip: tuple[Path, ...] = ()) -> Scan:
     """Walk ``roots`` recursively; return the audio files and the rejected entries.
 
     Folders in ``skip`` (the experiment's own folder: its clips are not
-    recordings) are not entered unless given as a root themselves.
+    recordings) are not entered, also through a link, unless given as a root themselves.
+    Linked folders are followed (a recordings folder is often a link to another disk);
+    a link to a folder already walked (a loop, or the same folder twice) is listed, not walked again.
 
     Hidden files and folders (names starting with '.') are skipped without a
     word: they are system metadata (.DS_Store, macOS '._x.wav' resource forks
@@ -29,10 +31,18 @@ def scan_inputs(roots: list[Path], skip: tuple[Path, ...] = ()) -> Scan:
     """
     audio: list[Path] = []
     rejected: list[tuple[Path, str]] = []
+    skipped = {_real(path) for path in skip}
+    walked: set[Path] = set()  # real folders already walked
     for root in roots:
-        for folder, dirs, files in os.walk(root, onerror=lambda e: rejected.append(_walk_error(e))):
+        for folder, dirs, files in os.walk(root, followlinks=True, onerror=lambda e: rejected.append(_walk_error(e))):
             base = Path(folder)
-            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and base / d not in skip)
+            real = _real(base)
+            if real in walked:
+                dirs[:] = []
+                rejected.append((base, f"a link to a folder already read ({real}): not read twice"))
+                continue
+            walked.add(real)
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and _real(base / d) not in skipped)
             for name in dirs:
                 if is_audio_name(Path(name)) and not _has_files(base / name):
                     rejected.append((base / name, "not a file (a folder named like audio)"))
@@ -46,6 +56,13 @@ def scan_inputs(roots: list[Path], skip: tuple[Path, ...] = ()) -> Scan:
                 else:
                     rejected.append((path, reason))
     return Scan(tuple(sorted(set(audio))), tuple(sorted(set(rejected))))
+
+
+def _real(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):  # a link loop that cannot resolve: compare it as it is
+        return path
 
 
 def _file_problem(path: Path) -> str | None:

@@ -95,7 +95,8 @@ def load_training_set(
 
     Every clip is padded to the longest clip's frame count, or to ``min_frames`` when that is
     more (a training slice must fit in every clip). Clips whose extraction failed are left out.
-    A damaged file (not an array, the wrong shape or width, NaN) is refused by name.
+    A damaged file (not an array, the wrong shape or width, nothing but NaN) is refused by name; a
+    file with some NaN is named in a warning.
     feature_dim : the content width the model takes (768 for v2); None: whatever the clips share.
     """
     list_path = experiment.train_clips if split == "train" else experiment.validation_clips
@@ -174,7 +175,14 @@ def _load_array(experiment: Experiment, path: Path, ndim: int) -> np.ndarray:
         )
     if array.size and not np.isfinite(array).all():
         bad = int(np.count_nonzero(~np.isfinite(array)))
-        raise _damaged(experiment, path, f"holds {bad} NaN or infinite values of {array.size}")
+        if bad == array.size:
+            raise _damaged(experiment, path, f"holds only NaN or infinite values ({bad})")
+        # A few bad frames: the step skips a batch whose loss is not finite; say which file.
+        print(
+            f"warning: {path} holds {bad} NaN or infinite values of {array.size}: the batches that meet them are "
+            f"skipped; delete it and run `python -m rvc extract --experiment {experiment.name}` to compute it again",
+            flush=True,
+        )
     return array
 
 
