@@ -310,3 +310,62 @@ def test_prepare_refuses_the_experiments_own_folder_as_input(configured: Experim
         ran = cli(configured.root.parent, "prepare", "--experiment", "voice", "--input", str(given))
         ran.refused(f"--input {given}", "own folder")
     assert sorted(configured.root.rglob("*")) == clips
+
+
+# ------------------------------------------------------------------ nothing of the user's lost
+
+
+def test_infer_refuses_to_write_over_the_recording_it_converts(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    recording = tmp_path / "take 1.wav"
+    sf.write(recording, np.zeros(1600, np.float32), 16000)
+    before = recording.read_bytes()
+    for output in (recording, tmp_path, tmp_path / "." / "take 1.wav"):
+        ran = cli(tmp_path / "logs", "infer", "--model", str(tmp_path / "absent.pth"), "--input", str(recording),
+                  "--output", str(output))  # fmt: skip
+        ran.refused("is the recording being converted", "take 1-converted.wav")
+    assert recording.read_bytes() == before
+
+
+def test_a_prepare_of_another_folder_says_it_replaces_the_dataset(tmp_path: Path) -> None:
+    import soundfile as sf
+
+    from tests.synth import speech_like
+
+    first, second = tmp_path / "first", tmp_path / "second"
+    for i, folder in enumerate((first, second)):
+        folder.mkdir()
+        sf.write(folder / f"take{i}.wav", speech_like(16000, (1.2,), seed=i), 16000)
+    logs = tmp_path / "logs"
+    assert cli(logs, "prepare", "--experiment", "voice", "--input", str(first), "--no-progress").code == 0
+    ran = cli(logs, "prepare", "--experiment", "voice", "--input", str(second), "--no-progress")
+    assert ran.code == 0, ran.stderr
+    assert f"replacing the dataset: 1 source(s) prepared before from {first}" in ran.stdout + ran.stderr
+    assert (first / "take0.wav").exists()
+
+
+# ------------------------------------------------------------------ resource exhaustion
+
+
+@pytest.mark.parametrize(("shape", "words"), [("wide", "more than 200,000 values"), ("deep", "deeper than 64 levels")])
+def test_a_config_that_would_expand_without_bound_is_refused_naming_the_file(
+    tmp_path: Path, shape: str, words: str
+) -> None:
+    import time
+
+    import torch
+
+    node: Any = "a"
+    for _ in range(40 if shape == "wide" else 100):
+        node = [node, node] if shape == "wide" else [node]  # wide: one list referenced twice, 2**40 once expanded
+    path = tmp_path / "hubert_base.pt"
+    torch.save({"model": {"w": torch.zeros(1)}, "cfg": {"model": node}}, path)
+    experiment = make_extracted_experiment(tmp_path / "logs", train_clips=1, validation_clips=0, seconds=0.3)
+    _write_16k_clips(experiment)
+
+    started = time.perf_counter()
+    ran = cli(experiment.root.parent, "extract", "--experiment", "voice", "--only", "content", "--device", "cpu",
+              "--embedder", str(path))  # fmt: skip
+    ran.refused(str(path), words)
+    assert time.perf_counter() - started < 30

@@ -47,10 +47,17 @@ def _single_target(source: Path, output: Path) -> Path:
     from rvc.errors import UserError
 
     if output.is_dir() or str(output).endswith(("/", "\\")):
-        return output / f"{source.stem}.wav"
-    if output.suffix.lower() != ".wav":
+        target = output / f"{source.stem}.wav"
+    elif output.suffix.lower() != ".wav":
         raise UserError(f"--output {output}: write a .wav file (or give a folder)")
-    return output
+    else:
+        target = output
+    if target.resolve() == source.resolve():
+        raise UserError(
+            f"--output {target} is the recording being converted: it would be overwritten; "
+            f"give another name, e.g. --output {target.with_name(f'{source.stem}-converted.wav')}"
+        )
+    return target
 
 
 def _convert_one(converter: VoiceConverter, source: Path, output: Path, options: ConvertOptions) -> int:
@@ -104,6 +111,8 @@ def run(args: argparse.Namespace, workspace: Workspace) -> int:
         raise UserError(f"--input {source}: no such file or folder")
     if source.is_dir() and args.output.is_file():
         raise UserError(f"--output {args.output} is a file; a folder input needs an output folder")
+    if source.is_file():
+        _single_target(source, args.output)  # refused before the model loads
     converter = VoiceConverter.load(
         args.model,
         workspace.assets,

@@ -373,6 +373,18 @@ class _Run:
 
     def _remove_gone_sources(self) -> int:
         gone = [sha for sha in self.manifest.sources if sha not in self.sources]
+        outside = [
+            self.manifest.sources[sha].path
+            for sha in gone
+            if not any(Path(self.manifest.sources[sha].path).is_relative_to(root) for root in self.roots)
+        ]
+        if outside:  # not files deleted from the input folders: the dataset is being replaced; say so first
+            folders = sorted({str(Path(path).parent) for path in outside})
+            self.reporter.log(
+                f"replacing the dataset: {len(outside)} source(s) prepared before from {', '.join(folders[:3])}"
+                f"{' ...' if len(folders) > 3 else ''} are not under --input, so their clips are removed (the "
+                "recordings themselves are not touched); to add recordings instead, give every folder as --input"
+            )
         for sha in gone:
             entry = self.manifest.sources.pop(sha)
             self._delete_clips([c.name for c in entry.clips], [16000, *entry.rates])

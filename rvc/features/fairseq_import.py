@@ -30,7 +30,7 @@ import torch
 from transformers import HubertConfig, HubertModel
 
 from rvc.errors import UserError
-from rvc.features.safe_pickle import load_checkpoint, to_plain
+from rvc.features.safe_pickle import ExpansionError, load_checkpoint, to_plain
 
 log = logging.getLogger(__name__)
 
@@ -138,12 +138,18 @@ def parse_conv_feature_layers(text: str) -> list[tuple[int, int, int]]:
     return layers
 
 
-def _model_args(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+def _model_args(checkpoint: Mapping[str, Any], path: Path) -> dict[str, Any]:
     """Return the model's training arguments: ``cfg.model`` (fairseq >= 0.10.2) or ``args`` (older)."""
-    cfg = to_plain(checkpoint.get("cfg"))
-    if isinstance(cfg, dict) and isinstance(cfg.get("model"), dict):
-        return cfg["model"]
-    args = to_plain(checkpoint.get("args"))
+    try:
+        cfg = to_plain(checkpoint.get("cfg"))
+        if isinstance(cfg, dict) and isinstance(cfg.get("model"), dict):
+            return cfg["model"]
+        args = to_plain(checkpoint.get("args"))
+    except ExpansionError as error:
+        raise UserError(
+            f"{path} is refused: its configuration is not what a model's is ({error}); the file is damaged or "
+            "was made to exhaust memory. Use RVC's hubert_base.pt, a ContentVec .pt, or a Hugging Face model folder"
+        ) from None
     return args if isinstance(args, dict) else {}
 
 
@@ -279,7 +285,7 @@ def load_fairseq_hubert(path: Path) -> HubertModel:
     path = Path(path)
     checkpoint = load_checkpoint(path)
     state, ignored = to_hf_state_dict(_state_dict(checkpoint, path))
-    args = _model_args(checkpoint) if isinstance(checkpoint, Mapping) else {}
+    args = _model_args(checkpoint, path) if isinstance(checkpoint, Mapping) else {}
     try:
         config = build_config(state, args)
     except (KeyError, ValueError, IndexError, TypeError) as error:

@@ -44,8 +44,10 @@ log = logging.getLogger(__name__)
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
 
-# Object graphs of configs are shallow; this bounds recursion on hostile input.
+# Object graphs of configs are shallow and small; these bound what a hostile file may make to_plain build:
+# nesting, and values in all (a shared ``[a, a]`` nested 40 deep is 2**40 values once expanded).
 _MAX_DEPTH = 64
+_MAX_NODES = 200_000  # a fairseq config holds a few thousand
 
 
 class UnsafeGlobalError(pickle.UnpicklingError):
@@ -249,49 +251,66 @@ def _is_stubbed(module: str, name: str) -> bool:
     return root in ("fairseq", "omegaconf", "typing") or (module, name) == ("argparse", "Namespace")
 
 
-def to_plain(obj: Any, _depth: int = 0) -> Any:
+class ExpansionError(ValueError):
+    """A loaded object whose plain form would nest too deep or hold too many values (a hostile file)."""
+
+
+def to_plain(obj: Any, max_nodes: int = _MAX_NODES, max_depth: int = _MAX_DEPTH) -> Any:
     """Return ``obj`` with every :class:`Stub` replaced by plain data.
 
     omegaconf containers become their content (dict or list), omegaconf value
     nodes their value, an ``argparse.Namespace`` (or any other stub with a dict
     state) a dict of its attributes, an enum-like stub its constructor argument.
     Tensors and other leaves are returned as they are.
+    Raises ExpansionError beyond ``max_depth`` levels or ``max_nodes`` values (a value
+    referenced twice counts twice: it is copied twice).
     """
-    if _depth > _MAX_DEPTH:
+    return _Expansion(max_nodes, max_depth).plain(obj, 0)
+
+
+class _Expansion:
+    def __init__(self, max_nodes: int, max_depth: int) -> None:
+        self.max_nodes, self.max_depth = max_nodes, max_depth
+        self.nodes = 0
+
+    def plain(self, obj: Any, depth: int) -> Any:
+        self.nodes += 1
+        if self.nodes > self.max_nodes:
+            raise ExpansionError(f"it expands to more than {self.max_nodes:,} values")
+        if depth > self.max_depth:
+            raise ExpansionError(f"it nests deeper than {self.max_depth} levels")
+        deeper = depth + 1
+        if isinstance(obj, Stub):
+            return self.stub(obj, deeper)
+        if isinstance(obj, dict):
+            return {key: self.plain(value, deeper) for key, value in obj.items()}
+        if isinstance(obj, list | tuple):
+            return [self.plain(value, deeper) for value in obj]
+        return obj
+
+    def stub(self, stub: Stub, depth: int) -> Any:
+        state = stub.stub_state
+        if isinstance(state, tuple) and len(state) == 2 and isinstance(state[0], dict | type(None)):
+            state = state[0]  # (dict state, slot state)
+        if stub.stub_module.startswith("omegaconf") and isinstance(state, dict):
+            # containers keep children in _content; value nodes keep the value in _val (``val`` in old versions).
+            for key in ("_content", "_val", "val"):
+                if key in state:
+                    return self.plain(state[key], depth)
+        if isinstance(state, dict):
+            # "_parent" links a child back to its container: skip it, it would loop.
+            plain = {key: self.plain(value, depth) for key, value in state.items() if key != "_parent"}
+            plain.update({key: self.plain(value, depth) for key, value in stub.stub_items.items()})
+            return plain
+        if stub.stub_items:
+            return {key: self.plain(value, depth) for key, value in stub.stub_items.items()}
+        if stub.stub_list:
+            return [self.plain(value, depth) for value in stub.stub_list]
+        if len(stub.stub_args) == 1:
+            return self.plain(stub.stub_args[0], depth)  # enum members pickle as Class(value)
+        if stub.stub_args:
+            return [self.plain(value, depth) for value in stub.stub_args]
         return None
-    deeper = _depth + 1
-    if isinstance(obj, Stub):
-        return _stub_to_plain(obj, deeper)
-    if isinstance(obj, dict):
-        return {key: to_plain(value, deeper) for key, value in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [to_plain(value, deeper) for value in obj]
-    return obj
-
-
-def _stub_to_plain(stub: Stub, depth: int) -> Any:
-    state = stub.stub_state
-    if isinstance(state, tuple) and len(state) == 2 and isinstance(state[0], dict | type(None)):
-        state = state[0]  # (dict state, slot state)
-    if stub.stub_module.startswith("omegaconf") and isinstance(state, dict):
-        # containers keep children in _content; value nodes keep the value in _val (``val`` in old versions).
-        for key in ("_content", "_val", "val"):
-            if key in state:
-                return to_plain(state[key], depth)
-    if isinstance(state, dict):
-        # "_parent" links a child back to its container: skip it, it would loop.
-        plain = {key: to_plain(value, depth) for key, value in state.items() if key != "_parent"}
-        plain.update({key: to_plain(value, depth) for key, value in stub.stub_items.items()})
-        return plain
-    if stub.stub_items:
-        return {key: to_plain(value, depth) for key, value in stub.stub_items.items()}
-    if stub.stub_list:
-        return [to_plain(value, depth) for value in stub.stub_list]
-    if len(stub.stub_args) == 1:
-        return to_plain(stub.stub_args[0], depth)  # enum members pickle as Class(value)
-    if stub.stub_args:
-        return [to_plain(value, depth) for value in stub.stub_args]
-    return None
 
 
 # --- the unpickler --------------------------------------------------------------
