@@ -369,3 +369,77 @@ def test_a_config_that_would_expand_without_bound_is_refused_naming_the_file(
               "--embedder", str(path))  # fmt: skip
     ran.refused(str(path), words)
     assert time.perf_counter() - started < 30
+
+
+# ------------------------------------------------------------------ leftovers, a full disk, memory
+
+
+def _payload(step: int | None) -> dict[str, Any]:
+    import torch
+
+    payload: dict[str, Any] = {"model": {"w": torch.zeros(2)}, "iteration": 1, "optimizer": {}, "learning_rate": 1e-4}
+    if step is not None:
+        payload["step"] = step  # what this trainer writes; RVC's files have none
+    return payload
+
+
+def test_a_run_start_removes_what_an_interrupted_save_left(tmp_path: Path) -> None:
+    from rvc.experiment.checkpoints import Checkpoints, complete_steps, save_torch, write_state
+
+    folder = tmp_path / "checkpoints"
+    write_state(folder, 10, _payload(10), _payload(10), {"step": 10})
+    save_torch(_payload(20), folder / "G_20.pth")  # killed after G, before D and the state
+    save_torch(_payload(20), folder / "D_20.pth")
+    save_torch(_payload(5), folder / "G_5.pth")  # killed while pruning: the state went first
+    (folder / ".G_30.pth.abc123.tmp").write_bytes(b"half")
+    save_torch(_payload(None), folder / "G_2333333.pth")  # an RVC run's generator, put there by the user
+    (folder / "G_7.pth").write_bytes(b"not a checkpoint")  # not ours to judge
+
+    removed = Checkpoints(folder, "voice").remove_leftovers()
+
+    assert sorted(p.name for p in removed) == [".G_30.pth.abc123.tmp", "D_20.pth", "G_20.pth", "G_5.pth"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "D_10.pth",
+        "G_10.pth",
+        "G_2333333.pth",
+        "G_7.pth",
+        "state_10.pt",
+    ]
+    assert complete_steps(folder) == [10]
+
+
+def test_a_full_disk_during_a_save_is_a_message_and_leaves_no_half_state(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from rvc.errors import UserError
+    from rvc.experiment import checkpoints
+
+    folder = tmp_path / "checkpoints"
+    checkpoints.write_state(folder, 10, _payload(10), _payload(10), {"step": 10})
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    real_write = checkpoints.atomic_write_bytes
+
+    def full_disk(path: Path, data: bytes, fsync: bool = True) -> None:
+        if path.name.startswith("D_"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(path, data, fsync)
+
+    monkeypatch.setattr(checkpoints, "atomic_write_bytes", full_disk)
+    with pytest.raises(UserError) as error:
+        checkpoints.write_state(folder, 20, _payload(20), _payload(20), {"step": 20})
+
+    assert "No space left on device" in str(error.value) and "step 10 is intact" in str(error.value)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # no G_20.pth, step 10 untouched
+
+
+def test_running_out_of_host_memory_is_a_message(configured: Experiment, monkeypatch: pytest.MonkeyPatch) -> None:
+    from rvc.train import loop
+
+    def allocate(self: Any) -> int:
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: you tried")
+
+    monkeypatch.setattr(loop.Trainer, "run", allocate)
+    ran = cli(configured.root.parent, "train", "--device", "cpu", "--experiment", "voice")
+    ran.refused("ran out of memory at batch size 2", "--batch-size 1")

@@ -14,6 +14,7 @@ answers what the trainer, export and the UI ask of a folder of them.
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,13 +76,28 @@ def write_state(
     discriminator: dict[str, Any] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> StatePaths:
-    """Write a state's files (host tensors), each atomically and the state file last; return the paths."""
+    """Write a state's files (host tensors), each atomically and the state file last; return the paths.
+
+    A write that fails (a full disk) removes what it wrote of a numbered state, leaves the previous
+    states as they were, and raises a UserError that says so.
+    """
     paths = state_paths(folder, tag)
-    save_torch(generator, paths.generator)
-    if discriminator is not None:
-        save_torch(discriminator, paths.discriminator)
-    if extra is not None:
-        save_torch(extra, paths.state)
+    written: list[Path] = []
+    try:
+        for payload, path in ((generator, paths.generator), (discriminator, paths.discriminator), (extra, paths.state)):
+            if payload is not None:
+                save_torch(payload, path)
+                written.append(path)
+    except OSError as error:
+        if tag != BEST:  # an incomplete numbered state is never loaded: do not leave its files behind
+            for path in written:
+                path.unlink(missing_ok=True)
+        steps = complete_steps(folder)
+        kept = f"the state of step {steps[-1]} is intact and a new run resumes from it" if steps else "nothing was lost"
+        raise UserError(
+            f"could not save the training state {tag} in {folder}: {error.strerror or error}; {kept}. "
+            "Free some disk space (or lower --keep-last) and start training again"
+        ) from None
     return paths
 
 
@@ -112,6 +128,37 @@ def prune_states(folder: Path, keep_last: int) -> list[int]:
     for stray in folder.glob(".*.tmp"):
         stray.unlink(missing_ok=True)
     return removed
+
+
+def remove_leftovers(folder: Path) -> list[Path]:
+    """Delete what an interrupted save or prune left behind; return what went.
+
+    That is temporary files, and ``G_``/``D_`` files of a step without its state file that this
+    trainer wrote (they record their step): never loaded, they would only accumulate, and the newest
+    would pass for the latest generator. A G/D file from elsewhere (an RVC run) is left alone.
+    """
+    if not folder.is_dir():
+        return []
+    removed = sorted(folder.glob(".*.tmp"))
+    for pattern in (names.GENERATOR_PATTERN, names.DISCRIMINATOR_PATTERN):
+        for path in sorted(folder.glob(pattern)):
+            match = _STEP_FILE.fullmatch(path.name)
+            if match and not state_paths(folder, match.group(1)).state.exists() and _written_by_us(path, match):
+                removed.append(path)
+    for path in removed:
+        path.unlink(missing_ok=True)
+    return removed
+
+
+_STEP_FILE = re.compile(r"[GD]_(\d+)\.pth")
+
+
+def _written_by_us(path: Path, match: re.Match[str]) -> bool:
+    try:  # mmap: only the pickle is read, not the weights
+        payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:  # unreadable: not ours to judge, leave it
+        return False
+    return isinstance(payload, dict) and payload.get("step") == int(match.group(1))
 
 
 @dataclass
@@ -163,6 +210,9 @@ class Checkpoints:
     def complete_steps(self) -> list[int]:
         """Steps of every complete state (a run resumes from the last), oldest first."""
         return complete_steps(self.folder)
+
+    def remove_leftovers(self) -> list[Path]:
+        return remove_leftovers(self.folder)
 
     def can_resume(self) -> bool:
         return bool(self.complete_steps())

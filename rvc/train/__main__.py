@@ -150,6 +150,12 @@ def train_experiment(workspace: Workspace, name: str, device_name: str = "auto")
     except KeyboardInterrupt:
         return 130
     except Exception as error:  # the UI must hear about any failure, with the traceback in the log
+        if _host_out_of_memory(error):  # a batch far too large for the CPU's memory: not a bug
+            message = _host_oom_message(workspace, name)
+            if dist.is_main:
+                progress.emit(ErrorEvent(message=message, detail=(str(error).splitlines() or [""])[0]))
+            print(f"error: {message}", file=sys.stderr)
+            return 2
         traceback.print_exc()
         if dist.is_main:
             progress.emit(ErrorEvent(message=f"training failed: {type(error).__name__}: {error}"))
@@ -201,6 +207,24 @@ def _oom_message(workspace: Workspace, name: str) -> str:
     suggestion = max(1, fits)
     return (
         f"the GPU ran out of memory at batch size {batch}: set --batch-size {suggestion} with "
+        f"`python -m rvc config --experiment {name} --batch-size {suggestion}` and start again "
+        "(the last saved state is intact)"
+    )
+
+
+def _host_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is the host (CPU) allocator refusing memory."""
+    text = str(error)
+    return isinstance(error, MemoryError) or "DefaultCPUAllocator" in text or "can't allocate memory" in text
+
+
+def _host_oom_message(workspace: Workspace, name: str) -> str:
+    from rvc.experiment.config_file import load_config
+
+    batch = load_config(workspace.experiment(name), check=False).train.batch_size
+    suggestion = max(1, min(batch // 2, 8))
+    return (
+        f"the computer ran out of memory at batch size {batch}: set a smaller one with "
         f"`python -m rvc config --experiment {name} --batch-size {suggestion}` and start again "
         "(the last saved state is intact)"
     )

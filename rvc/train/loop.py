@@ -140,6 +140,10 @@ class Trainer:
     def _start_models(self, models: Models) -> None:
         """Resume from the newest complete state, or start from the pretrains (or from scratch)."""
         train = self.config.train
+        if self.dist.is_main and (leftovers := self.checkpoints.remove_leftovers()):
+            self.log(
+                f"removed {len(leftovers)} file(s) an interrupted save left: {', '.join(p.name for p in leftovers)}"
+            )
         steps = self.checkpoints.complete_steps()
         if train.resume and steps:
             loaded = self.checkpoints.load_state(steps[-1])
