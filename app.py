@@ -22,6 +22,11 @@ WARNING: --share opens a public gradio.live link and no --auth is set.
 Anyone with the link can use this app: read your experiments, start training, download models.
 Set a login: python app.py --share --auth USER:PASS (or in the Settings tab, for the next start).
 """
+SHARE_REFUSED = """error: --share (or 'share' in the settings) opens a public gradio.live link, and no login is set:
+anyone with the link could use this app: read your experiments, start training, download models.
+Set a login: python app.py --share --auth USER:PASS (or in the Settings tab), or, if that is really
+meant, add --share-without-auth.
+"""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -33,6 +38,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=7860, help="port to listen on")
     parser.add_argument("--share", action="store_true", default=None, help="also open a public gradio.live link")
     parser.add_argument("--auth", default=None, metavar="USER:PASS", help="ask every page for this login")
+    parser.add_argument(
+        "--share-without-auth", action="store_true", help="allow --share without --auth: anyone with the link gets in"
+    )
     parser.add_argument("--logs-dir", type=Path, default=None, help="experiments folder (default: ./logs)")
     parser.add_argument("--assets-dir", type=Path, default=None, help="weights folder (default: ./assets)")
     parser.add_argument(
@@ -80,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     auth_text = args.auth if args.auth is not None else settings.auth
     auth = tuple(auth_text.split(":", 1)) if auth_text else None
     if share and auth is None:
+        if not args.share_without_auth:
+            print(SHARE_REFUSED, file=sys.stderr, flush=True)
+            return 2
         print(SHARE_WITHOUT_AUTH, file=sys.stderr, flush=True)
 
     from webui import CSS, build_ui, make_theme

@@ -443,3 +443,53 @@ def test_running_out_of_host_memory_is_a_message(configured: Experiment, monkeyp
     monkeypatch.setattr(loop.Trainer, "run", allocate)
     ran = cli(configured.root.parent, "train", "--device", "cpu", "--experiment", "voice")
     ran.refused("ran out of memory at batch size 2", "--batch-size 1")
+
+
+# ------------------------------------------------------------------ the web app
+
+
+def test_the_app_refuses_share_without_a_login_unless_told(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from tests.hostile import ROOT
+
+    command = [sys.executable, str(ROOT / "app.py"), "--share", "--logs-dir", str(tmp_path / "logs")]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "--share-without-auth" in result.stderr and "--auth USER:PASS" in result.stderr
+    assert "Traceback" not in result.stderr and not (tmp_path / "logs").exists()  # refused before anything
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"share": True}, "share: a public link"),
+        ({"logs_dir": "/etc"}, "logs_dir: /etc is a system folder"),
+        ({"logs_dir": "/usr/share/rvc"}, "logs_dir: /usr/share/rvc is a system folder"),
+        ({"assets_dir": "/"}, "assets_dir: / is a system folder"),
+        ({"logs_dir": "{file}/logs"}, "is a file, not a folder"),
+    ],
+)
+def test_the_settings_tab_refuses_a_public_link_without_login_and_system_folders(
+    tmp_path: Path, change: dict[str, Any], words: str
+) -> None:
+    from rvc.experiment import Workspace
+    from webui.context import AppContext
+    from webui.settings import Settings
+    from webui.tabs import settings as tab
+
+    (tmp_path / "a-file").write_text("x")
+    settings_file = tmp_path / "rvc_studio_settings.json"
+    ctx = AppContext.create(Workspace(tmp_path / "logs", tmp_path / "assets"), Settings(), settings_file)
+    values = [getattr(ctx.settings, name) for name in tab.FIELD_ORDER]
+    for name, value in change.items():
+        values[tab.FIELD_ORDER.index(name)] = (
+            value.format(file=tmp_path / "a-file") if isinstance(value, str) else value
+        )
+    message, _, _ = tab.save(ctx, *values, False)
+    assert "Not saved" in message and words in message, message
+    assert not settings_file.exists()
+    values[tab.FIELD_ORDER.index("auth")] = "me:secret"  # with a login, the link is fine
+    if change == {"share": True}:
+        assert "Saved" in tab.save(ctx, *values, False)[0]

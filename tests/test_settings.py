@@ -71,7 +71,7 @@ def test_app_refuses_to_start_with_a_bad_settings_file(tmp_path: Path) -> None:
 
 
 def test_share_without_auth_prints_a_warning(tmp_path: Path) -> None:
-    command = [sys.executable, str(REPO / "app.py"), "--share", "--port", str(free_port())]
+    command = [sys.executable, str(REPO / "app.py"), "--share", "--share-without-auth", "--port", str(free_port())]
     command += ["--logs-dir", str(tmp_path / "logs"), "--assets-dir", str(tmp_path / "assets")]
     process = subprocess.Popen(command, env=app_env(tmp_path), stderr=subprocess.PIPE, text=True)
     try:

@@ -9,6 +9,7 @@ Command-line flags win over the file; the file wins over the defaults here.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -151,6 +152,44 @@ def save_settings(settings: Settings, path: Path) -> None:
     """Validate and write ``settings`` to ``path`` atomically."""
     settings.validate()
     atomic_write_json(path, settings.to_dict())
+
+
+# Folders of the operating system: never a workspace, whoever runs the app (root may write anywhere).
+SYSTEM_FOLDERS = tuple(
+    Path(p)
+    for p in ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run", "/sbin",
+              "/sys", "/usr", "/var/lib", "/var/log", "/System", "/Library")
+)  # fmt: skip
+
+SHARE_NEEDS_LOGIN = (
+    "share: a public link lets anyone with it use the app; set a login (USER:PASS) too, or start the app "
+    "with --share --share-without-auth if that is really meant"
+)
+
+
+def save_problems(settings: Settings, settings_file: Path) -> list[str]:
+    """Return what the Settings tab must not save beyond :meth:`Settings.errors`: a public link without a login,
+    and a folder the app cannot or must not write (a system folder such as /etc)."""
+    problems = [SHARE_NEEDS_LOGIN] if settings.share and not settings.auth else []
+    for name in ("logs_dir", "assets_dir"):
+        text = str(getattr(settings, name)).strip()
+        if text:
+            problem = folder_problem(resolve_folder(settings_file, text))
+            if problem:
+                problems.append(f"{name}: {problem}")
+    return problems
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Say why ``folder`` cannot hold a workspace (a system folder, not writable, a file), or None."""
+    if folder == Path(folder.anchor) or any(folder == p or p in folder.parents for p in SYSTEM_FOLDERS):
+        return f"{folder} is a system folder: choose a folder of your own, e.g. {Path.home() / 'rvc-studio'}"
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), None)
+    if existing is not None and not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    if existing is None or not os.access(existing, os.W_OK | os.X_OK):
+        return f"{folder} cannot be written by this user ({existing} is not writable): choose another folder"
+    return None
 
 
 def resolve_folder(settings_file: Path, text: str) -> Path:

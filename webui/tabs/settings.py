@@ -11,7 +11,7 @@ import gradio as gr
 from rvc.config.train import PRECISIONS
 from rvc.errors import UserError
 from webui.context import AppContext
-from webui.settings import THEMES, WHISPER_MODELS, Settings
+from webui.settings import THEMES, WHISPER_MODELS, Settings, save_problems
 
 NEXT_START = ("logs_dir", "assets_dir", "theme", "share", "auth")  # read once, when the app starts
 FIELD_ORDER = tuple(f.name for f in fields(Settings))
@@ -46,7 +46,7 @@ def save(ctx: AppContext, *values: Any) -> tuple[str, Any, bool]:
         settings = settings_from_form(ctx.settings, *form, remove_login=bool(remove_login))
     except UserError as error:
         return f"⚠️ Not saved: {error}", gr.skip(), gr.skip()
-    problems = settings.errors()
+    problems = settings.errors() + save_problems(settings, ctx.settings_path)
     if problems:
         text = "⚠️ Not saved. Fix these fields:\n" + "\n".join(f"- {problem}" for problem in problems)
         return text, gr.skip(), gr.skip()
@@ -136,7 +136,7 @@ def render(ctx: AppContext) -> None:
         with gr.Column():
             gr.Markdown("### Interface and access")
             theme = gr.Dropdown(list(THEMES), value=s.theme, label="Theme")
-            share = gr.Checkbox(s.share, label="Public share link (gradio.live)", info="set a login too")
+            share = gr.Checkbox(s.share, label="Public share link (gradio.live)", info="needs a login (below)")
             # Never s.auth as the value: a component's value travels to every browser.
             auth = gr.Textbox(
                 "",
