@@ -493,3 +493,39 @@ def test_the_settings_tab_refuses_a_public_link_without_login_and_system_folders
     values[tab.FIELD_ORDER.index("auth")] = "me:secret"  # with a login, the link is fine
     if change == {"share": True}:
         assert "Saved" in tab.save(ctx, *values, False)[0]
+
+
+# ------------------------------------------------------------------ while the experiment trains
+
+
+def test_stages_that_change_an_experiment_refuse_while_it_trains(configured: Experiment, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    # A stand-in trainer: holds the experiment's training lock as rvc.train does, with its pid in it.
+    holder = (
+        "import fcntl, os, sys, time; f = open(sys.argv[1], 'a'); fcntl.flock(f, fcntl.LOCK_EX); "
+        "f.truncate(0); f.write(str(os.getpid())); f.flush(); print('held', flush=True); time.sleep(120)"
+    )
+    trainer = subprocess.Popen(
+        [sys.executable, "-c", holder, str(configured.train_lock)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert trainer.stdout is not None and trainer.stdout.readline().strip() == "held"
+        before = {p: p.read_bytes() for p in configured.root.rglob("*") if p.is_file() and p != configured.train_lock}
+        recordings = tmp_path / "other-recordings"
+        recordings.mkdir()
+        for args in (
+            ["prepare", "--input", str(recordings)],
+            ["extract", "--device", "cpu"],
+            ["config", "--epochs", "5"],
+            ["index"],
+            ["export"],
+        ):
+            ran = cli(configured.root.parent, args[0], "--experiment", "voice", *args[1:])
+            ran.refused("experiment 'voice' is training", f"pid {trainer.pid}", f"{args[0]} would change")
+        after = {p: p.read_bytes() for p in configured.root.rglob("*") if p.is_file() and p != configured.train_lock}
+        assert after == before
+    finally:
+        trainer.kill()
+        trainer.communicate()

@@ -12,7 +12,7 @@ import argparse
 import importlib
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 
@@ -32,6 +32,10 @@ STAGES: dict[str, str] = {
     "infer": "rvc.cli.infer",
     "run": "rvc.cli.run",
 }
+
+
+# Stages that change an experiment's files: never while that experiment trains.
+CHANGE_EXPERIMENT = ("prepare", "extract", "config", "index", "export")
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -65,17 +69,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _refusing_while_training(run: Callable[..., int], stage: str) -> Callable[..., int]:
+    """Return ``run`` refusing to start while the experiment it changes trains (rvc.experiment.lock)."""
+
+    def refusing(args: argparse.Namespace, workspace: Workspace, *rest: object) -> int:
+        from rvc.experiment.lock import refuse_while_training
+
+        refuse_while_training(workspace.experiment(args.experiment), stage)
+        return run(args, workspace, *rest)
+
+    return refusing
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, run the chosen stage and return its exit status."""
     args = build_parser().parse_args(argv)
     workspace = Workspace(logs_dir=args.logs_dir.resolve(), assets_dir=args.assets_dir.resolve())
     module = _stage_module(args.stage)
+    run = _refusing_while_training(module.run, args.stage) if args.stage in CHANGE_EXPERIMENT else module.run
     try:
         if getattr(module, "PROGRESS", False):
             from rvc.cli.progress import run_stage
 
-            return run_stage(module.run, args.stage, args, workspace)
-        return int(module.run(args, workspace))
+            return run_stage(run, args.stage, args, workspace)
+        return int(run(args, workspace))
     except UserError as error:
         if args.debug:
             traceback.print_exc()

@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import fcntl
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rvc.errors import UserError
+
+if TYPE_CHECKING:
+    from rvc.experiment.folder import Experiment
 
 
 def is_held(path: Path) -> bool:
@@ -38,3 +44,17 @@ def holder_pid(path: Path) -> int | None:
     except OSError:
         return None
     return int(text) if text.isdigit() else None
+
+
+def refuse_while_training(experiment: Experiment, stage: str) -> None:
+    """Raise UserError naming the running trainer when ``experiment`` trains: ``stage`` would change its files."""
+    path = experiment.train_lock
+    if not is_held(path):
+        return
+    pid = holder_pid(path)
+    who = f"pid {pid}" if pid is not None else "another process"
+    raise UserError(
+        f"experiment '{experiment.name}' is training ({who}, holding {path}): {stage} would change the files "
+        "it reads. Stop that run first (Ctrl-C where it runs, or Stop in the Train tab; it saves and resumes "
+        "later), or wait for it to finish"
+    )
