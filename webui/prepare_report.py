@@ -81,8 +81,8 @@ def pitch_histogram(experiment: Experiment, clips: list[str]) -> PitchHistogram 
             missing += 1
             continue
         read += 1
-        frames = np.asarray(f0, dtype=np.float64).ravel()
-        frames = frames[np.isfinite(frames) & (frames > 0)]
+        every_frame = np.asarray(f0, dtype=np.float64).ravel()
+        frames = every_frame[np.isfinite(every_frame) & (every_frame > 0)]
         voiced.append(frames)
         counts += np.histogram(np.clip(frames, edges[0], edges[-1]), bins=edges)[0]
     if not read:

@@ -54,8 +54,8 @@ def render(ctx: AppContext) -> None:
     start = handlers.defaults(settings.default_device, settings.whisper_model, settings.whisper_language)
     fields: dict[str, gr.components.Component] = {}
 
-    def number(key: str, whole: bool = False, **kwargs: Any) -> None:
-        info = HELP.get(key)
+    def number(key: str, info: str | None = None, whole: bool = False, **kwargs: Any) -> None:
+        info = info or HELP.get(key)
         fields[key] = gr.Number(start[key], label=LABELS[key], info=info, precision=0 if whole else None, **kwargs)
 
     gr.Markdown(INTRO)

@@ -8,6 +8,7 @@ from typing import Any
 
 import gradio as gr
 
+from rvc.choices import F0Method
 from rvc.errors import UserError
 from rvc.f0 import F0_METHODS
 from rvc.infer.pipeline import ConvertOptions
@@ -102,7 +103,7 @@ def render(ctx: AppContext) -> None:
         encoder: str,
         clip_path: str | None,
         semitones: float,
-        method: str,
+        method: F0Method,  # one of the dropdown's F0_METHODS
         rate: float,
         protection: float,
         mix: float,
