@@ -15,7 +15,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
@@ -27,6 +27,7 @@ from rvc.experiment import AssetDir, Experiment
 from rvc.experiment.dataset import DatasetReport
 from rvc.experiment.features import FailedClip, FeaturesReport
 from rvc.fileio import atomic_save_npy, atomic_write_json, read_json, sha256_file, sha256_json
+from rvc.jobs.process import worker_pool
 from rvc.jobs.reporter import PrintReporter, Reporter
 from rvc.settings import check_declared, setting
 
@@ -230,7 +231,8 @@ def _extract_f0(
         context = multiprocessing.get_context("spawn")  # fork after torch threads exist can deadlock
         init_args = (options.f0_method, str(assets.root), options.f0_min, options.f0_max)
         pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_f0_worker, initargs=init_args)
-        try:
+        # On a stop or an error the workers are killed: their chunks are not waited for.
+        with worker_pool(pool):
             chunksize = max(1, min(16, len(paths) // (workers * 4)))
             for name, result in zip(clips, pool.map(_f0_worker, paths, chunksize=chunksize), strict=True):
                 if isinstance(result, str):
@@ -239,9 +241,6 @@ def _extract_f0(
                     _write_f0(experiment, name, result)
                     on_done(name, None)
                 bar.update(1)
-        finally:
-            # On an error (or Ctrl-C) drop the queued clips instead of finishing them.
-            pool.shutdown(wait=True, cancel_futures=True)
     finally:
         bar.close()
 
@@ -333,8 +332,9 @@ def _clip_frames(experiment: Experiment, name: str) -> int:
 # --- the stage ----------------------------------------------------------
 
 
-def _remove_stale(experiment: Experiment, keep: set[str]) -> int:
-    """Delete feature files of clips that are no longer in the dataset."""
+def _forget_removed_clips(experiment: Experiment, manifest: _Manifest, clips: list[str]) -> int:
+    """Delete the feature files and manifest entries of clips no longer in the dataset; return the files removed."""
+    keep = set(clips)
     removed = 0
     for folder in (experiment.f0_dir, experiment.f0_coarse_dir, experiment.features_dir):
         if not folder.is_dir():
@@ -343,7 +343,80 @@ def _remove_stale(experiment: Experiment, keep: set[str]) -> int:
             if path.stem not in keep:
                 path.unlink(missing_ok=True)
                 removed += 1
+    for name in list(manifest.entries):
+        if name not in keep:
+            del manifest.entries[name]
     return removed
+
+
+@dataclass
+class _Plan:
+    """What a run computes: the clips each part needs, and the clips that failed (clip -> reason)."""
+
+    f0_key: str  # the f0 settings' hash, kept per clip in the manifest
+    content_key: str  # the embedder's hash, likewise
+    need_f0: list[str] = field(default_factory=list)
+    need_content: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def nothing_to_do(self) -> bool:
+        return not self.need_f0 and not self.need_content
+
+    def cached(self, clips: list[str]) -> int:
+        """Count the clips this run neither computes nor lists as failed."""
+        busy = set(self.need_f0) | set(self.need_content) | set(self.failed)
+        return sum(1 for name in clips if name not in busy)
+
+
+def _plan(experiment: Experiment, manifest: _Manifest, clips: list[str], options: ExtractOptions) -> _Plan:
+    """Find the clips whose audio, settings or files changed since the manifest recorded them."""
+    plan = _Plan(
+        f0_key=sha256_json({"method": options.f0_method, "f0_min": options.f0_min, "f0_max": options.f0_max}),
+        content_key=sha256_json({"embedder": _embedder_identity(options.embedder)}),
+    )
+    for name in clips:
+        audio_path = experiment.clip_audio_16k(name)
+        if not audio_path.is_file():
+            plan.failed[name] = f"missing {audio_path}: prepare the dataset again"
+            continue
+        audio_sha = sha256_file(audio_path)
+        entry = manifest.entries.get(name)
+        if entry is None or entry.audio_sha256 != audio_sha:
+            entry = manifest.entries[name] = _ClipEntry(audio_sha)
+        f0_stale = entry.f0_key != plan.f0_key or not (
+            experiment.clip_f0(name).is_file() and experiment.clip_f0_coarse(name).is_file()
+        )
+        content_stale = entry.content_key != plan.content_key or not experiment.clip_features(name).is_file()
+        if f0_stale and options.only in ("all", "f0"):
+            plan.need_f0.append(name)
+        if content_stale and options.only in ("all", "content"):
+            plan.need_content.append(name)
+    return plan
+
+
+@dataclass
+class _Recorder:
+    """Record each clip a part finishes: its key in the manifest and a count in the report, or its failure."""
+
+    plan: _Plan
+    manifest: _Manifest
+    report: FeaturesReport
+
+    def f0_done(self, name: str, error: str | None) -> None:
+        if error is not None:
+            self.plan.failed[name] = f"f0: {error}"
+            return
+        self.manifest.entries[name].f0_key = self.plan.f0_key
+        self.report.f0_computed += 1
+        self.manifest.touched()
+
+    def content_done(self, name: str, error: str | None) -> None:
+        if error is not None:
+            self.plan.failed[name] = f"content: {error}"
+            return
+        self.manifest.entries[name].content_key = self.plan.content_key
+        self.report.content_computed += 1
+        self.manifest.touched()
 
 
 def extract_features(
@@ -371,103 +444,27 @@ def extract_features(
     started = time.perf_counter()
 
     manifest = _Manifest(experiment.extract_manifest)
-    removed = _remove_stale(experiment, set(clips))
-    for name in list(manifest.entries):
-        if name not in clips:
-            del manifest.entries[name]
-
-    f0_key = sha256_json({"method": options.f0_method, "f0_min": options.f0_min, "f0_max": options.f0_max})
-    content_key = sha256_json({"embedder": _embedder_identity(options.embedder)})
-    need_f0: list[str] = []
-    need_content: list[str] = []
-    failed: dict[str, str] = {}
-    for name in clips:
-        audio_path = experiment.clip_audio_16k(name)
-        if not audio_path.is_file():
-            failed[name] = f"missing {audio_path}: prepare the dataset again"
-            continue
-        audio_sha = sha256_file(audio_path)
-        entry = manifest.entries.get(name)
-        if entry is None or entry.audio_sha256 != audio_sha:
-            entry = manifest.entries[name] = _ClipEntry(audio_sha)
-        f0_stale = entry.f0_key != f0_key or not (
-            experiment.clip_f0(name).is_file() and experiment.clip_f0_coarse(name).is_file()
-        )
-        content_stale = entry.content_key != content_key or not experiment.clip_features(name).is_file()
-        if f0_stale and options.only in ("all", "f0"):
-            need_f0.append(name)
-        if content_stale and options.only in ("all", "content"):
-            need_content.append(name)
-    report.cached = sum(1 for n in clips if n not in need_f0 and n not in need_content and n not in failed)
+    removed = _forget_removed_clips(experiment, manifest, clips)
+    plan = _plan(experiment, manifest, clips, options)
+    report.cached = plan.cached(clips)
     report.seconds["scan"] = time.perf_counter() - started
 
-    if not need_f0 and not need_content:
+    if plan.nothing_to_do():
         manifest.save()
         log(
             f"nothing to do: features of all {report.cached} clips are up to date"
             + (f" ({removed} stale files removed)" if removed else "")
         )
-        report.failed = [FailedClip(n, r) for n, r in failed.items()]
+        report.failed = [FailedClip(n, r) for n, r in plan.failed.items()]
         _write_report(experiment, report, clips)
         return report
 
-    def f0_done(name: str, error: str | None) -> None:
-        if error is not None:
-            failed[name] = f"f0: {error}"
-            return
-        manifest.entries[name].f0_key = f0_key
-        report.f0_computed += 1
-        manifest.touched()
-
-    def content_done(name: str, error: str | None) -> None:
-        if error is not None:
-            failed[name] = f"content: {error}"
-            return
-        manifest.entries[name].content_key = content_key
-        report.content_computed += 1
-        manifest.touched()
-
-    # The embedder loads on a thread while pitch runs (importing transformers and reading the weights
-    # take seconds); a missing weight file still stops the stage at once: f0_done checks the loader.
-    stage_start = time.perf_counter()
-    loader = ThreadPoolExecutor(max_workers=1)
-    embedder_future = None
-    if need_content:
-        from rvc.features.embedder import FEATURE_DIM, load_embedder  # content_768: what v2 trains on
-
-        embedder_dtype = _embedder_dtype(options.precision, device)
-        embedder_future = loader.submit(
-            load_embedder, options.embedder, assets, device, embedder_dtype, feature_dim=FEATURE_DIM
-        )
-    estimator = None
-    if need_f0:
-        from rvc.f0 import create_f0_estimator
-
-        estimator = create_f0_estimator(options.f0_method, assets, device, options.f0_min, options.f0_max)
-    report.seconds["load_f0_model"] = time.perf_counter() - stage_start
-
-    def f0_done_checked(name: str, error: str | None) -> None:
-        if embedder_future is not None and embedder_future.done() and embedder_future.exception() is not None:
-            raise cast(BaseException, embedder_future.exception())
-        f0_done(name, error)
-
     try:
-        if need_f0:
-            stage_start = time.perf_counter()
-            _extract_f0(experiment, assets, need_f0, options, device, f0_done_checked, estimator, reporter)
-            report.seconds["f0"] = time.perf_counter() - stage_start
-        if embedder_future is not None:
-            stage_start = time.perf_counter()
-            embedder = embedder_future.result()
-            report.seconds["wait_for_embedder"] = time.perf_counter() - stage_start
-            stage_start = time.perf_counter()
-            _extract_content(experiment, need_content, options, content_done, embedder, reporter)
-            report.seconds["content"] = time.perf_counter() - stage_start
+        _compute(experiment, assets, options, device, _Recorder(plan, manifest, report), reporter)
     finally:
-        loader.shutdown(wait=False, cancel_futures=True)
         manifest.save()
     report.seconds["total"] = time.perf_counter() - started
-    report.failed = [FailedClip(n, r) for n, r in sorted(failed.items())]
+    report.failed = [FailedClip(n, r) for n, r in sorted(plan.failed.items())]
     _write_report(experiment, report, clips)
     log(
         f"extracted f0 for {report.f0_computed} and content for {report.content_computed} clips "
@@ -476,6 +473,58 @@ def extract_features(
     for failure in report.failed:
         log(f"  failed: {failure.clip}: {failure.reason}")
     return report
+
+
+def _compute(
+    experiment: Experiment,
+    assets: AssetDir,
+    options: ExtractOptions,
+    device: str,
+    recorder: _Recorder,
+    reporter: Reporter,
+) -> None:
+    """Run the pitch part, then the content part, timing each in the report.
+
+    The embedder loads on a thread while pitch runs (importing transformers and reading the weights
+    take seconds); a missing weight file still stops the stage at once: each finished f0 clip checks the loader.
+    """
+    plan, seconds = recorder.plan, recorder.report.seconds
+    stage_start = time.perf_counter()
+    loader = ThreadPoolExecutor(max_workers=1)
+    embedder_future = None
+    if plan.need_content:
+        from rvc.features.embedder import FEATURE_DIM, load_embedder  # content_768: what v2 trains on
+
+        embedder_dtype = _embedder_dtype(options.precision, device)
+        embedder_future = loader.submit(
+            load_embedder, options.embedder, assets, device, embedder_dtype, feature_dim=FEATURE_DIM
+        )
+    estimator = None
+    if plan.need_f0:
+        from rvc.f0 import create_f0_estimator
+
+        estimator = create_f0_estimator(options.f0_method, assets, device, options.f0_min, options.f0_max)
+    seconds["load_f0_model"] = time.perf_counter() - stage_start
+
+    def f0_done_checked(name: str, error: str | None) -> None:
+        if embedder_future is not None and embedder_future.done() and embedder_future.exception() is not None:
+            raise cast(BaseException, embedder_future.exception())
+        recorder.f0_done(name, error)
+
+    try:
+        if plan.need_f0:
+            stage_start = time.perf_counter()
+            _extract_f0(experiment, assets, plan.need_f0, options, device, f0_done_checked, estimator, reporter)
+            seconds["f0"] = time.perf_counter() - stage_start
+        if embedder_future is not None:
+            stage_start = time.perf_counter()
+            embedder = embedder_future.result()
+            seconds["wait_for_embedder"] = time.perf_counter() - stage_start
+            stage_start = time.perf_counter()
+            _extract_content(experiment, plan.need_content, options, recorder.content_done, embedder, reporter)
+            seconds["content"] = time.perf_counter() - stage_start
+    finally:
+        loader.shutdown(wait=False, cancel_futures=True)
 
 
 def _write_report(experiment: Experiment, report: FeaturesReport, clips: list[str]) -> None:
