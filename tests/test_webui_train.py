@@ -225,6 +225,19 @@ def test_registry_reports_a_trainer_that_dies_before_training(tmp_path: Path) ->
     assert view.console[-1] == "cannot import something"
 
 
+def test_registry_says_a_stop_came_while_the_trainer_was_starting(tmp_path: Path) -> None:
+    workspace = Workspace(tmp_path / "logs", tmp_path / "assets")
+    write_tiny_config(make_extracted_experiment(workspace.logs_dir, "voice"))
+    jobs = JobRegistry(workspace)
+    loading = [sys.executable, "-c", "import time; print('loading', flush=True); time.sleep(60)"]  # no handler yet
+    jobs.start("voice", TrainCommand(loading, {}))
+    assert jobs.stop("voice", wait=True)
+    wait_until(lambda: not jobs.job("voice").running(), 30, "the process to end")
+    view = jobs.job("voice").view(10, False)
+    assert view.status == "stopped while starting" and view.finished
+    assert "nothing was trained or saved" in view.headline
+
+
 def test_decimate_keeps_the_last_point() -> None:
     many = [Point(i, float(i)) for i in range(10_001)]
     kept = decimate(many, limit=1000)

@@ -34,6 +34,7 @@ class Job:
         self.started_since_launch = False  # a start event came after launch_offset
         self.exit_code: int | None = None  # of the trainer this app started, once it has ended
         self.stopping = False
+        self.stop_requested = False  # a Stop since this app's last launch
         self.version = 0
         self.lock = threading.Lock()
 
@@ -69,7 +70,9 @@ class Job:
                 return "stopping"
             return "starting" if stale or state.start is None else "running"
         if stale and self.exit_code is not None:
-            return "failed"  # it ended before it started training: an import error, a bad config, ...
+            # It ended before it started training: stopped while loading (a SIGTERM before the
+            # trainer installs its handler ends it at once, with nothing to save), or failed.
+            return "stopped while starting" if self.stop_requested else "failed"
         if state.failed:
             return "failed"
         if state.done is not None:
@@ -131,6 +134,7 @@ class JobRegistry:
             job.launch_offset = job.offset
             job.started_since_launch = False
             job.exit_code = None
+            job.stop_requested = False
             job.state.error = None  # an older run's failure; this launch reports its own
             job.process = launcher.start(self.workspace, name, command)
             job.stopping = False
@@ -147,6 +151,7 @@ class JobRegistry:
             if not job.running():
                 return False
             job.stopping = True
+            job.stop_requested = True
             job.version += 1
             process = job.process
 

@@ -142,7 +142,7 @@ class TrainView:
 
     @property
     def finished(self) -> bool:
-        return self.status in ("finished", "stopped", "failed", "interrupted")
+        return self.status in ("finished", "stopped", "stopped while starting", "failed", "interrupted")
 
 
 def _display_curves(state: RunState) -> dict[str, list[Point]]:
@@ -172,6 +172,8 @@ def _headline(name: str, status: str, state: RunState, exit_code: int | None) ->
         + ".",
         "stopped": f"{name}: stopped at step {done.step} (epoch {(state.last_step or done).epoch}). "
         "Resume continues from there.",
+        "stopped while starting": f"{name}: stopped while the trainer was still starting, before its first "
+        "step: nothing was trained or saved by this launch. Start again when ready.",
         "failed": f"{name}: failed: "
         + (error or f"the trainer exited with status {exit_code} before training (the console says why)"),
         "interrupted": f"{name}: the trainer ended without saying why (see the console). Resume continues "
