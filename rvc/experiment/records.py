@@ -104,23 +104,32 @@ def _convert(kind: Any, value: Any, where: str) -> Any:
         if value in args:
             return value
         raise _Mismatch(where, " or ".join(repr(a) for a in args), value)
-    if origin is tuple:  # JSON has no tuples: a list, of any length for tuple[X, ...]
-        if not isinstance(value, list | tuple):
-            raise _Mismatch(where, "a list")
-        kinds = [args[0]] * len(value) if len(args) == 2 and args[1] is Ellipsis else list(args)
-        if len(kinds) != len(value):
-            raise _Mismatch(where, f"a list of {len(kinds)} values")
-        return tuple(_convert(k, item, f"{where}[{i}]") for i, (k, item) in enumerate(zip(kinds, value, strict=True)))
-    if origin is list:
-        if not isinstance(value, list):
-            raise _Mismatch(where, "a list")
-        return [_convert(args[0], item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if origin in (tuple, list, dict):
+        return _convert_container(origin, args, value, where)
+    if dataclasses.is_dataclass(kind):
+        return _build(kind, value, f"{where}.")  # type: ignore[arg-type]
+    return _convert_scalar(kind, value, where)
+
+
+def _convert_container(origin: type, args: tuple[Any, ...], value: Any, where: str) -> Any:
+    """Convert a JSON list to a tuple or list of ``args``, or a JSON object to a dict of ``args[1]``."""
     if origin is dict:
         if not isinstance(value, dict):
             raise _Mismatch(where, "an object")
         return {key: _convert(args[1], item, f"{where}.{key}") for key, item in value.items()}
-    if dataclasses.is_dataclass(kind):
-        return _build(kind, value, f"{where}.")  # type: ignore[arg-type]
+    accepted = (list, tuple) if origin is tuple else list
+    if not isinstance(value, accepted):
+        raise _Mismatch(where, "a list")
+    if origin is list:
+        return [_convert(args[0], item, f"{where}[{i}]") for i, item in enumerate(value)]
+    # JSON has no tuples: a list, of any length for tuple[X, ...]
+    kinds = [args[0]] * len(value) if len(args) == 2 and args[1] is Ellipsis else list(args)
+    if len(kinds) != len(value):
+        raise _Mismatch(where, f"a list of {len(kinds)} values")
+    return tuple(_convert(k, item, f"{where}[{i}]") for i, (k, item) in enumerate(zip(kinds, value, strict=True)))
+
+
+def _convert_scalar(kind: Any, value: Any, where: str) -> Any:
     if kind is type(None):
         if value is None:
             return None
