@@ -10,6 +10,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 
 from rvc.data.process import SourceJob, SourceResult, process_source
+from rvc.jobs.process import worker_pool
 from rvc.jobs.reporter import Reporter
 
 
@@ -38,7 +39,9 @@ def run_jobs(jobs: list[SourceJob], workers: int, reporter: Reporter) -> Iterato
         # spawn, not fork: the parent may hold torch/CUDA state (denoise device probe) that fork would corrupt.
         context = multiprocessing.get_context("spawn")
         pool = ProcessPoolExecutor(workers, context, _init_worker, (max(1, cores // workers),))
-        try:
+        # Stopped (SIGTERM, Ctrl-C) or failed: the workers are killed, not waited for (a long recording
+        # would hold a Stop for its whole length); their temporary files go with the next run's sweep.
+        with worker_pool(pool):
             futures = {pool.submit(process_source, job): job for job in jobs}
             for future in as_completed(futures):
                 job = futures[future]
@@ -49,8 +52,5 @@ def run_jobs(jobs: list[SourceJob], workers: int, reporter: Reporter) -> Iterato
                     result = SourceResult(job.path, job.sha256, ok=False, reason=reason, retry=True)
                 yield job, result
                 bar.update()
-        finally:
-            # Stopped (SIGTERM, Ctrl-C) or failed: drop the queued files instead of finishing them all.
-            pool.shutdown(wait=True, cancel_futures=True)
     finally:
         bar.close()

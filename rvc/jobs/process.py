@@ -14,7 +14,9 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,6 +52,27 @@ def spawn(argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = N
             env=child_env(env or {}),
             start_new_session=True,
         )
+
+
+@contextmanager
+def worker_pool(pool: ProcessPoolExecutor) -> Iterator[ProcessPoolExecutor]:
+    """Yield ``pool`` and shut it down; on a stop (SIGTERM, Ctrl-C) or an error, kill its workers first.
+
+    Waiting for the work they hold (a chunk of clips, a long recording) would make a Stop take as
+    long as that work, past the launcher's grace and into a SIGKILL of the whole job; their results
+    would be dropped anyway. Workers only compute, or write through temporary files that the next
+    run removes, so nothing half-written is left.
+    """
+    try:
+        yield pool
+    except BaseException:
+        # ProcessPoolExecutor has no terminate_workers() before Python 3.14.
+        for worker in list(getattr(pool, "_processes", None) or {}):  # pid -> Process
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker, signal.SIGKILL)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass(frozen=True)
