@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from webui import prepare_handlers as handlers
-from webui.job_panel import render_panel, start_handler, wire_panel
+from webui.job_panel import JobPanel, render_panel, start_handler, wire_panel
 from webui.prepare_handlers import HELP, LABELS
 from webui.prepare_report import REJECTED_HEADERS, report_view
 
 if TYPE_CHECKING:
     import gradio as gr
 
+    from rvc.experiment import Workspace
     from webui.context import AppContext
 
 INTRO = (
@@ -43,22 +45,69 @@ def render(ctx: AppContext) -> None:
     """Draw the tab inside the current ``gr.Tab`` and wire its buttons to the handlers."""
     import gradio as gr
 
-    from rvc.audio import AUDIO_EXTENSIONS
-    from rvc.choices import F0_METHODS, INFERENCE_PRECISIONS, SAMPLE_RATES
-    from rvc.data.options import CUT_MODES, NORMALIZE_MODES, WAV_FORMATS
-    from rvc.experiment.names import sample_rate_tag
-    from rvc.features.embedder import EMBEDDERS
-    from webui.settings import WHISPER_MODELS
-
     settings = ctx.settings
-    start = handlers.defaults(settings.default_device, settings.whisper_model, settings.whisper_language)
-    fields: dict[str, gr.components.Component] = {}
-
-    def number(key: str, info: str | None = None, whole: bool = False, **kwargs: Any) -> None:
-        info = info or HELP.get(key)
-        fields[key] = gr.Number(start[key], label=LABELS[key], info=info, precision=0 if whole else None, **kwargs)
-
+    form = _Form(handlers.defaults(settings.default_device, settings.whisper_model, settings.whisper_language))
     gr.Markdown(INTRO)
+    experiment = _draw_experiment(form)
+    gr.Markdown("### 1. Recordings")
+    _draw_recordings(form)
+    _draw_slicing(form)
+    _draw_validation(form)
+    prepare_button = gr.Button("Prepare dataset", variant="primary")
+    whisper_buttons = _draw_whisper(form)
+    gr.Markdown("### 2. Features")
+    _draw_features(form)
+    extract_button = gr.Button("Extract features", variant="primary")
+    panel = render_panel()  # the stage job's bars, log and Stop: a reload or a restart draws the same job
+    report = _draw_report(ctx.workspace)
+
+    stage_buttons: list[tuple[gr.Button, handlers.Mode | None]] = [
+        (prepare_button, "prepare"),
+        *whisper_buttons,
+        (extract_button, None),
+    ]
+    _wire_stages(ctx, form, stage_buttons, panel)
+    _wire_report(ctx, experiment, report, panel)
+
+
+class _Form:
+    """The stage options' widgets by option name, drawn with the values in ``start``."""
+
+    def __init__(self, start: dict[str, Any]) -> None:
+        self.start = start
+        self.fields: dict[str, gr.components.Component] = {}
+
+    def number(self, key: str, info: str | None = None, whole: bool = False, **kwargs: Any) -> None:
+        import gradio as gr
+
+        self.fields[key] = gr.Number(
+            self.start[key],
+            label=LABELS[key],
+            info=info or HELP.get(key),
+            precision=0 if whole else None,
+            **kwargs,
+        )
+
+
+@dataclass
+class _Report:
+    refresh: gr.Button
+    summary: gr.Markdown
+    pitch: gr.Plot  # shown only when there is a pitch histogram
+    rejected: gr.Dataframe  # shown only when it has rows
+
+    def outputs(self) -> list[gr.components.Component]:
+        return [self.summary, self.pitch, self.rejected]
+
+
+def _draw_experiment(form: _Form) -> gr.Textbox:
+    """Draw the experiment's name, sample rate and device; return the name's box."""
+    import gradio as gr
+
+    from rvc.choices import SAMPLE_RATES
+    from rvc.experiment.names import sample_rate_tag
+
+    fields, start = form.fields, form.start
     with gr.Row():
         experiment = fields["experiment"] = gr.Textbox(
             label=LABELS["experiment"],
@@ -79,8 +128,15 @@ def render(ctx: AppContext) -> None:
             label=LABELS["device"],
             info=HELP["device"],
         )
+    return experiment
 
-    gr.Markdown("### 1. Recordings")
+
+def _draw_recordings(form: _Form) -> None:
+    import gradio as gr
+
+    from rvc.audio import AUDIO_EXTENSIONS
+
+    fields = form.fields
     with gr.Row(equal_height=True):
         with gr.Column():
             fields["folders"] = gr.Textbox(
@@ -103,6 +159,13 @@ def render(ctx: AppContext) -> None:
                 height=190,
             )
 
+
+def _draw_slicing(form: _Form) -> None:
+    import gradio as gr
+
+    from rvc.data.options import CUT_MODES, NORMALIZE_MODES, WAV_FORMATS
+
+    fields, start, number = form.fields, form.start, form.number
     with gr.Accordion("Slicing and cleaning", open=False):
         with gr.Row():
             fields["cut"] = gr.Radio(
@@ -142,16 +205,26 @@ def render(ctx: AppContext) -> None:
             )
             number("workers", whole=True, minimum=0)
 
+
+def _draw_validation(form: _Form) -> None:
+    import gradio as gr
+
     with gr.Accordion("Validation split", open=False), gr.Row():
-        fields["validation"] = gr.Textbox(
-            start["validation"],
+        form.fields["validation"] = gr.Textbox(
+            form.start["validation"],
             label=LABELS["validation"],
             info=HELP["validation"],
         )
-        number("validation_min_seconds")
+        form.number("validation_min_seconds")
 
-    prepare_button = gr.Button("Prepare dataset", variant="primary")
 
+def _draw_whisper(form: _Form) -> list[tuple[gr.Button, handlers.Mode]]:
+    """Draw Whisper's options and buttons; return each button with the prepare mode it starts."""
+    import gradio as gr
+
+    from webui.settings import WHISPER_MODELS
+
+    fields, start = form.fields, form.start
     with gr.Accordion("Whisper transcription (optional, instead of Prepare dataset)", open=False):
         gr.Markdown(WHISPER_NOTE)
         with gr.Row():
@@ -172,15 +245,23 @@ def render(ctx: AppContext) -> None:
                 start["slice_by_whisper"], label=LABELS["slice_by_whisper"], info="else cut at silences"
             )
         with gr.Row():
-            number("slice_start_offset", "added to each segment's start (negative: earlier)")
-            number("slice_end_offset", "added to each segment's end (positive: keep a tail)")
+            form.number("slice_start_offset", "added to each segment's start (negative: earlier)")
+            form.number("slice_end_offset", "added to each segment's end (positive: keep a tail)")
         gr.Markdown(BUTTON_HELP)
         with gr.Row():
             transcribe = gr.Button("Transcribe and process")
             reslice = gr.Button("(Re)slice")
             recreate = gr.Button("(Re)create datasets")
+    return [(transcribe, "transcribe"), (reslice, "reslice"), (recreate, "recreate")]
 
-    gr.Markdown("### 2. Features")
+
+def _draw_features(form: _Form) -> None:
+    import gradio as gr
+
+    from rvc.choices import F0_METHODS, INFERENCE_PRECISIONS
+    from rvc.features.embedder import EMBEDDERS
+
+    fields, start, number = form.fields, form.start, form.number
     with gr.Row():
         fields["f0_method"] = gr.Dropdown(
             list(F0_METHODS), value=start["f0_method"], label=LABELS["f0_method"], info=HELP["f0_method"], scale=2
@@ -204,15 +285,16 @@ def render(ctx: AppContext) -> None:
         number("extract_workers", whole=True, minimum=0)
         number("f0_min")
         number("f0_max")
-    extract_button = gr.Button("Extract features", variant="primary")
 
-    panel = render_panel()  # the stage job's bars, log and Stop: a reload or a restart draws the same job
+
+def _draw_report(workspace: Workspace) -> _Report:
+    import gradio as gr
 
     with gr.Row():
         gr.Markdown("### Dataset report")
         refresh = gr.Button("Refresh report", size="sm", scale=0, min_width=140)
     with gr.Row(equal_height=False):
-        summary = gr.Markdown(report_view(ctx.workspace, "")[0])
+        summary = gr.Markdown(report_view(workspace, "")[0])
         pitch = gr.Plot(label="Pitch distribution", show_label=False, visible=False)
     rejected = gr.Dataframe(
         headers=REJECTED_HEADERS,
@@ -223,35 +305,38 @@ def render(ctx: AppContext) -> None:
         column_widths=["35%", "15%", "50%"],
         visible=False,
     )
+    return _Report(refresh, summary, pitch, rejected)
 
-    keys = list(fields)
-    inputs = list(fields.values())
-    report_outputs = [summary, pitch, rejected]
+
+def _wire_stages(
+    ctx: AppContext, form: _Form, buttons: list[tuple[gr.Button, handlers.Mode | None]], panel: JobPanel
+) -> None:
+    """Start each button's stage as a job (a child process); the launcher refuses one that would collide."""
+    keys = list(form.fields)
+
+    def request(mode: handlers.Mode | None) -> Callable[..., handlers.StageRequest]:
+        def build(*values: Any) -> handlers.StageRequest:
+            form_values = dict(zip(keys, values, strict=True))
+            if mode is None:
+                return handlers.extract_request(ctx.workspace, ctx.paths, form_values)
+            return handlers.prepare_request(ctx.workspace, ctx.paths, form_values, mode)
+
+        return build
+
+    inputs = list(form.fields.values())
+    for button, mode in buttons:
+        button.click(start_handler(ctx.stage_jobs, request(mode)), inputs=inputs, outputs=panel.notice)
+
+
+def _wire_report(ctx: AppContext, experiment: gr.Textbox, report: _Report, panel: JobPanel) -> None:
+    """Redraw the job panel and the report for the experiment named, on a timer and when the name is entered."""
+    import gradio as gr
 
     def shown(name: str) -> tuple[Any, ...]:
         # The plot and the table show only when they have something to show.
         text, figure, rows = report_view(ctx.workspace, name)
         return text, gr.update(value=figure, visible=figure is not None), gr.update(value=rows, visible=bool(rows))
 
-    def request(mode: str | None) -> Callable[..., handlers.StageRequest]:
-        def build(*values: Any) -> handlers.StageRequest:
-            form = dict(zip(keys, values, strict=True))
-            if mode is None:
-                return handlers.extract_request(ctx.workspace, ctx.paths, form)
-            return handlers.prepare_request(ctx.workspace, ctx.paths, form, mode)  # type: ignore[arg-type]
-
-        return build
-
-    for button, mode in (
-        (prepare_button, "prepare"),
-        (transcribe, "transcribe"),
-        (reslice, "reslice"),
-        (recreate, "recreate"),
-        (extract_button, None),
-    ):
-        # Each stage runs as a job (a child process); the launcher refuses one that would collide.
-        button.click(start_handler(ctx.stage_jobs, request(mode)), inputs=inputs, outputs=panel.notice)
-    wire_panel(panel, ctx.stage_jobs, experiment, report_outputs, shown)
-
-    for event in (experiment.submit, experiment.blur, refresh.click):
-        event(shown, inputs=experiment, outputs=report_outputs)
+    wire_panel(panel, ctx.stage_jobs, experiment, report.outputs(), shown)
+    for event in (experiment.submit, experiment.blur, report.refresh.click):
+        event(shown, inputs=experiment, outputs=report.outputs())
