@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rvc.errors import UserError
@@ -46,10 +47,52 @@ def render(ctx: AppContext) -> None:
     from gradio.context import Context
 
     tab = Context.block  # the gr.Tab this tab is drawn in: its select event refreshes the lists
-    experiments = handlers.list_experiments(ctx.workspace)
-    fields: dict[str, gr.components.Component] = {}
-
     gr.Markdown(INTRO)
+    chooser = _draw_chooser(handlers.list_experiments(ctx.workspace))
+    pretrains = _draw_pretrains()
+    fields: dict[str, gr.components.Component] = {**pretrains.fields, **_draw_sections()}
+    with gr.Row():
+        validate_button = gr.Button("Validate")
+        save_button = gr.Button("Save configuration", variant="primary")
+    result = gr.Markdown()
+    actions = _Actions(validate_button, save_button, result)
+    _wire(_Handlers(ctx, list(fields)), tab if isinstance(tab, gr.Tab) else None, chooser, pretrains, fields, actions)
+
+
+@dataclass
+class _Chooser:
+    """The experiment, its preset, and where its settings come from."""
+
+    experiment: gr.Dropdown
+    sample_rate: gr.Radio
+    source: gr.Markdown  # what the form shows: the saved file, the suggestions, an import
+    refresh: gr.Button
+    import_from: gr.Dropdown
+    import_button: gr.Button
+    suggest_button: gr.Button
+
+
+@dataclass
+class _Pretrains:
+    """The pretrained G and D dropdowns (form fields too) and their note."""
+
+    fields: dict[str, gr.components.Component]
+    g_field: gr.Dropdown
+    d_field: gr.Dropdown
+    note: gr.Markdown
+    refresh: gr.Button
+
+
+@dataclass
+class _Actions:
+    validate_button: gr.Button
+    save_button: gr.Button
+    result: gr.Markdown
+
+
+def _draw_chooser(experiments: list[str]) -> _Chooser:
+    import gradio as gr
+
     with gr.Row():
         experiment = gr.Dropdown(
             experiments, value=None, label="Experiment", info="prepared in the Prepare Dataset tab", scale=3
@@ -75,8 +118,14 @@ def render(ctx: AppContext) -> None:
         with gr.Column(scale=2, min_width=200):
             import_button = gr.Button("Import settings", size="md")
             suggest_button = gr.Button("Reset to suggested", size="md")
+    return _Chooser(experiment, sample_rate, source, refresh, import_from, import_button, suggest_button)
 
-    pretrain_dropdowns: list[gr.Dropdown] = []
+
+def _draw_pretrains() -> _Pretrains:
+    import gradio as gr
+
+    fields: dict[str, gr.components.Component] = {}
+    dropdowns: list[gr.Dropdown] = []
     with gr.Row():
         for name in PRETRAIN_FIELDS:
             spec = next(s for s in handlers.field_specs() if s.name == name)
@@ -87,100 +136,135 @@ def render(ctx: AppContext) -> None:
                 label=LABELS[name],
                 info=spec.help,
             )
-            pretrain_dropdowns.append(dropdown)
+            dropdowns.append(dropdown)
     with gr.Row(equal_height=False):
-        pretrain_note = gr.Markdown()
-        refresh_pretrains = gr.Button("Refresh pretrains", size="sm", scale=0, min_width=140)
+        note = gr.Markdown()
+        refresh = gr.Button("Refresh pretrains", size="sm", scale=0, min_width=140)
+    g_field, d_field = dropdowns
+    return _Pretrains(fields, g_field, d_field, note, refresh)
 
+
+def _draw_sections() -> dict[str, gr.components.Component]:
+    """Draw every other training setting, three to a row, in its section's accordion."""
+    import gradio as gr
+
+    fields: dict[str, gr.components.Component] = {}
     for title, specs in handlers.sections():
         with gr.Accordion(title, open=title in OPEN_SECTIONS):
             for row in range(0, len(specs), 3):
                 with gr.Row():
                     for spec in specs[row : row + 3]:
                         fields[spec.name] = _widget(spec)
+    return fields
 
-    with gr.Row():
-        validate_button = gr.Button("Validate")
-        save_button = gr.Button("Save configuration", variant="primary")
-    result = gr.Markdown()
 
-    names = list(fields)
-    values = list(fields.values())
-    g_field, d_field = pretrain_dropdowns
+class _Handlers:
+    """The tab's event handlers; a form's values arrive in the order of ``names``."""
 
-    def pretrains(rate: int, g: str | None, d: str | None) -> tuple[Any, Any, str]:
-        choices = config_pretrains.pretrain_choices(ctx.workspace, rate, g, d)
+    def __init__(self, ctx: AppContext, names: list[str]) -> None:
+        self.ctx = ctx
+        self.names = names
+
+    def pretrains(self, rate: int, g: str | None, d: str | None) -> tuple[Any, Any, str]:
+        import gradio as gr
+
+        choices = config_pretrains.pretrain_choices(self.ctx.workspace, rate, g, d)
         return (
             gr.update(choices=choices.generators, value=choices.generator),
             gr.update(choices=choices.discriminators, value=choices.discriminator),
             choices.note,
         )
 
-    def fill(loaded: LoadedForm) -> list[Any]:
-        g, d, note = pretrains(loaded.sample_rate, loaded.values["pretrained_g"], loaded.values["pretrained_d"])
+    def fill(self, loaded: LoadedForm) -> list[Any]:
+        """Return the form's outputs: the rate, every field, the source line and the pretrain note."""
+        g, d, note = self.pretrains(loaded.sample_rate, loaded.values["pretrained_g"], loaded.values["pretrained_d"])
         shown = {**loaded.values, "pretrained_g": g, "pretrained_d": d}
-        return [loaded.sample_rate, *(shown[name] for name in names), loaded.message, note]
+        return [loaded.sample_rate, *(shown[name] for name in self.names), loaded.message, note]
 
-    form_outputs = [sample_rate, *values, source, pretrain_note]
+    def unchanged(self, message: str) -> list[Any]:
+        """Return the form's outputs that leave every field as it is and say ``message``."""
+        import gradio as gr
 
-    def unchanged(message: str) -> list[Any]:
-        return [gr.skip()] * (len(form_outputs) - 2) + [message, gr.skip()]
+        return [gr.skip()] * (1 + len(self.names)) + [message, gr.skip()]
 
-    def load(name: str | None) -> list[Any]:
+    def load(self, name: str | None) -> list[Any]:
         if not name:
-            return unchanged("Choose an experiment to load its settings.")
+            return self.unchanged("Choose an experiment to load its settings.")
         try:
-            return fill(handlers.load_form(ctx.workspace, name, ctx.settings.default_precision))
+            return self.fill(handlers.load_form(self.ctx.workspace, name, self.ctx.settings.default_precision))
         except UserError as error:
-            return unchanged(f"❌ {error}")
+            return self.unchanged(f"❌ {error}")
 
-    def suggest(name: str | None) -> list[Any]:
+    def suggest(self, name: str | None) -> list[Any]:
         try:
-            return fill(handlers.suggested_form(ctx.workspace, name or "", ctx.settings.default_precision))
+            return self.fill(
+                handlers.suggested_form(self.ctx.workspace, name or "", self.ctx.settings.default_precision)
+            )
         except UserError as error:
-            return unchanged(f"❌ {error}")
+            return self.unchanged(f"❌ {error}")
 
-    def import_settings(name: str | None, other: str | None) -> list[Any]:
+    def import_settings(self, name: str | None, other: str | None) -> list[Any]:
         if not other:
-            return unchanged("Choose the experiment to import from.")
+            return self.unchanged("Choose the experiment to import from.")
         try:
-            return fill(handlers.import_form(ctx.workspace, name or "", other))
+            return self.fill(handlers.import_form(self.ctx.workspace, name or "", other))
         except UserError as error:
-            return unchanged(f"❌ {error}")
+            return self.unchanged(f"❌ {error}")
 
-    def refresh_lists() -> tuple[Any, Any]:
+    def refresh_lists(self) -> tuple[Any, Any]:
+        import gradio as gr
+
         # Only the choices: setting the value would fire the experiment's change event and reload the form.
-        found = handlers.list_experiments(ctx.workspace)
+        found = handlers.list_experiments(self.ctx.workspace)
         return gr.update(choices=found), gr.update(choices=found)
 
-    def pair_partner(g: str | None, d: str | None) -> Any:
-        partner = config_pretrains.partner_of(ctx.workspace, g)
+    def pair_partner(self, g: str | None, d: str | None) -> Any:
+        import gradio as gr
+
+        partner = config_pretrains.partner_of(self.ctx.workspace, g)
         return partner if partner is not None and partner != d else gr.skip()
 
-    def validate(name: str | None, rate: int, *field_values: Any) -> str:
+    def validate(self, name: str | None, rate: int, *field_values: Any) -> str:
         if not name:
             return "Choose an experiment first."
-        form = dict(zip(names, field_values, strict=True))
-        return handlers.validate_form(ctx.workspace, ctx.paths, name, rate, form)
+        form = dict(zip(self.names, field_values, strict=True))
+        return handlers.validate_form(self.ctx.workspace, self.ctx.paths, name, rate, form)
 
-    def save(name: str | None, rate: int, *field_values: Any) -> str:
+    def save(self, name: str | None, rate: int, *field_values: Any) -> str:
         if not name:
             return "Choose an experiment first."
-        form = dict(zip(names, field_values, strict=True))
-        return handlers.save_form(ctx.workspace, ctx.paths, name, rate, form)
+        form = dict(zip(self.names, field_values, strict=True))
+        return handlers.save_form(self.ctx.workspace, self.ctx.paths, name, rate, form)
 
-    experiment.change(load, inputs=experiment, outputs=form_outputs)
-    suggest_button.click(suggest, inputs=experiment, outputs=form_outputs)
-    import_button.click(import_settings, inputs=[experiment, import_from], outputs=form_outputs)
-    for trigger in (sample_rate.input, refresh_pretrains.click):
-        trigger(pretrains, inputs=[sample_rate, g_field, d_field], outputs=[g_field, d_field, pretrain_note])
-    g_field.input(pair_partner, inputs=[g_field, d_field], outputs=d_field)
-    list_events = [refresh.click] + ([tab.select] if isinstance(tab, gr.Tab) else [])
-    for trigger in list_events:
-        trigger(refresh_lists, outputs=[experiment, import_from]).then(
-            pretrains, inputs=[sample_rate, g_field, d_field], outputs=[g_field, d_field, pretrain_note]
-        )
-    validate_button.click(validate, inputs=[experiment, sample_rate, *values], outputs=result)
-    save_button.click(save, inputs=[experiment, sample_rate, *values], outputs=result).then(
-        refresh_lists, outputs=[experiment, import_from]
+
+def _wire(
+    on: _Handlers,
+    tab: gr.Tab | None,
+    chooser: _Chooser,
+    pretrains: _Pretrains,
+    fields: dict[str, gr.components.Component],
+    actions: _Actions,
+) -> None:
+    """Connect the tab's events: loading a form, the pretrain pair, the lists, validate and save."""
+    values = list(fields.values())
+    form_outputs = [chooser.sample_rate, *values, chooser.source, pretrains.note]
+    chooser.experiment.change(on.load, inputs=chooser.experiment, outputs=form_outputs)
+    chooser.suggest_button.click(on.suggest, inputs=chooser.experiment, outputs=form_outputs)
+    chooser.import_button.click(
+        on.import_settings, inputs=[chooser.experiment, chooser.import_from], outputs=form_outputs
     )
+
+    pair = [pretrains.g_field, pretrains.d_field]
+    for trigger in (chooser.sample_rate.input, pretrains.refresh.click):
+        trigger(on.pretrains, inputs=[chooser.sample_rate, *pair], outputs=[*pair, pretrains.note])
+    pretrains.g_field.input(on.pair_partner, inputs=pair, outputs=pretrains.d_field)
+
+    lists = [chooser.experiment, chooser.import_from]
+    for trigger in [chooser.refresh.click] + ([tab.select] if tab is not None else []):
+        trigger(on.refresh_lists, outputs=lists).then(
+            on.pretrains, inputs=[chooser.sample_rate, *pair], outputs=[*pair, pretrains.note]
+        )
+
+    form_inputs = [chooser.experiment, chooser.sample_rate, *values]
+    actions.validate_button.click(on.validate, inputs=form_inputs, outputs=actions.result)
+    actions.save_button.click(on.save, inputs=form_inputs, outputs=actions.result).then(on.refresh_lists, outputs=lists)
