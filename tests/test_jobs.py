@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import soundfile as sf
 
 from rvc.cli.argv import option_values, stage_args, stage_parser
 from rvc.cli.prepare import options_from_args
@@ -25,6 +26,7 @@ from rvc.train.events import JobEndEvent, JobStartEvent, LogEvent, ProgressEvent
 from rvc.train.progress import append_event, parse_line, read_events
 from tests.browser import processes_mentioning
 from tests.fake_experiment import save_tiny_hubert
+from tests.synth import harmonic_tone
 from tests.test_extract import _fake_prepared
 from webui.stage_jobs import StageJobs
 
@@ -79,24 +81,23 @@ def test_json_progress_prints_the_events_and_a_plain_run_a_bar_with_an_eta(works
     assert isinstance(end, JobEndEvent) and end.status == "done" and end.message.startswith("features ready")
     assert [e.to_json() for e in read_events(events_file)[0]] == [e.to_json() for e in events]  # the same events
 
-    # Without --json-progress: a tqdm bar on stderr with its ETA ("00:01<00:00"), the summary on stdout.
-    experiment.extract_manifest.unlink()  # forget the cache: the pitch is computed again
-    plain = subprocess.run(
-        [*base, "extract", *_extract_args(embedder, "pm"), "--only", "f0"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-    )
+    # Without --json-progress: a tqdm bar on stderr with its ETA ("00:01<00:00"), the summary on stdout
+    # (shown by a prepare, which starts in a second where an extract loads torch).
+    recordings = workspace.logs_dir.parent / "recordings"
+    recordings.mkdir()
+    for i in range(3):
+        sf.write(recordings / f"take{i}.wav", harmonic_tone(2.0, 16000, f0_start=150.0 + 30 * i, seed=i), 16000)
+    prepare = ["prepare", "--experiment", "plain", "--input", str(recordings), "--workers", "1"]
+    plain = subprocess.run([*base, *prepare], capture_output=True, text=True, env=env, timeout=300)
     assert plain.returncode == 0, plain.stderr
-    assert "@@rvc" not in plain.stdout and "features ready" in plain.stdout
-    assert re.search(r"pitch \(pm\): 100%.*\d\d:\d\d<\d\d:\d\d", plain.stderr), plain.stderr
+    assert "@@rvc" not in plain.stdout and "prepared 3 source(s)" in plain.stdout
+    assert re.search(r"prepare: 100%.*\d\d:\d\d<\d\d:\d\d", plain.stderr), plain.stderr
 
 
 def test_a_stopped_extract_job_leaves_no_process_and_the_next_one_continues(workspace: Workspace) -> None:
     experiment = workspace.experiment("voice")
-    clips = 24  # harvest, one worker, chunks of 6: a chunk every ~2 s
-    _fake_prepared(experiment, [1.0] * clips)
+    clips = 60  # harvest on 0.5 s clips, one worker, chunks of 15: ~9 s of pitch, a chunk every ~2 s
+    _fake_prepared(experiment, [0.5] * clips)
     embedder = save_tiny_hubert(workspace.assets_dir / "embedders" / "tiny")
     job, child = launcher.start(workspace, "voice", "extract", _extract_args(embedder))
     try:
@@ -116,7 +117,7 @@ def test_a_stopped_extract_job_leaves_no_process_and_the_next_one_continues(work
 
         started = time.monotonic()
         assert other.stop(str(job.events), wait=True)  # from the registry that did not start it
-        assert time.monotonic() - started < 20
+        assert time.monotonic() - started < 10  # the pitch worker is killed, not waited for
     finally:
         launcher.stop(job, child, timeout=5)
     state, status = read_job(job.events)
