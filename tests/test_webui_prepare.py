@@ -355,6 +355,7 @@ def test_prepare_extract_and_configure_through_the_ui(page: Any, app: Any, tmp_p
     page.get_by_role("option", name="none: train from scratch").click()
     page.wait_for_function("el => el.value.startsWith('none')", arg=discriminator.element_handle())
     page.get_by_role("button", name="Save configuration").click()
-    page.get_by_text("Saved").first.wait_for()
+    # the save's own message: plain "Saved" also matches "(not saved yet)" and help lines, case-insensitively
+    page.get_by_text("✅ Saved").first.wait_for()
     assert (app.logs_dir / "ui-voice" / "config.json").is_file()
     assert d.is_file()
