@@ -338,3 +338,20 @@ def test_the_held_out_loss_repeats_leaves_the_rng_alone_and_follows_the_weights(
     with torch.no_grad():
         generator.get_submodule("dec.conv_post").weight.mul_(0.5)
     assert held_out() != first
+
+
+def test_a_held_out_pass_that_cannot_be_graphed_runs_eagerly_and_says_why(
+    setup: tuple, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config, models, data = setup
+    held_out = HeldOutMel(_fresh(models, config).generator, Spectrogram.for_model(config.model), data, 4, graphed=True)
+    held_out.graphed = True  # as on a GPU, where the capture follows the first (eager) pass
+
+    def capture_fails() -> None:
+        raise RuntimeError("operation not permitted when stream is capturing")
+
+    monkeypatch.setattr(held_out, "_capture", capture_fails)
+    first = held_out()
+    assert held_out.capture_error is not None and "stream is capturing" in held_out.capture_error
+    assert not held_out.graphed and held_out.graph is None
+    assert held_out() == first  # eager from then on, the same value

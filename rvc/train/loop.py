@@ -349,6 +349,9 @@ class Trainer:
                 graphed = self.device.type == "cuda"
                 self.held_out = HeldOutMel(models.generator, spectrogram, validation, VALIDATION_BATCH, graphed)
             val = {"loss/val/mel": self.held_out()}
+            if self.held_out.capture_error is not None:
+                self.log(f"the held-out loss runs eagerly: its CUDA graph failed ({self.held_out.capture_error})")
+                self.held_out.capture_error = None  # said once
             is_best = self.detector.update(epoch, val["loss/val/mel"])
             if is_best and self.saver is not None:
                 self.saver.hold_best(models.generator, epoch, self.state.step, _learning_rate(models))

@@ -83,6 +83,7 @@ class HeldOutMel:
         self.graph: torch.cuda.CUDAGraph | None = None
         self.static: tuple[torch.Tensor, torch.Tensor] | None = None  # the graph's outputs
         self.first_clip: torch.Tensor | None = None  # [1, samples], valid after a call
+        self.capture_error: str | None = None  # why the pass runs eagerly after all, if its capture failed
 
     @torch.no_grad()
     def __call__(self) -> float:
@@ -98,7 +99,11 @@ class HeldOutMel:
                     total, first = self._sum()
                     if self.graphed:
                         first = first.clone()  # the capture's pass reuses the eager pass's memory
-                        self._capture()
+                        try:
+                            self._capture()
+                        except Exception as error:  # a validation that cannot be graphed still validates
+                            self.graphed, self.graph, self.static = False, None, None
+                            self.capture_error = f"{type(error).__name__}: {error}"[:300]
         finally:
             self.generator.train()
         self.first_clip = first[:, : self.first_samples]
