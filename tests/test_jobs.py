@@ -172,6 +172,31 @@ def test_a_job_whose_process_is_gone_reads_as_died_and_a_prepare_is_refused_whil
     assert not experiment.jobs_dir.joinpath("prepare").exists()
 
 
+def test_training_is_refused_while_a_prepare_of_the_experiment_runs(workspace: Workspace) -> None:
+    from rvc.train import launcher as train_launcher
+    from rvc.train.__main__ import run_trainer
+    from tests.fake_experiment import make_extracted_experiment, write_tiny_config
+
+    experiment = make_extracted_experiment(workspace.logs_dir, "busy")
+    write_tiny_config(experiment)
+    running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # the prepare's process
+    try:
+        events = experiment.job_events("prepare", "20240101-000000-000")
+        events.parent.mkdir(parents=True, exist_ok=True)
+        started = process.start_ticks(running.pid)
+        append_event(
+            events, JobStartEvent(stage="prepare", argv=["x"], pid=running.pid, pid_started=started, experiment="busy")
+        )
+        with pytest.raises(UserError, match=r"prepare is running on experiment 'busy'.*before starting train"):
+            train_launcher.start(workspace, "busy")  # the Train tab's way
+        assert run_trainer(workspace, "busy", "cpu") == 2  # the CLI's and a script's: refused once it holds the lock
+        kinds = [event.kind for event in read_events(experiment.progress_jsonl)[0]]
+        assert kinds == ["error"]  # said to the Train tab; no training started
+    finally:
+        running.kill()
+        running.wait()
+
+
 def test_stage_args_round_trip_through_the_stages_parsers(tmp_path: Path) -> None:
     options = PrepareOptions(sample_rate=48000, chunk=4.0, highpass=False, validation=3, workers=2)
     values = {"experiment": "voice", "input": [tmp_path / "a", tmp_path / "b"], "url": []} | option_values(options)

@@ -124,6 +124,11 @@ def train_experiment(workspace: Workspace, name: str, device_name: str = "auto")
     try:
         if dist.is_main:
             lock = _take_lock(experiment.train_lock)
+            # Holding the lock, a prepare or extract started from now on refuses to run; one that
+            # started before it is found here (however it was started: the UI, the CLI, a script).
+            from rvc.jobs.launcher import refuse_collision
+
+            refuse_collision(experiment, "train")
         config = load_config(experiment)
         device = _device(device_name, dist)
         if dist.world_size > 1:

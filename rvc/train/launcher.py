@@ -95,12 +95,15 @@ def train_command(
 def start(workspace: Workspace, name: str, command: TrainCommand | None = None) -> subprocess.Popen[bytes]:
     """Start training experiment ``name`` in the background; return the child process.
 
-    Raises UserError if that experiment is already training. ``command``
+    Raises UserError if that experiment is already training, or a prepare or extract of it runs. ``command``
     defaults to ``train_command(workspace, name)``.
     """
+    from rvc.jobs.launcher import refuse_collision
+
     experiment = workspace.experiment(name)
     if is_running(experiment):
         raise UserError(f"experiment {name!r} is already training (pid {running_pid(experiment)}); stop it first")
+    refuse_collision(experiment, "train")  # a prepare or extract would change the clips under it
     command = command or train_command(workspace, name)
     return process.spawn(command.argv, train_log_path(experiment), command.env)
 
