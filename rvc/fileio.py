@@ -76,3 +76,27 @@ def sha256_file(path: Path, chunk_size: int = 1 << 20) -> str:
 def sha256_json(obj: Any) -> str:
     """A stable hash of JSON-able parameters (keys sorted)."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+def sync_filesystem(folder: Path) -> None:
+    """Flush the written-but-unsynced files of the filesystem holding ``folder`` to disk.
+
+    Linux's ``syncfs`` flushes that one filesystem; ``os.sync`` (the fallback elsewhere) flushes
+    every filesystem of the machine, which on a busy machine can take far longer than our files.
+    """
+    try:
+        import ctypes
+        import ctypes.util
+
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        syncfs = libc.syncfs
+    except (OSError, AttributeError):
+        if hasattr(os, "sync"):
+            os.sync()
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        if syncfs(fd) != 0 and hasattr(os, "sync"):
+            os.sync()  # syncfs refused (an old kernel or a sandbox): flush everything instead
+    finally:
+        os.close(fd)

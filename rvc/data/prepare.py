@@ -8,7 +8,7 @@ split train / validation; write the lists, the transcripts and the dataset repor
 
 Only this process writes the manifest, the lists and the report; workers
 write clip files under names no other source can produce, each atomically.
-Clip files are flushed to disk once (``os.sync``) before the manifest records
+Clip files are flushed to disk once (``syncfs`` of their filesystem) before the manifest records
 them, so after a crash the manifest never names a clip that is not on disk.
 """
 
@@ -36,7 +36,7 @@ from rvc.data.split import Split, SplitClip, split_dataset
 from rvc.errors import UserError
 from rvc.experiment import AssetDir, Experiment
 from rvc.experiment.dataset import ClipRow, DatasetReport, SourceRow
-from rvc.fileio import atomic_write_text, sha256_file
+from rvc.fileio import atomic_write_text, sha256_file, sync_filesystem
 from rvc.jobs.reporter import PrintReporter, Reporter
 
 if TYPE_CHECKING:
@@ -411,8 +411,8 @@ class _Run:
                     path.unlink(missing_ok=True)
 
     def _save_manifest(self) -> None:
-        if self.wrote_files and hasattr(os, "sync"):
-            os.sync()  # clip files were written without fsync: flush them before the manifest names them
+        if self.wrote_files:  # clip files were written without fsync: flush them before the manifest names them
+            sync_filesystem(self.experiment.root)
         self.manifest.save()
 
     # --- outputs --------------------------------------------------------
