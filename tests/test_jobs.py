@@ -226,3 +226,28 @@ def test_process_tree_stop_kills_what_ignores_sigterm(tmp_path: Path) -> None:
     assert len(tree.alive()) == 2  # the grandchild left the group (its own session) but is a descendant
     assert process.stop_tree(child.pid, child, timeout=1, orphan_grace=1)
     assert tree.alive() == [] and child.returncode == -signal.SIGKILL
+
+
+def test_pool_workers_end_when_their_stage_is_killed(tmp_path: Path) -> None:
+    """kill -9 of a stage cannot stop its pool: its workers notice they are orphans and exit."""
+    worker_script = tmp_path / "stage.py"
+    worker_script.write_text(
+        "import multiprocessing, os, time\n"
+        "from concurrent.futures import ProcessPoolExecutor\n"
+        "from rvc.data.pool import _init_worker\n"
+        "def pid(_):\n"
+        "    time.sleep(0.2)\n"
+        "    return os.getpid()\n"
+        "if __name__ == '__main__':\n"
+        "    pool = ProcessPoolExecutor(2, multiprocessing.get_context('spawn'), _init_worker, (1,))\n"
+        "    print(' '.join(map(str, sorted(set(pool.map(pid, range(6)))))), flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    stage = subprocess.Popen(
+        [sys.executable, str(worker_script)], stdout=subprocess.PIPE, text=True, env=process.child_env({})
+    )
+    workers = [int(pid) for pid in stage.stdout.readline().split()] if stage.stdout else []
+    assert workers and all(process.is_alive(pid) for pid in workers)
+    stage.kill()
+    stage.wait()
+    _wait(lambda: not any(process.is_alive(pid) for pid in workers), 15, "the orphaned workers did not exit")

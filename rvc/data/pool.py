@@ -10,7 +10,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 
 from rvc.data.process import SourceJob, SourceResult, process_source
-from rvc.jobs.process import worker_pool
+from rvc.jobs.process import exit_with_parent, worker_pool
 from rvc.jobs.reporter import Reporter
 
 
@@ -24,6 +24,7 @@ def _init_worker(threads: int) -> None:
     # Before torch is imported (denoise imports it lazily): N workers x all cores each would thrash.
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = str(threads)
+    exit_with_parent()  # a prepare killed with -9 must not leave its workers behind
 
 
 def run_jobs(jobs: list[SourceJob], workers: int, reporter: Reporter) -> Iterator[tuple[SourceJob, SourceResult]]:

@@ -174,6 +174,10 @@ _WORKER_STATE: dict[str, Any] = {}
 def _init_f0_worker(method: str, assets_root: str, f0_min: float, f0_max: float) -> None:
     import torch
 
+    from rvc.jobs.process import exit_with_parent
+
+    exit_with_parent()  # a stage killed with -9 must not leave its workers behind
+
     # Each worker is one core's worth of work; torch's own thread pool would oversubscribe.
     torch.set_num_threads(1)
     from rvc.f0 import create_f0_estimator

@@ -54,6 +54,25 @@ def spawn(argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = N
         )
 
 
+def exit_with_parent(poll_s: float = 1.0) -> None:
+    """In a pool worker (call it from the pool's initializer): end this process when its parent is gone.
+
+    A stage killed with SIGKILL (kill -9, the out-of-memory killer) cannot stop its pool, and a
+    worker blocked waiting for work would otherwise live on, holding its models' memory, as a
+    child of init. The worker notices its new parent within ``poll_s`` and exits.
+    """
+    import threading
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
 @contextmanager
 def worker_pool(pool: ProcessPoolExecutor) -> Iterator[ProcessPoolExecutor]:
     """Yield ``pool`` and shut it down; on a stop (SIGTERM, Ctrl-C) or an error, kill its workers first.
