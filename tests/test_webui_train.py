@@ -147,11 +147,17 @@ def test_train_tab_trains_plots_reattaches_stops_and_resumes(
     page.get_by_role("button", name="Stop", exact=True).click()
     status.filter(has_text="stopped at step").wait_for(timeout=120_000)
 
-    # After the run: export and index, offered for download.
+    # After the run: export and index, each a stage job drawn in the tab's job panel, offered for download.
     page.get_by_role("button", name="Export", exact=True).click()
     page.locator("#train-message").filter(has_text="Exported the best state").wait_for(timeout=120_000)
+    page.locator("#train-model .rvc-job[data-status='done']").filter(has_text="export on voice").wait_for()
     page.get_by_role("button", name="Build index").click()
     page.locator("#train-message").filter(has_text="Built voice.index").wait_for(timeout=120_000)
+    # A reload draws the ended job again: its panel, and what it wrote.
+    page.reload()
+    open_tab(page, "Train")
+    page.locator("#train-message").filter(has_text="Built voice.index").wait_for(timeout=30_000)
+    page.locator("#train-model .rvc-job[data-status='done']").filter(has_text="index on voice").wait_for()
     files = page.locator("#train-files")
     files.locator("[aria-label='voice.index']").wait_for()
     assert files.locator("[aria-label='voice_best.pth']").count() == 1

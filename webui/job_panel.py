@@ -8,7 +8,7 @@ any number of pages show the same job.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -47,15 +47,19 @@ def render_panel(label: str = "Progress") -> JobPanel:
 def wire_panel(
     panel: JobPanel,
     jobs: StageJobs,
-    experiment: gr.Textbox,
+    experiment: gr.Textbox | gr.Dropdown,
     report: Sequence[gr.components.Component],
     report_of: Callable[[str], tuple[Any, ...]],
+    stages: Collection[str] | None = None,
 ) -> None:
-    """Redraw the panel every POLL_S; refresh ``report`` (``report_of(name)``) when a job ends."""
+    """Redraw the panel every POLL_S; refresh ``report`` (``report_of(name)``) when a job ends.
+
+    ``stages``: the panel shows only jobs of these stages (None: any).
+    """
     import gradio as gr
 
     def tick(name: str, shown: str) -> tuple[Any, ...]:
-        job = jobs.pick(name)
+        job = jobs.pick(name, stages)
         view = jobs.view(job)
         key = f"{view.events}|{view.status}|{hash((view.html, view.log))}"
         if key == shown:

@@ -12,12 +12,12 @@ import html
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from rvc.errors import UserError
-from rvc.experiment import Workspace
+from rvc.experiment import Experiment, Workspace
 from rvc.jobs import launcher
 from rvc.jobs.launcher import StageJob
 from rvc.jobs.state import ENDED, JobState, JobStatus, JobWatch
@@ -149,19 +149,26 @@ class StageJobs:
                 self._watches[events] = JobWatch(events)
             return self._watches[events]
 
-    def pick(self, name: str | None) -> StageJob | None:
-        """Return the job to show: the newest of experiment ``name``, or with no name the newest running one."""
+    def pick(self, name: str | None, stages: Collection[str] | None = None) -> StageJob | None:
+        """Return the job to show: the newest of experiment ``name``, or with no name the newest running one.
+
+        ``stages``: only jobs of these stages (None: any).
+        """
         self._reap()
         name = (name or "").strip()
+
+        def wanted(experiment: Experiment) -> list[StageJob]:
+            return [job for job in launcher.jobs_of(experiment) if stages is None or job.stage in stages]
+
         if name:
             try:
-                jobs = launcher.jobs_of(self.workspace.experiment(name))
+                jobs = wanted(self.workspace.experiment(name))
             except UserError:
                 return None
             return jobs[-1] if jobs else None
         running: list[StageJob] = []
         for status in self.workspace.experiments():
-            for job in launcher.jobs_of(status.experiment):
+            for job in wanted(status.experiment):
                 watch = self._watch(job.events)
                 watch.refresh()
                 if watch.status() in ("starting", "running"):

@@ -337,6 +337,7 @@ def _wire_report(ctx: AppContext, experiment: gr.Textbox, report: _Report, panel
         text, figure, rows = report_view(ctx.workspace, name)
         return text, gr.update(value=figure, visible=figure is not None), gr.update(value=rows, visible=bool(rows))
 
-    wire_panel(panel, ctx.stage_jobs, experiment, report.outputs(), shown)
+    # Only this tab's stages: the Train tab draws the export and index jobs.
+    wire_panel(panel, ctx.stage_jobs, experiment, report.outputs(), shown, stages=("prepare", "extract"))
     for event in (experiment.submit, experiment.blur, report.refresh.click):
         event(shown, inputs=experiment, outputs=report.outputs())

@@ -2,7 +2,9 @@
 
 Everything shown comes from the job registry (webui.jobs), which a ``gr.Timer``
 polls; the registry reads the trainer's ``progress.jsonl``, so a reload, a
-second browser or a restarted app shows the same run with all its points.
+second browser or a restarted app shows the same run with all its points. Export and
+Build index run as stage jobs (``python -m rvc export`` / ``index``, ``webui.stage_jobs``),
+drawn by the same job panel as the Prepare tab's, so they re-attach the same way.
 """
 
 from __future__ import annotations
@@ -18,10 +20,13 @@ import gradio as gr
 import pandas as pd
 
 from rvc.errors import UserError
+from rvc.jobs.launcher import StageJob
+from rvc.jobs.state import ENDED, JobWatch
 from rvc.train import launcher
 from rvc.train.run_state import Point
 from webui.context import AppContext
 from webui.files import servable
+from webui.job_panel import render_panel, wire_panel
 from webui.run_view import LOSS_METRICS, PLOTS, TrainView
 
 log = logging.getLogger(__name__)
@@ -182,35 +187,64 @@ def open_tensorboard(ctx: AppContext) -> tuple[str, str]:
     return note, tensorboard_html(server.url)
 
 
-def export_model(ctx: AppContext, name: str | None, which: str) -> tuple[str, Any]:
-    """Export the best or latest state as an RVC .pth; return (message, files to download)."""
-    if not name:
-        return NO_EXPERIMENT, gr.skip()
+MODEL_STAGES = ("export", "index")  # the stage jobs this tab starts and shows
+
+
+def _start_stage(ctx: AppContext, name: str, stage: str, args: list[str], what: str) -> str:
+    """Start ``python -m rvc <stage> <args>`` on ``name`` as a job; return the message for the user."""
     try:
-        from rvc.export import export_experiment
-
-        path = export_experiment(ctx.workspace.experiment(name), which)
-        files = gr.File([servable(p) for p in model_files(ctx, name)], visible=True)
+        ctx.stage_jobs.start(name, stage, ["--experiment", name, *args])
     except UserError as error:
-        return f"⚠️ {error}", gr.skip()
-    return f"Exported the {which} state to `{path}`.", files
+        return f"⚠️ {error}"
+    return f"{what} (its progress and log show below; it goes on if you close this page)."
 
 
-def build_index(ctx: AppContext, name: str | None) -> tuple[str, Any]:
-    """Build the FAISS index of the experiment's features; return (message, files to download)."""
+def export_model(ctx: AppContext, name: str | None, which: str) -> str:
+    """Start exporting the best or latest state as an RVC .pth (a job); return the message."""
     if not name:
-        return NO_EXPERIMENT, gr.skip()
-    try:
-        from rvc.index import build_index as build
+        return NO_EXPERIMENT
+    return _start_stage(ctx, name, "export", ["--checkpoint", which], f"Exporting the {which} state of **{name}**")
 
-        report = build(ctx.workspace.experiment(name), log=log.info)
-        files = gr.File([servable(p) for p in model_files(ctx, name)], visible=True)
-    except UserError as error:
-        return f"⚠️ {error}", gr.skip()
-    return (
-        f"Built `{report.path.name}`: IVF{report.n_lists} over {report.indexed} vectors from {report.clips} clips.",
-        files,
-    )
+
+def build_index(ctx: AppContext, name: str | None) -> str:
+    """Start building the FAISS index of the experiment's features (a job); return the message."""
+    if not name:
+        return NO_EXPERIMENT
+    return _start_stage(ctx, name, "index", [], f"Building the index of **{name}**")
+
+
+def _option(argv: list[str], flag: str) -> str | None:
+    """Return the value that follows ``flag`` in an argument list (None: not given)."""
+    return argv[argv.index(flag) + 1] if flag in argv[:-1] else None
+
+
+def _done_message(job: StageJob, summary: str, argv: list[str]) -> str:
+    """Say what a finished export or index job wrote (its summary reads "<path>: <details>")."""
+    experiment = job.experiment
+    if job.stage == "export":
+        which = _option(argv, "--checkpoint") or "latest"
+        return f"Exported the {which} state to `{experiment.exported_model(best=which == 'best')}`."
+    path = experiment.index_file
+    return f"Built `{path.name}`: {summary.removeprefix(f'{path}: ')}."
+
+
+def model_job_outcome(ctx: AppContext, name: str) -> tuple[Any, Any]:
+    """Return (message, files) for the newest export or index job of ``name`` once it has ended."""
+    skip = gr.skip()
+    job = ctx.stage_jobs.pick(name, MODEL_STAGES)
+    if job is None:
+        return skip, skip
+    watch = JobWatch(job.events)
+    state = watch.refresh()
+    status = watch.status()
+    if status not in ENDED:
+        return skip, skip
+    if status != "done" or state.end is None:
+        why = state.end.message if state.end is not None else watch.died_message()
+        return f"⚠️ {job.stage}: {why}", skip
+    argv = list(state.start.argv) if state.start is not None else []
+    files = gr.File([servable(p) for p in model_files(ctx, name)] or None, visible=True)
+    return _done_message(job, state.end.message, argv), files
 
 
 def poll(ctx: AppContext, name: str | None, seen: dict[str, Any]) -> tuple[Any, ...]:
@@ -269,11 +303,9 @@ def poll(ctx: AppContext, name: str | None, seen: dict[str, Any]) -> tuple[Any, 
 
 
 def _warm_up() -> None:
-    """Import what the handlers need (torch, faiss) ahead of the first click or poll that needs it."""
+    """Import what the handlers need ahead of the first click or poll that needs it."""
     import rvc.config.experiment
-    import rvc.experiment.checkpoints
-    import rvc.export
-    import rvc.index  # noqa: F401 - the imports are the point (the others bind the same name)
+    import rvc.experiment.checkpoints  # noqa: F401 - the imports are the point (the other binds the same name)
 
 
 def render(ctx: AppContext) -> None:
@@ -321,7 +353,7 @@ def render(ctx: AppContext) -> None:
             )
     gr.Markdown("**Console**: the trainer's log, newest last (Settings → Verbose shows its raw progress lines)")
     console = gr.HTML(console_html([]), elem_id="train-console")
-    with gr.Column(visible=False) as results:
+    with gr.Column(visible=False, elem_id="train-model") as results:
         gr.Markdown(
             "### The model\nThe trainer exports the final and the best model when it finishes. Export a saved "
             "state yourself (e.g. after Stop), build the retrieval index, and download them."
@@ -337,6 +369,8 @@ def render(ctx: AppContext) -> None:
             with gr.Column(scale=1):
                 export = gr.Button("Export", variant="primary")
                 index = gr.Button("Build index")
+        # The export or index job's bars, log and Stop: a reload or an app restart draws the same job.
+        panel = render_panel("Export and index log")
         files = gr.File(
             label="Model files", file_count="multiple", interactive=False, visible=False, elem_id="train-files"
         )
@@ -362,8 +396,10 @@ def render(ctx: AppContext) -> None:
     stop.click(partial(stop_training, ctx), inputs=experiment, outputs=message).then(
         tick, inputs=[experiment, seen], outputs=watched, show_progress="hidden"
     )
-    export.click(partial(export_model, ctx), inputs=[experiment, which], outputs=[message, files])
-    index.click(partial(build_index, ctx), inputs=experiment, outputs=[message, files])
+    export.click(partial(export_model, ctx), inputs=[experiment, which], outputs=message)
+    index.click(partial(build_index, ctx), inputs=experiment, outputs=message)
+    outcome = partial(model_job_outcome, ctx)
+    wire_panel(panel, ctx.stage_jobs, experiment, [message, files], outcome, stages=MODEL_STAGES)
     tensorboard_button.click(partial(open_tensorboard, ctx), outputs=[tensorboard_message, tensorboard_view])
 
 
