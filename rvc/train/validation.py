@@ -97,8 +97,7 @@ class HeldOutMel:
                     total, first = self.static
                 else:
                     total, first = self._sum()
-                    if self.graphed:
-                        first = first.clone()  # the capture's pass reuses the eager pass's memory
+                    if self.graphed:  # (the capture records into its own memory pool: total and first stay)
                         try:
                             self._capture()
                         except Exception as error:  # a validation that cannot be graphed still validates
