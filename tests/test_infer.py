@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import subprocess
 import sys
@@ -514,16 +515,22 @@ def test_cli_converts_a_file_and_a_folder(voice: Voice, tmp_path: Path) -> None:
     common = ["--f0", "pm", "--device", "cpu", "--pitch", "2", "--index", str(voice.index), "--seed", "1"]
     model = ["--assets-dir", str(voice.assets.root), "infer", "--model", str(voice.model)]
 
-    # Both at once: most of each run is importing torch and transformers.
+    # Both at once: most of each run is importing torch and transformers. The folder reports as a
+    # script sees it (--json-progress): its progress over the files, and the result in the end event.
     single = _cli(*model, "--input", str(inputs / "a.wav"), "--output", str(tmp_path / "a_out.wav"), *common)
-    batch = _cli(*model, "--input", str(inputs), "--output", str(tmp_path / "out"), *common, "--rms-mix", "0.5")
+    folder = ["--input", str(inputs), "--output", str(tmp_path / "out"), "--rms-mix", "0.5", "--json-progress"]
+    batch = _cli(*model, *folder, *common)
     single_out, single_err = single.communicate(timeout=300)
     batch_out, batch_err = batch.communicate(timeout=300)
 
     assert single.returncode == 0, single_err
     assert batch.returncode == 0, batch_err
     assert "a_out.wav: 1.4 s at 40000 Hz" in single_out
-    assert "2 of 2 file(s) converted" in batch_out
+    events = [json.loads(line[len("@@rvc ") :]) for line in batch_out.splitlines() if line.startswith("@@rvc ")]
+    progress = [e for e in events if e["kind"] == "progress"]
+    assert progress[0]["total"] == 2 and progress[-1]["done"] == 2 and progress[-1]["unit"] == "file"
+    assert events[-1]["kind"] == "end" and events[-1]["status"] == "done"
+    assert "2 of 2 file(s) converted" in events[-1]["message"]
     for path, seconds in [
         (tmp_path / "a_out.wav", 1.4),
         (tmp_path / "out" / "a.wav", 1.4),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,10 +10,13 @@ from rvc.choices import INFERENCE_PRECISIONS
 from rvc.experiment import Workspace
 from rvc.experiment.names import INDEX_SUFFIX
 from rvc.infer.options import ConvertOptions
+from rvc.jobs.reporter import Bar, Reporter
 from rvc.settings import add_flags, from_args
 
 if TYPE_CHECKING:
     from rvc.infer.pipeline import VoiceConverter
+
+PROGRESS = True  # a bar with an ETA, or --json-progress (rvc.cli.progress)
 
 HELP = "convert a recording (or a folder of them) with an exported RVC v2 model (.pth) and optional index"
 
@@ -60,48 +62,59 @@ def _single_target(source: Path, output: Path) -> Path:
     return target
 
 
-def _convert_one(converter: VoiceConverter, source: Path, output: Path, options: ConvertOptions) -> int:
-    from tqdm import tqdm
-
+def _convert_one(
+    converter: VoiceConverter, source: Path, output: Path, options: ConvertOptions, reporter: Reporter
+) -> int:
     target = _single_target(source, output)
-    with tqdm(desc=source.name, unit="window", file=sys.stderr, disable=None, leave=False) as bar:
+    bar: Bar | None = None
+    shown = 0
 
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
+    def progress(done: int, total: int) -> None:
+        nonlocal bar, shown
+        if bar is None:  # the window count is known once the recording is read
+            bar = reporter.bar(f"converting {source.name}", total, "window")
+        bar.update(done - shown)
+        shown = done
 
+    try:
         conversion = converter.convert_file(source, target, options, on_window=progress)
+    finally:
+        if bar is not None:
+            bar.close()
     speed = conversion.input_seconds / max(conversion.seconds, 1e-9)
-    print(
+    reporter.result(
         f"{target}: {conversion.input_seconds:.1f} s at {conversion.sample_rate} Hz, "
         f"{len(conversion.windows)} window(s), converted in {conversion.seconds:.1f} s ({speed:.1f}x real time)"
     )
     return 0
 
 
-def _convert_folder(converter: VoiceConverter, source: Path, output: Path, options: ConvertOptions) -> int:
-    from tqdm import tqdm
-
+def _convert_folder(
+    converter: VoiceConverter, source: Path, output: Path, options: ConvertOptions, reporter: Reporter
+) -> int:
     from rvc.infer.batch import BatchItem, convert_folder, plan_batch
 
     total = len(plan_batch(source, output))  # fails early, before any work, on an empty or clashing folder
-    with tqdm(total=total, desc="converting", unit="file", file=sys.stderr, disable=None) as bar:
+    bar = reporter.bar("converting", total, "file")
 
-        def progress(done: int, count: int, item: BatchItem) -> None:
-            bar.update(1)
-            if item.error is not None:
-                bar.write(f"failed: {item.error}", file=sys.stderr)
+    def progress(done: int, count: int, item: BatchItem) -> None:
+        bar.update(1)
+        if item.error is not None:
+            reporter.log(f"failed: {item.error}")
 
+    try:
         report = convert_folder(converter, source, output, options, on_file=progress)
+    finally:
+        bar.close()
     seconds = sum(item.input_seconds for item in report.converted)
-    print(
+    reporter.result(
         f"{output}: {len(report.converted)} of {len(report.items)} file(s) converted ({seconds:.1f} s of audio)"
         + (f", {len(report.failed)} failed" if report.failed else "")
     )
     return 0 if not report.failed else 1
 
 
-def run(args: argparse.Namespace, workspace: Workspace) -> int:
+def run(args: argparse.Namespace, workspace: Workspace, reporter: Reporter) -> int:
     from rvc.errors import UserError
     from rvc.infer.pipeline import VoiceConverter
 
@@ -123,5 +136,5 @@ def run(args: argparse.Namespace, workspace: Workspace) -> int:
         precision=args.precision,
     )
     if source.is_dir():
-        return _convert_folder(converter, source, args.output, options)
-    return _convert_one(converter, source, args.output, options)
+        return _convert_folder(converter, source, args.output, options, reporter)
+    return _convert_one(converter, source, args.output, options, reporter)
