@@ -77,11 +77,7 @@ class DatasetReport:
     @classmethod
     def load(cls, experiment: Experiment) -> DatasetReport:
         """Read the experiment's report; UserError naming the file when it is missing or damaged."""
-        path = experiment.dataset_report
-        data = records.read_object(path, _prepare_first(experiment), _REMEDY)
-        if data.get("version", REPORT_VERSION) != REPORT_VERSION:
-            raise records.damaged(path, f"unsupported version {data.get('version')!r}", _REMEDY)
-        return records.from_json(cls, data, path, _REMEDY)
+        return records.load(cls, experiment.dataset_report, _prepare_first(experiment), _REMEDY, REPORT_VERSION)
 
     @classmethod
     def find(cls, experiment: Experiment) -> DatasetReport | None:

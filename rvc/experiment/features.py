@@ -36,11 +36,7 @@ class FeaturesReport:
     @classmethod
     def load(cls, experiment: Experiment) -> FeaturesReport:
         """Read the experiment's report; UserError naming the file when it is missing or damaged."""
-        path = experiment.extract_report
-        data = records.read_object(path, _extract_first(experiment), _REMEDY)
-        if data.get("version", REPORT_VERSION) != REPORT_VERSION:
-            raise records.damaged(path, f"unsupported version {data.get('version')!r}", _REMEDY)
-        return records.from_json(cls, data, path, _REMEDY)
+        return records.load(cls, experiment.extract_report, _extract_first(experiment), _REMEDY, REPORT_VERSION)
 
     @classmethod
     def find(cls, experiment: Experiment) -> FeaturesReport | None:

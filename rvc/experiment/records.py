@@ -69,6 +69,17 @@ def from_json(cls: type[T], data: Mapping[str, Any], path: Path, remedy: str, *,
         raise damaged(path, str(error), remedy) from None
 
 
+def load(cls: type[T], path: Path, missing: str, remedy: str, version: int) -> T:
+    """Read the record ``cls`` of format ``version`` from ``path`` (a missing file: ``missing``).
+
+    A file of another format version is refused: its fields can no longer be trusted by name.
+    """
+    data = read_object(path, missing, remedy)
+    if data.get("version", version) != version:
+        raise damaged(path, f"unsupported version {data.get('version')!r}", remedy)
+    return from_json(cls, data, path, remedy)
+
+
 def write(path: Path, record: Any) -> None:
     """Write a dataclass record as indented JSON, atomically (a reader never sees half a file)."""
     atomic_write_json(path, dataclasses.asdict(record))
