@@ -56,17 +56,9 @@ def test_json_progress_prints_the_events_and_a_plain_run_a_bar_with_an_eta(works
     _fake_prepared(experiment, [1.0] * 6)
     embedder = save_tiny_hubert(workspace.assets_dir / "embedders" / "tiny")
     events_file = workspace.logs_dir / "events.jsonl"
-    base = [
-        sys.executable,
-        "-m",
-        "rvc",
-        "--logs-dir",
-        str(workspace.logs_dir),
-        "--assets-dir",
-        str(workspace.assets_dir),
-    ]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    command = [*base, "extract", *_extract_args(embedder, "pm"), "--json-progress", "--events-file", str(events_file)]
+    command = launcher.stage_command(workspace, "extract", _extract_args(embedder, "pm"), events_file)  # as a job runs
+    base = command[: command.index("extract")]  # python -m rvc --logs-dir ... --assets-dir ...
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     events = [event for line in result.stdout.splitlines() if (event := parse_line(line)) is not None]
