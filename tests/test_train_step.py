@@ -55,6 +55,12 @@ def _train(config: object, models: Models, data: object, functions: StepFunction
     return metrics
 
 
+def _assert_same_losses(got: dict[str, float], expected: dict[str, float]) -> None:
+    """Every metric of two runs of the step agrees (to float32 rounding)."""
+    for name in METRIC_NAMES:
+        assert got[name] == pytest.approx(expected[name], rel=1e-4, abs=1e-6), name
+
+
 def test_compiled_step_computes_the_plain_steps_losses(setup: tuple) -> None:
     # Traced by Dynamo and differentiated by AOTAutograd as on the GPU, run by PyTorch's kernels
     # (Inductor's C++ build takes minutes here; test_train_gpu.py compiles with Inductor).
@@ -67,8 +73,7 @@ def test_compiled_step_computes_the_plain_steps_losses(setup: tuple) -> None:
     expected, _, _ = plain.read()
     got, _, _ = compiled.read()
     # The second step's losses come from weights the first step updated: the updates agree too.
-    for name in METRIC_NAMES:
-        assert got[name] == pytest.approx(expected[name], rel=1e-4, abs=1e-6), name
+    _assert_same_losses(got, expected)
 
 
 def test_a_channels_last_step_computes_the_plain_steps_losses(setup: tuple) -> None:
@@ -80,8 +85,7 @@ def test_a_channels_last_step_computes_the_plain_steps_losses(setup: tuple) -> N
     plain = _train(config, plain_models, data, None, steps=1)  # the gradients: test_models.py
     got, _, _ = _train(config, channels_last, data, None, steps=1).read()
     expected, _, _ = plain.read()
-    for name in METRIC_NAMES:
-        assert got[name] == pytest.approx(expected[name], rel=1e-4, abs=1e-6), name
+    _assert_same_losses(got, expected)
 
 
 def test_regionally_compiled_step_computes_the_plain_steps_losses(setup: tuple) -> None:
@@ -100,8 +104,7 @@ def test_regionally_compiled_step_computes_the_plain_steps_losses(setup: tuple) 
 
     expected, _, _ = plain.read()
     got, _, _ = regional.read()
-    for name in METRIC_NAMES:
-        assert got[name] == pytest.approx(expected[name], rel=1e-4, abs=1e-6), name
+    _assert_same_losses(got, expected)
 
 
 def test_a_dry_step_computes_losses_but_updates_nothing(setup: tuple) -> None:
@@ -237,8 +240,7 @@ def test_a_loss_scaled_step_computes_what_an_unscaled_one_does(setup: tuple) -> 
     scaled.loss_scale = LossScale(CPU, enabled=True, init_scale=2.0**10)
     expected, _, _ = _train(config, plain, data, None, steps=2).read()
     got, _, _ = _train(config, scaled, data, None, steps=2).read()
-    for name in METRIC_NAMES:
-        assert got[name] == pytest.approx(expected[name], rel=1e-4, abs=1e-6), name
+    _assert_same_losses(got, expected)
 
 
 def test_an_fp16_step_trains_and_a_dry_one_leaves_weights_and_scale_alone(setup: tuple) -> None:
