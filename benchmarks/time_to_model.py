@@ -61,7 +61,7 @@ def clear_run(logs: Path) -> None:
             path.unlink(missing_ok=True)
 
 
-def run_once(logs: Path, assets: Path, label: str) -> dict[str, object]:
+def run_once(logs: Path, assets: Path, label: str, log_file: Path) -> dict[str, object]:
     from rvc.train.progress import read_events
 
     clear_run(logs)
@@ -73,6 +73,7 @@ def run_once(logs: Path, assets: Path, label: str) -> dict[str, object]:
     train = [*command, "train", "--experiment", "bench"]
     result = subprocess.run(train, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wall = time.time() - started_at
+    log_file.write_text(result.stdout)  # the whole log, also when the run fails before its first event
     log = [line for line in result.stdout.splitlines() if not line.startswith("@@rvc ")]
     events = [e.to_json() for e in read_events(logs / "bench" / "progress.jsonl")[0]]
     by_kind: dict[str, list[dict]] = {}
@@ -148,7 +149,7 @@ def main() -> None:
         make_dataset(logs)
         configure(logs, args.epochs, args.step_mode)
         for label in args.runs:
-            run = run_once(logs, assets, label)
+            run = run_once(logs, assets, label, args.out / f"time_to_model-{result['machine']}{tag}-{label}.log")
             result["runs"].append(run)  # type: ignore[attr-defined]
             print(json.dumps(run), flush=True)
             out = args.out / f"time_to_model-{result['machine']}{tag}.json"
