@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from rvc.errors import UserError
+
+if TYPE_CHECKING:
+    import torch
 
 DEVICE_CHOICES = ("auto", "cuda", "cpu")
 
@@ -20,3 +25,56 @@ def resolve_device(device: str) -> str:
     if device == "cpu":
         return device
     raise UserError(f"unknown device {device!r}: use auto, cuda, cuda:N or cpu")
+
+
+# Run as if the GPU had this many GiB (a float): the benchmarks and GPU tests use it to try the
+# 6-24 GB cards our users have on a large one. Unset, the whole card is used.
+MEMORY_CAP_VARIABLE = "RVC_GPU_MEMORY_GIB"
+
+
+def gpu_memory_cap_gib() -> float | None:
+    """Return the GiB that ``RVC_GPU_MEMORY_GIB`` caps this process's GPU memory at, or None."""
+    import os
+
+    text = os.environ.get(MEMORY_CAP_VARIABLE, "").strip()
+    if not text:
+        return None
+    try:
+        cap = float(text)
+    except ValueError:
+        cap = 0.0
+    if cap <= 0:
+        raise UserError(
+            f"{MEMORY_CAP_VARIABLE}={text!r} is not a positive number of GiB: unset it for the whole GPU"
+        )
+    return cap
+
+
+def gpu_memory_gib(index: int = 0) -> float | None:
+    """Return the GPU memory this process may use (the card's, or less under the cap), or None without CUDA."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    if not torch.cuda.is_available():
+        return None
+    total = torch.cuda.get_device_properties(index).total_memory / 2**30
+    cap = gpu_memory_cap_gib()
+    return total if cap is None else min(cap, total)
+
+
+def apply_gpu_memory_cap(device: torch.device) -> float | None:
+    """Hold this process to ``RVC_GPU_MEMORY_GIB`` on ``device``; return the cap, or None when unset.
+
+    The caching allocator then refuses what would pass the cap with the out-of-memory error a
+    smaller card gives. cuDNN's workspace comes from the same allocator, so its autotuning is
+    bounded too: PyTorch skips a convolution plan whose workspace cannot be allocated.
+    """
+    import torch
+
+    cap = gpu_memory_cap_gib()
+    if cap is None or device.type != "cuda":
+        return None
+    total = torch.cuda.get_device_properties(device).total_memory / 2**30
+    torch.cuda.set_per_process_memory_fraction(min(1.0, cap / total), device)
+    return cap

@@ -31,6 +31,8 @@ def _env() -> dict[str, str]:
         "HOME": os.environ.get("HOME", "/tmp"),
         "OMP_NUM_THREADS": "1",
         "PYTHONUNBUFFERED": "1",
+        # a GPU test that runs as if on a smaller card (rvc.devices.MEMORY_CAP_VARIABLE)
+        **{name: os.environ[name] for name in ("RVC_GPU_MEMORY_GIB",) if name in os.environ},
     }
 
 

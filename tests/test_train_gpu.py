@@ -137,3 +137,23 @@ def test_the_graphed_held_out_loss_is_the_eager_one_and_follows_the_weights(tmp_
         generator.get_submodule("dec.conv_post").weight.mul_(0.5)
     changed = graphed()
     assert changed != pytest.approx(values[0], rel=1e-4) and changed == pytest.approx(eager(), rel=1e-5)
+
+
+@pytest.mark.parametrize("precision", ["fp16", "bf16-tail"])
+def test_a_run_capped_at_6_gib_trains_saves_and_validates_within_the_cap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, precision: str
+) -> None:
+    """A laptop's 6 GB card (fp16 is what a T4 gets): the full 40k model at batch 8, no out-of-memory."""
+    monkeypatch.setenv("RVC_GPU_MEMORY_GIB", "6")
+    logs = tmp_path / "logs"
+    experiment = make_extracted_experiment(logs, train_clips=16, validation_clips=4, seconds=3.0)
+    config = ExperimentConfig(ModelConfig.for_sample_rate(40000))
+    config.train.epochs, config.train.save_every, config.train.precision = 2, 1, precision
+    config.train.batch_size, config.train.step_mode = 8, "graph"
+    save_config(experiment, config)
+    code, events, stderr = _run_cuda(logs)
+    assert code == 0, stderr
+    epochs = [e for e in events if e["kind"] == "epoch"]
+    assert len(epochs) == 2 and all(e["validation"] for e in epochs)
+    assert max(e["peak_mem_gib"] for e in epochs) <= 6.0
+    assert [e["which"] for e in events if e["kind"] == "export"]

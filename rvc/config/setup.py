@@ -46,7 +46,8 @@ def suggested_batch_size(minutes: float) -> int:
 
 def default_config(experiment: Experiment) -> ExperimentConfig:
     """Return the v2 preset for the dataset's sample rate and training defaults sized to the data and GPU."""
-    from rvc.config.validate import gpu_memory_gib, largest_batch
+    from rvc.config.validate import largest_batch
+    from rvc.devices import gpu_memory_gib
 
     info = data_info(experiment)
     batch = suggested_batch_size(info.seconds / 60)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rvc.config.experiment import ExperimentConfig
+from rvc.devices import gpu_memory_gib
 from rvc.errors import UserError
 
 # Peak GPU memory of one training step with the full v2 40k model (segment 12800 samples, 3 s clips):
@@ -51,16 +52,6 @@ def largest_batch(config: ExperimentConfig, gpu_gib: float, precision: str = "au
     key = _memory_key(precision)
     per_clip = MEMORY_PER_CLIP_GIB[key] * config.model.segment_size / 12800
     return max(1, int((0.9 * gpu_gib - MEMORY_FIXED_GIB[key]) / per_clip))
-
-
-def gpu_memory_gib() -> float | None:
-    try:
-        import torch
-    except ImportError:
-        return None
-    if not torch.cuda.is_available():
-        return None
-    return torch.cuda.get_device_properties(0).total_memory / 2**30
 
 
 def _check_pretrain(config: ExperimentConfig, path_text: str, is_generator: bool) -> str | None:

@@ -176,12 +176,12 @@ def train_experiment(workspace: Workspace, name: str, device_name: str = "auto")
 def _device(name: str, dist: Distributed) -> torch.device:
     import torch
 
-    from rvc.devices import resolve_device
+    from rvc.devices import apply_gpu_memory_cap, resolve_device
 
     resolved = resolve_device(name)
-    if resolved == "cuda":
-        return torch.device("cuda", dist.local_rank)
-    return torch.device(resolved)
+    device = torch.device("cuda", dist.local_rank) if resolved == "cuda" else torch.device(resolved)
+    apply_gpu_memory_cap(device)
+    return device
 
 
 def _take_lock(path: Path) -> TextIO:
@@ -203,7 +203,8 @@ def _take_lock(path: Path) -> TextIO:
 
 
 def _oom_message(workspace: Workspace, name: str) -> str:
-    from rvc.config.validate import gpu_memory_gib, largest_batch
+    from rvc.config.validate import largest_batch
+    from rvc.devices import gpu_memory_gib
     from rvc.experiment.config_file import load_config
 
     config = load_config(workspace.experiment(name))

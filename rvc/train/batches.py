@@ -30,8 +30,10 @@ def streams(placement: str, data: TrainingSet, device: torch.device) -> bool:
         return True
     if placement == "gpu" or device.type != "cuda":
         return False
-    total = torch.cuda.get_device_properties(device).total_memory
-    return data.nbytes() > RESIDENT_SHARE * total
+    from rvc.devices import gpu_memory_gib
+
+    usable = gpu_memory_gib(device.index or 0) or 0.0  # under RVC_GPU_MEMORY_GIB, the capped memory
+    return data.nbytes() > RESIDENT_SHARE * usable * 2**30
 
 
 def epoch_rows(clips: int, epoch: int, train: TrainConfig, world_size: int, steps: int) -> torch.Tensor:
