@@ -28,6 +28,8 @@ class SineGen(nn.Module):
     """Turn frame-rate f0 into a sample-rate sine excitation (plus noise), as NSF does.
 
     f0 : Tensor[B x T] in Hz (0 = unvoiced), upp : samples per frame
+    noise : Tensor[B x T*upp x H+1] standard normal, or None to draw it here (an ONNX export
+        draws it in the graph and passes it in, so a test can feed PyTorch the same noise)
     returns : (sine Tensor[B x T*upp x H+1], uv Tensor[B x T*upp x 1])
 
     Voiced samples carry `sine_amp`-high sines at f0 and its harmonics plus faint noise;
@@ -49,7 +51,9 @@ class SineGen(nn.Module):
         self.noise_std = noise_std
         self.voiced_threshold = voiced_threshold
 
-    def forward(self, f0: torch.Tensor, upp: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, f0: torch.Tensor, upp: int, noise: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         with torch.no_grad():
             b, t = f0.shape
             f0 = f0.float()
@@ -72,14 +76,14 @@ class SineGen(nn.Module):
             uv = (f0 > self.voiced_threshold).float()
             uv = uv.unsqueeze(-1).expand(b, t, upp).reshape(b, t * upp, 1)
             noise_amp = uv * self.noise_std + (1 - uv) * (self.sine_amp / 3)
-            sine = sine * uv + noise_amp * torch.randn_like(sine)
+            sine = sine * uv + noise_amp * (torch.randn_like(sine) if noise is None else noise)
         return sine, uv
 
 
 class SourceModuleHnNSF(nn.Module):
     """Merge the sine harmonics into one excitation channel with a learned linear mix and tanh.
 
-    f0 : Tensor[B x T] -> Tensor[B x T*upp x 1]
+    f0 : Tensor[B x T] -> Tensor[B x T*upp x 1]; noise : SineGen's (None: drawn there)
     """
 
     def __init__(self, sample_rate: int, harmonic_num: int = 0) -> None:
@@ -87,8 +91,8 @@ class SourceModuleHnNSF(nn.Module):
         self.l_sin_gen = SineGen(sample_rate, harmonic_num)
         self.l_linear = nn.Linear(harmonic_num + 1, 1)
 
-    def forward(self, f0: torch.Tensor, upp: int) -> torch.Tensor:
-        sine, _ = self.l_sin_gen(f0, upp)
+    def forward(self, f0: torch.Tensor, upp: int, noise: torch.Tensor | None = None) -> torch.Tensor:
+        sine, _ = self.l_sin_gen(f0, upp, noise)
         return torch.tanh(self.l_linear(sine.to(self.l_linear.weight.dtype)))
 
 
@@ -96,6 +100,7 @@ class GeneratorNSF(nn.Module):
     """HiFi-GAN upsampler driven by latent frames and an f0 sine source.
 
     x : Tensor[B x C_in x T], f0 : Tensor[B x T] Hz, g : Tensor[B x G x 1] or None
+    noise : Tensor[B x T*upp x 1] the source's standard-normal noise, or None to draw it
     returns : Tensor[B x 1 x T*prod(upsample_rates)] in [-1, 1]
 
     ``channels_last`` (the trainer sets it on CUDA) runs the whole stack on (B, C, 1, T)
@@ -146,8 +151,10 @@ class GeneratorNSF(nn.Module):
         self.conv_post = Conv1d(channels, 1, 7, 1, padding=3, bias=False)
         self.cond = Conv1d(gin_channels, upsample_initial_channel, 1) if gin_channels else None
 
-    def forward(self, x: torch.Tensor, f0: torch.Tensor, g: torch.Tensor | None = None) -> torch.Tensor:
-        source = self.m_source(f0, self.upp).transpose(1, 2)  # [B, 1, T*upp]
+    def forward(
+        self, x: torch.Tensor, f0: torch.Tensor, g: torch.Tensor | None = None, noise: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        source = self.m_source(f0, self.upp, noise).transpose(1, 2)  # [B, 1, T*upp]
         if self.channels_last:
             x, source = to_channels_last_1d(x), to_channels_last_1d(source)
             g = to_channels_last_1d(g) if g is not None else None

@@ -229,6 +229,8 @@ class SynthesizerTrnMs768NSFsid(nn.Module):
         skip_head: int | None = None,
         return_length: int | None = None,
         noise_scale: float = 0.66666,
+        prior_noise: torch.Tensor | None = None,
+        source_noise: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]]:
         """Convert: sample the prior, undo the flow, decode with the given f0.
 
@@ -236,6 +238,10 @@ class SynthesizerTrnMs768NSFsid(nn.Module):
         nsff0 : Tensor[B x T] Hz, sid : Tensor[B] long
         skip_head, return_length : frames (Python ints) for real-time chunks, as RVC: drop the first
             skip_head frames and return return_length frames
+        prior_noise : Tensor[B x C x T'] standard normal, the prior's sample (T' = T less the dropped
+            head), and source_noise : Tensor[B x T_out*hop_length x 1], the decoder's excitation
+            noise; None: drawn here. Given, the output is a function of the inputs (the ONNX
+            export passes the noise its graph drew, so a test can compare exactly).
         returns : o Tensor[B x 1 x T_out*hop_length], x_mask, (z, z_p, m_p, logs_p)
         """
         g = self.emb_g(sid).unsqueeze(-1)
@@ -244,22 +250,27 @@ class SynthesizerTrnMs768NSFsid(nn.Module):
             flow_head = max(skip_head - 24, 0)
             dec_head = skip_head - flow_head
             m_p, logs_p, x_mask = self.enc_p(phone, pitch, phone_lengths, skip_head=flow_head)
-            z_p = (m_p + torch.exp(logs_p) * torch.randn_like(m_p) * noise_scale) * x_mask
+            z_p = (m_p + torch.exp(logs_p) * _normal(m_p, prior_noise) * noise_scale) * x_mask
             z = self.flow(z_p, x_mask, g=g, reverse=True)
             z = z[:, :, dec_head : dec_head + return_length]
             x_mask = x_mask[:, :, dec_head : dec_head + return_length]
             nsff0 = nsff0[:, skip_head : skip_head + return_length]
         else:
             m_p, logs_p, x_mask = self.enc_p(phone, pitch, phone_lengths)
-            z_p = (m_p + torch.exp(logs_p) * torch.randn_like(m_p) * noise_scale) * x_mask
+            z_p = (m_p + torch.exp(logs_p) * _normal(m_p, prior_noise) * noise_scale) * x_mask
             z = self.flow(z_p, x_mask, g=g, reverse=True)
-        o = self.dec(z * x_mask, nsff0, g=g)
+        o = self.dec(z * x_mask, nsff0, g=g, noise=source_noise)
         return o, x_mask, (z, z_p, m_p, logs_p)
 
     def remove_weight_norm(self) -> SynthesizerTrnMs768NSFsid:
         """Fold weight norm into plain weights for inference; returns self."""
         remove_weight_norm(self)
         return self
+
+
+def _normal(like: torch.Tensor, given: torch.Tensor | None) -> torch.Tensor:
+    """Return ``given``, or standard-normal noise shaped like ``like`` when none is given."""
+    return torch.randn_like(like) if given is None else given
 
 
 def _pad_to(x: torch.Tensor, size: int) -> torch.Tensor:
