@@ -30,7 +30,8 @@ import torch
 from transformers import HubertConfig, HubertModel
 
 from rvc.errors import UserError
-from rvc.features.safe_pickle import ExpansionError, load_checkpoint, to_plain
+from rvc.features.pickle_stubs import ExpansionError, to_plain
+from rvc.features.safe_pickle import load_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,13 @@ older single-stream format) with an unpickler that
   objects into inert stubs whose pickled state :func:`to_plain` reads back as
   dicts, lists and values,
 - refuses every other global (``os.system``, ``builtins.eval``, ...).
+
+The allowed globals and the tensor rebuilders are in :mod:`rvc.features.pickle_globals`, the
+stubs and :func:`~rvc.features.pickle_stubs.to_plain` in :mod:`rvc.features.pickle_stubs`.
 """
 
 from __future__ import annotations
 
-import codecs
-import collections
 import io
 import logging
 import pickle
@@ -31,286 +32,19 @@ import struct
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, ClassVar
+from typing import IO, Any
 
-import numpy as np
 import torch
 
 from rvc.errors import UserError
+from rvc.features.pickle_globals import STORAGE_DTYPES, Storage, StorageKind, UnsafeGlobalError, safe_globals
+from rvc.features.pickle_stubs import Stub, is_stubbed
 
 log = logging.getLogger(__name__)
 
 # torch's legacy (pre-1.6) format starts with this pickled number, then a protocol version.
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
-
-# Object graphs of configs are shallow and small; these bound what a hostile file may make to_plain build:
-# nesting, and values in all (a shared ``[a, a]`` nested 40 deep is 2**40 values once expanded).
-_MAX_DEPTH = 64
-_MAX_NODES = 200_000  # a fairseq config holds a few thousand
-
-
-class UnsafeGlobalError(pickle.UnpicklingError):
-    """The pickle names a global outside the allow-list (e.g. ``posix.system``)."""
-
-    def __init__(self, qualified_name: str) -> None:
-        super().__init__(f"refused global {qualified_name}")
-        self.qualified_name = qualified_name
-
-
-# --- storages and tensors ------------------------------------------------------
-
-
-class _StorageKind:
-    """What ``torch.FloatStorage`` & co. unpickle to: only the element type."""
-
-    def __init__(self, dtype: torch.dtype) -> None:
-        self.dtype = dtype
-
-
-_STORAGE_DTYPES: dict[str, torch.dtype] = {
-    "FloatStorage": torch.float32,
-    "DoubleStorage": torch.float64,
-    "HalfStorage": torch.float16,
-    "BFloat16Storage": torch.bfloat16,
-    "LongStorage": torch.int64,
-    "IntStorage": torch.int32,
-    "ShortStorage": torch.int16,
-    "CharStorage": torch.int8,
-    "ByteStorage": torch.uint8,
-    "BoolStorage": torch.bool,
-    "ComplexFloatStorage": torch.complex64,
-    "ComplexDoubleStorage": torch.complex128,
-    "UntypedStorage": torch.uint8,
-}
-
-
-class _Storage:
-    """A storage read from the file: a flat 1-D tensor that tensors are views of."""
-
-    def __init__(self, flat: torch.Tensor) -> None:
-        self.flat = flat
-
-
-def _ints(values: Any, what: str) -> tuple[int, ...]:
-    if not isinstance(values, tuple | list | torch.Size) or not all(type(v) is int for v in values):
-        raise pickle.UnpicklingError(f"tensor {what} is not a tuple of ints")
-    return tuple(values)
-
-
-def _view(flat: torch.Tensor, storage_offset: Any, size: Any, stride: Any) -> torch.Tensor:
-    if type(storage_offset) is not int:
-        raise pickle.UnpicklingError("tensor storage offset is not an int")
-    # as_strided checks the view against the storage's bounds (RuntimeError if outside).
-    return flat.as_strided(_ints(size, "size"), _ints(stride, "stride"), storage_offset)
-
-
-def _storage(value: Any) -> torch.Tensor:
-    if not isinstance(value, _Storage):
-        raise pickle.UnpicklingError("tensor rebuilt from something that is not a storage of this file")
-    return value.flat
-
-
-def _rebuild_tensor(storage: Any, storage_offset: Any, size: Any, stride: Any) -> torch.Tensor:
-    return _view(_storage(storage), storage_offset, size, stride)
-
-
-def _rebuild_tensor_v2(
-    storage: Any,
-    storage_offset: Any,
-    size: Any,
-    stride: Any,
-    requires_grad: Any = False,
-    backward_hooks: Any = None,
-    metadata: Any = None,
-) -> torch.Tensor:
-    # requires_grad and hooks do not matter for inference; metadata only holds the
-    # conj/neg bits of complex views, which weights never have.
-    return _view(_storage(storage), storage_offset, size, stride)
-
-
-def _rebuild_tensor_v3(
-    storage: Any,
-    storage_offset: Any,
-    size: Any,
-    stride: Any,
-    requires_grad: Any,
-    backward_hooks: Any,
-    dtype: Any,
-    metadata: Any = None,
-) -> torch.Tensor:
-    if not isinstance(dtype, torch.dtype):
-        raise pickle.UnpicklingError("tensor dtype is not a torch dtype")
-    return _view(_storage(storage).view(dtype), storage_offset, size, stride)
-
-
-def _rebuild_parameter(data: Any, requires_grad: Any = False, backward_hooks: Any = None, state: Any = None) -> Any:
-    if not isinstance(data, torch.Tensor):
-        raise pickle.UnpicklingError("parameter rebuilt from something that is not a tensor")
-    return data
-
-
-def _codecs_encode(text: Any, encoding: Any = "utf-8") -> bytes:
-    """Rebuild ``bytes`` as pickle protocol 2 stores them: ``_codecs.encode(str, 'latin1')``."""
-    if not isinstance(text, str) or encoding not in ("latin1", "latin-1", "utf-8", "utf8"):
-        raise pickle.UnpicklingError("unexpected _codecs.encode call")
-    return codecs.encode(text, encoding)
-
-
-def _stub_getattr(owner: Any, name: Any) -> Any:
-    """``getattr`` as newer Pythons pickle enum members (``getattr(EnumClass, "NAME")``), for stubs only."""
-    if isinstance(owner, type) and issubclass(owner, Stub) and isinstance(name, str):
-        return owner(name)
-    raise UnsafeGlobalError("builtins.getattr")
-
-
-def _numpy_globals() -> dict[tuple[str, str], Any]:
-    """numpy scalars and arrays (fairseq keeps e.g. the best loss as a numpy float)."""
-    core = getattr(np, "_core", None) or np.core
-    found: dict[tuple[str, str], Any] = {("numpy", "dtype"): np.dtype, ("numpy", "ndarray"): np.ndarray}
-    for module in ("numpy.core.multiarray", "numpy._core.multiarray"):
-        found[(module, "scalar")] = core.multiarray.scalar
-        found[(module, "_reconstruct")] = core.multiarray._reconstruct
-    return found
-
-
-def _safe_globals() -> dict[tuple[str, str], Any]:
-    table: dict[tuple[str, str], Any] = {
-        ("collections", "OrderedDict"): collections.OrderedDict,
-        ("builtins", "set"): set,
-        ("builtins", "frozenset"): frozenset,
-        ("builtins", "bytearray"): bytearray,
-        ("builtins", "complex"): complex,
-        ("builtins", "slice"): slice,
-        ("builtins", "dict"): dict,
-        ("builtins", "list"): list,
-        ("builtins", "tuple"): tuple,
-        ("builtins", "int"): int,
-        ("builtins", "float"): float,
-        ("builtins", "str"): str,
-        ("builtins", "bool"): bool,
-        ("builtins", "bytes"): bytes,
-        ("builtins", "getattr"): _stub_getattr,
-        ("_codecs", "encode"): _codecs_encode,
-        ("torch", "Size"): torch.Size,
-        ("torch", "device"): torch.device,
-        ("torch._utils", "_rebuild_tensor"): _rebuild_tensor,
-        ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
-        ("torch._utils", "_rebuild_tensor_v3"): _rebuild_tensor_v3,
-        ("torch._utils", "_rebuild_parameter"): _rebuild_parameter,
-        ("torch._utils", "_rebuild_parameter_with_state"): _rebuild_parameter,
-    }
-    table.update(_numpy_globals())
-    return table
-
-
-# --- stubs for configuration objects --------------------------------------------
-
-
-class Stub:
-    """An inert stand-in for a pickled object of a class we do not import.
-
-    It accepts whatever pickle gives it (constructor arguments, ``__setstate__``
-    state, dict items, list items) and keeps it as data. It has no behaviour.
-    """
-
-    stub_module: ClassVar[str] = ""
-    stub_name: ClassVar[str] = ""
-    stub_args: tuple[Any, ...]
-    stub_kwargs: dict[str, Any]
-    stub_state: Any
-    stub_items: dict[Any, Any]
-    stub_list: list[Any]
-
-    def __new__(cls, *args: Any, **kwargs: Any) -> Stub:
-        obj = object.__new__(cls)
-        obj.__dict__.update(stub_args=args, stub_kwargs=kwargs, stub_state=None, stub_items={}, stub_list=[])
-        return obj
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def __setstate__(self, state: Any) -> None:
-        self.__dict__["stub_state"] = state
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        self.__dict__["stub_items"][key] = value
-
-    def append(self, value: Any) -> None:
-        self.__dict__["stub_list"].append(value)
-
-    def extend(self, values: Any) -> None:
-        self.__dict__["stub_list"].extend(values)
-
-    def __repr__(self) -> str:
-        return f"<stub {self.stub_module}.{self.stub_name}>"
-
-
-def _is_stubbed(module: str, name: str) -> bool:
-    root = module.split(".", 1)[0]
-    return root in ("fairseq", "omegaconf", "typing") or (module, name) == ("argparse", "Namespace")
-
-
-class ExpansionError(ValueError):
-    """A loaded object whose plain form would nest too deep or hold too many values (a hostile file)."""
-
-
-def to_plain(obj: Any, max_nodes: int = _MAX_NODES, max_depth: int = _MAX_DEPTH) -> Any:
-    """Return ``obj`` with every :class:`Stub` replaced by plain data.
-
-    omegaconf containers become their content (dict or list), omegaconf value
-    nodes their value, an ``argparse.Namespace`` (or any other stub with a dict
-    state) a dict of its attributes, an enum-like stub its constructor argument.
-    Tensors and other leaves are returned as they are.
-    Raises ExpansionError beyond ``max_depth`` levels or ``max_nodes`` values (a value
-    referenced twice counts twice: it is copied twice).
-    """
-    return _Expansion(max_nodes, max_depth).plain(obj, 0)
-
-
-class _Expansion:
-    def __init__(self, max_nodes: int, max_depth: int) -> None:
-        self.max_nodes, self.max_depth = max_nodes, max_depth
-        self.nodes = 0
-
-    def plain(self, obj: Any, depth: int) -> Any:
-        self.nodes += 1
-        if self.nodes > self.max_nodes:
-            raise ExpansionError(f"it expands to more than {self.max_nodes:,} values")
-        if depth > self.max_depth:
-            raise ExpansionError(f"it nests deeper than {self.max_depth} levels")
-        deeper = depth + 1
-        if isinstance(obj, Stub):
-            return self.stub(obj, deeper)
-        if isinstance(obj, dict):
-            return {key: self.plain(value, deeper) for key, value in obj.items()}
-        if isinstance(obj, list | tuple):
-            return [self.plain(value, deeper) for value in obj]
-        return obj
-
-    def stub(self, stub: Stub, depth: int) -> Any:
-        state = stub.stub_state
-        if isinstance(state, tuple) and len(state) == 2 and isinstance(state[0], dict | type(None)):
-            state = state[0]  # (dict state, slot state)
-        if stub.stub_module.startswith("omegaconf") and isinstance(state, dict):
-            # containers keep children in _content; value nodes keep the value in _val (``val`` in old versions).
-            for key in ("_content", "_val", "val"):
-                if key in state:
-                    return self.plain(state[key], depth)
-        if isinstance(state, dict):
-            # "_parent" links a child back to its container: skip it, it would loop.
-            plain = {key: self.plain(value, depth) for key, value in state.items() if key != "_parent"}
-            plain.update({key: self.plain(value, depth) for key, value in stub.stub_items.items()})
-            return plain
-        if stub.stub_items:
-            return {key: self.plain(value, depth) for key, value in stub.stub_items.items()}
-        if stub.stub_list:
-            return [self.plain(value, depth) for value in stub.stub_list]
-        if len(stub.stub_args) == 1:
-            return self.plain(stub.stub_args[0], depth)  # enum members pickle as Class(value)
-        if stub.stub_args:
-            return [self.plain(value, depth) for value in stub.stub_args]
-        return None
 
 
 # --- the unpickler --------------------------------------------------------------
@@ -321,7 +55,7 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def __init__(self, file: IO[bytes], persistent_load: Callable[[Any], Any] | None = None) -> None:
         super().__init__(file)
-        self._safe = _safe_globals()
+        self._safe = safe_globals()
         self._stubs: dict[tuple[str, str], type[Stub]] = {}
         self._persistent = persistent_load
 
@@ -336,11 +70,11 @@ class RestrictedUnpickler(pickle.Unpickler):
         found = self._safe.get((module, name))
         if found is not None:
             return found
-        if module == "torch" and name in _STORAGE_DTYPES:
-            return _StorageKind(_STORAGE_DTYPES[name])
+        if module == "torch" and name in STORAGE_DTYPES:
+            return StorageKind(STORAGE_DTYPES[name])
         if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
             return getattr(torch, name)
-        if _is_stubbed(module, name):
+        if is_stubbed(module, name):
             return self._stub_class(module, name)
         raise UnsafeGlobalError(f"{module}.{name}")
 
@@ -356,12 +90,12 @@ def _element_size(dtype: torch.dtype) -> int:
     return torch.empty(0, dtype=dtype).element_size()
 
 
-def _storage_id(pid: Any) -> tuple[_StorageKind, str, int, Any]:
+def _storage_id(pid: Any) -> tuple[StorageKind, str, int, Any]:
     """Check a persistent id ``('storage', kind, key, location, numel[, view])``."""
     if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"):
         raise pickle.UnpicklingError(f"unsupported persistent id {str(pid)[:80]}")
     kind, key, numel = pid[1], pid[2], pid[4]
-    if not isinstance(kind, _StorageKind) or not isinstance(key, str) or type(numel) is not int or numel < 0:
+    if not isinstance(kind, StorageKind) or not isinstance(key, str) or type(numel) is not int or numel < 0:
         raise pickle.UnpicklingError("malformed storage id")
     return kind, key, numel, pid[5] if len(pid) == 6 else None
 
@@ -375,16 +109,16 @@ def _load_zip(path: Path) -> Any:
         prefix = pickles[0][: -len("data.pkl")]
         if prefix + "byteorder" in archive.namelist() and archive.read(prefix + "byteorder") != b"little":
             raise pickle.UnpicklingError("big-endian checkpoints are not supported")
-        storages: dict[str, _Storage] = {}
+        storages: dict[str, Storage] = {}
 
-        def persistent_load(pid: Any) -> _Storage:
+        def persistent_load(pid: Any) -> Storage:
             kind, key, numel, _ = _storage_id(pid)
             if key not in storages:
                 raw = bytearray(archive.read(f"{prefix}data/{key}"))
                 flat = torch.frombuffer(raw, dtype=kind.dtype) if raw else torch.empty(0, dtype=kind.dtype)
                 if flat.numel() < numel:
                     raise pickle.UnpicklingError(f"storage {key} is shorter than recorded")
-                storages[key] = _Storage(flat)
+                storages[key] = Storage(flat)
             return storages[key]
 
         with archive.open(pickles[0]) as data:
@@ -406,7 +140,7 @@ def _load_legacy(handle: IO[bytes], file_size: int) -> Any:
         raise pickle.UnpicklingError("big-endian checkpoints are not supported")
     storages: dict[str, torch.Tensor] = {}
 
-    def persistent_load(pid: Any) -> _Storage:
+    def persistent_load(pid: Any) -> Storage:
         kind, key, numel, view = _storage_id(pid)
         if view is not None:
             raise pickle.UnpicklingError("legacy storage views are not supported")
@@ -414,7 +148,7 @@ def _load_legacy(handle: IO[bytes], file_size: int) -> Any:
             if numel * _element_size(kind.dtype) > file_size:
                 raise pickle.UnpicklingError(f"storage {key} is larger than the file")
             storages[key] = torch.empty(numel, dtype=kind.dtype)
-        return _Storage(storages[key])
+        return Storage(storages[key])
 
     result = RestrictedUnpickler(handle, persistent_load).load()
     keys = plain_load()
