@@ -19,7 +19,8 @@ from transformers import HubertConfig, HubertModel
 
 from rvc.errors import UserError
 from rvc.experiment import AssetDir
-from rvc.features.embedder import EMBEDDERS, FRAMES_PER_SECOND, content_frames, load_embedder
+from rvc.features.embedder import FRAMES_PER_SECOND, content_frames, load_embedder
+from rvc.features.embedder_sources import EMBEDDERS
 from rvc.features.fairseq_import import fairseq_to_hf_key, hf_to_fairseq_key, parse_conv_feature_layers
 from tests.synth import harmonic_tone
 

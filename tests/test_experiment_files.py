@@ -25,7 +25,8 @@ FOLDER_NAMES = re.compile(
 # Files that spell a name for something that is not the experiment folder's, and why.
 NOT_THE_FOLDER = {
     # A Hugging Face model folder's config.json (the content encoders), not the experiment's settings.
-    ("rvc/features/embedder.py", "config.json"),
+    ("rvc/features/embedder_sources.py", "config.json"),
+    ("rvc/features/embedder_weights.py", "config.json"),
     ("rvc/pretrained/download.py", "config.json"),
 }
 

@@ -15,7 +15,7 @@ import torch
 
 from rvc.errors import UserError
 from rvc.experiment import AssetDir, Workspace
-from rvc.features.embedder import EMBEDDERS
+from rvc.features.embedder_sources import EMBEDDERS
 from rvc.models.config import ModelConfig
 from rvc.models.discriminator import MultiPeriodDiscriminatorV2
 from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid

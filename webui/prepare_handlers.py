@@ -145,7 +145,7 @@ def whisper_options(form: Mapping[str, Any], guard: PathGuard, mode: Mode) -> Wh
 
 def extract_options(form: Mapping[str, Any], guard: PathGuard) -> ExtractOptions:
     """Return the ExtractOptions the form describes; a custom embedder path must lie in a folder the app may use."""
-    from rvc.features.embedder import EMBEDDERS
+    from rvc.features.embedder_sources import EMBEDDERS
 
     values = {EXTRACT_KEYS.get(name, name): form[EXTRACT_KEYS.get(name, name)] for name in EXTRACT_FIELDS}
     options = from_form(ExtractOptions, {**values, "device": str(form.get("device") or "auto")}, EXTRACT_KEYS)

@@ -4,25 +4,21 @@ RVC v2 trains on the output of the encoder's last (12th) transformer layer,
 without ``final_proj`` (the 256-d projection only v1 used). We run every
 encoder as a transformers ``HubertModel``, loaded from
 
-1. a known name (:data:`EMBEDDERS`): ``assets/embedders/<name>/`` in Hugging
-   Face format, downloaded there from the Hub when missing;
+1. a known name (:data:`~rvc.features.embedder_sources.EMBEDDERS`): ``assets/embedders/<name>/``
+   in Hugging Face format, downloaded there from the Hub when missing;
 2. a local Hugging Face-format folder (``config.json`` + weights);
 3. a fairseq ``.pt`` (RVC's ``hubert_base.pt``, ContentVec), converted by
    :mod:`rvc.features.fairseq_import` without importing fairseq or running
    code from the pickle.
 
-Importing this module is cheap (no torch): the CLI may read :data:`EMBEDDERS`
-while it builds its argument parser.
+Here: the encoder and its batching (:class:`ContentEmbedder`) and :func:`load_embedder`; where
+the weights come from is :mod:`rvc.features.embedder_weights`. Importing this module is cheap
+(no torch).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import pickle
-import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +26,8 @@ import numpy as np
 
 from rvc.errors import UserError
 from rvc.experiment import AssetDir
-from rvc.fileio import sha256_file
+from rvc.features.embedder_sources import EMBEDDERS
+from rvc.features.embedder_weights import load_known, load_path
 
 if TYPE_CHECKING:
     import torch
@@ -44,86 +41,6 @@ SAMPLE_RATE = 16000
 
 # HuBERT's feature encoder as (kernel, stride) per convolution; the strides multiply to 320.
 _HUBERT_CONV: tuple[tuple[int, int], ...] = ((10, 5), (3, 2), (3, 2), (3, 2), (3, 2), (2, 2), (2, 2))
-
-_CONFIG_FILE = "config.json"
-_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-
-
-@dataclass(frozen=True)
-class EmbedderSource:
-    """Where a known content encoder is published on the Hugging Face Hub, in transformers format."""
-
-    repo_id: str
-    subfolder: str  # folder inside the repo; "" for its root
-    files: tuple[str, ...]  # config.json and the weights file, as named in the repo
-    description: str
-    upstream: str  # who trained and first published the weights
-    revision: str = "main"
-    sha256: dict[str, str] = field(default_factory=dict)  # known checksums, by file name
-
-    @property
-    def url(self) -> str:
-        tree = f"https://huggingface.co/{self.repo_id}/tree/{self.revision}"
-        return f"{tree}/{self.subfolder}" if self.subfolder else tree
-
-
-# Sources, researched for RVC compatibility:
-# - Applio (IAHispano/Applio, rvc/lib/utils.py: load_embedding) downloads each embedder as
-#   https://huggingface.co/IAHispano/Applio/resolve/main/Resources/embedders/<name>/{config.json,pytorch_model.bin}
-#   in the transformers format; a model trained on these features converts the same way in Applio.
-# - RVC's own "hubert_base.pt" (lj1995/VoiceConversionWebUI) is in fact ContentVec's 500-class legacy model
-#   (RVC-Boss in RVC-Project/Retrieval-based-Voice-Conversion-WebUI issues #2121 and #2078), so "contentvec" is
-#   RVC's default encoder; Applio's contentvec/pytorch_model.bin is that model converted.
-# - The contentvec checksums were found pinned in two unrelated projects (a Nix config and an RVC setup
-#   script pinning Applio revision 774d3d1f46102030638bc27d3a95cda6f68cf293), both agreeing.
-# - "hubert_base" is Meta's original HuBERT Base (LibriSpeech 960 h), in transformers format since 2021.
-#   It is NOT what RVC calls hubert_base.pt; RVC's pretrains expect contentvec features.
-# - The language HuBERTs are Applio's copies of TencentGameMate/chinese-hubert-base,
-#   rinna/japanese-hubert-base and team-lucid/hubert-base-korean (each also in transformers format upstream).
-_APPLIO = "IAHispano/Applio"
-_APPLIO_FILES = ("config.json", "pytorch_model.bin")
-
-EMBEDDERS: dict[str, EmbedderSource] = {
-    "contentvec": EmbedderSource(
-        repo_id=_APPLIO,
-        subfolder="Resources/embedders/contentvec",
-        files=_APPLIO_FILES,
-        description="ContentVec (500 classes): RVC's default encoder, the model RVC ships as hubert_base.pt",
-        upstream="auspicious3000/contentvec (checkpoint_best_legacy_500.pt)",
-        sha256={
-            "config.json": "2ddde063b795d38d9051a7215a092fecf4cfe148b54251e38de51d88d356898b",
-            "pytorch_model.bin": "d8dd400e054ddf4e6be75dab5a2549db748cc99e756a097c496c099f65a4854e",
-        },
-    ),
-    "hubert_base": EmbedderSource(
-        repo_id="facebook/hubert-base-ls960",
-        subfolder="",
-        files=("config.json", "pytorch_model.bin"),
-        description="Meta's HuBERT Base (LibriSpeech 960 h); not RVC's hubert_base.pt, which is contentvec",
-        upstream="facebookresearch/fairseq examples/hubert (hubert_base_ls960.pt)",
-    ),
-    "chinese_hubert_base": EmbedderSource(
-        repo_id=_APPLIO,
-        subfolder="Resources/embedders/chinese_hubert_base",
-        files=_APPLIO_FILES,
-        description="HuBERT Base trained on 10k hours of Mandarin (WenetSpeech)",
-        upstream="TencentGameMate/chinese-hubert-base",
-    ),
-    "japanese_hubert_base": EmbedderSource(
-        repo_id=_APPLIO,
-        subfolder="Resources/embedders/japanese_hubert_base",
-        files=_APPLIO_FILES,
-        description="HuBERT Base trained on 19k hours of Japanese (ReazonSpeech)",
-        upstream="rinna/japanese-hubert-base",
-    ),
-    "korean_hubert_base": EmbedderSource(
-        repo_id=_APPLIO,
-        subfolder="Resources/embedders/korean_hubert_base",
-        files=_APPLIO_FILES,
-        description="HuBERT Base trained on about 4k hours of Korean speech (AI Hub)",
-        upstream="team-lucid/hubert-base-korean",
-    ),
-}
 
 
 def _frames(n_samples: int, conv: tuple[tuple[int, int], ...]) -> int:
@@ -309,149 +226,6 @@ def _resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     return names[dtype]
 
 
-def _weights_file(folder: Path) -> Path | None:
-    """Return the weights file of a Hugging Face-format folder, or None if it is not one."""
-    if not (folder / _CONFIG_FILE).is_file():
-        return None
-    return next((folder / name for name in _WEIGHT_FILES if (folder / name).is_file()), None)
-
-
-def _fairseq_file(folder: Path) -> Path | None:
-    """Return the only ``.pt`` file in ``folder`` (a user may drop RVC's hubert_base.pt there), else None."""
-    found = sorted(folder.glob("*.pt")) if folder.is_dir() else []
-    return found[0] if len(found) == 1 else None
-
-
-def _load_hf_folder(folder: Path) -> HubertModel:
-    import torch
-    from safetensors import SafetensorError
-    from transformers import HubertModel
-
-    try:
-        model_type = json.loads((folder / _CONFIG_FILE).read_text(encoding="utf-8")).get("model_type")
-    except (OSError, ValueError, AttributeError) as error:
-        raise UserError(f"cannot read {folder / _CONFIG_FILE}: {error}") from None
-    if model_type != "hubert":
-        raise UserError(
-            f"{folder} holds a {model_type!r} model; a content encoder must be a HuBERT/ContentVec model "
-            "(model_type 'hubert' in config.json)"
-        )
-    try:
-        # with output_loading_info it returns (model, info); its annotation says only the model
-        loaded: Any = HubertModel.from_pretrained(
-            folder, dtype=torch.float32, local_files_only=True, output_loading_info=True
-        )
-        model, info = loaded
-    except (OSError, ValueError, RuntimeError, pickle.UnpicklingError, SafetensorError) as error:
-        raise UserError(_unloadable(folder, error)) from None
-    # transformers fills missing weights with random values: refuse that rather than make garbage features
-    missing = sorted(name for name in info["missing_keys"] if name != "masked_spec_embed")
-    if missing or info.get("mismatched_keys"):
-        raise UserError(
-            f"the weights in {folder} do not match its config.json (missing {missing[:5]}, "
-            f"wrong shapes {sorted(info.get('mismatched_keys') or [])[:5]}); the download may be damaged: "
-            "delete the folder and run again"
-        )
-    return model.eval()
-
-
-def _unloadable(folder: Path, error: Exception) -> str:
-    """Say why the weights in ``folder`` did not load, without the library's advice to load them unsafely."""
-    weights = _weights_file(folder) or folder
-    if isinstance(error, pickle.UnpicklingError):
-        why = "it holds objects other than tensors, which are not loaded (they could run code)"
-    else:
-        why = str(error).splitlines()[0] if str(error) else type(error).__name__
-    return (
-        f"cannot load the content encoder's weights {weights}: {why}; the file is damaged or not a model: "
-        "replace it with a good copy (a known encoder whose folder is removed is downloaded again)"
-    )
-
-
-def _hub_offline() -> bool:
-    """Tell whether Hub downloads are switched off (huggingface_hub reads the variable only at import)."""
-    from huggingface_hub import constants
-
-    flag = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
-    return bool(constants.HF_HUB_OFFLINE) or flag.strip().upper() in {"1", "ON", "YES", "TRUE"}
-
-
-def _missing_message(name: str, source: EmbedderSource, folder: Path, reason: str) -> str:
-    files = ", ".join(f for f in source.files if not (folder / f).is_file()) or ", ".join(source.files)
-    where = f"{source.repo_id}, folder {source.subfolder}" if source.subfolder else source.repo_id
-    return (
-        f"content encoder {name!r} is missing: {folder} has no {files} ({reason}). "
-        f"Download {files} from the Hugging Face repo {where} ({source.url}) into {folder}, "
-        f"or give --embedder the path of a fairseq .pt of the same model"
-        + (" (RVC's hubert_base.pt is contentvec)" if name == "contentvec" else "")
-    )
-
-
-def _download(name: str, source: EmbedderSource, folder: Path, staging: Path) -> None:
-    """Fetch ``source.files`` into ``staging`` (resumable), check them, then move them into ``folder``."""
-    from huggingface_hub import hf_hub_download
-
-    if _hub_offline():
-        raise UserError(_missing_message(name, source, folder, "HF_HUB_OFFLINE is set, so nothing was downloaded"))
-    fetched: list[tuple[str, Path]] = []
-    for filename in source.files:
-        log.info("downloading %s from %s", filename, source.url)
-        try:
-            local = hf_hub_download(
-                source.repo_id,
-                filename,
-                subfolder=source.subfolder or None,
-                revision=source.revision,
-                local_dir=staging,
-            )
-        except Exception as error:  # offline, HTTP errors, disk full: all end in the same advice
-            reason = f"download failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-            raise UserError(_missing_message(name, source, folder, reason)) from None
-        path = Path(str(local))
-        expected = source.sha256.get(filename)
-        if expected and sha256_file(path) != expected:
-            path.unlink(missing_ok=True)
-            raise UserError(
-                f"{filename} downloaded from {source.url} does not have the expected sha256 {expected}; "
-                "it was deleted: run again, or put a checked copy into " + str(folder)
-            )
-        fetched.append((filename, path))
-    folder.mkdir(parents=True, exist_ok=True)
-    # config.json last: a folder only counts as complete when both are there anyway
-    for filename, path in sorted(fetched, key=lambda item: item[0] == _CONFIG_FILE):
-        os.replace(path, folder / filename)
-    shutil.rmtree(staging, ignore_errors=True)
-
-
-def _load_known(name: str, assets: AssetDir, allow_download: bool) -> tuple[HubertModel, Path]:
-    from rvc.features.fairseq_import import load_fairseq_hubert
-
-    source = EMBEDDERS[name]
-    folder = assets.embedder_dir(name)
-    if _weights_file(folder) is None and (pt := _fairseq_file(folder)) is not None:
-        return load_fairseq_hubert(pt), pt
-    if _weights_file(folder) is None:
-        if not allow_download:
-            raise UserError(_missing_message(name, source, folder, "downloads are off"))
-        _download(name, source, folder, assets.cache_dir / "downloads" / "embedders" / name)
-    return _load_hf_folder(folder), folder
-
-
-def _load_path(path: Path) -> HubertModel:
-    from rvc.features.fairseq_import import load_fairseq_hubert
-
-    if path.is_dir():
-        if _weights_file(path) is not None:
-            return _load_hf_folder(path)
-        if (pt := _fairseq_file(path)) is not None:
-            return load_fairseq_hubert(pt)
-        raise UserError(
-            f"{path} is not a content encoder folder: it needs config.json and model.safetensors or "
-            "pytorch_model.bin (Hugging Face format), or a single fairseq .pt file"
-        )
-    return load_fairseq_hubert(path)
-
-
 def load_embedder(
     name_or_path: str,
     assets: AssetDir,
@@ -473,7 +247,7 @@ def load_embedder(
     torch_device = _resolve_device(device)
     torch_dtype = _resolve_dtype(dtype, torch_device)
     if name_or_path in EMBEDDERS:
-        model, source = _load_known(name_or_path, assets, allow_download)
+        model, source = load_known(name_or_path, assets, allow_download)
         name = name_or_path
     else:
         path = Path(name_or_path).expanduser()
@@ -482,7 +256,7 @@ def load_embedder(
                 f"unknown content encoder {name_or_path!r}: choose one of {', '.join(EMBEDDERS)}, "
                 "or give the path of a Hugging Face model folder or a fairseq .pt file"
             )
-        model, source, name = _load_path(path), path.resolve(), path.name
+        model, source, name = load_path(path), path.resolve(), path.name
     log.info("content encoder %s loaded from %s on %s (%s)", name, source, torch_device, torch_dtype)
     embedder = ContentEmbedder(name, model, torch_device, torch_dtype, source)
     if feature_dim is not None and embedder.feature_dim != feature_dim:

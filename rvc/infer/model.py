@@ -60,7 +60,7 @@ def recorded_embedder(exported: ExportedModel) -> str:
     under "embedder_model" with dashes ("chinese-hubert-base") or "custom"; RVC's record nothing and
     mean ContentVec. Raises UserError for Applio's "custom", whose encoder the file does not name.
     """
-    from rvc.features.embedder import EMBEDDERS
+    from rvc.features.embedder_sources import EMBEDDERS
 
     for key in ("embedder", "embedder_model"):
         value = exported.metadata.get(key)

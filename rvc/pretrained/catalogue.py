@@ -3,7 +3,7 @@
 The catalogue is data: community pretrains and RVC's own f0G/f0D pairs (name, author, Hub
 repository and path of the G and D file per sample rate, sha256 and size where known) and the
 rmvpe weights. The content encoders are not repeated there: they come from
-:data:`rvc.features.embedder.EMBEDDERS`.
+:data:`rvc.features.embedder_sources.EMBEDDERS`.
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def catalogue_path(assets: AssetDir) -> Path:
 
 def load_catalogue(path: Path) -> Catalogue:
     """Parse a catalogue file into typed entries, naming the file and field of any problem."""
-    from rvc.features.embedder import EMBEDDERS
+    from rvc.features.embedder_sources import EMBEDDERS
 
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
