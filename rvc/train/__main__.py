@@ -25,7 +25,9 @@ from rvc.experiment import Workspace
 if TYPE_CHECKING:
     import torch
 
+    from rvc.experiment import Experiment
     from rvc.train.distributed import Distributed
+    from rvc.train.progress import ProgressWriter
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -98,22 +100,11 @@ def use_compile_cache(workspace: Workspace) -> None:
     os.environ.setdefault("TRITON_CACHE_DIR", str(cache / "triton"))
 
 
-# C901: one try whose except arms each turn a failure into an exit status and an event; whole, the map reads at a glance
-def train_experiment(workspace: Workspace, name: str, device_name: str = "auto") -> int:  # noqa: C901
+def train_experiment(workspace: Workspace, name: str, device_name: str = "auto") -> int:
     """Run the trainer for experiment ``name``; return the process exit status."""
-    import torch
-
-    from rvc.experiment.config_file import load_config
-    from rvc.train.distributed import Distributed
-    from rvc.train.events import ErrorEvent
-    from rvc.train.loop import Trainer
     from rvc.train.progress import ProgressWriter
 
-    dist = Distributed(
-        rank=int(os.environ.get("RANK", 0)),
-        world_size=int(os.environ.get("WORLD_SIZE", 1)),
-        local_rank=int(os.environ.get("LOCAL_RANK", 0)),
-    )
+    dist = _distributed()
     try:
         experiment = workspace.experiment(name)
     except UserError as error:
@@ -123,54 +114,100 @@ def train_experiment(workspace: Workspace, name: str, device_name: str = "auto")
     lock = None
     try:
         if dist.is_main:
-            lock = _take_lock(experiment.train_lock)
-            # Holding the lock, a prepare or extract started from now on refuses to run; one that
-            # started before it is found here (however it was started: the UI, the CLI, a script).
-            from rvc.jobs.launcher import refuse_collision
-
-            refuse_collision(experiment, "train")
-        config = load_config(experiment)
-        device = _device(device_name, dist)
-        if dist.world_size > 1:
-            torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        stop = StopFlag()
-        stop.install()
-        for _ in range(MAX_ROLLBACKS + 1):
-            compile_times = workspace.assets.compile_cache_dir / "compile_times.json"
-            code = Trainer(experiment, config, device, progress, stop, dist, compile_times=compile_times).run()
-            if code != ROLLED_BACK:
-                return code
-            # The state on disk now carries a lower LR: start again from it.
-        if dist.is_main:
-            progress.emit(ErrorEvent(message=f"training diverged {MAX_ROLLBACKS + 1} times; lower --lr or use fp32"))
-        return 3
-    except UserError as error:
-        if dist.is_main:
-            progress.emit(ErrorEvent(message=str(error)))
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except torch.OutOfMemoryError as error:
-        if dist.is_main:
-            progress.emit(ErrorEvent(message=_oom_message(workspace, name), detail=str(error).splitlines()[0]))
-        return 1
+            lock = _hold_training_lock(experiment)
+        return _train_with_rollbacks(workspace, experiment, device_name, dist, progress)
     except KeyboardInterrupt:
         return 130
-    except Exception as error:  # the UI must hear about any failure, with the traceback in the log
-        if _host_out_of_memory(error):  # a batch far too large for the CPU's memory: not a bug
-            message = _host_oom_message(workspace, name)
-            if dist.is_main:
-                progress.emit(ErrorEvent(message=message, detail=(str(error).splitlines() or [""])[0]))
-            print(f"error: {message}", file=sys.stderr)
-            return 2
-        traceback.print_exc()
-        if dist.is_main:
-            progress.emit(ErrorEvent(message=f"training failed: {type(error).__name__}: {error}"))
-        return 1
+    except Exception as error:  # the UI must hear about any failure: each kind has its status and message
+        return _failed(error, workspace, name, dist, progress)
     finally:
-        if dist.world_size > 1 and torch.distributed.is_initialized():
+        _release(dist, lock)
+
+
+def _distributed() -> Distributed:
+    """This process's place among torchrun's ranks (one rank of one when started alone)."""
+    from rvc.train.distributed import Distributed
+
+    return Distributed(
+        rank=int(os.environ.get("RANK", 0)),
+        world_size=int(os.environ.get("WORLD_SIZE", 1)),
+        local_rank=int(os.environ.get("LOCAL_RANK", 0)),
+    )
+
+
+def _hold_training_lock(experiment: Experiment) -> TextIO:
+    """Take the experiment's training lock and refuse to train beside a prepare or extract of it."""
+    from rvc.jobs.launcher import refuse_collision
+
+    lock = _take_lock(experiment.train_lock)
+    try:
+        # Holding the lock, a prepare or extract started from now on refuses to run; one that
+        # started before it is found here (however it was started: the UI, the CLI, a script).
+        refuse_collision(experiment, "train")
+    except BaseException:
+        lock.close()
+        raise
+    return lock
+
+
+def _train_with_rollbacks(
+    workspace: Workspace, experiment: Experiment, device_name: str, dist: Distributed, progress: ProgressWriter
+) -> int:
+    """Train; a run that rolled back to its last state (a lower LR) starts again from it, a few times at most."""
+    import torch
+
+    from rvc.experiment.config_file import load_config
+    from rvc.train.events import ErrorEvent
+    from rvc.train.loop import Trainer
+
+    config = load_config(experiment)
+    device = _device(device_name, dist)
+    if dist.world_size > 1:
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    stop = StopFlag()
+    stop.install()
+    compile_times = workspace.assets.compile_cache_dir / "compile_times.json"
+    for _ in range(MAX_ROLLBACKS + 1):
+        code = Trainer(experiment, config, device, progress, stop, dist, compile_times=compile_times).run()
+        if code != ROLLED_BACK:
+            return code
+        # The state on disk now carries a lower LR: start again from it.
+    if dist.is_main:
+        progress.emit(ErrorEvent(message=f"training diverged {MAX_ROLLBACKS + 1} times; lower --lr or use fp32"))
+    return 3
+
+
+def _failed(error: Exception, workspace: Workspace, name: str, dist: Distributed, progress: ProgressWriter) -> int:
+    """Say why the run failed (an event for the UI, a line for the terminal); return the exit status."""
+    import torch
+
+    from rvc.train.events import ErrorEvent
+
+    if isinstance(error, UserError):
+        message, detail, status = str(error), None, 2
+    elif isinstance(error, torch.OutOfMemoryError):
+        message, detail, status = _oom_message(workspace, name), str(error).splitlines()[0], 1
+    elif _host_out_of_memory(error):  # a batch far too large for the CPU's memory: not a bug
+        message, detail, status = _host_oom_message(workspace, name), (str(error).splitlines() or [""])[0], 2
+    else:
+        traceback.print_exc()
+        message, detail, status = f"training failed: {type(error).__name__}: {error}", None, 1
+    if dist.is_main:
+        progress.emit(ErrorEvent(message=message, detail=detail))
+    if status == 2:
+        print(f"error: {message}", file=sys.stderr)
+    return status
+
+
+def _release(dist: Distributed, lock: TextIO | None) -> None:
+    """Leave the process group and let go of the training lock."""
+    if dist.world_size > 1:
+        import torch
+
+        if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
-        if lock is not None:
-            lock.close()
+    if lock is not None:
+        lock.close()
 
 
 def _device(name: str, dist: Distributed) -> torch.device:
