@@ -20,6 +20,7 @@ write those too, next to our own keys. Every value is a plain type or a tensor, 
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import io
 import json
@@ -59,8 +60,13 @@ StateDict = dict[str, torch.Tensor]
 # ---------------------------------------------------------------- writing
 
 
-def _meta_generator(config: ModelConfig) -> SynthesizerTrnMs768NSFsid:
-    """Build the generator on the meta device: its keys and shapes, no memory, no init cost."""
+@functools.lru_cache(maxsize=4)
+def meta_generator(config: ModelConfig) -> SynthesizerTrnMs768NSFsid:
+    """Return the generator built on the meta device: its keys and shapes, no memory. Shared: do not change it.
+
+    Kept per config: even on the meta device, building the full model's 685 weight norms takes
+    seconds of CPU (a blend reads two models and writes one: three builds without the cache).
+    """
     with torch.device("meta"):
         return SynthesizerTrnMs768NSFsid(config)
 
@@ -73,7 +79,7 @@ def export_weights(generator_state: Mapping[str, torch.Tensor], model_config: Mo
     generator built from ``model_config`` (PretrainMismatchError names what differs). Tensors stay
     on their device (meta tensors work, for shape checks).
     """
-    model = _meta_generator(model_config)
+    model = meta_generator(model_config)
     expected = model.state_dict()
     state = normalise_state_dict(generator_state, expected.keys())
     check_state_dict(model, state, source="the generator state to export", ignore_missing=(ENC_Q,))
@@ -297,7 +303,7 @@ def read_exported(path: str | Path) -> ExportedModel:
             "with pitch, so use the f0 version of this voice"
         )
     config = _read_config(path, data)
-    model = _meta_generator(config)
+    model = meta_generator(config)
     normalised = normalise_state_dict(weights, model.state_dict().keys())
     check_state_dict(model, normalised, source=str(path), ignore_missing=(ENC_Q,))
     structural = ("weight", "config", "sr", "f0", "version")

@@ -28,6 +28,7 @@ STAGES: dict[str, str] = {
     "train": "rvc.cli.train",
     "index": "rvc.cli.index",
     "export": "rvc.cli.export",
+    "blend": "rvc.cli.blend",
     "pretrained": "rvc.cli.pretrained",
     "infer": "rvc.cli.infer",
     "run": "rvc.cli.run",
