@@ -49,9 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (torchrun picks per rank)")
 
 
-# Exit status of a run that rolled back to its last state (EX_TEMPFAIL); the loop above restarts it.
-ROLLED_BACK = 75
-MAX_ROLLBACKS = 3
+MAX_ROLLBACKS = 3  # runs rolled back to their last state (rvc.train.run_end) before training gives up
 
 
 class StopFlag:
@@ -159,6 +157,7 @@ def _train_with_rollbacks(
     from rvc.experiment.config_file import load_config
     from rvc.train.events import ErrorEvent
     from rvc.train.loop import Trainer
+    from rvc.train.run_end import ROLLED_BACK
 
     config = load_config(experiment)
     device = _device(device_name, dist)

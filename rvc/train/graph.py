@@ -19,12 +19,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 
 from rvc.config.train import STEP_MODES
 from rvc.errors import UserError
-from rvc.train.compile_cost import compile_pays
+from rvc.train.compile_cost import COLD_COMPILE_S, CompileRecord, compile_pays
 from rvc.train.models import Models
 from rvc.train.step import TrainStep
 
@@ -170,3 +171,31 @@ def prepare_step(
         return step, "eager", f"{mode} failed: {type(error).__name__}: {error}"[:300], 0.0
     log(f"{mode} step ready in {seconds:.1f} s ({why})")
     return graphed, mode, why, seconds
+
+
+def ready_step(
+    step: TrainStep,
+    world_size: int,
+    steps_left: int,
+    skipped_steps: int,
+    compile_times: Path | None,
+    log: Callable[[str], None],
+) -> tuple[Callable[[torch.Tensor], None], str, str, float]:
+    """Choose how steps run (the setting, and what a compile cost here before) and prepare it.
+
+    Returns (run_step, mode, why, compile seconds), as :func:`prepare_step`. ``compile_times`` is
+    the file of measured compile times (beside the compile cache); a compile is recorded there, so
+    the next run judges by it, warm cache or not.
+    """
+    config, device = step.config, step.device
+    record = (
+        CompileRecord.for_setting(compile_times, config, step.precision.name, device)
+        if compile_times is not None and device.type == "cuda"
+        else None
+    )
+    expected = (record.seconds() if record else None) or COLD_COMPILE_S
+    choice = choose_step_mode(config.train.step_mode, device, steps_left, expected)
+    run_step, mode, why, compile_s = prepare_step(step, choice, world_size, skipped_steps, log)
+    if mode == "compiled" and record is not None:
+        record.write(compile_s)
+    return run_step, mode, why, compile_s

@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,62 +21,32 @@ import torch
 
 from rvc.config.experiment import ExperimentConfig
 from rvc.experiment import Experiment
-from rvc.experiment import checkpoints as checkpoint
 from rvc.models.weights import load_pretrain
 from rvc.train.batches import ResidentBatches, StreamedBatches, epoch_rows, streams
-from rvc.train.compile_cost import COLD_COMPILE_S, CompileRecord
 from rvc.train.data import TrainingSet, load_training_set
 from rvc.train.distributed import Distributed, all_reduce_gradients, broadcast_parameters
-from rvc.train.events import (
-    BestEvent,
-    DoneEvent,
-    EpochEvent,
-    ErrorEvent,
-    ExportEvent,
-    OvertrainEvent,
-    StartEvent,
-    StepEvent,
-)
-from rvc.train.graph import choose_step_mode, prepare_step
+from rvc.train.events import DoneEvent, StartEvent, StepEvent
+from rvc.train.graph import ready_step
+from rvc.train.loop_events import EpochTimes, RateWindow, report_epoch
 from rvc.train.mel import MultiScaleMel, Spectrogram
 from rvc.train.models import Models, build_models, configure_backends
 from rvc.train.overtrain import OvertrainDetector
 from rvc.train.precision import resolve_precision
 from rvc.train.progress import ProgressWriter
-from rvc.train.resume import TrainState, apply_lr_scale, lower_learning_rate, restore, state_extra
+from rvc.train.resume import TrainState, apply_lr_scale, restore, state_extra
+from rvc.train.run_end import export_finished, learning_rate, roll_back
 from rvc.train.run_log import RunLog
 from rvc.train.saver import StateSaver
 from rvc.train.step import StepMetrics, TrainStep
 from rvc.train.validation import HeldOutMel, ValidationSchedule
 
-# Non-finite steps in a row before rolling back to the last state with a lower LR.
+# Non-finite steps in a row before rolling back to the last state with a lower LR (run_end.roll_back).
 ROLLBACK_AFTER = 5
-ROLLBACK_LR_FACTOR = 0.5
 # With several processes, steps between checks that every rank agrees to stop (each check syncs).
 STOP_CHECK_EVERY = 10
 # Held-out clips converted at once, at most: on CUDA the whole pass is one graph replay whatever the
 # batch, so the batch only bounds the memory that full-length clips in fp32 need beside training's.
 VALIDATION_BATCH = 8
-
-
-@dataclass
-class RateWindow:
-    """The steps since the last progress event, and the smoothed steps/s."""
-
-    steps: int = 0
-    start: float = field(default_factory=time.monotonic)
-    rate: float | None = None
-
-    def due(self, every_steps: int, every_seconds: float, last_of_epoch: bool) -> bool:
-        return self.steps >= every_steps or time.monotonic() - self.start >= every_seconds or last_of_epoch
-
-    def close(self) -> float:
-        """Fold this window into the smoothed rate, start the next one, and return the rate."""
-        now = time.monotonic()
-        rate = self.steps / max(now - self.start, 1e-9)
-        self.rate = rate if self.rate is None else 0.7 * self.rate + 0.3 * rate
-        self.steps, self.start = 0, now
-        return self.rate
 
 
 class Trainer:
@@ -193,22 +162,10 @@ class Trainer:
             multiscale=multiscale,
             all_reduce=all_reduce_gradients(self.dist.world_size) if self.dist.world_size > 1 else None,
         )
-        compile_record = (
-            CompileRecord.for_setting(self.compile_times, self.config, self.precision.name, self.device)
-            if self.compile_times is not None and self.device.type == "cuda"
-            else None
+        steps_left = total_steps - self.state.step
+        run_step, mode, why, compile_s = ready_step(
+            step, self.dist.world_size, steps_left, self.state.skipped_steps, self.compile_times, self.log
         )
-        choice = choose_step_mode(
-            train.step_mode,
-            self.device,
-            total_steps - self.state.step,
-            (compile_record.seconds() if compile_record else None) or COLD_COMPILE_S,
-        )
-        run_step, mode, why, compile_s = prepare_step(
-            step, choice, self.dist.world_size, self.state.skipped_steps, self.log
-        )
-        if mode == "compiled" and compile_record is not None:
-            compile_record.write(compile_s)  # the next run judges by this compile, warm cache or not
         if self.dist.is_main:
             self.progress.emit(
                 StartEvent(
@@ -256,7 +213,8 @@ class Trainer:
                 if window.due(train.log_every_steps, train.log_every_seconds, batch_in_epoch == steps_per_epoch - 1):
                     in_a_row = self._report_steps(metrics, models, window, epoch, batch_in_epoch, steps_per_epoch)
                     if in_a_row >= ROLLBACK_AFTER:
-                        return self._roll_back(in_a_row)
+                        self._close_saver()  # the write in flight may be the state to roll back to
+                        return roll_back(self.checkpoints, self.state.step, in_a_row, self.dist, self.progress.emit)
                 if self._stop_requested(mid_epoch=True):
                     self.state.batches_done = batch_in_epoch + 1
                     return self._stop(models, epoch_done=False)
@@ -274,7 +232,8 @@ class Trainer:
                 return self._stop(models, epoch_done=True)
 
         if self.dist.is_main:
-            self._export(models)
+            best = self.saver.best_generator() if self.saver is not None else None
+            export_finished(self.experiment, self.config, models.generator, best, self.state, self.progress.emit)
             self._close_saver()  # the last state and the best one are on disk before `done`
             self.progress.emit(
                 DoneEvent(
@@ -297,7 +256,7 @@ class Trainer:
         values, in_a_row, skipped = metrics.read()
         rate = window.close()
         self.state.skipped_steps = skipped
-        lr = _learning_rate(models)
+        lr = learning_rate(models)
         if self.dist.is_main:
             gpu: dict[str, float] = self.gpu.read() if self.gpu is not None else {}
             next_save = (epoch // train.save_every + 1) * train.save_every if epoch % train.save_every else epoch
@@ -354,7 +313,7 @@ class Trainer:
                 self.held_out.capture_error = None  # said once
             is_best = self.detector.update(epoch, val["loss/val/mel"])
             if is_best and self.saver is not None:
-                self.saver.hold_best(models.generator, epoch, self.state.step, _learning_rate(models))
+                self.saver.hold_best(models.generator, epoch, self.state.step, learning_rate(models))
             validation_s = time.monotonic() - started
             self.validation_schedule.done(validation_s)  # what follows a validation is part of its cost
             self.run_log.scalars(val, self.state.step)
@@ -370,40 +329,9 @@ class Trainer:
             self.run_log.sample(models.generator, spectrogram, train_set, self.state.step, audio=saving)
         sample_s = time.monotonic() - started
         save_s = self._checkpoint(models) if saving else 0.0
-        self.progress.emit(
-            EpochEvent(
-                epoch=epoch,
-                epochs=train.epochs,
-                step=self.state.step,
-                epoch_s=round(seconds, 3),
-                validation_s=round(validation_s, 3),
-                sample_s=round(sample_s, 3),
-                save_s=round(save_s, 3),
-                peak_mem_gib=(
-                    round(torch.cuda.max_memory_allocated(self.device) / 2**30, 3)
-                    if self.device.type == "cuda"
-                    else None
-                ),
-                validation=val,
-                best_epoch=self.detector.best_epoch or None,
-                epochs_since_best=self.detector.epochs_since_best if self.detector.best_value is not None else None,
-            )
-        )
-        if is_best:
-            self.progress.emit(BestEvent(epoch=epoch, step=self.state.step, value=self.detector.best_value))
-        if self.detector.overtraining and val:
-            self.progress.emit(
-                OvertrainEvent(
-                    epoch=epoch,
-                    best_epoch=self.detector.best_epoch,
-                    epochs_since_best=self.detector.epochs_since_best,
-                    auto_stop=train.auto_stop,
-                    message=(
-                        f"held-out mel loss has not improved for {self.detector.epochs_since_best} epochs "
-                        f"(best: epoch {self.detector.best_epoch})"
-                    ),
-                )
-            )
+        peak = torch.cuda.max_memory_allocated(self.device) / 2**30 if self.device.type == "cuda" else None
+        times = EpochTimes(seconds, validation_s, sample_s, save_s, peak)
+        report_epoch(self.progress.emit, train, self.detector, epoch, self.state.step, times, val, is_best)
 
     # --- around the loop -------------------------------------------------------
     def _stop_requested(self, mid_epoch: bool = False) -> bool:
@@ -427,31 +355,12 @@ class Trainer:
         seconds the training thread spent."""
         assert self.saver is not None, "rank 0 saves"
         extra = state_extra(models, self.state, self.detector, self.config, self.device)
-        return self.saver.save(models, self.state.epoch, self.state.step, _learning_rate(models), extra)
+        return self.saver.save(models, self.state.epoch, self.state.step, learning_rate(models), extra)
 
     def _close_saver(self) -> None:
         saver, self.saver = self.saver, None
         if saver is not None:
             saver.close()
-
-    def _export(self, models: Models) -> None:
-        """Write the finished model (and the best one) in RVC's exported format, from the weights in memory."""
-        from rvc.export import experiment_metadata, export_experiment, export_model
-
-        metadata = experiment_metadata(self.experiment)
-        sources: list[tuple[str, dict[str, torch.Tensor], int, int]] = [
-            ("latest", checkpoint.plain_state(models.generator), self.state.epoch, self.state.step)
-        ]
-        best = self.saver.best_generator() if self.saver is not None else None
-        if best is not None:
-            sources.append(("best", best.generator, best.epoch, best.step))
-        for which, state, epoch, step in sources:
-            out = self.experiment.exported_model(best=which == "best")
-            export_model(state, self.config.model, out, epoch=epoch, step=step, metadata=metadata)
-            self.progress.emit(ExportEvent(which=which, path=str(out), epoch=self.state.epoch, step=self.state.step))
-        if best is None and self.checkpoints.has_best():  # a resumed run that found no better epoch
-            path = export_experiment(self.experiment, "best")
-            self.progress.emit(ExportEvent(which="best", path=str(path), epoch=self.state.epoch, step=self.state.step))
 
     def _stop(self, models: Models, epoch_done: bool) -> int:
         """Save the current state (mid-epoch too: resume continues at the next batch) and exit cleanly."""
@@ -469,36 +378,3 @@ class Trainer:
             )
             self.run_log.close()
         return 0
-
-    def _roll_back(self, in_a_row: int) -> int:
-        """Several non-finite steps in a row: go back to the last complete state with a lower LR."""
-        self._close_saver()  # the write in flight may be the state to roll back to
-        steps = self.checkpoints.complete_steps()
-        message = f"{in_a_row} non-finite steps in a row at step {self.state.step}"
-        if not steps:
-            if self.dist.is_main:
-                self.progress.emit(
-                    ErrorEvent(
-                        message=f"{message} and no saved state to roll back to: "
-                        "lower --lr or use --precision bf16/fp32",
-                        step=self.state.step,
-                    )
-                )
-            return 3
-        if self.dist.is_main:
-            lower_learning_rate(self.checkpoints, steps[-1], ROLLBACK_LR_FACTOR)
-            self.progress.emit(
-                ErrorEvent(
-                    recoverable=True,
-                    step=self.state.step,
-                    rollback_to=steps[-1],
-                    message=f"{message}: rolling back to step {steps[-1]} with the learning rate halved",
-                )
-            )
-        if self.dist.world_size > 1:
-            torch.distributed.barrier()  # every rank reloads the state rank 0 has just rewritten
-        return 75  # EX_TEMPFAIL: train_experiment starts again from that state
-
-
-def _learning_rate(models: Models) -> float:
-    return float(models.optimizer_g.param_groups[0]["lr"])  # a device tensor when the step is graphed
