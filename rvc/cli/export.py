@@ -24,11 +24,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--name", default=None, help="model name stored in the file; unset: the experiment name")
     parser.add_argument("--author", default=None, help="author stored in the file (Applio shows it)")
+    parser.add_argument(
+        "--onnx",
+        action="store_true",
+        help=f"also write the model's inference generator as ONNX beside it (NAME{names.ONNX_SUFFIX}), for "
+        "ONNX Runtime and real-time voice changers; needs the optional packages onnx and onnxruntime",
+    )
 
 
 def run(args: argparse.Namespace, workspace: Workspace, reporter: Reporter) -> int:
     from rvc.export import export_experiment, read_exported
 
+    if args.onnx:
+        from rvc.onnx_export import require_onnx
+
+        require_onnx()  # before the export: say what to install, not after a minute's work
     experiment = workspace.experiment(args.experiment)
     extra = {key: value for key, value in (("name", args.name), ("author", args.author)) if value is not None}
     bar = reporter.bar("export", 2, "step")  # write, then read back
@@ -38,5 +48,21 @@ def run(args: argparse.Namespace, workspace: Workspace, reporter: Reporter) -> i
     bar.update()
     bar.close()
     info, step = model.metadata.get("info"), model.metadata.get("step")
-    reporter.result(f"{path}: {model.config.sample_rate_tag} v2 model, {info}, step {step}")
+    summary = f"{path}: {model.config.sample_rate_tag} v2 model, {info}, step {step}"
+    if args.onnx:
+        summary += f"; {_export_onnx(path, reporter)}"
+    reporter.result(summary)
     return 0
+
+
+def _export_onnx(model: Path, reporter: Reporter) -> str:
+    """Write the ONNX graph beside ``model`` and check it against PyTorch; return what to tell the user."""
+    from rvc.onnx_export import OPSET, check_onnx, export_onnx
+
+    bar = reporter.bar("onnx", 2, "step")  # write, then convert the same input with both
+    path = export_onnx(model, model.with_suffix(names.ONNX_SUFFIX))
+    bar.update()
+    difference = check_onnx(path, model)
+    bar.update()
+    bar.close()
+    return f"{path.name}: ONNX opset {OPSET}, matches PyTorch within {difference:.0e}"

@@ -193,6 +193,16 @@ class Experiment:
         return [path for path in (self.exported_model(), self.exported_model(best=True)) if path.is_file()]
 
     @property
+    def onnx_model(self) -> Path:
+        """``NAME.onnx``: the exported model's inference generator as ONNX (``python -m rvc export --onnx``)."""
+        return self.root / f"{self.name}{n.ONNX_SUFFIX}"
+
+    @property
+    def publish_dir(self) -> Path:
+        """``publish/``: the folder the last publish uploaded (model files linked in, the card written)."""
+        return self.root / n.PUBLISH_DIR
+
+    @property
     def index_file(self) -> Path:
         """``NAME.index``, the FAISS retrieval index built from the training clips' content features."""
         return self.root / f"{self.name}{n.INDEX_SUFFIX}"

@@ -40,6 +40,11 @@ CHECKPOINTS_DIR = "checkpoints"  # the training states (rvc.experiment.checkpoin
 MODEL_SUFFIX = ".pth"  # exported models: NAME.pth, NAME_best.pth
 BEST_SUFFIX = "_best"
 INDEX_SUFFIX = ".index"  # FAISS: NAME.index (ours), added_*.index (RVC's)
+ONNX_SUFFIX = ".onnx"  # NAME.onnx: the inference generator for ONNX Runtime and real-time voice changers
+PUBLISH_DIR = "publish"  # what the last publish uploaded: the model files (links) and the model card
+MODEL_CARD = "README.md"  # the Hub's model card, with its YAML metadata header
+LOSS_PLOT = "loss.png"
+VOICE_SAMPLE = "sample.wav"  # only when the user asks for one
 
 # --- RVC's training-state files (inside CHECKPOINTS_DIR, and pretrains elsewhere) ----------
 GENERATOR_PATTERN = "G_*.pth"  # G_<step>.pth, G_best.pth
