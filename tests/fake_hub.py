@@ -5,12 +5,23 @@ and reads ``ETag`` (for LFS files the file's sha256), ``X-Repo-Commit`` and ``Co
 then it sends ``GET`` to the same address and, when the connection drops mid-file, sends it again
 with ``Range: bytes=<received>-`` and expects ``206 Partial Content``. This server does exactly
 that, records every request, and can drop a connection part-way through a file once.
+
+For uploads it answers what ``create_repo`` and ``upload_folder`` send: ``POST /api/repos/create``
+(409 when the repository exists, which ``exist_ok`` accepts), ``POST /api/models/{repo}/preupload/{rev}``
+and ``POST /api/models/{repo}/commit/{rev}`` (an NDJSON header line, then one line per file), and the
+``POST /api/validate-yaml`` of a README.md's header (which must be YAML between ``---`` lines). Its
+preupload answers "regular" for every file, so the contents come inline in the commit and land in
+``files``; the real Hub answers "lfs" for model weights, which huggingface_hub then sends to the
+Hub's Xet storage, a protocol of its own that this server does not speak. With ``token`` set, the
+upload endpoints want ``Authorization: Bearer <token>`` and answer 401 otherwise, as the Hub does.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
+import json
 import socket
 import threading
 from collections.abc import Iterator
@@ -38,13 +49,23 @@ class Request:
     headers: dict[str, str]  # names in lower case
 
 
+@dataclass(frozen=True)
+class Commit:
+    repo_id: str
+    summary: str
+    files: dict[str, bytes]  # path in the repository -> contents
+
+
 @dataclass
 class FakeHub:
-    """Files by (repo, path), and the requests the server received."""
+    """Files by (repo, path), the repositories created and the commits received, and every request."""
 
     files: dict[tuple[str, str], HubFile] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
     url: str = ""
+    token: str | None = None  # set: uploads need it as a bearer token
+    repos: dict[str, dict[str, object]] = field(default_factory=dict)  # repo id -> the create request's body
+    commits: list[Commit] = field(default_factory=list)
 
     def add(self, repo_id: str, filename: str, data: bytes, etag: str | None = None) -> str:
         """Serve ``data`` as ``repo_id/filename``; return its sha256."""
@@ -101,6 +122,9 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 self.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
             self.end_headers()
 
+        def do_POST(self) -> None:
+            _send_json(self, *_upload_answer(hub, self))
+
         def do_HEAD(self) -> None:
             _, _, item = self._lookup()
             if item is None:
@@ -132,6 +156,84 @@ def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+Answer = tuple[int, object, "str | None"]  # status, JSON body, X-Error-Code
+
+
+def _send_json(handler: BaseHTTPRequestHandler, status: int, body: object, error_code: str | None) -> None:
+    data = json.dumps(body).encode()
+    handler.send_response(status)
+    if error_code:
+        handler.send_header("X-Error-Code", error_code)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
+def _upload_answer(hub: FakeHub, request: BaseHTTPRequestHandler) -> Answer:
+    """Answer a POST of create_repo or upload_folder as the Hub does (and record it)."""
+    path = unquote(urlsplit(request.path).path)
+    body = request.rfile.read(int(request.headers.get("Content-Length", 0)))
+    hub.requests.append(Request("POST", "", path, {k.lower(): v for k, v in request.headers.items()}))
+    if hub.token is not None and request.headers.get("Authorization") != f"Bearer {hub.token}":
+        return 401, {"error": "Invalid credentials in Authorization header"}, None
+    if path == "/api/repos/create":
+        return _create(hub, json.loads(body))
+    if path == "/api/validate-yaml":  # upload_folder asks before it uploads a README.md
+        return _validate_card(json.loads(body)["content"])
+    parts = path.split("/")  # /api/models/{owner}/{name}/{preupload|commit}/{revision}
+    repo_id = "/".join(parts[3:5]) if len(parts) == 7 and parts[:3] == ["", "api", "models"] else ""
+    if repo_id not in hub.repos:
+        return 404, {"error": "Repository not found"}, "RepoNotFound"
+    if parts[5] == "preupload":
+        files = json.loads(body)["files"]
+        return (
+            200,
+            {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False} for f in files]},
+            None,
+        )
+    if parts[5] == "commit":
+        return _commit(hub, repo_id, body)
+    return 404, {"error": "Not found"}, None
+
+
+def _validate_card(card: str) -> Answer:
+    """Check that a model card's header is YAML between --- lines (the Hub checks its fields too)."""
+    import yaml
+
+    header = card.split("---\n")[1] if card.startswith("---\n") and card.count("---\n") >= 2 else None
+    try:
+        data = yaml.safe_load(header) if header is not None else None
+    except yaml.YAMLError as error:
+        return 400, {"errors": [{"message": f"invalid YAML: {error}"}]}, None
+    if not isinstance(data, dict):
+        return 400, {"errors": [{"message": "no YAML metadata header"}]}, None
+    return 200, {"warnings": []}, None
+
+
+def _create(hub: FakeHub, request: dict[str, object]) -> Answer:
+    repo_id = f"{request.get('organization')}/{request['name']}"
+    if repo_id in hub.repos:
+        return 409, {"error": "You already created this model repo", "url": f"{hub.url}/{repo_id}"}, None
+    hub.repos[repo_id] = request
+    return 200, {"url": f"{hub.url}/{repo_id}", "name": repo_id}, None
+
+
+def _commit(hub: FakeHub, repo_id: str, body: bytes) -> Answer:
+    lines = [json.loads(line) for line in body.decode().splitlines() if line.strip()]
+    header = next(line["value"] for line in lines if line["key"] == "header")
+    if any(line["key"] == "lfsFile" for line in lines):  # never asked for: preupload said "regular"
+        return 400, {"error": "this fake Hub takes regular files only"}, None
+    files = {
+        line["value"]["path"]: base64.b64decode(line["value"]["content"]) for line in lines if line["key"] == "file"
+    }
+    hub.commits.append(Commit(repo_id, header["summary"], files))
+    for name, data in files.items():
+        hub.add(repo_id, name, data)
+    oid = hashlib.sha1(body).hexdigest()
+    return 200, {"commitUrl": f"{hub.url}/{repo_id}/commit/{oid}", "commitOid": oid}, None
+
+
 @contextmanager
 def serve_hub() -> Iterator[FakeHub]:
     """Start a FakeHub on a free local port for the duration of the ``with`` block."""
@@ -139,7 +241,8 @@ def serve_hub() -> Iterator[FakeHub]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(hub))
     server.daemon_threads = True
     hub.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll: shutdown() waits up to one poll interval (0.5 s by default), at the end of every test.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield hub

@@ -29,6 +29,7 @@ STAGES: dict[str, str] = {
     "index": "rvc.cli.index",
     "export": "rvc.cli.export",
     "blend": "rvc.cli.blend",
+    "publish": "rvc.cli.publish",
     "pretrained": "rvc.cli.pretrained",
     "infer": "rvc.cli.infer",
     "run": "rvc.cli.run",
