@@ -36,10 +36,10 @@ PHRASES = (2.5, 3.5, 2.0)  # voiced seconds of each test recording; 0.8 s of sil
 
 REPORT_KEYS = {
     "version", "sample_rate", "total_seconds", "total_hms", "clip_count", "train_clip_count",
-    "validation_clip_count", "sources", "rejected", "clips", "options",
+    "validation_clip_count", "sources", "rejected", "clips", "speakers", "options",
 }  # fmt: skip
 SOURCE_KEYS = {"path", "sha256", "status", "reason", "clips", "seconds", "cached"}
-CLIP_KEYS = {"name", "source", "start", "end", "seconds", "split"}
+CLIP_KEYS = {"name", "source", "start", "end", "seconds", "split", "speaker"}
 
 
 def _speech(path: Path, sr: int = 16000, phrases: tuple[float, ...] = PHRASES, seed: int = 0, **kw: Any) -> Path:

@@ -1,4 +1,4 @@
-"""The dataset report of the Prepare Dataset tab: totals, rejected files, and the pitch distribution.
+"""The dataset report of the Prepare Dataset tab: totals, speakers, rejected files, and the pitch distribution.
 
 Everything is read from the experiment's files (its dataset and features reports and
 per-clip f0), so the report is the same after a reload or a restart.
@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rvc.data.report import hms
 from rvc.errors import UserError
 from rvc.experiment import Experiment, Workspace
 from rvc.experiment.dataset import DatasetReport as DatasetRecord
+from rvc.experiment.dataset import SpeakerRow
 from rvc.experiment.features import FeaturesReport
 from rvc.experiment.names import validate_clip_name
 
@@ -56,6 +58,7 @@ class DatasetReport:
     train_clip_count: int
     validation_clip_count: int
     source_count: int  # recordings that gave clips
+    speakers: list[SpeakerRow]  # a many-voice dataset's speakers (prepared with speakers from folders); else empty
     rejected: list[list[str]]  # rows of REJECTED_HEADERS
     features: FeaturesReport | None  # when the extract stage ran
     pitch: PitchHistogram | None
@@ -131,6 +134,7 @@ def load_dataset_report(experiment: Experiment) -> DatasetReport | None:
         train_clip_count=dataset.train_clip_count,
         validation_clip_count=dataset.validation_clip_count,
         source_count=sum(1 for s in dataset.sources if s.status == "ok"),
+        speakers=dataset.speakers,
         rejected=_rejected_rows(dataset, features),
         features=features,
         pitch=pitch_histogram(experiment, dataset.clip_names()) if experiment.f0_dir.is_dir() else None,
@@ -174,7 +178,26 @@ def summary_markdown(report: DatasetReport | None) -> str:
         lines.append(
             f"- {minutes:.1f} minutes is little: 10 minutes or more of clean speech usually gives a better voice"
         )
+    lines += _speaker_lines(report.speakers)  # last: a table ends the list
     return "\n".join(lines)
+
+
+def _speaker_lines(speakers: list[SpeakerRow]) -> list[str]:
+    """Return the speakers as a list line and a table of each one's id, clips and duration (none: one voice)."""
+    if not speakers:
+        return []
+    empty = sum(1 for speaker in speakers if not speaker.clips)
+    lines = [
+        f"- speakers: **{len(speakers)}**, one per sub-folder; each clip trains its speaker's row of the model"
+        + (f" ({empty} without clips: every recording of theirs was rejected)" if empty else ""),
+        "",
+        "| id | speaker | clips | duration |",
+        "|---:|---|---:|---:|",
+    ]
+    for speaker in speakers:
+        name = speaker.name.replace("|", "\\|")
+        lines.append(f"| {speaker.id} | {name} | {speaker.clips} | {hms(speaker.seconds)} |")
+    return lines
 
 
 def pitch_figure(histogram: PitchHistogram | None) -> Figure | None:

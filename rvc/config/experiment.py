@@ -23,6 +23,7 @@ class DataInfo:
     train_clips: int = 0
     validation_clips: int = 0
     seconds: float = 0.0
+    speakers: int = 1  # speaker ids the clips use (0..speakers-1): the model needs as many speaker rows
 
 
 @dataclass

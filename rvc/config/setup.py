@@ -26,6 +26,7 @@ def data_info(experiment: Experiment, previous: DataInfo | None = None) -> DataI
     if dataset is not None:
         info.sample_rate = dataset.sample_rate
         info.seconds = dataset.total_seconds
+        info.speakers = dataset.speaker_count
     features = FeaturesReport.find(experiment)
     if features is not None:
         info.f0_method = features.f0_method

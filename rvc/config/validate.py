@@ -79,6 +79,11 @@ def validate(config: ExperimentConfig, precision: str | None = None) -> Validati
             f"the dataset was prepared at {data.sample_rate} Hz but the model is {config.model.sample_rate} Hz: "
             "prepare again at the model's rate or choose the matching preset"
         )
+    if data.speakers > config.model.spk_embed_dim:
+        result.errors.append(
+            f"the dataset has {data.speakers} speakers but the model's speaker table has "
+            f"{config.model.spk_embed_dim} rows: prepare at most {config.model.spk_embed_dim} speaker folders"
+        )
     for path, is_g in ((train.pretrained_g, True), (train.pretrained_d, False)):
         if path:
             problem = _check_pretrain(config, path, is_g)

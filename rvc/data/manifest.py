@@ -27,7 +27,7 @@ MANIFEST_VERSION = 1
 PIPELINE_VERSION = 1
 
 # Options that do not change a source's clips or its 16 kHz audio (the target rate is tracked per source).
-_NOT_IN_KEY = ("sample_rate", "validation", "validation_min_seconds", "workers", "device")
+_NOT_IN_KEY = ("sample_rate", "speakers_from", "validation", "validation_min_seconds", "workers", "device")
 
 
 def source_key(sha256: str, options: PrepareOptions, spans: tuple[tuple[float, float], ...] | None = None) -> str:

@@ -16,6 +16,8 @@ NormalizeMode = Literal["none", "pre", "post"]
 NORMALIZE_MODES: tuple[NormalizeMode, ...] = get_args(NormalizeMode)
 WavFormat = Literal["float32", "pcm16"]
 WAV_FORMATS: tuple[WavFormat, ...] = get_args(WavFormat)
+SpeakersFrom = Literal["none", "folders"]
+SPEAKER_SOURCES: tuple[SpeakersFrom, ...] = get_args(SpeakersFrom)
 
 # Shorter clips are dropped: RVC trains on random 0.32-0.36 s segments, and a clip
 # this short holds barely one of them.
@@ -52,6 +54,13 @@ class PrepareOptions:
 
     sample_rate: SampleRate = setting(
         40000, "the model's training rate; 40k suits most voices", label="Sample rate", group="audio"
+    )
+    speakers_from: SpeakersFrom = setting(
+        "none",
+        "none: every clip is one voice (speaker 0); folders: each sub-folder of an input folder is one speaker "
+        "(a pretrain's many voices; at most the model's 109)",
+        label="Speakers",
+        group="input",
     )
     cut: CutMode = setting(
         "automatic",

@@ -7,13 +7,17 @@ Schema (version 1)::
      "sources": [{"path", "sha256" (null when unreadable), "status": "ok" | "rejected",
                   "reason" (rejected: why; ok: a note worth a look, or null), "clips", "seconds", "cached"}],
      "rejected": [{"path", "reason"}],
-     "clips": [{"name", "source", "start", "end", "seconds", "split": "train" | "validation"}],
+     "clips": [{"name", "source", "start", "end", "seconds", "split": "train" | "validation", "speaker"}],
+     "speakers": [{"id", "name", "clips", "seconds"}],
      "options": {...}}
 
 ``total_seconds`` counts each second of source audio once, although overlapping chunks hold
 some of it twice; ``clips`` lists every clip of the dataset (``clip_count`` = train +
-validation). ``options`` are prepare's options as run, plus ``input`` (the folders read),
-``url``, ``transcribe`` and ``slice_by_whisper``.
+validation). ``speaker`` is the clip's speaker id (the training batches' ``sid``, 0 for a
+one-voice dataset); ``speakers`` names each id and sums its listed clips, and is empty unless
+prepare took speakers from sub-folders (``--speakers-from folders``): a report without it (or
+written before it existed) is one speaker. ``options`` are prepare's options as run, plus
+``input`` (the folders read), ``url``, ``transcribe`` and ``slice_by_whisper``.
 """
 
 from __future__ import annotations
@@ -58,6 +62,17 @@ class ClipRow:
     end: float
     seconds: float
     split: Literal["train", "validation"]
+    speaker: int = 0  # the speaker id the model learns this clip as (RVC's sid)
+
+
+@dataclass
+class SpeakerRow:
+    """One speaker of a many-voice dataset: its id (the model's speaker row), its folder's name, its clips."""
+
+    id: int
+    name: str
+    clips: int
+    seconds: float  # of its listed clips (overlapping chunks counted once)
 
 
 @dataclass
@@ -71,6 +86,7 @@ class DatasetReport:
     sources: list[SourceRow] = field(default_factory=list)
     rejected: list[Rejection] = field(default_factory=list)
     clips: list[ClipRow] = field(default_factory=list)
+    speakers: list[SpeakerRow] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
     version: int = REPORT_VERSION
 
@@ -92,6 +108,15 @@ class DatasetReport:
 
     def clip_names(self) -> list[str]:
         return [clip.name for clip in self.clips]
+
+    def speaker_ids(self) -> dict[str, int]:
+        """Return each clip's speaker id, by clip name."""
+        return {clip.name: clip.speaker for clip in self.clips}
+
+    @property
+    def speaker_count(self) -> int:
+        """How many speaker rows a model needs for this dataset (ids run from 0)."""
+        return max((clip.speaker for clip in self.clips), default=0) + 1
 
     @property
     def inputs(self) -> list[Path]:

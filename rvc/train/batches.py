@@ -64,11 +64,12 @@ def _empty_like(data: TrainingSet, rows: int, device: torch.device, pin: bool = 
         empty(data.lengths),
         data.hop_length,
         data.sample_rate,
+        empty(data.speakers),
     )
 
 
 def _fields(data: TrainingSet) -> tuple[torch.Tensor, ...]:
-    return data.wav, data.phone, data.pitch, data.pitchf, data.lengths
+    return data.tensors()
 
 
 class ResidentBatches:

@@ -8,11 +8,15 @@ batch with one index operation and keeps every shape static (one CUDA graph).
 Alignment follows RVC: content features (50 frames/s) are repeated twice to the
 pitch rate (100 frames/s), and audio, features and pitch are cut to the shortest
 of the three, counted in frames of ``hop_length`` samples at the target rate.
+
+Hours of data (a pretrain's) take about 1.1 GiB per hour in this form; such a set stays in
+host memory and streams to the GPU a batch at a time (``batches.StreamedBatches``). Loading
+reads each clip once, straight into its row: the host never holds the set twice.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +24,7 @@ import torch
 
 from rvc.errors import UserError
 from rvc.experiment import Experiment
+from rvc.experiment.dataset import DatasetReport
 from rvc.experiment.features import FeaturesReport
 
 
@@ -32,6 +37,7 @@ class TrainingSet:
     pitch : Tensor[N x F] int64, coarse f0 in 1..255 (1 in the padding)
     pitchf : Tensor[N x F] float32, f0 in Hz (0 in the padding)
     lengths : Tensor[N] int64, valid frames per clip (S = F * hop_length)
+    speakers : Tensor[N] int64, each clip's speaker id (RVC's sid: the generator's speaker row)
     """
 
     names: list[str]
@@ -42,6 +48,11 @@ class TrainingSet:
     lengths: torch.Tensor
     hop_length: int
     sample_rate: int
+    speakers: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.int64))
+
+    def __post_init__(self) -> None:
+        if len(self.speakers) != len(self.names):  # a one-voice set: every clip is speaker 0
+            self.speakers = torch.zeros(len(self.names), dtype=torch.int64, device=self.lengths.device)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -65,10 +76,15 @@ class TrainingSet:
             self.lengths.to(device),
             self.hop_length,
             self.sample_rate,
+            self.speakers.to(device),
         )
 
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        """Every per-clip tensor (row i of each is clip i)."""
+        return self.wav, self.phone, self.pitch, self.pitchf, self.lengths, self.speakers
+
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in (self.wav, self.phone, self.pitch, self.pitchf, self.lengths))
+        return sum(t.numel() * t.element_size() for t in self.tensors())
 
 
 def read_clip_list(path: Path) -> list[str]:
@@ -90,6 +106,7 @@ def load_training_set(
     min_frames: int = 0,
     feature_dtype: torch.dtype = torch.float16,
     feature_dim: int | None = None,
+    speaker_slots: int | None = None,
 ) -> TrainingSet:
     """Load the ``split`` ("train" or "validation") clips of an extracted experiment.
 
@@ -98,6 +115,7 @@ def load_training_set(
     A damaged file (not an array, the wrong shape or width, nothing but NaN) is refused by name; a
     file with some NaN is named in a warning.
     feature_dim : the content width the model takes (768 for v2); None: whatever the clips share.
+    speaker_slots : the rows of the model's speaker table; a clip of a speaker beyond it is refused.
     """
     list_path = experiment.train_clips if split == "train" else experiment.validation_clips
     failed = _failed_clips(experiment)
@@ -107,52 +125,112 @@ def load_training_set(
             f"no training clips in {list_path}: run `python -m rvc prepare` and `python -m rvc extract` "
             f"for experiment {experiment.name!r} first"
         )
-    clips: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []  # wav, phone, pitch, pitchf
-    for name in names:
-        paths = (
-            experiment.clip_audio(name, sample_rate),
-            experiment.clip_features(name),
-            experiment.clip_f0_coarse(name),
-            experiment.clip_f0(name),
-        )
-        missing = [str(p) for p in paths if not p.is_file()]
-        if missing:
-            raise UserError(
-                f"clip {name} is missing {', '.join(missing)}: run `python -m rvc extract --experiment "
-                f"{experiment.name}` (and prepare at {sample_rate} Hz) again"
-            )
-        wav = _read_clip(experiment, paths[0], sample_rate)
-        content = _load_array(experiment, paths[1], ndim=2)
-        width = feature_dim if feature_dim is not None else clips[0][1].shape[1] if clips else content.shape[1]
-        if content.shape[1] != width:
-            raise _damaged(
-                experiment,
-                paths[1],
-                f"holds {content.shape[1]}-d content features but the model takes {width}-d "
-                "(extracted with another content encoder?)",
-            )
-        phone = np.repeat(content, 2, axis=0)
-        pitch, pitchf = _load_array(experiment, paths[2], ndim=1), _load_array(experiment, paths[3], ndim=1)
-        frames = min(len(phone), len(pitch), len(pitchf), len(wav) // hop_length)
-        clips.append((wav[: frames * hop_length], phone[:frames], pitch[:frames], pitchf[:frames]))
+    speakers = _speakers(experiment, names, speaker_slots)
+    # First the frame count of every clip (headers and .npy shapes only), then each clip straight into its row.
+    frames = [_clip_frames(experiment, name, sample_rate, hop_length) for name in names]
+    frames_total = max(max(frames, default=1), min_frames)
+    dim = feature_dim if feature_dim is not None else _feature_width(experiment, names)
+    n = len(names)
+    data = TrainingSet(
+        names,
+        torch.zeros(n, frames_total * hop_length, dtype=torch.float32),
+        torch.zeros(n, frames_total, dim, dtype=feature_dtype),
+        torch.ones(n, frames_total, dtype=torch.int64),
+        torch.zeros(n, frames_total, dtype=torch.float32),
+        torch.zeros(n, dtype=torch.int64),
+        hop_length,
+        sample_rate,
+        speakers,
+    )
+    for i, name in enumerate(names):
+        _fill_row(data, i, experiment, name, dim)
+    return data
 
-    longest = max((len(c[1]) for c in clips), default=1)
-    frames_total = max(longest, min_frames)
-    n = len(clips)
-    dim = clips[0][1].shape[1] if clips else 768
-    wav_t = torch.zeros(n, frames_total * hop_length, dtype=torch.float32)
-    phone_t = torch.zeros(n, frames_total, dim, dtype=feature_dtype)
-    pitch_t = torch.ones(n, frames_total, dtype=torch.int64)
-    pitchf_t = torch.zeros(n, frames_total, dtype=torch.float32)
-    lengths = torch.zeros(n, dtype=torch.int64)
-    for i, (wav, phone, pitch, pitchf) in enumerate(clips):
-        frames = min(len(phone), frames_total)
-        wav_t[i, : frames * hop_length] = torch.from_numpy(wav[: frames * hop_length])
-        phone_t[i, :frames] = torch.from_numpy(phone[:frames]).to(feature_dtype)
-        pitch_t[i, :frames] = torch.from_numpy(pitch[:frames].astype(np.int64))
-        pitchf_t[i, :frames] = torch.from_numpy(pitchf[:frames].astype(np.float32))
-        lengths[i] = frames
-    return TrainingSet(names, wav_t, phone_t, pitch_t, pitchf_t, lengths, hop_length, sample_rate)
+
+def _clip_paths(experiment: Experiment, name: str, sample_rate: int) -> tuple[Path, Path, Path, Path]:
+    """The audio, content features, coarse f0 and f0 in Hz of a clip; refused by name when one is missing."""
+    paths = (
+        experiment.clip_audio(name, sample_rate),
+        experiment.clip_features(name),
+        experiment.clip_f0_coarse(name),
+        experiment.clip_f0(name),
+    )
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise UserError(
+            f"clip {name} is missing {', '.join(missing)}: run `python -m rvc extract --experiment "
+            f"{experiment.name}` (and prepare at {sample_rate} Hz) again"
+        )
+    return paths
+
+
+def _clip_frames(experiment: Experiment, name: str, sample_rate: int, hop_length: int) -> int:
+    """The frames a clip trains on: the shortest of its audio (in hops), its features (x2) and its f0."""
+    import soundfile as sf
+
+    audio, content, coarse, f0 = _clip_paths(experiment, name, sample_rate)
+    try:
+        samples = sf.info(str(audio)).frames
+    except (RuntimeError, OSError) as error:  # soundfile's LibsndfileError is a RuntimeError
+        raise UserError(
+            f"{audio} is not readable audio ({error}): run `python -m rvc prepare` for experiment "
+            f"{experiment.name!r} again"
+        ) from None
+    lengths = [_array_shape(experiment, path)[0] for path in (content, coarse, f0)]
+    return min(2 * lengths[0], lengths[1], lengths[2], samples // hop_length)
+
+
+def _array_shape(experiment: Experiment, path: Path) -> tuple[int, ...]:
+    """The shape of an .npy file, read from its header (the data stays on disk)."""
+    try:
+        return tuple(np.load(path, mmap_mode="r", allow_pickle=False).shape) or (0,)
+    except (OSError, ValueError, EOFError) as error:  # not an .npy, truncated, or a pickle
+        raise _damaged(experiment, path, f"is not a readable array ({error})") from None
+
+
+def _feature_width(experiment: Experiment, names: list[str]) -> int:
+    """The content width the clips share (the first clip's; each clip is checked against it as it loads)."""
+    if not names:
+        return 768
+    shape = _array_shape(experiment, experiment.clip_features(names[0]))
+    return shape[1] if len(shape) == 2 else 768
+
+
+def _fill_row(data: TrainingSet, i: int, experiment: Experiment, name: str, width: int) -> None:
+    """Read clip ``name`` into row ``i`` of ``data`` (its frames up to the set's padded length)."""
+    hop = data.hop_length
+    audio, content_path, coarse, f0 = _clip_paths(experiment, name, data.sample_rate)
+    wav = _read_clip(experiment, audio, data.sample_rate)
+    content = _load_array(experiment, content_path, ndim=2)
+    if content.shape[1] != width:
+        raise _damaged(
+            experiment,
+            content_path,
+            f"holds {content.shape[1]}-d content features but the model takes {width}-d "
+            "(extracted with another content encoder?)",
+        )
+    phone = np.repeat(content, 2, axis=0)
+    pitch, pitchf = _load_array(experiment, coarse, ndim=1), _load_array(experiment, f0, ndim=1)
+    frames = min(len(phone), len(pitch), len(pitchf), len(wav) // hop, data.max_frames)
+    data.wav[i, : frames * hop] = torch.from_numpy(wav[: frames * hop])
+    data.phone[i, :frames] = torch.from_numpy(phone[:frames]).to(data.phone.dtype)
+    data.pitch[i, :frames] = torch.from_numpy(pitch[:frames].astype(np.int64))
+    data.pitchf[i, :frames] = torch.from_numpy(pitchf[:frames].astype(np.float32))
+    data.lengths[i] = frames
+
+
+def _speakers(experiment: Experiment, names: list[str], slots: int | None) -> torch.Tensor:
+    """Each clip's speaker id, as the dataset report records it (0 where it records none)."""
+    report = DatasetReport.find(experiment)
+    ids = report.speaker_ids() if report is not None else {}
+    speakers = torch.tensor([ids.get(name, 0) for name in names], dtype=torch.int64)
+    if slots is not None and len(speakers) and int(speakers.max()) >= slots:
+        raise UserError(
+            f"the dataset of {experiment.name!r} has {int(speakers.max()) + 1} speakers but the model's speaker "
+            f"table has {slots} rows: raise spk_embed_dim in the model settings to {int(speakers.max()) + 1} or "
+            "more (a pretrain of 109 rows then no longer loads), or prepare fewer speaker folders"
+        )
+    return speakers
 
 
 def _damaged(experiment: Experiment, path: Path, why: str) -> UserError:

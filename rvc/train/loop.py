@@ -93,9 +93,15 @@ class Trainer:
             cfg.hop_length,
             min_frames=cfg.segment_frames,
             feature_dim=cfg.phone_channels,
+            speaker_slots=cfg.spk_embed_dim,
         )
         validation = load_training_set(
-            self.experiment, "validation", cfg.sample_rate, cfg.hop_length, feature_dim=cfg.phone_channels
+            self.experiment,
+            "validation",
+            cfg.sample_rate,
+            cfg.hop_length,
+            feature_dim=cfg.phone_channels,
+            speaker_slots=cfg.spk_embed_dim,
         )
         if not streams(train.data_placement, train_set, self.device):
             return ResidentBatches(train_set, self.device), (validation.to(self.device) if len(validation) else None)

@@ -58,10 +58,10 @@ class RunLog:
         generator.eval()
         frames = int(data.lengths[0])
         phone, pitch, pitchf = (t[:1, :frames].to(device) for t in (data.phone, data.pitch, data.pitchf))
-        lengths = data.lengths[:1].to(device)
+        lengths, speakers = data.lengths[:1].to(device), data.speakers[:1].to(device)
         with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
             torch.manual_seed(0)
-            fake, _, _ = generator.infer(phone.float(), lengths, pitch, pitchf, torch.zeros_like(lengths))
+            fake, _, _ = generator.infer(phone.float(), lengths, pitch, pitchf, speakers)
         generator.train()
         real = data.wav[:1, : frames * data.hop_length].to(device)
         self.converted_sample(real, fake.squeeze(1), spectrogram, step, audio, data.sample_rate)

@@ -173,12 +173,12 @@ class TrainStep:
         losses_finite = torch.ones((), dtype=torch.bool, device=self.device)
         for m in range(micro):
             rows = index[m]
-            wav, lengths = data.wav[rows], data.lengths[rows]
+            wav, lengths, speakers = data.wav[rows], data.lengths[rows], data.speakers[rows]
             phone, pitch, pitchf = data.phone[rows].float(), data.pitch[rows], data.pitchf[rows]
             spec = self.spectrogram.linear(wav)
             with autocast_g:
                 y_hat, ids_slice, _, z_mask, (_, z_p, m_p, logs_p, _, logs_q) = fn.generator_forward(
-                    phone, lengths, pitch, pitchf, spec, lengths, torch.zeros_like(lengths)
+                    phone, lengths, pitch, pitchf, spec, lengths, speakers
                 )
             real = slice_segments(wav, ids_slice * cfg.hop_length, cfg.segment_size).unsqueeze(1)
 

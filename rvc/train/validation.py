@@ -123,11 +123,9 @@ class HeldOutMel:
         first = torch.zeros(1, 0, device=self.device)
         for start in range(0, len(data), self.batch):
             index = torch.arange(start, min(start + self.batch, len(data)), device=data.wav.device)
-            wav, phone, pitch, pitchf, lengths = (
-                t[index].to(self.device) for t in (data.wav, data.phone, data.pitch, data.pitchf, data.lengths)
-            )
+            wav, phone, pitch, pitchf, lengths, speakers = (t[index].to(self.device) for t in data.tensors())
             with torch.autocast(self.device.type, enabled=False):
-                audio, _, _ = generator.infer(phone.float(), lengths, pitch, pitchf, torch.zeros_like(lengths))
+                audio, _, _ = generator.infer(phone.float(), lengths, pitch, pitchf, speakers)
             real_mel = self.spectrogram.mel(wav)
             fake_mel = self.spectrogram.mel(audio.squeeze(1).float())
             mask = sequence_mask(lengths, real_mel.size(-1)).unsqueeze(1)

@@ -135,6 +135,7 @@ def _draw_recordings(form: _Form) -> None:
     import gradio as gr
 
     from rvc.audio import AUDIO_EXTENSIONS
+    from rvc.data.options import SPEAKER_SOURCES
 
     fields = form.fields
     with gr.Row(equal_height=True):
@@ -144,6 +145,12 @@ def _draw_recordings(form: _Form) -> None:
                 lines=2,
                 placeholder="/home/me/recordings",
                 info="one folder per line, read recursively; empty: the folders of the previous run",
+            )
+            fields["speakers_from"] = gr.Radio(
+                list(SPEAKER_SOURCES),
+                value=form.start["speakers_from"],
+                label=LABELS["speakers_from"],
+                info=HELP["speakers_from"],
             )
             fields["urls"] = gr.Textbox(
                 label=LABELS["urls"],
