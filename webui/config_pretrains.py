@@ -65,8 +65,8 @@ def pretrain_choices(
     listing = find_pretrain_pairs(root)
     pairs = pairs_for_rate(listing, int(sample_rate))
     scratch = ("none: train from scratch", NO_PRETRAIN)
-    generators = [scratch] + [(shown(pair.g, root), str(pair.g)) for pair in pairs]
-    discriminators = [scratch] + [(shown(pair.d, root), str(pair.d)) for pair in pairs]
+    generators = [scratch] + [(_label(pair, pair.g, root), str(pair.g)) for pair in pairs]
+    discriminators = [scratch] + [(_label(pair, pair.d, root), str(pair.d)) for pair in pairs]
     listed = {str(path) for pair in listing.every_pair() for path in pair}
     offered = {value for _, value in generators + discriminators}
 
@@ -79,6 +79,12 @@ def pretrain_choices(
 
     note = listing_note(listing, int(sample_rate), root)
     return PretrainChoices(generators, discriminators, keep(current_g), keep(current_d), note)
+
+
+def _label(pair: PretrainPair, path: Path, root: Path) -> str:
+    """Return how a dropdown names one file of a pair: custom pairs (uploaded, or made with ``export
+    --pretrain``) under "custom:" and their name, the others by their path."""
+    return f"custom: {pair.name} ({shown(path, root)})" if pair.origin == "custom" else shown(path, root)
 
 
 def partner_of(workspace: Workspace, generator: str | None) -> str | None:

@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from rvc.experiment import Workspace, names
+from rvc.experiment import Experiment, Workspace, names
 from rvc.jobs.reporter import Reporter
 
-HELP = "export a generator checkpoint as an RVC v2 model (.pth) for the RVC WebUI, Applio and voice changers"
+HELP = (
+    "export a generator checkpoint as an RVC v2 model (.pth) for the RVC WebUI, Applio and voice changers, "
+    "or (--pretrain) a training state as a G/D pretrain pair"
+)
 PROGRESS = True  # --json-progress: its log and end as @@rvc lines (rvc.cli.progress)
 
 
@@ -30,6 +33,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"also write the model's inference generator as ONNX beside it (NAME{names.ONNX_SUFFIX}), for "
         "ONNX Runtime and real-time voice changers; needs the optional packages onnx and onnxruntime",
     )
+    pretrain = parser.add_argument_group("pretrain")
+    pretrain.add_argument(
+        "--pretrain",
+        action="store_true",
+        help=f"write the G and D of one complete state (--checkpoint latest or {names.generator_file('<step>')}) as "
+        "a pretrain pair in RVC's format, installed as the custom pretrain --name (default: the experiment's name), "
+        "or written to the folder --out",
+    )
+    pretrain.add_argument("--overwrite", action="store_true", help="replace a pretrain of that name and rate")
 
 
 def run(args: argparse.Namespace, workspace: Workspace, reporter: Reporter) -> int:
@@ -40,6 +52,8 @@ def run(args: argparse.Namespace, workspace: Workspace, reporter: Reporter) -> i
 
         require_onnx()  # before the export: say what to install, not after a minute's work
     experiment = workspace.experiment(args.experiment)
+    if args.pretrain:
+        return _pretrain(args, experiment, workspace, reporter)
     extra = {key: value for key, value in (("name", args.name), ("author", args.author)) if value is not None}
     bar = reporter.bar("export", 2, "step")  # write, then read back
     path = export_experiment(experiment, checkpoint=args.checkpoint, out=args.out, extra_metadata=extra)
@@ -66,3 +80,17 @@ def _export_onnx(model: Path, reporter: Reporter) -> str:
     bar.update()
     bar.close()
     return f"{path.name}: ONNX opset {OPSET}, matches PyTorch within {difference:.0e}"
+
+
+def _pretrain(args: argparse.Namespace, experiment: Experiment, workspace: Workspace, reporter: Reporter) -> int:
+    from rvc.experiment.names import sample_rate_tag
+    from rvc.pretrained.make import export_pretrain
+
+    made = export_pretrain(experiment, workspace.assets, args.checkpoint, args.name, args.out, args.overwrite)
+    where = f"written to {made.g.parent}" if args.out is not None else "installed as a custom pretrain"
+    reporter.result(
+        f"pretrain {made.name!r} ({sample_rate_tag(made.sample_rate)}) from step {made.step} (epoch {made.epoch}), "
+        f"{where}: G {made.g}, D {made.d}; train from it with `python -m rvc config --experiment NAME "
+        f"--pretrained-g {made.g} --pretrained-d {made.d}` or choose it under Pretrained G/D in Generate Configuration"
+    )
+    return 0
