@@ -14,6 +14,7 @@ from rvc.models.config import ModelConfig
 from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
 from rvc.models.weights import read_state_dict
 from rvc.pretrained.pairs import list_pretrain_pairs
+from tests.fake_experiment import make_extracted_experiment
 from tests.fake_hub import tiny_pretrain_bytes
 
 
@@ -54,6 +55,10 @@ def test_blend_is_the_weighted_average_and_names_both_parents(tmp_path: Path) ->
     assert blend.metadata["model_name"] == "mix" and blend.metadata["embedder"] == "contentvec"
     assert blend.metadata["f0_method"] == "rmvpe" and blend.config == first.config
 
+    # The name of an experiment with data of its own is refused: the blend would sit among its files.
+    make_extracted_experiment(tmp_path / "logs", "voice", train_clips=1, validation_clips=0)
+    assert _cli(tmp_path, "blend", str(a), str(b), "--name", "voice") == 2
+    assert not (tmp_path / "logs" / "voice" / "voice.pth").exists()
     # The same name again is refused (it would replace the blend) unless asked.
     assert _cli(tmp_path, "blend", str(a), str(b), "--name", "mix") == 2
     assert _cli(tmp_path, "blend", str(a), str(b), "--ratio", "1", "--name", "mix", "--overwrite") == 0

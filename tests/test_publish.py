@@ -22,12 +22,10 @@ REPO = "me/voice-rvc"
 TOKEN = "hf_test_write_token"
 
 
-@pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def make_finished(logs: Path, assets: Path, name: str = "voice") -> Experiment:
     """A finished tiny run: clips and features, settings naming a pretrain, events, NAME.pth, .index and .onnx."""
-    root = tmp_path_factory.mktemp("publish")
-    experiment = make_extracted_experiment(root / "logs", "voice")
-    g, d = write_tiny_pair(root / "assets" / "pretrained_v2")
+    experiment = make_extracted_experiment(logs, name)
+    g, d = write_tiny_pair(assets / "pretrained_v2")
     config = write_tiny_config(experiment, epochs=3, pretrained_g=str(g), pretrained_d=str(d))
     torch.manual_seed(0)
     metadata = {"embedder": "contentvec", "f0_method": "rmvpe", "dataset_seconds": 4.8, "best_epoch": 2}
@@ -43,6 +41,13 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     events += [BestEvent(epoch=2, value=20.1, step=20), DoneEvent(epoch=3, step=30)]
     for event in events:
         append_event(experiment.progress_jsonl, event)
+    return experiment
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("publish")
+    make_finished(root / "logs", root / "assets")
     return root
 
 

@@ -20,6 +20,7 @@ TABS = (
     ("Train", "train"),
     ("Download Pretrained", "download_pretrained"),
     ("Try Model", "try_model"),
+    ("Model tools", "model_tools"),  # what to do with finished models: blend (Applio's "Extra")
     ("Settings", "settings"),
 )
 

@@ -24,6 +24,7 @@ from rvc.jobs.launcher import StageJob
 from rvc.jobs.state import ENDED, JobWatch
 from rvc.train import launcher
 from rvc.train.run_state import Point
+from webui import publish_section
 from webui.context import AppContext
 from webui.files import servable
 from webui.job_panel import render_panel, wire_panel
@@ -374,6 +375,7 @@ def render(ctx: AppContext) -> None:
         files = gr.File(
             label="Model files", file_count="multiple", interactive=False, visible=False, elem_id="train-files"
         )
+        publish_section.render(ctx, experiment)  # offered once a run has ended, as the rest of this column
     with gr.Accordion("TensorBoard", open=False):
         tensorboard_button = gr.Button("Open TensorBoard", size="sm")
         tensorboard_message = gr.Markdown()
