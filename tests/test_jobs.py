@@ -147,7 +147,7 @@ def test_a_job_whose_process_is_gone_reads_as_died_and_a_prepare_is_refused_whil
     experiment.ensure()
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
-    events = experiment.job_events("prepare", "20240101-000000-000")
+    events = experiment.jobs.events("prepare", "20240101-000000-000")
     events.parent.mkdir(parents=True)
     append_event(events, JobStartEvent(stage="prepare", argv=["x"], pid=gone.pid, pid_started=1, experiment="voice"))
     state, status = read_job(events)
@@ -161,7 +161,7 @@ def test_a_job_whose_process_is_gone_reads_as_died_and_a_prepare_is_refused_whil
         with pytest.raises(UserError, match="experiment 'voice' is training: prepare would change"):
             launcher.start(workspace, "voice", "prepare", ["--experiment", "voice"])
         launcher.refuse_collision(experiment, "export")  # export only reads: it may run beside training
-    assert not experiment.jobs_dir.joinpath("prepare").exists()
+    assert not experiment.jobs.root.joinpath("prepare").exists()
 
 
 def test_training_is_refused_while_a_prepare_of_the_experiment_runs(workspace: Workspace) -> None:
@@ -173,7 +173,7 @@ def test_training_is_refused_while_a_prepare_of_the_experiment_runs(workspace: W
     write_tiny_config(experiment)
     running = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # the prepare's process
     try:
-        events = experiment.job_events("prepare", "20240101-000000-000")
+        events = experiment.jobs.events("prepare", "20240101-000000-000")
         events.parent.mkdir(parents=True, exist_ok=True)
         started = process.start_ticks(running.pid)
         append_event(

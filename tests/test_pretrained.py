@@ -188,14 +188,19 @@ def test_a_wrong_sha256_is_refused_and_nothing_lands(assets: AssetDir, hub: Fake
 def test_offline_says_which_file_from_where_and_where_to_put_it(
     assets: AssetDir, hub: FakeHub, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from rvc.pretrained import download
+
     _catalogue(assets, hub)
     entry = load_catalogue_for(assets).find_pretrain("tiny")
     monkeypatch.setenv("HF_ENDPOINT", closed_port_url())
+    monkeypatch.setattr(download, "RETRY_WAIT_S", 0.0)
     with pytest.raises(DownloadError) as caught:
         download_pretrain(assets, entry, 40000)
     message = str(caught.value)
     assert "could not be reached" in message and G_NAME in message and REPO in message
-    assert str(assets.pretrained_dir / "tiny" / "40k" / "G.pth") in message
+    # a pretrain needs both halves: the message says where each comes from and where it goes
+    folder = assets.pretrained_dir / "tiny" / "40k"
+    assert D_NAME in message and str(folder / "G.pth") in message and str(folder / "D.pth") in message
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(DownloadError, match="HF_HUB_OFFLINE is set, so nothing was downloaded"):
         download_pretrain(assets, entry, 40000)
@@ -315,10 +320,11 @@ def test_hand_copied_rvc_files_are_listed(assets: AssetDir, tmp_path: Path) -> N
 
 def _cli(workspace: Workspace, *argv: str) -> int:
     from rvc.cli import pretrained as stage
+    from rvc.jobs.reporter import PrintReporter
 
     parser = argparse.ArgumentParser()
     stage.add_arguments(parser)
-    return stage.run(parser.parse_args(list(argv)), workspace)
+    return stage.run(parser.parse_args(list(argv)), workspace, PrintReporter(bars=False))
 
 
 def test_cli_list_download_and_add(tmp_path: Path, hub: FakeHub, capsys: pytest.CaptureFixture[str]) -> None:
@@ -336,3 +342,39 @@ def test_cli_list_download_and_add(tmp_path: Path, hub: FakeHub, capsys: pytest.
     listing = capsys.readouterr().out
     assert re.search(r"tiny\s+Tiny Test by tests: 40k installed", listing)
     assert "Tiny Test (40k, catalogue)" in listing and "contentvec" in listing
+
+
+def test_the_download_stage_reports_each_file_and_each_retry_as_events(
+    tmp_path: Path, hub: FakeHub, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from rvc.cli import main
+    from rvc.jobs.state import read_job
+    from rvc.pretrained import download
+
+    workspace = Workspace(tmp_path / "logs", tmp_path / "assets")
+    _catalogue(workspace.assets, hub)
+    roots = ["--logs-dir", str(workspace.logs_dir), "--assets-dir", str(workspace.assets_dir)]
+    events = workspace.assets.jobs.events("pretrained", "20240101-000000-000")  # where the web app's job writes
+    assert main([*roots, "pretrained", "download", "tiny", "--json-progress", "--events-file", str(events)]) == 0
+    state, status = read_job(events)
+    folder = workspace.assets.pretrained_dir / "tiny" / "40k"
+    assert status == "done" and state.end is not None
+    assert state.end.message == f"downloaded Tiny Test (40k, catalogue) into {folder}"
+    g = state.tasks["downloading G_tiny.pth (1/2)"]  # a bar per file and step, in bytes
+    assert (g.unit, g.done, g.total) == ("B", len(hub.files[(REPO, G_NAME)].data), g.done)
+    rest = ["checking G_tiny.pth (1/2)", "downloading D_tiny.pth (2/2)", "checking D_tiny.pth (2/2)"]
+    assert list(state.tasks)[1:] == rest
+
+    # Offline: each wait is said (the job does not look hung), then the end names both files and where each goes.
+    monkeypatch.setattr(download, "RETRY_WAIT_S", 0.01)
+    monkeypatch.setenv("HF_ENDPOINT", closed_port_url())
+    offline = events.with_name("pretrained-20240101-000001-000.jsonl")
+    progress = ["--retries", "2", "--json-progress", "--events-file", str(offline)]
+    assert main([*roots, "pretrained", "download", "tiny", *progress]) == 2
+    state, status = read_job(offline)
+    retries = [line.split(": the Hub")[0] for line in state.log if line.startswith("retrying")]
+    assert retries == ["retrying (attempt 2 of 3) in 0.01 s", "retrying (attempt 3 of 3) in 0.02 s"]
+    assert status == "error" and state.end is not None
+    message = state.end.message
+    assert "could not be reached in 3 attempts" in message
+    assert all(text in message for text in (G_NAME, D_NAME, str(folder / "G.pth"), str(folder / "D.pth")))

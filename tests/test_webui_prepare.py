@@ -71,7 +71,7 @@ def _stage(workspace: Workspace, build: Any) -> StageOutcome:
         request = build()
     except UserError as error:
         return StageOutcome([f"❌ {error}"], str(error))
-    events = workspace.experiment(request.experiment).job_events(request.stage, "20240101-000000-000")
+    events = workspace.experiment(request.experiment).jobs.events(request.stage, "20240101-000000-000")
     events.unlink(missing_ok=True)
     folders = ["--logs-dir", str(workspace.logs_dir), "--assets-dir", str(workspace.assets_dir)]
     main([*folders, request.stage, *request.args, "--json-progress", "--events-file", str(events)])

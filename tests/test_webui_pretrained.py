@@ -17,7 +17,7 @@ from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
 from rvc.models.weights import to_rvc_spelling
 from rvc.pretrained.catalogue import bundled_catalogue_path, load_catalogue
 from rvc.pretrained.download import DownloadProgress
-from tests.fake_hub import FakeHub, closed_port_url, serve_hub, tiny_pretrain_bytes, write_catalogue
+from tests.fake_hub import FakeHub, serve_hub, tiny_pretrain_bytes, write_catalogue
 from webui import config_pretrains
 from webui.tabs import download_pretrained as tab
 
@@ -63,20 +63,34 @@ def test_catalogue_table_and_choices_filter_by_sample_rate(tmp_path: Path) -> No
     assert {row[0] for row in tab.weights_rows(assets, catalogue)} >= {"RMVPE pitch estimator", "contentvec"}
 
 
-def test_download_handler_installs_and_generate_configuration_offers_it(
+def test_the_download_runs_as_a_job_and_generate_configuration_offers_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from rvc.cli import main
+    from rvc.jobs import launcher
+    from webui.stage_jobs import StageJobs
+
     workspace = Workspace(tmp_path / "logs", tmp_path / "assets")
-    assets = workspace.assets
+    assets, jobs = workspace.assets, StageJobs(workspace)
+    assert tab.start_download(jobs, lambda: tab.download_args(assets, None)) == (
+        "Not started: choose a pretrain and sample rate in the list first"
+    )
     with serve_hub() as hub:
         write_catalogue(assets.pretrains_catalogue, REPO, G_NAME, D_NAME, _serve_tiny(hub))
         monkeypatch.setenv("HF_ENDPOINT", hub.url)
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-        calls: list[tuple[float | None, str]] = []
-        report = tab.gradio_progress(lambda fraction, desc: calls.append((fraction, desc)))
-        status = tab.download_selected(assets, "tiny@40000", report)
-    assert status.startswith("✅ Downloaded **Tiny Test (40k, catalogue)** into `pretrained_v2/tiny/40k/`"), status
-    assert calls[-1][0] == pytest.approx(1.0) and "D_tiny_40k.pth (2/2)" in calls[-1][1]
+        args, title = tab.download_args(assets, "tiny@40000")
+        assert (args, title) == (["download", "tiny", "--sample-rate", "40000"], "Tiny Test 40k")
+        # the job's own command line, run here into the events file the job of the assets folder would write
+        events = assets.jobs.events(tab.STAGE, "20240101-000000-000")
+        assert main(launcher.stage_command(workspace, tab.STAGE, args, events)[3:]) == 0
+    # a page reloaded (or an app restarted) draws the job and what it did from its events file alone
+    jobs = StageJobs(workspace)
+    assert jobs.view(jobs.pick_assets((tab.STAGE,))).status == "done"
+    assert tab.download_outcome(assets, jobs) == (
+        "Downloaded **Tiny Test (40k, catalogue)** into `pretrained_v2/tiny/40k/`. "
+        "It is in the Generate Configuration tab's pretrain lists now."
+    )
     assert tab.installed_rows(assets, 40000) == [
         ["Tiny Test", "40k", "catalogue", "pretrained_v2/tiny/40k/G.pth", "pretrained_v2/tiny/40k/D.pth"]
     ]
@@ -87,12 +101,6 @@ def test_download_handler_installs_and_generate_configuration_offers_it(
     offered = config_pretrains.pretrain_choices(workspace, 40000, None, None)
     assert ("tiny/40k/G.pth", str(assets.pretrained_dir / "tiny" / "40k" / "G.pth")) in offered.generators
     assert len(config_pretrains.pretrain_choices(workspace, 48000, None, None).generators) == 1  # "none" only
-
-    monkeypatch.setenv("HF_ENDPOINT", closed_port_url())
-    offline = tab.download_selected(assets, "tiny@40000")
-    assert offline.startswith("❌ could not download G_tiny_40k.pth from the Hugging Face repository tests/tiny")
-    assert "could not be reached" in offline and str(assets.pretrained_dir / "tiny" / "40k") in offline
-    assert tab.download_selected(assets, None) == "Choose a pretrain and sample rate in the list first."
 
 
 def test_upload_handler_validates_against_the_chosen_sample_rate(tmp_path: Path) -> None:
@@ -162,7 +170,7 @@ def app(tmp_path_factory: pytest.TempPathFactory, hub: FakeHub) -> Iterator[Any]
         harness.stop_app(running)
 
 
-def test_download_through_the_tab_resumes_and_shows_in_generate_configuration(
+def test_download_through_the_tab_is_a_job_resumes_and_shows_in_generate_configuration(
     page: Any, app: Any, hub: FakeHub
 ) -> None:
     from tests.browser import open_tab, screenshot
@@ -177,8 +185,13 @@ def test_download_through_the_tab_resumes_and_shows_in_generate_configuration(
     page.get_by_role("option", name="Tiny Test · 40k · tests").click()
     page.get_by_role("button", name="Download", exact=True).click()
     status = page.locator("#pretrained-status")
-    status.get_by_text("Downloaded").or_(status.get_by_text("❌")).first.wait_for(timeout=120_000)
+    status.get_by_text("Downloaded").or_(status.get_by_text("Not downloaded")).first.wait_for(timeout=120_000)
     assert "Downloaded Tiny Test (40k, catalogue)" in status.inner_text(), status.inner_text()
+    # the download ran as a job: its panel shows a bar per file and step, each full
+    job = panel.locator(".rvc-job[data-status='done']")
+    bar = job.locator("[data-task='downloading G_tiny_40k.pth (1/2)']")
+    assert bar.get_attribute("data-done") == bar.get_attribute("data-total") == str(len(hub.files[(REPO, G_NAME)].data))
+    assert job.locator("[data-task='checking D_tiny_40k.pth (2/2)']").count() == 1
     first, second = hub.gets(G_NAME)
     assert "range" not in first.headers and second.headers["range"].startswith("bytes=")
     assert (app.assets_dir / "pretrained_v2" / "tiny" / "40k" / "G.pth").read_bytes() == hub.files[(REPO, G_NAME)].data

@@ -2,7 +2,8 @@
 
 The panel shows the newest job of the experiment named in the tab's field, or, when the field
 is empty (a reloaded page), the newest running job of any experiment, and then fills the field
-with its name. Everything comes from ``StageJobs.view`` (the events file and the process), so
+with its name. A panel of the assets folder's jobs (downloads: ``wire_assets_panel``) shows the
+newest of those. Everything comes from ``StageJobs.view`` (the events file and the process), so
 any number of pages show the same job.
 """
 
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from rvc.errors import UserError
-from webui.stage_jobs import StageJobs
+from webui.stage_jobs import JobView, StageJobs
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -61,11 +62,10 @@ def wire_panel(
     def tick(name: str, shown: str) -> tuple[Any, ...]:
         job = jobs.pick(name, stages)
         view = jobs.view(job)
-        key = f"{view.events}|{view.status}|{hash((view.html, view.log))}"
+        key = _key(view)
         if key == shown:
             return (gr.skip(),) * (5 + len(report))
-        was = shown.split("|")
-        finished = view.ended and (was[0] != view.events or was[1] != view.status)
+        finished = _just_ended(view, shown)
         fill = not (name or "").strip() and bool(view.experiment)
         new_name = view.experiment if fill else name
         refreshed = report_of(new_name) if finished or fill else (gr.skip(),) * len(report)
@@ -81,7 +81,49 @@ def wire_panel(
     timer = gr.Timer(POLL_S)
     outputs = [panel.html, panel.log, panel.stop, panel.shown, experiment, *report]
     timer.tick(tick, inputs=[experiment, panel.shown], outputs=outputs, show_progress="hidden")
+    _wire_stop(panel, jobs)
 
+
+def wire_assets_panel(
+    panel: JobPanel,
+    jobs: StageJobs,
+    stages: Collection[str],
+    report: Sequence[gr.components.Component],
+    report_of: Callable[..., tuple[Any, ...]],
+    report_inputs: Sequence[gr.components.Component] = (),
+) -> None:
+    """Redraw the panel with the assets folder's newest job of ``stages`` every POLL_S.
+
+    When that job ends, ``report`` is refreshed with ``report_of(*values of report_inputs)``.
+    """
+    import gradio as gr
+
+    def tick(shown: str, *values: Any) -> tuple[Any, ...]:
+        view = jobs.view(jobs.pick_assets(stages))
+        key = _key(view)
+        if key == shown:
+            return (gr.skip(),) * (4 + len(report))
+        refreshed = report_of(*values) if _just_ended(view, shown) else (gr.skip(),) * len(report)
+        return (view.html, view.log, gr.update(visible=view.running), key, *refreshed)
+
+    timer = gr.Timer(POLL_S)
+    outputs = [panel.html, panel.log, panel.stop, panel.shown, *report]
+    timer.tick(tick, inputs=[panel.shown, *report_inputs], outputs=outputs, show_progress="hidden")
+    _wire_stop(panel, jobs)
+
+
+def _key(view: JobView) -> str:
+    """What a page drew: "<events>|<status>|<hash>" (a tick that finds the same key sends nothing)."""
+    return f"{view.events}|{view.status}|{hash((view.html, view.log))}"
+
+
+def _just_ended(view: JobView, shown: str) -> bool:
+    """Whether the job has ended since the page drew ``shown`` (or the page never drew it ended)."""
+    was = shown.split("|")
+    return view.ended and (was[0] != view.events or was[1] != view.status)
+
+
+def _wire_stop(panel: JobPanel, jobs: StageJobs) -> None:
     def stop(shown: str) -> str:
         events = shown.split("|")[0]
         if events and jobs.stop(events):

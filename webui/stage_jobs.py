@@ -1,4 +1,4 @@
-"""The stage jobs the UI starts and watches (prepare, extract, index, export): ``rvc.jobs`` for the tabs.
+"""The stage jobs the UI starts and watches (prepare, extract, index, export, downloads): ``rvc.jobs`` for the tabs.
 
 What a tab shows comes from the job's events file and its process's liveness, never from this
 server's memory: a reload, a second browser or a restarted app draw the same job. The registry
@@ -19,7 +19,8 @@ from pathlib import Path
 from rvc.errors import UserError
 from rvc.experiment import Experiment, Workspace
 from rvc.jobs import launcher
-from rvc.jobs.launcher import StageJob
+from rvc.jobs.launcher import JobHome, StageJob
+from rvc.jobs.reporter import BYTES
 from rvc.jobs.state import ENDED, JobState, JobStatus, JobWatch
 from rvc.train.events import LogEvent, ProgressEvent
 from rvc.train.progress import parse_line
@@ -59,10 +60,17 @@ class JobView:
 NO_JOB = JobView("", "", None, "<div class='rvc-job' data-status='none'>No stage is running.</div>", "")
 
 
+def _counts(task: ProgressEvent) -> list[str]:
+    """Return "12 / 40 clips" and the rate ("3.1 clip/s"); bytes as MB."""
+    if task.unit == BYTES:
+        mb = 2**20
+        parts = [f"{task.done / mb:.1f} / {task.total / mb:.1f} MB"]
+        return parts + ([f"{task.rate / mb:.1f} MB/s"] if task.rate else [])
+    return [f"{task.done} / {task.total} {task.unit}s"] + ([f"{task.rate:.1f} {task.unit}/s"] if task.rate else [])
+
+
 def _task_html(task: ProgressEvent) -> str:
-    parts = [f"{task.done} / {task.total} {task.unit}s"]
-    if task.rate:
-        parts.append(f"{task.rate:.1f} {task.unit}/s")
+    parts = _counts(task)
     if task.eta_s is not None and task.done < task.total:
         parts.append(f"ETA {clock(task.eta_s)}")
     return (
@@ -79,9 +87,15 @@ def _header(job: StageJob, state: JobState, status: JobStatus, stopping: bool) -
     ended = state.end.time if state.end is not None else None
     took = f" · {clock((ended or time.time()) - started)}" if started else ""
     return (
-        f"<div class='rvc-job-head'><b>{html.escape(job.stage)}</b> on <b>{html.escape(job.experiment.name)}</b>"
+        f"<div class='rvc-job-head'><b>{html.escape(job.stage)}</b>{_owner(job)}"
         f" · <span class='rvc-job-status'>{shown}</span>{took}</div>"
     )
+
+
+def _owner(job: StageJob) -> str:
+    """Return " on <experiment>" for an experiment's job, "" for one of the assets folder."""
+    owner = job.jobs.owner
+    return f" on <b>{html.escape(owner)}</b>" if owner else ""
 
 
 def _log_lines(path: Path) -> list[str]:
@@ -126,6 +140,13 @@ class StageJobs:
     def start(self, name: str, stage: str, args: Sequence[str]) -> StageJob:
         """Start ``python -m rvc <stage> <args>`` on experiment ``name``; raise UserError when it would collide."""
         job, child = launcher.start(self.workspace, name, stage, args)
+        with self._lock:
+            self._children[job.events] = (job, child)
+        return job
+
+    def start_assets(self, stage: str, args: Sequence[str]) -> StageJob:
+        """Start ``python -m rvc <stage> <args>`` as a job of the assets folder (a download); UserError: it collides."""
+        job, child = launcher.start_assets_job(self.workspace, stage, args)
         with self._lock:
             self._children[job.events] = (job, child)
         return job
@@ -175,6 +196,12 @@ class StageJobs:
                     running.append(job)
         return max(running, key=lambda job: job.events.stem.split("-", 1)[1], default=None)
 
+    def pick_assets(self, stages: Collection[str] | None = None) -> StageJob | None:
+        """Return the newest job of the assets folder (``stages``: of these stages only), or None."""
+        self._reap()
+        jobs = [job for job in launcher.jobs_of(self.workspace.assets) if stages is None or job.stage in stages]
+        return jobs[-1] if jobs else None
+
     def view(self, job: StageJob | None, title: str = "") -> JobView:
         """Return what a tab draws of ``job`` (NO_JOB for None)."""
         if job is None:
@@ -193,18 +220,17 @@ class StageJobs:
         lines = _log_lines(job.log)
         ending = _ending(state, status, watch)
         text = "\n".join([*([title] if title else []), *lines, *([ending] if ending else [])])
-        return JobView(str(job.events), job.experiment.name, "running" if stopping else status, page, text)
+        return JobView(str(job.events), job.jobs.owner, "running" if stopping else status, page, text)
 
     def stop(self, events: str, wait: bool = False) -> bool:
         """Stop the job of events file ``events`` (in a background thread unless ``wait``); return whether it ran."""
         path = Path(events)
-        experiment = next(
-            (s.experiment for s in self.workspace.experiments() if s.experiment.jobs_dir == path.parent), None
-        )
-        # The path came back from the page: only an events file of one of our experiments is a job.
-        if experiment is None or not path.is_file():
+        homes: list[JobHome] = [self.workspace.assets, *(s.experiment for s in self.workspace.experiments())]
+        home = next((home for home in homes if home.jobs.root == path.parent), None)
+        # The path came back from the page: only an events file of one of our jobs folders is a job.
+        if home is None or not path.is_file():
             return False
-        job = StageJob(experiment, path)
+        job = StageJob(home, path)
         watch = self._watch(path)
         watch.refresh()
         if watch.status() not in ("starting", "running"):

@@ -3,7 +3,9 @@
 A stage module exposes ``HELP`` (one line), ``add_arguments(parser)`` (argparse
 only, cheap to import) and ``run(args, workspace) -> int`` (does the work; heavy
 imports live inside it). A stage with ``PROGRESS = True`` takes a reporter as well,
-``run(args, workspace, reporter)``, and gets ``--json-progress`` (``rvc.cli.progress``).
+``run(args, workspace, reporter)``, and gets ``--json-progress`` (``rvc.cli.progress``); a stage
+with actions (``pretrained list|download|add``) sets ``PROGRESS_PER_ACTION`` and gives each
+action the flags itself, so they follow the action as they follow any other stage.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         module = _stage_module(name)
         sub = stages.add_parser(name, help=module.HELP, description=module.HELP, formatter_class=HelpFormatter)
         module.add_arguments(sub)
-        if getattr(module, "PROGRESS", False):
+        if getattr(module, "PROGRESS", False) and not getattr(module, "PROGRESS_PER_ACTION", False):
             from rvc.cli.progress import add_progress_arguments
 
             add_progress_arguments(sub)

@@ -1,21 +1,31 @@
-"""``python -m rvc pretrained``: list, download and add pretrained G/D pairs (and the data stage's weights)."""
+"""``python -m rvc pretrained``: list, download and add pretrained G/D pairs (and the data stage's weights).
+
+A stage with progress (``rvc.cli.progress``): a download shows a bar per file with its rate and
+ETA, says each retry while the Hub cannot be reached, and with ``--json-progress`` speaks the
+``@@rvc`` protocol; the web app's Download Pretrained tab runs it as a job of the assets folder.
+Each action takes the progress flags itself (``pretrained download NAME --json-progress``).
+"""
 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rvc.choices import SAMPLE_RATES
+from rvc.cli.progress import add_progress_arguments
 from rvc.experiment import Workspace
 from rvc.experiment.names import DISCRIMINATOR_PATTERN, GENERATOR_PATTERN
+from rvc.jobs.reporter import BYTES, Bar, Reporter
+from rvc.pretrained.download import RETRIES
 
 if TYPE_CHECKING:
     from rvc.pretrained.catalogue import Catalogue
     from rvc.pretrained.download import DownloadProgress
 
 HELP = "list, download (from the Hugging Face Hub) and add pretrained G/D pairs, rmvpe and the content encoders"
+PROGRESS = True  # a bar per file with an ETA, or --json-progress (rvc.cli.progress)
+PROGRESS_PER_ACTION = True  # the flags follow the action: `pretrained download NAME --json-progress`
 
 _RATES = SAMPLE_RATES
 
@@ -35,6 +45,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     download.add_argument(
         "--sample-rate", type=int, choices=_RATES, default=None, help="which pair (needed when it has several)"
     )
+    download.add_argument(
+        "--retries",
+        type=int,
+        default=RETRIES,
+        metavar="N",
+        help="times to ask the Hub again while it cannot be reached (waiting 1, 2, 4 ... s; each wait is said)",
+    )
     add = actions.add_parser("add", help="validate a custom G and D and copy them into the assets folder")
     add.add_argument("--g", type=Path, required=True, help=f"the generator file ({GENERATOR_PATTERN})")
     add.add_argument("--d", type=Path, required=True, help=f"the matching discriminator file ({DISCRIMINATOR_PATTERN})")
@@ -43,17 +60,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sample-rate", type=int, choices=_RATES, default=None, help="unset: detected from the G file's shapes"
     )
     add.add_argument("--overwrite", action="store_true", help="replace a pair of the same name and sample rate")
+    for action in (listing, download, add):
+        add_progress_arguments(action)
 
 
-def run(args: argparse.Namespace, workspace: Workspace) -> int:
+def run(args: argparse.Namespace, workspace: Workspace, reporter: Reporter) -> int:
     from rvc.pretrained.catalogue import load_catalogue_for
 
     catalogue = load_catalogue_for(workspace.assets)
     if args.action == "list":
         return _list(catalogue, workspace, args.sample_rate)
     if args.action == "download":
-        return _download(catalogue, workspace, args.name, args.sample_rate)
-    return _add(workspace, args)
+        return _download(catalogue, workspace, args, reporter)
+    return _add(workspace, args, reporter)
 
 
 def _list(catalogue: Catalogue, workspace: Workspace, sample_rate: int | None) -> int:
@@ -86,40 +105,71 @@ def _list(catalogue: Catalogue, workspace: Workspace, sample_rate: int | None) -
     return 0
 
 
-def _download(catalogue: Catalogue, workspace: Workspace, name: str, sample_rate: int | None) -> int:
+def _download(catalogue: Catalogue, workspace: Workspace, args: argparse.Namespace, reporter: Reporter) -> int:
     from rvc.errors import UserError
     from rvc.experiment.names import sample_rate_tag
     from rvc.pretrained.download import download_pretrain, download_weights
 
-    assets = workspace.assets
+    assets, name, retries = workspace.assets, args.name, max(0, args.retries)
+    bars = _DownloadBars(reporter)
     if name.strip().lower() in {a.id.lower() for a in catalogue.weights}:
-        paths = download_weights(assets, catalogue.find_weights(name), progress=_print_progress)
-        print(file=sys.stderr)
+        asset = catalogue.find_weights(name)
+        reporter.log(f"downloading {asset.name} into {asset.target_dir(assets)}")
+        try:
+            paths = download_weights(assets, asset, progress=bars, retries=retries, log=reporter.log)
+        finally:
+            bars.close()
         for path in paths:
             print(path)
+        reporter.result(f"downloaded {asset.name} into {paths[0].parent}")
         return 0
     entry = catalogue.find_pretrain(name)
+    sample_rate = args.sample_rate
     if sample_rate is None:
         if len(entry.available_rates) != 1:
             offered = ", ".join(str(r) for r in entry.available_rates) or "none"
             raise UserError(f"{entry.name} comes at several sample rates: add --sample-rate ({offered})")
         sample_rate = entry.available_rates[0]
-    print(f"downloading {entry.name} {sample_rate_tag(sample_rate)} into {assets.pretrained_dir}", file=sys.stderr)
-    pair = download_pretrain(assets, entry, sample_rate, progress=_print_progress)
-    print(file=sys.stderr)
+    reporter.log(f"downloading {entry.name} {sample_rate_tag(sample_rate)} into {assets.pretrained_dir}")
+    try:
+        pair = download_pretrain(assets, entry, sample_rate, progress=bars, retries=retries, log=reporter.log)
+    finally:
+        bars.close()
     print(f"{pair.label}\n  --pretrained-g {pair.g}\n  --pretrained-d {pair.d}")
+    reporter.result(f"downloaded {pair.label} into {pair.g.parent}")
     return 0
 
 
-def _print_progress(update: DownloadProgress) -> None:
-    fraction = update.fraction
-    percent = f" {100 * fraction:5.1f}%" if fraction is not None else ""
-    print(f"\r{update.text}{percent}   ", end="", file=sys.stderr, flush=True)
+class _DownloadBars:
+    """A download's progress as the stage's bars: one per file and step (downloading, then checking)."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+        self.key: tuple[int, str] | None = None
+        self.bar: Bar | None = None
+        self.done = 0
+
+    def __call__(self, update: DownloadProgress) -> None:
+        key = (update.file_index, update.stage)
+        if key != self.key or self.bar is None:
+            self.close()
+            verb = "checking" if update.stage == "verify" else "downloading"
+            task = f"{verb} {Path(update.filename).name} ({update.file_index + 1}/{update.file_count})"
+            self.key, self.done = key, 0
+            self.bar = self.reporter.bar(task, update.total or 0, BYTES)
+        self.bar.update(update.done - self.done)
+        self.done = update.done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
 
 
-def _add(workspace: Workspace, args: argparse.Namespace) -> int:
+def _add(workspace: Workspace, args: argparse.Namespace, reporter: Reporter) -> int:
     from rvc.pretrained.custom import add_custom_pair
 
     pair = add_custom_pair(workspace.assets, args.name, args.g, args.d, args.sample_rate, overwrite=args.overwrite)
     print(f"added {pair.label}\n  --pretrained-g {pair.g}\n  --pretrained-d {pair.d}")
+    reporter.result(f"added {pair.label} to {pair.g.parent}")
     return 0

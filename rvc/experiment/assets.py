@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from rvc.experiment import names as n
+from rvc.experiment.jobs_dir import JobsDir
 from rvc.experiment.names import validate_clip_name
 
 
@@ -54,3 +56,8 @@ class AssetDir:
     def compile_cache_dir(self) -> Path:
         """torch.compile's kernels (Inductor and Triton): a warm cache turns minutes of compiling into seconds."""
         return self.cache_dir / "torch-compile"
+
+    @property
+    def jobs(self) -> JobsDir:
+        """The jobs that belong to no experiment (downloads of pretrains and weights): ``jobs/``."""
+        return JobsDir(self.root / n.JOBS_DIR, "")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rvc.experiment import names as n
+from rvc.experiment.jobs_dir import JobsDir
 from rvc.experiment.names import sample_rate_tag, validate_clip_name, validate_experiment_name
 
 if TYPE_CHECKING:
@@ -160,28 +161,9 @@ class Experiment:
 
     # --- stage jobs ----------------------------------------------------
     @property
-    def jobs_dir(self) -> Path:
+    def jobs(self) -> JobsDir:
         """The stage jobs' events files and logs (``rvc.jobs.launcher`` writes and finds them)."""
-        return self.root / n.JOBS_DIR
-
-    def job_events(self, stage: str, stamp: str) -> Path:
-        """``jobs/<stage>-<stamp>.jsonl``: the job's ``@@rvc`` events, one JSON object a line."""
-        return self.jobs_dir / n.job_file(stage, stamp, n.JOB_EVENTS_SUFFIX)
-
-    def job_log(self, events: Path) -> Path:
-        """The stdout and stderr of the job whose events file is ``events``."""
-        return events.with_suffix(n.JOB_LOG_SUFFIX)
-
-    def job_event_files(self) -> list[Path]:
-        """Every stage job's events file, oldest first."""
-        if not self.jobs_dir.is_dir():
-            return []
-        stamped = [(n.JOB_NAME.fullmatch(p.stem), p) for p in self.jobs_dir.glob(f"*{n.JOB_EVENTS_SUFFIX}")]
-        return [path for _, path in sorted((match.group(2), path) for match, path in stamped if match)]
-
-    @property
-    def job_launch_lock(self) -> Path:
-        return self.jobs_dir / n.JOB_LAUNCH_LOCK
+        return JobsDir(self.root / n.JOBS_DIR, self.name)
 
     # --- results -------------------------------------------------------
     def exported_model(self, best: bool = False) -> Path:

@@ -1,4 +1,4 @@
-"""Start, find and stop an experiment's stage jobs: ``python -m rvc <stage> ... --json-progress`` as a child.
+"""Start, find and stop stage jobs: ``python -m rvc <stage> ... --json-progress`` as a child.
 
 A job is a command-line stage run as a child process in its own session (``rvc.jobs.process``),
 writing its ``@@rvc`` events into ``jobs/<stage>-<time>.jsonl`` and its output into the ``.log``
@@ -6,6 +6,9 @@ beside it. The launcher writes the start event (the argument list, the pid and t
 time) as soon as the child exists, so every later reader can tell a running job from a dead one;
 the child writes its progress and its end. Jobs that would write the same files never run side
 by side: the check and the start happen under a lock file, so two browsers cannot both start one.
+
+A job belongs to an experiment (its ``jobs/`` folder) or, when it works on no experiment (a
+download of a pretrain or of weights), to the assets folder (``assets/jobs/``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rvc.errors import UserError
-from rvc.experiment import Experiment, Workspace, lock
+from rvc.experiment import AssetDir, Experiment, Workspace, lock
+from rvc.experiment.jobs_dir import JobsDir
 from rvc.jobs import process
 from rvc.jobs.state import JobWatch, job_stage
 from rvc.train.events import JobEndEvent, JobStartEvent
@@ -42,12 +46,26 @@ COLLIDES: dict[str, frozenset[str]] = {
 }
 
 
+JobHome = Experiment | AssetDir  # whose jobs folder holds a job
+
+
 @dataclass(frozen=True)
 class StageJob:
-    """A started job: its experiment and events file (the log is beside it)."""
+    """A started job: its experiment (or the assets folder), and its events file (the log is beside it)."""
 
-    experiment: Experiment
+    home: JobHome
     events: Path
+
+    @property
+    def jobs(self) -> JobsDir:
+        return self.home.jobs
+
+    @property
+    def experiment(self) -> Experiment:
+        """The experiment the job works on; a ValueError for a job of the assets folder."""
+        if not isinstance(self.home, Experiment):
+            raise ValueError(f"{self.events.name} is a job of the assets folder, not of an experiment")
+        return self.home
 
     @property
     def stage(self) -> str:
@@ -55,7 +73,7 @@ class StageJob:
 
     @property
     def log(self) -> Path:
-        return self.experiment.job_log(self.events)
+        return self.jobs.log(self.events)
 
 
 def stage_command(workspace: Workspace, stage: str, args: Sequence[str], events: Path) -> list[str]:
@@ -82,9 +100,9 @@ def _stamp() -> str:
 
 
 @contextmanager
-def _launch_lock(experiment: Experiment) -> Iterator[None]:
-    """Hold the experiment's launch lock: one collision check and start at a time, across processes."""
-    path = experiment.job_launch_lock
+def _launch_lock(jobs: JobsDir) -> Iterator[None]:
+    """Hold the jobs folder's launch lock: one collision check and start at a time, across processes."""
+    path = jobs.launch_lock
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -94,30 +112,34 @@ def _launch_lock(experiment: Experiment) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def running_jobs(experiment: Experiment) -> list[StageJob]:
-    """Return the experiment's jobs whose process runs now (started by any app, or by hand), oldest first."""
+def running_jobs(home: JobHome) -> list[StageJob]:
+    """Return the jobs of ``home`` whose process runs now (started by any app, or by hand), oldest first."""
     running = []
-    for events in experiment.job_event_files():
+    for events in home.jobs.event_files():
         watch = JobWatch(events)
         watch.refresh()
         if watch.status() in ("starting", "running"):
-            running.append(StageJob(experiment, events))
+            running.append(StageJob(home, events))
     return running
 
 
-def refuse_collision(experiment: Experiment, stage: str) -> None:
-    """Raise UserError naming what runs on the experiment if ``stage`` may not run beside it."""
+def refuse_collision(home: JobHome, stage: str) -> None:
+    """Raise UserError naming what runs on the experiment (or the assets folder) if ``stage`` may not run beside it.
+
+    A stage COLLIDES does not list runs beside anything but itself (a second download waits for the first).
+    """
     blocked = COLLIDES.get(stage, frozenset({stage}))
-    if "train" in blocked and lock.is_held(experiment.train_lock):
+    if isinstance(home, Experiment) and "train" in blocked and lock.is_held(home.train_lock):
         raise UserError(
-            f"experiment '{experiment.name}' is training: {stage} would change the files it reads; "
+            f"experiment '{home.name}' is training: {stage} would change the files it reads; "
             "stop training first (Train tab), or wait for it to finish"
         )
-    for job in running_jobs(experiment):
+    where = f"on experiment '{home.name}'" if isinstance(home, Experiment) else "in the assets folder"
+    for job in running_jobs(home):
         if job.stage in blocked:
             started = job.events.stem.split("-", 1)[1]
             raise UserError(
-                f"{job.stage} is running on experiment '{experiment.name}' (started {started}): "
+                f"{job.stage} is running {where} (started {started}): "
                 f"wait for it to finish or stop it before starting {stage}"
             )
 
@@ -129,18 +151,34 @@ def start(
 
     Raises UserError when a job or a trainer that it would collide with runs on the experiment.
     """
-    experiment = workspace.experiment(name)
-    experiment.jobs_dir.mkdir(parents=True, exist_ok=True)
-    with _launch_lock(experiment):
-        refuse_collision(experiment, stage)
-        events = experiment.job_events(stage, _stamp())
+    return _start(workspace, workspace.experiment(name), stage, args, env)
+
+
+def start_assets_job(
+    workspace: Workspace, stage: str, args: Sequence[str], env: Mapping[str, str] | None = None
+) -> tuple[StageJob, subprocess.Popen[bytes]]:
+    """Start ``python -m rvc <stage> <args>`` as a job of the assets folder (a download); return it and its process.
+
+    Raises UserError when a job of the same stage runs there.
+    """
+    return _start(workspace, workspace.assets, stage, args, env)
+
+
+def _start(
+    workspace: Workspace, home: JobHome, stage: str, args: Sequence[str], env: Mapping[str, str] | None
+) -> tuple[StageJob, subprocess.Popen[bytes]]:
+    jobs = home.jobs
+    jobs.root.mkdir(parents=True, exist_ok=True)
+    with _launch_lock(jobs):
+        refuse_collision(home, stage)
+        events = jobs.events(stage, _stamp())
         argv = stage_command(workspace, stage, args, events)
-        child = process.spawn(argv, experiment.job_log(events), {**(env or {}), ANNOUNCED_ENV: "1"})
+        child = process.spawn(argv, jobs.log(events), {**(env or {}), ANNOUNCED_ENV: "1"})
         start_event = JobStartEvent(
-            stage=stage, argv=argv, pid=child.pid, pid_started=process.start_ticks(child.pid), experiment=name
+            stage=stage, argv=argv, pid=child.pid, pid_started=process.start_ticks(child.pid), experiment=jobs.owner
         )
         append_event(events, start_event)
-    return StageJob(experiment, events), child
+    return StageJob(home, events), child
 
 
 def stop(job: StageJob, child: subprocess.Popen[bytes] | None = None, timeout: float = STOP_TIMEOUT_S) -> bool:
@@ -179,9 +217,9 @@ def record_exit(job: StageJob, exit_code: int) -> None:
     append_event(job.events, JobEndEvent(status="died", message=message, exit_code=exit_code))
 
 
-def jobs_of(experiment: Experiment) -> list[StageJob]:
-    """Return every job of the experiment, oldest first."""
-    return [StageJob(experiment, events) for events in experiment.job_event_files()]
+def jobs_of(home: JobHome) -> list[StageJob]:
+    """Return every job of the experiment (or the assets folder), oldest first."""
+    return [StageJob(home, events) for events in home.jobs.event_files()]
 
 
 def announced() -> bool:

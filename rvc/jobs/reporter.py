@@ -17,6 +17,7 @@ from rvc.train.events import LogEvent, ProgressEvent
 from rvc.train.progress import ProgressWriter
 
 EVENT_INTERVAL_S = 0.5  # at most two progress events a second per bar: a 10-hour extract stays a few MB
+BYTES = "B"  # the unit of a bar that counts bytes (a download): shown as MB and MB/s
 
 
 class Bar(Protocol):
@@ -66,7 +67,8 @@ class PrintReporter(Reporter):
             return _SilentBar()
         from tqdm import tqdm
 
-        return tqdm(total=total, desc=task, unit=unit, file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+        scaled = {"unit_scale": True, "unit_divisor": 1024} if unit == BYTES else {}
+        return tqdm(total=total, desc=task, unit=unit, file=sys.stderr, dynamic_ncols=True, mininterval=0.5, **scaled)
 
     def log(self, message: str) -> None:
         print(message, flush=True)

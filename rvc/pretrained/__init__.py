@@ -1,7 +1,8 @@
 """Pretrained weights: the catalogue, downloads from the Hugging Face Hub, custom and installed G/D pairs.
 
 - ``catalogue``: what can be downloaded (``assets/pretrains.json``), and where a catalogue pair lands;
-- ``download``: fetching from the Hub, checked before anything is moved into place;
+- ``download``: fetching from the Hub (asked again while it cannot be reached), checked before
+  anything is moved into place (``checks``); ``hub_errors`` words the Hub's failures;
 - ``custom``: G/D files a user brings, checked against the v2 model;
 - ``pairs``: every installed pair and its sample rate, for every place that offers pretrains.
 

@@ -1,7 +1,10 @@
 """Downloads from the Hugging Face Hub: catalogue pretrains and weights, checked before they land.
 
 Downloads go through ``huggingface_hub`` against the endpoint in ``HF_ENDPOINT`` (read when the
-download starts, so tests can point it at a local server). A dropped connection is resumed with
+download starts, so tests can point it at a local server). A Hub that cannot be reached is asked
+again a few times, waiting longer each time, and each wait is said (``log``) so that an offline
+download never looks hung; when it gives up, the message names every file of the request (a
+pretrain needs its G and its D), where it is published and where to put it. A dropped connection is resumed with
 an HTTP Range request; a file whose sha256 differs from the catalogue's (or from the Hub's own
 LFS checksum) is deleted and refused; every weights file must load with ``weights_only=True``
 before it is installed. Files are fetched into ``assets/.downloads/`` and moved into place
@@ -13,7 +16,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -33,15 +37,12 @@ from rvc.pretrained.catalogue import (
     WeightAsset,
     pair_dir,
 )
+from rvc.pretrained.checks import check_pair_half, check_safe_load
+from rvc.pretrained.hub_errors import ChecksumError, DownloadError, capital, download_error, first_line, transient
 from rvc.pretrained.pairs import SOURCE_FILE, PretrainPair
 
-
-class DownloadError(UserError):
-    """A file could not be fetched (offline, not on the Hub); the message says what to fetch and where to put it."""
-
-
-class ChecksumError(UserError):
-    """A downloaded file is not the file the catalogue (or the Hub) promised; it was deleted."""
+RETRIES = 3  # asks of the Hub after the first when it cannot be reached (offline, a flaky connection)
+RETRY_WAIT_S = 1.0  # the first wait before asking again; each next one doubles (1, 2, 4 s)
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class DownloadProgress:
 
 
 ProgressCallback = Callable[[DownloadProgress], None]
+LogCallback = Callable[[str], None]  # a line for the user: "retrying (attempt 2 of 4) in 1 s ..."
 
 
 def hub_endpoint() -> str:
@@ -114,11 +116,14 @@ def download_pretrain(
     *,
     progress: ProgressCallback | None = None,
     endpoint: str | None = None,
+    retries: int = RETRIES,
+    log: LogCallback | None = None,
 ) -> PretrainPair:
     """Download a catalogue pretrain's G and D into ``pretrained_v2/<id>/<rate>/`` and return the pair.
 
     Both files are fetched and checked (sha256 where known, safe load) before either is moved
-    into place, so a failed download never leaves a half pair behind.
+    into place, so a failed download never leaves a half pair behind. An unreachable Hub is asked
+    ``retries`` more times, each wait said through ``log``.
     """
     rate = pretrain.rate(sample_rate)
     tag = sample_rate_tag(sample_rate)
@@ -132,11 +137,11 @@ def download_pretrain(
         _Fetch(remote, folder / name, staging, i, 2, endpoint or hub_endpoint())
         for i, (remote, name) in enumerate(((rate.g, G_FILE), (rate.d, D_FILE)))
     ]
-    _fetch_all(fetches, progress)
+    _fetch_all(fetches, progress, retries, log)
     kinds: tuple[Kind, Kind] = ("G", "D")
     for fetch, kind in zip(fetches, kinds, strict=True):
         assert fetch.staged is not None
-        _check_loads(fetch.staged, kind, fetch.remote)
+        check_pair_half(fetch.staged, kind, fetch.remote)
     source = {
         "origin": "catalogue",
         "id": pretrain.id,
@@ -155,6 +160,8 @@ def download_weights(
     *,
     progress: ProgressCallback | None = None,
     endpoint: str | None = None,
+    retries: int = RETRIES,
+    log: LogCallback | None = None,
 ) -> list[Path]:
     """Download an embedder's or rmvpe's files into their assets folder; return the installed paths."""
     folder = asset.target_dir(assets)
@@ -164,38 +171,41 @@ def download_weights(
         _Fetch(remote, folder / name, staging, i, count, endpoint or hub_endpoint())
         for i, (remote, name) in enumerate(asset.files)
     ]
-    _fetch_all(fetches, progress)
+    _fetch_all(fetches, progress, retries, log)
     for fetch in fetches:
         assert fetch.staged is not None
         if fetch.staged.suffix in (".pt", ".pth", ".bin"):
-            _check_safe_load(fetch.staged, fetch.remote)
+            check_safe_load(fetch.staged, fetch.remote)
     # config.json last: an embedder folder counts as complete only when both files are there anyway
     fetches.sort(key=lambda f: f.target.name == "config.json")
     _install(fetches, staging, source_json=None)
     return [f.target for f in fetches]
 
 
-def _fetch_all(fetches: list[_Fetch], progress: ProgressCallback | None) -> None:
+def _fetch_all(fetches: list[_Fetch], progress: ProgressCallback | None, retries: int, log: LogCallback | None) -> None:
     """Ask the Hub about every file first (fail fast), then download and check each one."""
+    hint = _request_hint(fetches)
     if _hub_offline():
-        first = fetches[0]
-        raise DownloadError(f"HF_HUB_OFFLINE is set, so nothing was downloaded. {_capital(first.manual_hint())}")
+        raise DownloadError(f"HF_HUB_OFFLINE is set, so nothing was downloaded. {capital(hint)}")
     for fetch in fetches:
-        _ask_hub(fetch)
+        _ask_hub(fetch, hint, retries, log)
     for fetch in fetches:
-        _download(fetch, progress)
+        _download(fetch, progress, hint)
 
 
-def _ask_hub(fetch: _Fetch) -> None:
+def _request_hint(fetches: list[_Fetch]) -> str:
+    """Say what to do by hand: every file of the request (a pretrain needs both its G and its D)."""
+    if len(fetches) == 1:
+        return fetches[0].manual_hint()
+    each = "; ".join(f"{f.remote.filename} from {f.remote.repo_id} ({f.remote.page}) to {f.target}" for f in fetches)
+    both = "both files" if len(fetches) == 2 else f"all {len(fetches)} files"
+    return f"download {both} from the Hugging Face Hub and put each in place: {each}"
+
+
+def _ask_hub(fetch: _Fetch, hint: str, retries: int, log: LogCallback | None) -> None:
     """HEAD the file: reachable? present? and compare the Hub's LFS checksum with the catalogue's."""
-    from huggingface_hub import get_hf_file_metadata, hf_hub_url
-
     remote = fetch.remote
-    url = hf_hub_url(remote.repo_id, remote.filename, revision=remote.revision, endpoint=fetch.endpoint)
-    try:
-        meta = get_hf_file_metadata(url, timeout=15, endpoint=fetch.endpoint)
-    except Exception as error:  # network errors come from httpx2, Hub errors from huggingface_hub
-        raise _download_error(fetch, error) from None
+    meta = _metadata(fetch, hint, retries, log)
     etag = (meta.etag or "").strip('"').lower()
     hub_sha = etag if SHA256_HEX.fullmatch(etag) else None
     if remote.sha256 and hub_sha and hub_sha != remote.sha256:
@@ -208,7 +218,30 @@ def _ask_hub(fetch: _Fetch) -> None:
     fetch.expected_size = remote.size or meta.size
 
 
-def _download(fetch: _Fetch, progress: ProgressCallback | None) -> None:
+def _metadata(fetch: _Fetch, hint: str, retries: int, log: LogCallback | None) -> Any:
+    """Return the Hub's metadata of the file, asking again (and saying so) while the Hub cannot be reached."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+
+    remote = fetch.remote
+    url = hf_hub_url(remote.repo_id, remote.filename, revision=remote.revision, endpoint=fetch.endpoint)
+    attempts = retries + 1
+    for attempt in range(1, attempts + 1):
+        try:
+            return get_hf_file_metadata(url, timeout=15, endpoint=fetch.endpoint)
+        except Exception as error:  # network errors come from httpx2, Hub errors from huggingface_hub
+            if attempt == attempts or not transient(error):
+                raise download_error(fetch.remote, fetch.endpoint, error, hint, attempt) from None
+            wait = RETRY_WAIT_S * 2 ** (attempt - 1)
+            if log is not None:
+                log(
+                    f"retrying (attempt {attempt + 1} of {attempts}) in {wait:g} s: the Hub at {fetch.endpoint} "
+                    f"could not be reached for {Path(remote.filename).name} ({first_line(error)})"
+                )
+            time.sleep(wait)
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+def _download(fetch: _Fetch, progress: ProgressCallback | None, hint: str) -> None:
     """Fetch one file into the staging folder (resuming a dropped connection), then check its sha256."""
     from huggingface_hub import hf_hub_download
 
@@ -224,7 +257,7 @@ def _download(fetch: _Fetch, progress: ProgressCallback | None) -> None:
             tqdm_class=_progress_bar_class(report),
         )
     except Exception as error:  # network errors come from httpx2, Hub errors from huggingface_hub
-        raise _download_error(fetch, error) from None
+        raise download_error(fetch.remote, fetch.endpoint, error, hint) from None
     staged = Path(str(local))
     size = staged.stat().st_size
     if fetch.expected_size is not None and size != fetch.expected_size:
@@ -286,83 +319,6 @@ def _sha256_with_progress(path: Path, report: Callable[[int], None], chunk: int 
             done += len(block)
             report(done)
     return digest.hexdigest()
-
-
-def _download_error(fetch: _Fetch, error: Exception) -> UserError:
-    """Turn a huggingface_hub / network exception into a message that says what to do."""
-    from huggingface_hub.errors import (
-        EntryNotFoundError,
-        GatedRepoError,
-        OfflineModeIsEnabled,
-        RepositoryNotFoundError,
-        RevisionNotFoundError,
-    )
-
-    remote = fetch.remote
-    detail = str(error).splitlines()[0] if str(error) else type(error).__name__
-    if isinstance(error, GatedRepoError):
-        return DownloadError(
-            f"{remote.repo_id} is gated: accept its terms on {remote.page} and log in with `hf auth login`, "
-            f"then try again, or {fetch.manual_hint()}"
-        )
-    if isinstance(error, RepositoryNotFoundError | RevisionNotFoundError | EntryNotFoundError):
-        return DownloadError(
-            f"{remote.filename} is not in the Hugging Face repository {remote.repo_id} (revision {remote.revision}) "
-            f"at {fetch.endpoint}: it may have been moved or deleted. Find it on the author's page and update the "
-            f"catalogue, or {fetch.manual_hint()} ({detail})"
-        )
-    if isinstance(error, OfflineModeIsEnabled):
-        return DownloadError(
-            f"offline mode is on (HF_HUB_OFFLINE), so nothing was downloaded. {_capital(fetch.manual_hint())}"
-        )
-    return DownloadError(
-        f"could not download {remote.filename} from the Hugging Face repository {remote.repo_id}: the Hub at "
-        f"{fetch.endpoint} could not be reached ({type(error).__name__}: {detail}). Check the internet connection "
-        f"(or HF_ENDPOINT) and try again, or {fetch.manual_hint()}"
-    )
-
-
-def _capital(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-def _check_safe_load(path: Path, remote: RemoteFile) -> None:
-    """Refuse a weights file that does not load with ``weights_only=True`` (deleting it)."""
-    import pickle
-
-    import torch
-
-    try:
-        torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as error:
-        path.unlink(missing_ok=True)
-        raise UserError(
-            f"{remote.filename} from {remote.repo_id} does not load as plain tensors (weights_only=True), so it was "
-            f"deleted and not installed: {str(error).splitlines()[0] if str(error) else type(error).__name__}"
-        ) from None
-
-
-def _check_loads(path: Path, kind: Kind, remote: RemoteFile) -> None:
-    """Refuse a downloaded G/D that is not a safe state dict of the right half (deleting it)."""
-    from rvc.models.weights import read_state_dict
-
-    try:
-        state = read_state_dict(path)
-    except UserError as error:
-        path.unlink(missing_ok=True)
-        raise UserError(f"{remote.filename} from {remote.repo_id} was deleted and not installed: {error}") from None
-    if not _looks_like(state, kind):
-        path.unlink(missing_ok=True)
-        other = "D" if kind == "G" else "G"
-        raise UserError(
-            f"{remote.filename} from {remote.repo_id} is listed as the {kind} file but holds a {other} "
-            "(or no RVC) state dict; it was deleted. Fix the catalogue entry"
-        )
-
-
-def _looks_like(state: Mapping[str, Any], kind: Kind) -> bool:
-    prefixes = ("enc_p.", "dec.", "module.enc_p.") if kind == "G" else ("discriminators.", "module.discriminators.")
-    return any(key.startswith(prefixes) for key in state)
 
 
 def _remote_json(fetch: _Fetch) -> dict[str, Any]:

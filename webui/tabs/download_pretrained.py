@@ -1,18 +1,26 @@
-"""Download Pretrained tab: the catalogue, Hub downloads with progress, custom G/D uploads, installed pairs."""
+"""Download Pretrained tab: the catalogue, Hub downloads with progress, custom G/D uploads, installed pairs.
+
+A download runs as a job of the assets folder (``python -m rvc pretrained download ...``, a child
+process): its bars, its log (each retry while the Hub cannot be reached) and Stop are drawn by a
+job panel, so closing or reloading the page loses nothing and the server never waits on the Hub.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rvc.errors import UserError
 from rvc.experiment import AssetDir
 from rvc.experiment.names import DISCRIMINATOR_PATTERN, GENERATOR_PATTERN, sample_rate_tag
+from rvc.jobs.state import ENDED, read_job
 from rvc.pretrained.catalogue import SAMPLE_RATES, Catalogue, installed_pair, load_catalogue_for
 from rvc.pretrained.custom import add_custom_pair
-from rvc.pretrained.download import DownloadProgress, ProgressCallback, download_pretrain, download_weights
 from rvc.pretrained.pairs import list_pretrain_pairs
+from webui.job_panel import render_panel, wire_assets_panel
+from webui.stage_jobs import StageJobs
 
 if TYPE_CHECKING:
     from webui.context import AppContext
@@ -29,6 +37,7 @@ CATALOGUE_HEADERS = ["Pretrain", "Author", "32k", "40k", "48k", "About"]
 INSTALLED_HEADERS = ["Pair", "Rate", "Origin", "G file", "D file"]
 WEIGHTS_HEADERS = ["Weights", "Used for", "Status", "Hugging Face repository"]
 _CHOICE = re.compile(r"(?P<id>[a-z0-9][a-z0-9._-]*)@(?P<rate>32000|40000|48000)")
+STAGE = "pretrained"  # a download is `python -m rvc pretrained download ...`, a job of the assets folder
 
 
 # ------------------------------------------------------------------ handlers
@@ -94,46 +103,50 @@ def weights_choices(catalogue: Catalogue) -> list[tuple[str, str]]:
     return [(f"{asset.name} ({asset.kind})", asset.id) for asset in catalogue.weights]
 
 
-def gradio_progress(progress: Any) -> ProgressCallback:
-    """Return a download callback that moves a ``gr.Progress`` bar."""
-
-    def report(update: DownloadProgress) -> None:
-        progress(update.fraction, desc=update.text)
-
-    return report
-
-
-def download_selected(assets: AssetDir, choice: str | None, report: ProgressCallback | None = None) -> str:
-    """Download the chosen ``"<id>@<rate>"`` pretrain; return a status line for the user."""
+def download_args(assets: AssetDir, choice: str | None) -> tuple[list[str], str]:
+    """Return the download job's arguments and title for the chosen ``"<id>@<rate>"``; UserError when none is."""
     match = _CHOICE.fullmatch(choice or "")
     if match is None:
-        return "Choose a pretrain and sample rate in the list first."
-    try:
-        catalogue = load_catalogue_for(assets)
-        entry = catalogue.find_pretrain(match["id"])
-        pair = download_pretrain(assets, entry, int(match["rate"]), progress=report)
-    except UserError as error:
-        return f"❌ {error}"
-    except OSError as error:  # disk full, permissions, a second download of the same pair racing this one
-        return f"❌ could not write the download into {assets.root}: {error}"
-    return (
-        f"✅ Downloaded **{pair.label}** into `{_shown(pair.g.parent, assets)}/`. "
-        "It is in the Generate Configuration tab's pretrain lists now."
-    )
+        raise UserError("choose a pretrain and sample rate in the list first")
+    entry = load_catalogue_for(assets).find_pretrain(match["id"])
+    rate = int(match["rate"])
+    return ["download", entry.id, "--sample-rate", str(rate)], f"{entry.name} {sample_rate_tag(rate)}"
 
 
-def download_weights_selected(assets: AssetDir, asset_id: str | None, report: ProgressCallback | None = None) -> str:
-    """Download the chosen rmvpe / content-encoder weights; return a status line."""
+def weights_args(assets: AssetDir, asset_id: str | None) -> tuple[list[str], str]:
+    """Return the download job's arguments and title for rmvpe or a content encoder's weights."""
     if not asset_id:
-        return "Choose the weights to download first."
+        raise UserError("choose the weights to download first")
+    asset = load_catalogue_for(assets).find_weights(asset_id)
+    return ["download", asset.id], asset.name
+
+
+def start_download(jobs: StageJobs, request: Callable[[], tuple[list[str], str]]) -> str:
+    """Start the download ``request()`` describes as a job; return the line the tab shows."""
     try:
-        asset = load_catalogue_for(assets).find_weights(asset_id)
-        paths = download_weights(assets, asset, progress=report)
-    except UserError as error:
-        return f"❌ {error}"
-    except OSError as error:
-        return f"❌ could not write the download into {assets.root}: {error}"
-    return f"✅ Downloaded **{asset.name}** into `{_shown(paths[0].parent, assets)}/`."
+        args, title = request()
+        jobs.start_assets(STAGE, args)
+    except UserError as error:  # no such pretrain, or a download runs already
+        return f"Not started: {error}"
+    return f"Downloading {title}: the download log shows its progress; it goes on if this page is closed or reloaded."
+
+
+def download_outcome(assets: AssetDir, jobs: StageJobs) -> str:
+    """Return what the newest download came to ("" while it runs, or when there was none)."""
+    job = jobs.pick_assets((STAGE,))
+    if job is None:
+        return ""
+    state, status = read_job(job.events)
+    if status not in ENDED:
+        return ""
+    if status == "done" and state.end is not None and " into " in state.end.message:
+        what, folder = state.end.message.removeprefix("downloaded ").rsplit(" into ", 1)
+        pair = Path(folder).is_relative_to(assets.pretrained_dir)
+        where = " It is in the Generate Configuration tab's pretrain lists now." if pair else ""
+        return f"Downloaded **{what}** into `{_shown(Path(folder), assets)}/`.{where}"
+    if state.end is None:
+        return "Not downloaded: the download's process ended without a word (killed?); start it again to resume."
+    return f"Not downloaded: {state.end.message}"
 
 
 def suggest_pair_name(g_file: str | None) -> str:
@@ -197,6 +210,7 @@ def render(ctx: AppContext) -> None:
         )
         download_button = gr.Button("Download", variant="primary", scale=1, min_width=140)
     status = gr.Markdown(problem, elem_id="pretrained-status")
+    panel = render_panel("Download log")  # the download job's bars, log and Stop; a reload draws the same job
 
     with gr.Accordion("Add your own G/D pair", open=False):
         gr.Markdown(
@@ -259,13 +273,17 @@ def render(ctx: AppContext) -> None:
 
     views = [table, choice, weights_table, weights_choice, installed]
 
-    def download(value: str | None, rate: int, progress: Any = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008 (gradio injects it)
-        message = download_selected(assets, value, gradio_progress(progress))
-        return (*refresh(rate)[:-1], message)
+    def download(value: str | None) -> tuple[str, Any]:
+        notice = start_download(ctx.stage_jobs, lambda: download_args(assets, value))
+        return notice, "" if notice.startswith("Downloading") else gr.skip()  # the last outcome is old news
 
-    def download_extra(value: str | None, rate: int, progress: Any = gr.Progress()) -> tuple[Any, ...]:  # noqa: B008 (gradio injects it)
-        message = download_weights_selected(assets, value, gradio_progress(progress))
-        return (*refresh(rate)[:-1], message)
+    def download_extra(value: str | None) -> tuple[str, Any]:
+        notice = start_download(ctx.stage_jobs, lambda: weights_args(assets, value))
+        return notice, "" if notice.startswith("Downloading") else gr.skip()
+
+    def downloaded(rate: int) -> tuple[Any, ...]:
+        # the outcome replaces the "Downloading ..." notices, which are no longer true
+        return (*refresh(rate)[:-1], download_outcome(assets, ctx.stage_jobs), "", "")
 
     def add(g: str | None, d: str | None, name: str | None, pair_sr: int, rate: int) -> tuple[Any, ...]:
         message = add_uploaded_pair(assets, g, d, name, pair_sr)
@@ -275,8 +293,11 @@ def render(ctx: AppContext) -> None:
     # the tab's select event re-reads the folder: pairs added from the command line show up too
     for trigger in [rate_filter.change] + ([tab.select] if tab is not None else []):
         trigger(refresh, inputs=rate_filter, outputs=[*views, status])
-    download_button.click(download, inputs=[choice, rate_filter], outputs=[*views, status])
-    weights_button.click(download_extra, inputs=[weights_choice, rate_filter], outputs=[*views, weights_status])
+    download_button.click(download, inputs=choice, outputs=[panel.notice, status])
+    weights_button.click(download_extra, inputs=weights_choice, outputs=[weights_status, status])
+    # When a download ends (here or in another page), the tables and the status say what it did.
+    report = [*views, status, panel.notice, weights_status]
+    wire_assets_panel(panel, ctx.stage_jobs, (STAGE,), report, downloaded, [rate_filter])
     g_file.upload(suggest_pair_name, inputs=g_file, outputs=pair_name)
     add_button.click(add, inputs=[g_file, d_file, pair_name, pair_rate, rate_filter], outputs=[*views, add_status])
 
