@@ -121,3 +121,21 @@ def test_two_pretrains_merge_into_a_custom_pair(tmp_path: Path, capsys: pytest.C
     assert "G0.pth (40k) with G2.pth (48k)" in capsys.readouterr().err
     assert _cli(tmp_path, "blend", "--pretrain", str(d_a), str(d_a), str(g_b), str(d_b), "--name", "bad") == 2
     assert "given as a G file, but it is not an RVC generator" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ({"f0": 0}, "a model trained without pitch guidance"),
+        ({"version": "v1"}, "an RVC v1 model"),
+    ],
+)
+def test_v1_and_nof0_models_are_refused_by_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict, said: str
+) -> None:
+    a = _model(tmp_path / "alto.pth", 0)
+    other = tmp_path / "other.pth"
+    torch.save(torch.load(a, weights_only=True) | change, other)
+    assert _cli(tmp_path, "blend", str(a), str(other), "--out", str(tmp_path / "c.pth")) == 2
+    [error] = capsys.readouterr().err.splitlines()
+    assert error.startswith(f"error: {other}: {said}")
