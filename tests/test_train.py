@@ -274,18 +274,22 @@ def test_config_cli_changes_only_the_given_fields(tmp_path: Path) -> None:
     assert config["data"]["train_clips"] == 6 and config["data"]["validation_clips"] == 2
 
 
-def test_two_gloo_processes_train_with_ddp(tmp_path: Path) -> None:
+def test_two_gloo_processes_train_in_step_through_a_c10d_rendezvous(tmp_path: Path) -> None:
+    # What several hosts run (README), on one: torchrun --nnodes with the c10d rendezvous.
     logs = tmp_path / "logs"
     experiment = make_extracted_experiment(logs, train_clips=8)
     write_tiny_config(experiment, epochs=2, batch_size=2)
-    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2"]
-    command = [*launcher, "--master-port", str(29500 + os.getpid() % 1000), *_trainer(logs)[1:]]
-    result = subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=300)
+    port = 29500 + os.getpid() % 1000
+    rendezvous = ["--nnodes", "1", "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}"]
+    launcher = [sys.executable, "-m", "torch.distributed.run", *rendezvous, "--nproc-per-node", "2"]
+    result = subprocess.run([*launcher, *_trainer(logs)[1:]], capture_output=True, text=True, env=_env(), timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     events = _records(result.stdout)
     start = events[0]
     assert start["world_size"] == 2 and start["steps_per_epoch"] == 2  # 8 clips / (2 ranks x batch 2)
-    assert events[-1]["kind"] == "done" and events[-1]["step"] == 4
+    done = events[-1]
+    assert done["kind"] == "done" and done["step"] == 4
+    assert done["ranks_agree"] is True  # both ranks hold the same weights after 4 steps
     assert checkpoint.complete_steps(Experiment(logs, "voice").root / "checkpoints")[-1] == 4
 
 

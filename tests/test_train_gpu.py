@@ -157,3 +157,33 @@ def test_a_run_capped_at_6_gib_trains_saves_and_validates_within_the_cap(
     assert len(epochs) == 2 and all(e["validation"] for e in epochs)
     assert max(e["peak_mem_gib"] for e in epochs) <= 6.0
     assert [e["which"] for e in events if e["kind"] == "export"]
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA GPUs")
+def test_two_gpus_train_the_graphed_step_in_step_like_one_gpu_of_the_same_batch(tmp_path: Path) -> None:
+    """2 ranks x batch 4 through NCCL inside the graphed step: the ranks' weights stay equal, and the
+    run follows one GPU at batch 8 (the same clips per step; cuDNN and the reduction order differ)."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_train import _env, _records, _trainer
+
+    finals = {}
+    for gpus, batch in ((1, 8), (2, 4)):
+        logs = tmp_path / f"gpus{gpus}" / "logs"
+        experiment = make_extracted_experiment(logs, train_clips=16, seconds=1.0)
+        write_tiny_config(experiment, epochs=6, batch_size=batch, precision="fp32", step_mode="graph")
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(gpus)]
+        port = ["--master-port", str(29600 + os.getpid() % 1000)]
+        command = [*launcher, *port, *_trainer(logs, device="cuda")[1:]] if gpus > 1 else _trainer(logs, device="cuda")
+        env = dict(_env(), NCCL_NVLS_ENABLE="0")  # no NVLink multicast on the lent machines
+        result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+        assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+        events = _records(result.stdout)
+        assert events[0]["world_size"] == gpus and events[0]["step_mode"] == "graph"
+        done = events[-1]
+        assert done["kind"] == "done" and done["ranks_agree"] is (True if gpus > 1 else None)
+        finals[gpus] = [e["validation"]["loss/val/mel"] for e in events if e["kind"] == "epoch"]
+    assert finals[2][-1] < finals[2][0]
+    assert finals[2][-1] == pytest.approx(finals[1][-1], rel=0.2), finals

@@ -33,6 +33,25 @@ class Distributed:
         torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
         return bool(value.item())
 
+    def weights_agree(self, modules: list[nn.Module], device: torch.device) -> bool | None:
+        """Whether every rank holds the same weights (a collective; syncs); None with one process.
+
+        They must, bit for bit: every rank starts from rank 0's weights and applies the same
+        all-reduced gradients with the same optimizer. A difference means the ranks trained
+        apart (a desynchronised step), which the loss curves alone would not show.
+        """
+        if self.world_size == 1:
+            return None
+        with torch.no_grad():
+            tensors = [t for module in modules for t in (*module.parameters(), *module.buffers())]
+            # One fp64 sum and sum of squares per tensor: a change anywhere moves its tensor's pair.
+            mine = torch.stack([torch.stack([t.double().sum(), t.double().square().sum()]) for t in tensors])
+            mine = mine.reshape(-1).to(device)
+            highest, lowest = mine.clone(), mine.clone()
+            torch.distributed.all_reduce(highest, op=torch.distributed.ReduceOp.MAX)
+            torch.distributed.all_reduce(lowest, op=torch.distributed.ReduceOp.MIN)
+        return bool(torch.equal(highest, lowest))
+
     def rank0_says(self, flag: bool, device: torch.device) -> bool:
         """Rank 0's ``flag`` on every rank (a collective: every rank must call it; syncs)."""
         if self.world_size == 1:

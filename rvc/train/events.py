@@ -215,6 +215,7 @@ class DoneEvent(Event):
     stopped_early: bool = False  # --auto-stop ended it before its last epoch
     skipped_steps: int = 0
     overtrain: Mapping[str, Any] = field(default_factory=dict)  # the overtraining detector's summary
+    ranks_agree: bool | None = None  # several processes: whether all hold the same weights at the end
 
 
 # --- stage jobs (prepare, extract, index, export, ...: rvc.jobs) -------------------------------

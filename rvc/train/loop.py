@@ -237,6 +237,7 @@ class Trainer:
             if self._stop_requested():
                 return self._stop(models, epoch_done=True)
 
+        agree = self._ranks_agree(models)
         if self.dist.is_main:
             best = self.saver.best_generator() if self.saver is not None else None
             export_finished(self.experiment, self.config, models.generator, best, self.state, self.progress.emit)
@@ -248,6 +249,7 @@ class Trainer:
                     skipped_steps=self.state.skipped_steps,
                     overtrain=self.detector.summary(),
                     stopped_early=self.state.epoch < train.epochs,
+                    ranks_agree=agree,
                 )
             )
             self.run_log.close()
@@ -370,6 +372,7 @@ class Trainer:
 
     def _stop(self, models: Models, epoch_done: bool) -> int:
         """Save the current state (mid-epoch too: resume continues at the next batch) and exit cleanly."""
+        agree = self._ranks_agree(models)
         if self.dist.is_main:
             self._checkpoint(models)
             self._close_saver()  # on disk before `done`: the UI may start the next run at once
@@ -380,7 +383,15 @@ class Trainer:
                     stopped=True,
                     skipped_steps=self.state.skipped_steps,
                     overtrain=self.detector.summary(),
+                    ranks_agree=agree,
                 )
             )
             self.run_log.close()
         return 0
+
+    def _ranks_agree(self, models: Models) -> bool | None:
+        """With several processes, whether they all hold the same weights now (every rank calls it)."""
+        agree = self.dist.weights_agree([models.generator, models.discriminator], self.device)
+        if agree is False and self.dist.is_main:
+            self.log(f"warning: the processes' weights differ at step {self.state.step}: they trained apart")
+        return agree
