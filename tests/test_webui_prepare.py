@@ -293,6 +293,9 @@ def test_prepare_extract_and_configure_through_the_ui(page: Any, app: Any, tmp_p
     from tests.browser import open_tab, screenshot
 
     folder = _recordings(tmp_path / "recordings")
+    for i, speaker in enumerate(("alice", "bob")):  # one folder a speaker: prepared with speakers from folders
+        (folder / speaker).mkdir()
+        (folder / f"take{i}.wav").rename(folder / speaker / f"take{i}.wav")
     save_tiny_hubert(app.assets_dir / "embedders" / "tiny-hubert")
 
     open_tab(page, "Prepare Dataset")
@@ -307,6 +310,7 @@ def test_prepare_extract_and_configure_through_the_ui(page: Any, app: Any, tmp_p
     screenshot(page, "prepare_dataset_options")
     page.get_by_label("Experiment name").fill("ui-voice")
     page.get_by_label("Dataset folder(s) on the server").fill(str(folder))
+    page.get_by_role("radio", name="folders", exact=True).check()
     page.get_by_label("Worker processes", exact=True).fill("1")  # no worker processes to start: faster here
     page.get_by_role("button", name="Prepare dataset", exact=True).click()
     progress = page.get_by_label("Progress")
@@ -315,6 +319,8 @@ def test_prepare_extract_and_configure_through_the_ui(page: Any, app: Any, tmp_p
     )
     assert "✅ prepared 2 source(s)" in progress.input_value(), progress.input_value()
     page.get_by_text("clips: ").first.wait_for()
+    page.get_by_text("speakers: 2").first.wait_for()  # and a table of them: ids, clips, durations
+    assert page.get_by_role("cell", name="bob", exact=True).is_visible()
     page.locator("text=notes.txt >> visible=true").first.wait_for()  # the rejected-files table
 
     page.get_by_label("Pitch (f0) method").click()
