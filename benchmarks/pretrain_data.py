@@ -4,7 +4,7 @@ Run on the device: ``python benchmarks/pretrain_data.py [--hours 2] [--speakers 
 [--batch-size 16] [--placements gpu stream]`` (about 6 minutes on an H100 machine: 2 hours of audio
 synthesised, prepared and extracted on its 16 cores and GPU, then two short trainings). CPU smoke test
 of the whole script: ``python benchmarks/pretrain_data.py --hours 0.02 --speakers 2 --tiny-model
---device cpu --epochs 1 --batch-size 8 --out /tmp/pretrain-smoke`` (a few minutes on 2 cores: 3 s clips
+--device cpu --f0 pm --epochs 1 --batch-size 8 --out /tmp/pretrain-smoke`` (a few minutes on 2 cores: 3 s clips
 on a CPU are slow even for the tiny model; not part of the test suite).
 
 Phases, each the real CLI in its own process, and the result file written after each one
@@ -13,8 +13,9 @@ Phases, each the real CLI in its own process, and the result file written after 
 1. ``synth``: ``--hours`` of synthetic speech-like audio (harmonic tones with moving pitch, noise and
    pauses; each speaker its own pitch range and brightness), 44.1 kHz 16-bit, in one folder per
    speaker, generated here (nothing is carried to the machine);
-2. ``prepare --speakers-from folders`` and ``extract`` (pm pitch; a ContentVec-sized random
-   HubertModel, or a tiny one with ``--tiny-model``: weights cannot be downloaded on the device);
+2. ``prepare --speakers-from folders`` and ``extract`` (random-weight RMVPE pitch, or ``--f0 pm``;
+   a ContentVec-sized random HubertModel, or a tiny one with ``--tiny-model``: weights cannot be
+   downloaded on the device, and their values do not change the cost);
 3. ``train`` once per ``--placements`` (``gpu``: the whole set on the GPU; ``stream``: the set in
    host memory, a batch at a time), the full v2 40k model from scratch (``--tiny-model``: the tests'
    tiny one), every run with the same seed, data order and settings.
@@ -104,8 +105,18 @@ def write_speakers(folder: Path, hours: float, speakers: int, file_seconds: floa
 # ----------------------------------------------------------------------------- 2. prepare and extract
 
 
-def write_embedder(assets: Path, tiny: bool) -> Path:
-    """A content encoder in Hugging Face format with random weights: ContentVec's size, or the tests' tiny one."""
+def write_weights(assets: Path, tiny: bool, f0: str) -> Path:
+    """Write random RMVPE weights (for ``--f0 rmvpe``) and a content encoder in Hugging Face format with random
+    weights, ContentVec's size or the tests' tiny one; return the encoder's folder."""
+    if f0 == "rmvpe":
+        import torch
+
+        from rvc.experiment import AssetDir
+        from rvc.f0.rmvpe_net import RmvpeNet
+
+        target = AssetDir(assets).rmvpe_weights
+        target.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(RmvpeNet().state_dict(), target)
     folder = assets / "embedders" / ("tiny-hubert" if tiny else "contentvec-random")
     if tiny:
         from tests.fake_experiment import save_tiny_hubert
@@ -224,7 +235,7 @@ def main() -> None:
         "--step-mode", default=None, help="eager, graph or compiled; default: graph (no compile time), eager on a CPU"
     )
     parser.add_argument("--precision", default="auto")
-    parser.add_argument("--f0", default="pm", help="extract's pitch method (pm: CPU workers, no weights)")
+    parser.add_argument("--f0", default="rmvpe", help="extract's pitch method (rmvpe: random weights, on the GPU)")
     parser.add_argument("--device", default="auto", help="auto, cuda or cpu")
     parser.add_argument("--tiny-model", action="store_true", help="the tests' tiny model and embedder (CPU smoke)")
     parser.add_argument("--tag", default="")
@@ -278,7 +289,7 @@ def main() -> None:
         }
         save("prepare", prepare_s)
 
-        embedder = write_embedder(assets, args.tiny_model)
+        embedder = write_weights(assets, args.tiny_model, args.f0)
         extract = ["extract", "--experiment", EXPERIMENT, "--f0", args.f0, "--embedder", str(embedder)]
         save("extract", rvc(folders, *extract, "--device", args.device))
 

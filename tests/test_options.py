@@ -12,10 +12,11 @@ import pytest
 
 from rvc.cli import build_parser
 from rvc.data.options import PrepareOptions
+from rvc.data.whisper_options import WhisperOptions
 from rvc.errors import UserError
 from rvc.features.extract import ExtractOptions
 from rvc.infer.options import ConvertOptions
-from rvc.settings import cli_message, settings_of, ui_help
+from rvc.settings import cli_message, setting_of, settings_of, ui_help
 from webui import prepare_handlers
 from webui.paths_guard import PathGuard
 
@@ -24,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Each options dataclass and the command whose flags it generates.
 DECLARED: list[tuple[type, str]] = [
     (PrepareOptions, "prepare"),
+    (WhisperOptions, "prepare"),
     (ExtractOptions, "extract"),
     (ConvertOptions, "infer"),
 ]
@@ -37,6 +39,9 @@ FLAGS: list[tuple[str, str, Any]] = [
     ("prepare", "--denoise", False), ("prepare", "--denoise-strength", 1.0), ("prepare", "--device", "auto"),
     ("prepare", "--trim-silence", False), ("prepare", "--wav-format", "float32"), ("prepare", "--validation", "auto"),
     ("prepare", "--validation-min-seconds", 0.0), ("prepare", "--workers", 0),
+    ("prepare", "--whisper-model", "base"), ("prepare", "--language", None), ("prepare", "--retranscribe", False),
+    ("prepare", "--slice-by-whisper", False), ("prepare", "--slice-start-offset", 0.0),
+    ("prepare", "--slice-end-offset", 0.0),
     ("extract", "--f0", "rmvpe"), ("extract", "--embedder", "contentvec"), ("extract", "--device", "auto"),
     ("extract", "--batch-size", 16), ("extract", "--precision", "auto"), ("extract", "--workers", 0),
     ("extract", "--f0-min", 50.0), ("extract", "--f0-max", 1100.0), ("extract", "--only", "all"),
@@ -99,9 +104,26 @@ def test_the_prepare_tab_labels_and_help_come_from_the_declarations() -> None:
     for name in prepare_handlers.EXTRACT_FIELDS:
         option = next(s for s in settings_of(ExtractOptions) if s.name == name)
         assert prepare_handlers.LABELS[keys.get(name, name)] == option.label
+    for name in prepare_handlers.WHISPER_FIELDS:  # the Whisper section's too
+        key = prepare_handlers.WHISPER_KEYS.get(name, name)
+        option = setting_of(WhisperOptions, name)
+        assert (prepare_handlers.LABELS[key], prepare_handlers.HELP[key]) == (option.label, ui_help(option))
     # a mention of another option reads as that option's label in the UI and as its flag in the CLI
     assert "'Silence kept at cuts (s)'" in prepare_handlers.HELP["trim_silence"]
     assert "--max-silence-kept" in (_actions("prepare")["--trim-silence"].help or "")
+
+
+def test_the_try_model_sliders_are_built_from_the_declarations() -> None:
+    from webui.option_widgets import dropdown, slider
+
+    for name in ("pitch", "index_rate", "protect", "rms_mix"):
+        option = setting_of(ConvertOptions, name)
+        widget = slider(option)
+        assert (widget.minimum, widget.maximum, widget.step) == (option.minimum, option.maximum, option.step)
+        assert (widget.value, widget.label, widget.info) == (option.default, option.label, ui_help(option))
+    assert setting_of(ConvertOptions, "pitch").maximum == 24  # two octaves each way, as the slider always offered
+    method = dropdown(setting_of(ConvertOptions, "f0_method"), value="pm")
+    assert method.value == "pm" and [value for _, value in method.choices][:2] == ["rmvpe", "crepe"]
 
 
 def test_an_error_names_its_field_as_each_front_end_does() -> None:

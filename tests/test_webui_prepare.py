@@ -240,8 +240,8 @@ def test_whisper_buttons_map_onto_prepare(tmp_path: Path) -> None:
     elsewhere.write_bytes(b"")
     with pytest.raises(UserError, match="outside the folders this app may use"):
         handlers.whisper_options(form | {"whisper_model": str(elsewhere)}, guard, "transcribe")
-    assert handlers.whisper_options(form | {"skip_transcribed": False}, guard, "transcribe").retranscribe
-    assert not handlers.whisper_options(form | {"skip_transcribed": False}, guard, "reslice").retranscribe
+    assert handlers.whisper_options(form | {"retranscribe": True}, guard, "transcribe").retranscribe
+    assert not handlers.whisper_options(form | {"retranscribe": True}, guard, "reslice").retranscribe
 
 
 def test_pitch_histogram_counts_every_voiced_frame(tmp_path: Path) -> None:

@@ -12,9 +12,10 @@ import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from rvc.data.options import PrepareOptions
+from rvc.data.whisper_options import WhisperOptions
 from rvc.errors import UserError
 from rvc.experiment import Experiment, Workspace
 from rvc.experiment.dataset import DatasetReport
@@ -22,9 +23,6 @@ from rvc.experiment.names import validate_experiment_name
 from rvc.features.extract import ExtractOptions
 from rvc.settings import from_form, labels_of, setting_of, settings_of, ui_help, ui_message
 from webui.paths_guard import PathGuard
-
-if TYPE_CHECKING:
-    from rvc.data.transcribe import WhisperOptions
 
 Mode = Literal["prepare", "transcribe", "reslice", "recreate"]
 
@@ -42,27 +40,26 @@ FORM_LABELS: dict[str, str] = {
     "folders": "Dataset folder(s) on the server",
     "uploads": "Upload audio files",
     "urls": "Links (yt-dlp)",
-    "whisper_model": "Whisper model",
-    "whisper_language": "Language",
-    "skip_transcribed": "Skip already transcribed",
-    "slice_by_whisper": "Slice by Whisper's segments",
-    "slice_start_offset": "Slice start offset (s)",
-    "slice_end_offset": "Slice end offset (s)",
 }
 # The form's key of an extract option whose name a prepare option has too; the one device serves both.
 EXTRACT_KEYS: dict[str, str] = {"workers": "extract_workers"}
 EXTRACT_FIELDS = tuple(s.name for s in settings_of(ExtractOptions) if s.name not in ("device", "only"))
+# The form's keys of the Whisper options (the app's settings name the model and language so too); device: the form's.
+WHISPER_KEYS: dict[str, str] = {"model": "whisper_model", "language": "whisper_language"}
+WHISPER_FIELDS = tuple(s.name for s in settings_of(WhisperOptions) if s.name != "device")
 
 # The form's keys and the labels the tab gives them (error messages use the labels).
 LABELS: dict[str, str] = {
     **FORM_LABELS,
     **labels_of(PrepareOptions),
     **{EXTRACT_KEYS.get(name, name): setting_of(ExtractOptions, name).label for name in EXTRACT_FIELDS},
+    **{WHISPER_KEYS.get(name, name): setting_of(WhisperOptions, name).label for name in WHISPER_FIELDS},
 }
 # Each option's help line, keyed as the form keys it, for the widgets' info.
 HELP: dict[str, str] = {
     **{s.name: ui_help(s) for s in settings_of(PrepareOptions)},
     **{EXTRACT_KEYS.get(s.name, s.name): ui_help(s) for s in settings_of(ExtractOptions) if s.name in EXTRACT_FIELDS},
+    **{WHISPER_KEYS.get(s.name, s.name): ui_help(s) for s in settings_of(WhisperOptions) if s.name in WHISPER_FIELDS},
 }
 
 UPLOADS_FOLDER = "uploads"  # inside the experiment's downloads folder, which every prepare run reads
@@ -81,28 +78,15 @@ def defaults(device: str = "auto", whisper_model: str = "base", whisper_language
         **{key: extract[key] for key in (EXTRACT_KEYS.get(name, name) for name in EXTRACT_FIELDS)},
         "device": device,
         "validation": str(PrepareOptions().validation),
+        **{WHISPER_KEYS.get(name, name): setting_of(WhisperOptions, name).default for name in WHISPER_FIELDS},
         "whisper_model": whisper_model,
         "whisper_language": whisper_language,
-        "skip_transcribed": True,
-        "slice_by_whisper": False,
-        "slice_start_offset": 0.0,
-        "slice_end_offset": 0.0,
     }
 
 
 def ui_text(error: UserError) -> str:
     """Return the error's message naming the fields by the tab's labels ("chunk" -> 'Chunk length (s)')."""
     return ui_message(error, LABELS)
-
-
-def _number(form: Mapping[str, Any], key: str) -> float:
-    value = form.get(key)
-    if value is None or value == "" or isinstance(value, bool):
-        raise UserError("enter a number", field=key)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{value!r} is not a number", field=key) from None
 
 
 def experiment_of(workspace: Workspace, name: str | None) -> Experiment:
@@ -120,26 +104,36 @@ def prepare_options(form: Mapping[str, Any]) -> PrepareOptions:
 
 
 def whisper_options(form: Mapping[str, Any], guard: PathGuard, mode: Mode) -> WhisperOptions:
-    """Return the Whisper settings of the form; the (re)slice and (re)create buttons reuse whisper.json."""
+    """Return the Whisper settings of the form for the button ``mode``.
+
+    Only "Transcribe and process" transcribes again what whisper.json holds; (re)slice cuts at its
+    segments and (re)create cuts as the previous run did.
+    """
     try:
         import whisper
-
-        from rvc.data.transcribe import WhisperOptions
     except ImportError as error:
         raise UserError(f"transcription needs openai-whisper ({error}): pip install openai-whisper") from None
-    model = str(form.get("whisper_model") or "").strip()
+    values = {WHISPER_KEYS.get(name, name): form.get(WHISPER_KEYS.get(name, name)) for name in WHISPER_FIELDS}
+    values["device"] = str(form.get("device") or "auto").strip()
+    options = from_form(WhisperOptions, values, WHISPER_KEYS)
+    model = options.model
     if not model:
         raise UserError(f"'{LABELS['whisper_model']}': choose a model, e.g. base")
     if model not in whisper.available_models():
         model = str(guard.resolve(model, f"'{LABELS['whisper_model']}'", must_exist=True))
-    language = str(form.get("whisper_language") or "").strip()
-    return WhisperOptions(
+    language = options.language if options.language and options.language.lower() != "auto" else None
+    slice_by_whisper = {
+        "transcribe": options.slice_by_whisper,
+        "reslice": True,
+        "recreate": False,  # prepare_request: as the previous run did
+        "prepare": False,
+    }[mode]
+    return replace(
+        options,
         model=model,
-        language=None if language.lower() in ("", "auto") else language,
-        retranscribe=mode == "transcribe" and not form.get("skip_transcribed"),
-        device=str(form.get("device") or "auto").strip(),
-        slice_start_offset=_number(form, "slice_start_offset"),
-        slice_end_offset=_number(form, "slice_end_offset"),
+        language=language,
+        retranscribe=mode == "transcribe" and options.retranscribe,
+        slice_by_whisper=slice_by_whisper,
     )
 
 
@@ -276,27 +270,15 @@ def prepare_request(
         experiment = experiment_of(workspace, form.get("experiment"))
         options = prepare_options(form)
         whisper = whisper_options(form, guard, mode) if mode != "prepare" else None
-        slice_by_whisper = {
-            "prepare": False,
-            "transcribe": bool(form.get("slice_by_whisper")),
-            "reslice": True,
-            "recreate": _last_slicing(experiment),
-        }[mode]
+        if whisper is not None and mode == "recreate":
+            whisper = replace(whisper, slice_by_whisper=_last_slicing(experiment))
         inputs = gather_inputs(experiment, form, guard)
     except UserError as error:
         raise UserError(ui_text(error)) from None
     values: dict[str, Any] = {"experiment": experiment.name, "input": inputs.folders, "url": inputs.urls}
     values |= option_values(options)
-    if whisper is not None:
-        values |= {
-            "transcribe": True,
-            "whisper_model": whisper.model,
-            "language": whisper.language,
-            "retranscribe": whisper.retranscribe,
-            "slice_by_whisper": slice_by_whisper,
-            "slice_start_offset": whisper.slice_start_offset,
-            "slice_end_offset": whisper.slice_end_offset,
-        }
+    if whisper is not None:  # its device is the form's, already among the options' values
+        values |= {"transcribe": True} | {name: getattr(whisper, name) for name in WHISPER_FIELDS}
     title = f"{MODE_TITLES[mode]}: '{experiment.name}' at {options.sample_rate} Hz from {_describe(inputs)}"
     return StageRequest(experiment.name, "prepare", stage_args("prepare", values), title)
 

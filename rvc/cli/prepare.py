@@ -6,11 +6,14 @@ Only argparse and the options dataclass at import time: ``--help`` stays fast.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import sys
 from pathlib import Path
 
 from rvc.data.options import PrepareOptions
+from rvc.data.whisper_options import GROUP as WHISPER_GROUP
+from rvc.data.whisper_options import WhisperOptions
 from rvc.errors import UserError
 from rvc.experiment import Workspace
 from rvc.jobs.reporter import Reporter
@@ -31,22 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_flags(parser, PrepareOptions)  # the audio, slicing, validation split and performance groups
 
-    whisper = parser.add_argument_group("whisper (optional)")
-    whisper.add_argument("--transcribe", action="store_true", help="transcribe with openai-whisper")
-    whisper.add_argument(
-        "--whisper-model", metavar="NAME", default="base", help="model name (tiny, base, small, ...) or a .pt path"
+    argument_group(parser, WHISPER_GROUP).add_argument(
+        "--transcribe", action="store_true", help="transcribe with openai-whisper (pip install openai-whisper)"
     )
-    whisper.add_argument("--language", metavar="CODE", default=None, help="language code, e.g. en (none: detect it)")
-    whisper.add_argument("--retranscribe", action="store_true", help="transcribe again files already in whisper.json")
-    whisper.add_argument(
-        "--slice-by-whisper", action="store_true", help="cut at Whisper's segments instead of at silences"
-    )
-    whisper.add_argument(
-        "--slice-start-offset", metavar="S", type=float, default=0.0, help="seconds added to each segment start"
-    )
-    whisper.add_argument(
-        "--slice-end-offset", metavar="S", type=float, default=0.0, help="seconds added to each segment end"
-    )
+    add_flags(parser, WhisperOptions)
     argument_group(parser, "performance").add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -61,22 +52,10 @@ def run(args: argparse.Namespace, workspace: Workspace, reporter: Reporter) -> i
     options.check()
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    whisper = None
-    if args.transcribe:
-        try:
-            from rvc.data.transcribe import WhisperOptions
-        except ImportError as error:
-            raise UserError(f"--transcribe needs openai-whisper ({error}): pip install openai-whisper") from None
-
-        whisper = WhisperOptions(
-            model=args.whisper_model,
-            language=args.language,
-            retranscribe=args.retranscribe,
-            device=args.device,
-            slice_start_offset=args.slice_start_offset,
-            slice_end_offset=args.slice_end_offset,
-        )
-    elif args.slice_by_whisper:
+    whisper = from_args(WhisperOptions, args) if args.transcribe else None  # its device: --device
+    if whisper is not None and importlib.util.find_spec("whisper") is None:
+        raise UserError("--transcribe needs openai-whisper: pip install openai-whisper")
+    if whisper is None and args.slice_by_whisper:
         raise UserError("--slice-by-whisper needs --transcribe")
     from rvc.data.prepare import prepare
 

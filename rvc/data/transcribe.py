@@ -25,6 +25,7 @@ from tqdm import tqdm
 from whisper.model import ModelDimensions, Whisper
 
 from rvc.audio import AudioReadError, load_audio
+from rvc.data.whisper_options import WhisperOptions
 from rvc.devices import resolve_device
 from rvc.errors import UserError
 from rvc.experiment import AssetDir, Experiment
@@ -41,18 +42,6 @@ WHISPER_JSON_VERSION = 1
 # complete segment, so a lower cap only costs an extra window now and then; it
 # bounds the work of a model stuck repeating one token (224 is whisper's own limit).
 MAX_TOKENS_PER_WINDOW = 128
-
-
-@dataclass(frozen=True)
-class WhisperOptions:
-    """How the Whisper stage runs."""
-
-    model: str = "base"  # a name from whisper.available_models(), or a path to a .pt checkpoint
-    language: str | None = None  # None = detect from the first 30 s of each source
-    retranscribe: bool = False  # redo sources already in whisper.json (e.g. after changing model or language)
-    device: str = "auto"  # auto: cuda when there is one, else cpu
-    slice_start_offset: float = 0.0  # seconds added to each segment start when slicing by Whisper's timestamps
-    slice_end_offset: float = 0.0  # seconds added to each segment end (positive: keep a little tail)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,7 @@
-"""The settings of a conversion, declared once for the CLI (``infer``) and the Try Model tab."""
+"""The settings of a conversion, declared once for the CLI (``infer``) and the Try Model tab.
+
+Each knob's label, help, range and step live here; the tab builds its sliders from them.
+"""
 
 from __future__ import annotations
 
@@ -22,10 +25,11 @@ class ConvertOptions:
     )
     pitch: float = setting(
         0.0,
-        "pitch shift in semitones: +12 one octave up (f0_up_key)",
+        "pitch shift in semitones: +12 one octave up, -12 one down; two octaves either way (f0_up_key)",
         label="Pitch shift (semitones; +12 = an octave up)",
-        minimum=-48,
-        maximum=48,
+        minimum=-24,
+        maximum=24,
+        step=1,
     )
     index_rate: float = setting(
         0.75,
@@ -33,6 +37,7 @@ class ConvertOptions:
         label="Index rate (share of retrieved features)",
         minimum=0,
         maximum=1,
+        step=0.05,
     )
     protect: float = setting(
         0.33,
@@ -40,6 +45,7 @@ class ConvertOptions:
         label="Protect voiceless consonants (0.5 = off)",
         minimum=0,
         maximum=0.5,
+        step=0.01,
     )
     rms_mix: float = setting(
         1.0,
@@ -47,6 +53,7 @@ class ConvertOptions:
         label="RMS mix (1 = the output's own loudness)",
         minimum=0,
         maximum=1,
+        step=0.05,
     )
     f0_file: Path | None = setting(
         None, "file of 'seconds,Hz' lines that replace the estimated pitch where they cover", label="F0 file"

@@ -21,6 +21,7 @@ class _Declared:
     minimum: float | None
     maximum: float | None
     above: float | None
+    step: float | None
     metavar: str | None
     parse: Callable[[str], Any] | None
     group: str | None
@@ -36,6 +37,7 @@ def setting(
     minimum: float | None = None,
     maximum: float | None = None,
     above: float | None = None,
+    step: float | None = None,
     metavar: str | None = None,
     parse: Callable[[str], Any] | None = None,
     group: str | None = None,
@@ -50,12 +52,13 @@ def setting(
     minimum, maximum : the range, both ends included, checked by :func:`check_declared`.
     above : an open lower end instead of ``minimum``: the value must be greater (a rate, a weight).
         A float option is always refused when it is not finite (inf, nan).
+    step : the web UI's increment (a slider's step); unset: the widget's own.
     metavar, parse, group : argparse's metavar, a parser for the flag's text, and the help section.
     cli : False for a field no flag sets. factory : a default_factory instead of ``default``.
     """
     metadata = {
         "help": help,
-        _KEY: _Declared(label, flag, minimum, maximum, above, metavar, parse, group, cli),
+        _KEY: _Declared(label, flag, minimum, maximum, above, step, metavar, parse, group, cli),
     }
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
@@ -77,6 +80,7 @@ class Setting:
     minimum: float | None
     maximum: float | None
     above: float | None  # an open lower end: the value must be greater
+    step: float | None  # the web UI's increment (a slider's step)
     metavar: str | None
     parse: Callable[[str], Any] | None
     group: str | None
@@ -158,6 +162,7 @@ def _read(cls: type) -> tuple[Setting, ...]:
                 minimum=declared.minimum,
                 maximum=declared.maximum,
                 above=declared.above,
+                step=declared.step,
                 metavar=declared.metavar,
                 parse=declared.parse,
                 group=declared.group,

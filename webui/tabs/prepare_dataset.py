@@ -32,7 +32,7 @@ WHISPER_NOTE = (
 )
 BUTTON_HELP = (
     "- **Transcribe and process**: Whisper transcribes the recordings not yet in `whisper.json` (all of them "
-    "with *Skip already transcribed* off), then prepares the dataset, cutting at Whisper's segments when "
+    "with *Transcribe again* ticked), then prepares the dataset, cutting at Whisper's segments when "
     "*Slice by Whisper's segments* is ticked, else at silences.\n"
     "- **(Re)slice**: cut the recordings again at the segments in `whisper.json` (your edits included) with "
     "the offsets above; only recordings missing from it are transcribed.\n"
@@ -231,7 +231,7 @@ def _draw_whisper(form: _Form) -> list[tuple[gr.Button, handlers.Mode]]:
 
     from webui.settings import WHISPER_MODELS
 
-    fields, start = form.fields, form.start
+    fields, start = form.fields, form.start  # labels and help: WhisperOptions' declarations (LABELS, HELP)
     with gr.Accordion("Whisper transcription (optional, instead of Prepare dataset)", open=False):
         gr.Markdown(WHISPER_NOTE)
         with gr.Row():
@@ -240,20 +240,16 @@ def _draw_whisper(form: _Form) -> list[tuple[gr.Button, handlers.Mode]]:
                 value=start["whisper_model"],
                 allow_custom_value=True,
                 label=LABELS["whisper_model"],
-                info="larger: better text and timestamps, slower; or a .pt under the assets folder",
+                info=HELP["whisper_model"],
             )
             fields["whisper_language"] = gr.Textbox(
-                start["whisper_language"], label=LABELS["whisper_language"], info="a code like en or ja; empty: detect"
+                start["whisper_language"], label=LABELS["whisper_language"], info=HELP["whisper_language"]
             )
-            fields["skip_transcribed"] = gr.Checkbox(
-                start["skip_transcribed"], label=LABELS["skip_transcribed"], info="reuse whisper.json entries"
-            )
-            fields["slice_by_whisper"] = gr.Checkbox(
-                start["slice_by_whisper"], label=LABELS["slice_by_whisper"], info="else cut at silences"
-            )
+            for switch in ("retranscribe", "slice_by_whisper"):
+                fields[switch] = gr.Checkbox(start[switch], label=LABELS[switch], info=HELP[switch])
         with gr.Row():
-            form.number("slice_start_offset", "added to each segment's start (negative: earlier)")
-            form.number("slice_end_offset", "added to each segment's end (positive: keep a tail)")
+            form.number("slice_start_offset")
+            form.number("slice_end_offset")
         gr.Markdown(BUTTON_HELP)
         with gr.Row():
             transcribe = gr.Button("Transcribe and process")

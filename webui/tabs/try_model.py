@@ -12,11 +12,12 @@ import gradio as gr
 from rvc.choices import F0Method
 from rvc.errors import UserError
 from rvc.experiment import Workspace
-from rvc.f0 import F0_METHODS
 from rvc.infer.pipeline import ConvertOptions
+from rvc.settings import setting_of
 from webui import try_model_handlers as h
 from webui.context import AppContext
 from webui.files import servable
+from webui.option_widgets import dropdown, slider
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +99,13 @@ def _draw_source(workspace: Workspace, models: list[tuple[str, str]]) -> _Source
 
 
 def _draw_knobs(workspace: Workspace) -> _Knobs:
+    # Each knob's label, help, range and step are ConvertOptions' declarations (rvc.infer.options).
     return _Knobs(
-        pitch=gr.Slider(-24, 24, value=0, step=1, label="Pitch shift (semitones; +12 = an octave up)"),
-        f0_method=gr.Dropdown(list(F0_METHODS), value=h.default_f0_method(workspace), label="F0 method"),
-        index_rate=gr.Slider(0, 1, value=0.75, step=0.05, label="Index rate (share of retrieved features)"),
-        protect=gr.Slider(0, 0.5, value=0.33, step=0.01, label="Protect voiceless consonants (0.5 = off)"),
-        rms_mix=gr.Slider(0, 1, value=1.0, step=0.05, label="RMS mix (1 = the output's own loudness)"),
+        pitch=slider(setting_of(ConvertOptions, "pitch")),
+        f0_method=dropdown(setting_of(ConvertOptions, "f0_method"), value=h.default_f0_method(workspace)),
+        index_rate=slider(setting_of(ConvertOptions, "index_rate")),
+        protect=slider(setting_of(ConvertOptions, "protect")),
+        rms_mix=slider(setting_of(ConvertOptions, "rms_mix")),
         compare=gr.Checkbox(label="Compare checkpoints (NAME_best.pth and NAME.pth, same seed)"),
         convert=gr.Button("Convert", variant="primary"),
     )
