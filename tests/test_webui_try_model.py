@@ -160,20 +160,24 @@ def test_model_tools_tab_blends_two_models(page: Any, app: Any) -> None:
     assert page.locator("#blend-file").is_visible()
 
 
-def test_train_tab_publish_runs_as_a_job_and_says_why_it_stopped(page: Any, app: Any) -> None:
+@pytest.fixture
+def finished(app: Any) -> Any:
+    """A finished run, "sung", and a token where `hf auth login` saves one (the app's HOME): before the page loads."""
+    from tests.test_publish import make_finished
+
+    token = app.logs_dir.parent / ".cache" / "huggingface" / "token"
+    token.parent.mkdir(parents=True, exist_ok=True)
+    token.write_text("hf_browser_test")
+    return make_finished(app.logs_dir, app.logs_dir.parent / "elsewhere", "sung")
+
+
+def test_train_tab_publish_runs_as_a_job_and_says_why_it_stopped(app: Any, finished: Any, page: Any) -> None:
     """The Publish section once: the card is made and the job reports the Hub unreachable (this app is offline).
 
     The upload itself, over HTTP to a local Hub, is tests/test_publish.py's.
     """
     from tests.browser import open_tab, screenshot
-    from tests.test_publish import make_finished
 
-    token = app.logs_dir.parent / ".cache" / "huggingface" / "token"  # where `hf auth login` saves it (HOME)
-    token.parent.mkdir(parents=True, exist_ok=True)
-    token.write_text("hf_browser_test")
-    experiment = make_finished(app.logs_dir, app.logs_dir.parent / "elsewhere", "sung")
-    page.reload()  # the Train tab lists the experiments with settings as the page loads
-    page.wait_for_selector("button[role=tab]", state="visible")
     open_tab(page, "Train")
     page.locator("input[aria-label='Experiment']:visible").first.click()
     page.get_by_role("option", name="sung", exact=True).click()
@@ -184,4 +188,4 @@ def test_train_tab_publish_runs_as_a_job_and_says_why_it_stopped(page: Any, app:
     page.get_by_role("button", name="Publish", exact=True).click()
     page.locator("#publish-message").get_by_text("Publish failed: offline mode is on").wait_for(timeout=120_000)
     screenshot(page, "train_publish_offline")
-    assert (experiment.publish_dir / "README.md").is_file() and (experiment.publish_dir / "sung.pth").is_file()
+    assert (finished.publish_dir / "README.md").is_file() and (finished.publish_dir / "sung.pth").is_file()
