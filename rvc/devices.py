@@ -44,9 +44,7 @@ def gpu_memory_cap_gib() -> float | None:
     except ValueError:
         cap = 0.0
     if cap <= 0:
-        raise UserError(
-            f"{MEMORY_CAP_VARIABLE}={text!r} is not a positive number of GiB: unset it for the whole GPU"
-        )
+        raise UserError(f"{MEMORY_CAP_VARIABLE}={text!r} is not a positive number of GiB: unset it for the whole GPU")
     return cap
 
 
