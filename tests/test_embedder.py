@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import enum
+import logging
 import os
 import pickle
 import sys
@@ -172,6 +173,26 @@ def test_missing_weights_offline_names_repo_and_folder(tmp_path: Path, monkeypat
         message = str(caught.value)
         assert "IAHispano/Applio" in message and "Resources/embedders/contentvec" in message
         assert str(folder) in message and "pytorch_model.bin" in message
+
+
+def test_an_unreachable_hub_is_asked_again_and_each_wait_is_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from huggingface_hub import constants
+
+    from rvc.pretrained import download
+    from tests.fake_hub import closed_port_url
+
+    for variable in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_ENDPOINT", closed_port_url())
+    monkeypatch.setattr(download, "RETRY_WAIT_S", 0.0)
+    with caplog.at_level(logging.WARNING), pytest.raises(UserError) as caught:
+        load_embedder("contentvec", AssetDir(tmp_path / "assets"))
+    said = [record.getMessage().split(":")[0] for record in caplog.records]
+    assert said == [f"retrying (attempt {n} of 4) in 0 s" for n in (2, 3, 4)]  # the extract job's log shows them
+    assert "content encoder 'contentvec' is missing" in str(caught.value) and "ConnectError" in str(caught.value)
 
 
 def test_unknown_name_or_bad_options_are_user_errors(tiny_models: dict[str, Path], tmp_path: Path) -> None:

@@ -109,13 +109,26 @@ def _missing_message(name: str, source: EmbedderSource, folder: Path, reason: st
 
 
 def _download(name: str, source: EmbedderSource, folder: Path, staging: Path) -> None:
-    """Fetch ``source.files`` into ``staging`` (resumable), check them, then move them into ``folder``."""
+    """Fetch ``source.files`` into ``staging`` (resumable), check them, then move them into ``folder``.
+
+    While the Hub cannot be reached it is asked again a few times, each wait logged ("retrying
+    (attempt 2 of 4) in 1 s: ..."): the extract job's log says why its content part has not begun.
+    """
     from huggingface_hub import hf_hub_download
+
+    from rvc.pretrained.catalogue import RemoteFile
+    from rvc.pretrained.download import hub_endpoint, hub_metadata
+    from rvc.pretrained.hub_errors import first_line
 
     if _hub_offline():
         raise UserError(_missing_message(name, source, folder, "HF_HUB_OFFLINE is set, so nothing was downloaded"))
     fetched: list[tuple[str, Path]] = []
     for filename in source.files:
+        path_in_repo = f"{source.subfolder}/{filename}" if source.subfolder else filename
+        try:
+            hub_metadata(RemoteFile(source.repo_id, path_in_repo, source.revision), hub_endpoint(), log=log.warning)
+        except Exception as error:  # unreachable after the retries, or not on the Hub
+            raise UserError(_missing_message(name, source, folder, f"download failed: {first_line(error)}")) from None
         log.info("downloading %s from %s", filename, source.url)
         try:
             local = hf_hub_download(

@@ -219,22 +219,32 @@ def _ask_hub(fetch: _Fetch, hint: str, retries: int, log: LogCallback | None) ->
 
 
 def _metadata(fetch: _Fetch, hint: str, retries: int, log: LogCallback | None) -> Any:
-    """Return the Hub's metadata of the file, asking again (and saying so) while the Hub cannot be reached."""
+    try:
+        return hub_metadata(fetch.remote, fetch.endpoint, retries, log)
+    except Exception as error:  # network errors come from httpx2, Hub errors from huggingface_hub
+        attempts = retries + 1 if transient(error) else 1
+        raise download_error(fetch.remote, fetch.endpoint, error, hint, attempts) from None
+
+
+def hub_metadata(remote: RemoteFile, endpoint: str, retries: int = RETRIES, log: LogCallback | None = None) -> Any:
+    """Return the Hub's metadata of ``remote``, asking again (and saying so through ``log``) while it cannot be reached.
+
+    Raises the last attempt's exception: a file not on the Hub, or gated, fails at once.
+    """
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
 
-    remote = fetch.remote
-    url = hf_hub_url(remote.repo_id, remote.filename, revision=remote.revision, endpoint=fetch.endpoint)
+    url = hf_hub_url(remote.repo_id, remote.filename, revision=remote.revision, endpoint=endpoint)
     attempts = retries + 1
     for attempt in range(1, attempts + 1):
         try:
-            return get_hf_file_metadata(url, timeout=15, endpoint=fetch.endpoint)
+            return get_hf_file_metadata(url, timeout=15, endpoint=endpoint)
         except Exception as error:  # network errors come from httpx2, Hub errors from huggingface_hub
             if attempt == attempts or not transient(error):
-                raise download_error(fetch.remote, fetch.endpoint, error, hint, attempt) from None
+                raise
             wait = RETRY_WAIT_S * 2 ** (attempt - 1)
             if log is not None:
                 log(
-                    f"retrying (attempt {attempt + 1} of {attempts}) in {wait:g} s: the Hub at {fetch.endpoint} "
+                    f"retrying (attempt {attempt + 1} of {attempts}) in {wait:g} s: the Hub at {endpoint} "
                     f"could not be reached for {Path(remote.filename).name} ({first_line(error)})"
                 )
             time.sleep(wait)
