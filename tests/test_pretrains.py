@@ -19,6 +19,7 @@ import torch
 from torch.nn.utils import parametrize
 
 from rvc.cli import main as cli_main
+from rvc.config.validate import validate
 from rvc.data.options import PrepareOptions
 from rvc.data.prepare import prepare
 from rvc.data.speakers import SPEAKER_SLOTS
@@ -30,9 +31,10 @@ from rvc.models.discriminator import MultiPeriodDiscriminatorV2
 from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
 from rvc.pretrained.make import PRETRAIN_KEYS
 from rvc.train.batches import StreamedBatches
+from rvc.train.data import load_training_set
 from rvc.train.loop import Trainer
 from rvc.train.progress import ProgressWriter, read_events
-from tests.fake_experiment import make_extracted_experiment, save_tiny_hubert, write_tiny_config
+from tests.fake_experiment import make_extracted_experiment, save_tiny_hubert, tiny_config, write_tiny_config
 from tests.synth import speech_like
 from webui import config_pretrains
 from webui.prepare_report import load_dataset_report, summary_markdown
@@ -131,7 +133,7 @@ def test_speaker_folders_train_their_own_rows_and_the_state_exports_as_a_pretrai
     assert cli_main(best) != 0 and "the best state keeps only its generator" in capsys.readouterr().err
 
 
-def test_more_speakers_than_the_model_has_rows_are_refused_before_any_work(tmp_path: Path) -> None:
+def test_more_speakers_than_the_model_has_rows_are_refused_by_prepare_config_and_the_trainer(tmp_path: Path) -> None:
     voices = tmp_path / "voices"
     for i in range(SPEAKER_SLOTS + 1):
         (voices / f"speaker{i:03d}").mkdir(parents=True)
@@ -140,6 +142,17 @@ def test_more_speakers_than_the_model_has_rows_are_refused_before_any_work(tmp_p
     with pytest.raises(UserError, match=f"{SPEAKER_SLOTS + 1} speaker folders .* 109 speaker rows"):
         prepare(experiment, [voices], PrepareOptions(speakers_from="folders", workers=1), progress=False)
     assert not experiment.audio_16k_dir.exists()
+
+    # a dataset prepared with more speakers than a model has rows: config's Validate and the trainer say so
+    config = tiny_config()
+    config.data.speakers = config.model.spk_embed_dim + 1
+    assert any("5 speakers but the model's speaker table has 4 rows" in error for error in validate(config).errors)
+    extracted = make_extracted_experiment(tmp_path / "extracted")
+    report = json.loads(extracted.dataset_report.read_text())
+    report["clips"][0]["speaker"] = 4
+    extracted.dataset_report.write_text(json.dumps(report))
+    with pytest.raises(UserError, match="has 5 speakers but the model's speaker table has 4 rows"):
+        load_training_set(extracted, "train", 40000, 400, speaker_slots=4)
 
 
 _LOAD = StreamedBatches.step  # what each step's window is filled by

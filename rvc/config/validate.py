@@ -68,22 +68,30 @@ def _check_pretrain(config: ExperimentConfig, path_text: str, is_generator: bool
     return None
 
 
+def _dataset_misfits(config: ExperimentConfig) -> list[str]:
+    """Return why the prepared dataset does not fit the model: another sample rate, more speakers than rows."""
+    data, model = config.data, config.model
+    errors = []
+    if data.sample_rate != model.sample_rate:
+        errors.append(
+            f"the dataset was prepared at {data.sample_rate} Hz but the model is {model.sample_rate} Hz: "
+            "prepare again at the model's rate or choose the matching preset"
+        )
+    if data.speakers > model.spk_embed_dim:
+        errors.append(
+            f"the dataset has {data.speakers} speakers but the model's speaker table has "
+            f"{model.spk_embed_dim} rows: prepare at most {model.spk_embed_dim} speaker folders"
+        )
+    return errors
+
+
 def validate(config: ExperimentConfig, precision: str | None = None) -> Validation:
     """Return errors and suggestions for ``config`` (the data fields must be filled in)."""
     result = Validation(errors=config.train.errors())
     if result.errors:  # values out of range: what follows divides by them and estimates from them
         return result
     train, data = config.train, config.data
-    if data.sample_rate != config.model.sample_rate:
-        result.errors.append(
-            f"the dataset was prepared at {data.sample_rate} Hz but the model is {config.model.sample_rate} Hz: "
-            "prepare again at the model's rate or choose the matching preset"
-        )
-    if data.speakers > config.model.spk_embed_dim:
-        result.errors.append(
-            f"the dataset has {data.speakers} speakers but the model's speaker table has "
-            f"{config.model.spk_embed_dim} rows: prepare at most {config.model.spk_embed_dim} speaker folders"
-        )
+    result.errors += _dataset_misfits(config)
     for path, is_g in ((train.pretrained_g, True), (train.pretrained_d, False)):
         if path:
             problem = _check_pretrain(config, path, is_g)
