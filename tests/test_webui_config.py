@@ -118,7 +118,7 @@ def test_suggested_settings_then_save_then_load(tmp_path: Path) -> None:
     report = handlers.validate_form(workspace, guard, "voice", 48000, loaded.values | {"epochs": 77})
     assert report.startswith("**No errors.**") and "GPU memory: about" in report and "no pretrain" in report
     saved = handlers.save_form(workspace, guard, "voice", 48000, loaded.values | {"epochs": 77})
-    assert saved.startswith("✅ **Saved**")
+    assert saved.startswith("**Saved**")
     config = load_config(workspace.experiment("voice"))
     assert config.train.epochs == 77 and config.model == ModelConfig.for_sample_rate(48000)
     assert config.data.train_clips == 6 and config.data.sample_rate == 48000
@@ -146,7 +146,7 @@ def test_validate_names_a_pretrain_of_another_rate_and_save_refuses_it(tmp_path:
     g40, d40 = _pair(workspace.assets.pretrained_dir, "f0G40k.pth", "f0D40k.pth", 40000)
     fits = form | {"pretrained_g": str(g40), "pretrained_d": str(d40)}
     assert handlers.validate_form(workspace, guard, "voice", 40000, fits).startswith("**No errors.**")
-    assert handlers.save_form(workspace, guard, "voice", 40000, fits).startswith("✅")
+    assert handlers.save_form(workspace, guard, "voice", 40000, fits).startswith("**Saved**")
     saved_config = load_config(experiment)
     assert saved_config.model == tiny and saved_config.train.pretrained_g == str(g40)
 

@@ -44,6 +44,8 @@ CSS = """
 .rvc-job-task progress {flex: 1; height: 1em}
 .rvc-job-name {min-width: 12em}
 .rvc-job-count {font-size: var(--text-sm); color: var(--body-text-color-subdued)}
+.rvc-current {border-left: 3px solid var(--color-accent); padding-left: 10px}
+.rvc-current p {margin: 0}
 """
 
 
@@ -80,11 +82,15 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
     """Build the app: one tab per module of ``webui.tabs`` that exists, each drawn by its ``render(ctx)``."""
     import gradio as gr
 
+    from webui.current import CurrentExperiment
+
     with gr.Blocks(title="RVC Studio") as app:
         gr.Markdown(
             "# RVC Studio\nRecordings in, a voice model out: prepare, configure, train, export.",
             elem_classes="rvc-header",
         )
+        # One current experiment for every tab, remembered by the browser; the tabs register their choosers.
+        ctx.current = CurrentExperiment(ctx.workspace)
         with gr.Tabs():
             for label, name in TABS:
                 module = _tab_module(name)
@@ -92,6 +98,7 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
                     continue
                 with gr.Tab(label, id=name):
                     module.render(ctx)  # type: ignore[attr-defined]
+        ctx.current.wire(app)
     # The tabs' events are the UI's plumbing, not an API. Gradio describes public endpoints,
     # with their inputs' default values, even on the page it serves before the login (--auth),
     # so a public endpoint would show anyone its defaults: paths, settings, a typed secret.

@@ -10,14 +10,14 @@ through :mod:`rvc.config` exactly as the ``config`` command does.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from rvc.config.experiment import ExperimentConfig
 from rvc.config.train import PRECISIONS, TrainConfig
 from rvc.errors import UserError
-from rvc.experiment import Experiment, Workspace
+from rvc.experiment import Experiment, ExperimentStatus, Workspace
 from rvc.experiment.config_file import find_config, has_config, load_config, save_config
 from rvc.models.config import SAMPLE_RATE_TAGS, ModelConfig
 from rvc.settings import Setting, labels_of, settings_of, ui_help
@@ -50,6 +50,7 @@ SECTIONS: dict[str, tuple[str, ...]] = {
     "Loss weights": ("c_mel", "c_kl", "multiscale_mel"),
     "Logging": ("log_every_steps", "log_every_seconds", "mlflow"),
 }
+SUGGESTED = "Suggested settings for the dataset"  # how the form's source line begins for the preset's values
 PRETRAIN_FIELDS = ("pretrained_g", "pretrained_d")  # shown as dropdowns of the pairs under assets
 
 LABELS: dict[str, str] = labels_of(TrainConfig)  # declared with each field (rvc.config.train)
@@ -165,9 +166,14 @@ def train_from_form(values: Mapping[str, Any], guard: PathGuard) -> TrainConfig:
     return TrainConfig(**parsed)
 
 
+def configurable(statuses: Sequence[ExperimentStatus]) -> list[str]:
+    """Return the names of the experiments that hold a prepared dataset or a configuration, in the given order."""
+    return [status.name for status in statuses if status.prepared or status.configured]
+
+
 def list_experiments(workspace: Workspace) -> list[str]:
     """Return the experiments that hold a prepared dataset or a configuration, by name."""
-    return [status.name for status in workspace.experiments() if status.prepared or status.configured]
+    return configurable(workspace.experiments())
 
 
 def _saved(experiment: Experiment) -> ExperimentConfig | None:
@@ -210,7 +216,7 @@ def suggested_form(workspace: Workspace, name: str, default_precision: str = "au
     config = default_config(experiment)
     if default_precision in PRECISIONS:
         config.train.precision = default_precision
-    message = f"Suggested settings for the dataset (not saved yet). {_data_line(config)}"
+    message = f"{SUGGESTED} (not saved yet). {_data_line(config)}"
     return LoadedForm(config.model.sample_rate, form_from_train(config.train), message)
 
 
@@ -271,8 +277,8 @@ def _report(config: ExperimentConfig) -> tuple[bool, list[str]]:
     from rvc.config.validate import validate
 
     result = validate(config)
-    lines = [f"- ❌ {ui_text(error)}" for error in result.errors]
-    lines += [f"- 💡 {ui_text(suggestion)}" for suggestion in result.suggestions]
+    lines = [f"- Error: {ui_text(error)}" for error in result.errors]
+    lines += [f"- Suggestion: {ui_text(suggestion)}" for suggestion in result.suggestions]
     if result.memory_estimate_gib is not None:
         gpu = f" of the GPU's {result.gpu_memory_gib:.1f} GiB" if result.gpu_memory_gib else " (no GPU here to compare)"
         lines.append(
@@ -281,15 +287,54 @@ def _report(config: ExperimentConfig) -> tuple[bool, list[str]]:
     return result.ok, lines
 
 
+def planned_steps(config: ExperimentConfig) -> int:
+    """Return the optimizer steps the settings train for (every epoch whole)."""
+    train = config.train
+    per_epoch = -(-max(config.data.train_clips, 1) // max(train.batch_size * train.grad_accum, 1))
+    return per_epoch * train.epochs
+
+
+def cpu_note(experiment: Experiment, config: ExperimentConfig) -> str:
+    """Say that training on the CPU takes hours, with the step time measured here when a run has shown it."""
+    from rvc.train.run_state import read_run
+    from webui.run_view import duration
+
+    steps = planned_steps(config)
+    text = f"- **No CUDA GPU: training runs on the CPU, which takes hours.** These settings train {steps:,} steps"
+    state = read_run(experiment.progress_jsonl)
+    start = state.start
+    if start is not None and start.device.startswith("cpu") and state.it_s:
+        per_step = 1 / state.it_s
+        measured = f"{per_step:.2f} s a step (measured on this machine by its last run)"
+        return f"{text}: at {measured}, about {duration(steps * per_step)}."
+    return f"{text}; Start measures the time of a step, and the Train tab shows it with the time left."
+
+
+def _on_cpu(device: str) -> bool:
+    from rvc.devices import resolve_device
+
+    try:
+        return resolve_device(device) == "cpu"
+    except UserError:
+        return False
+
+
 def validate_form(
-    workspace: Workspace, guard: PathGuard, name: str, sample_rate: int, values: Mapping[str, Any]
+    workspace: Workspace,
+    guard: PathGuard,
+    name: str,
+    sample_rate: int,
+    values: Mapping[str, Any],
+    device: str = "auto",
 ) -> str:
-    """Return Markdown: the errors that would stop training, suggestions, and the GPU memory estimate."""
+    """Return Markdown: the errors that would stop training, suggestions, the GPU memory estimate, CPU-only time."""
     try:
         config = config_from_form(workspace, guard, name, sample_rate, values)
     except UserError as error:
-        return f"❌ {error}"
+        return f"Error: {error}"
     ok, lines = _report(config)
+    if _on_cpu(device):
+        lines.insert(0, cpu_note(experiment_of(workspace, name), config))
     head = "**No errors.**" if ok else "**Errors: training would not start with these settings.**"
     return "\n".join([head, *lines])
 
@@ -299,10 +344,10 @@ def save_form(workspace: Workspace, guard: PathGuard, name: str, sample_rate: in
     try:
         config = config_from_form(workspace, guard, name, sample_rate, values)
     except UserError as error:
-        return f"❌ Not saved: {error}"
+        return f"Not saved: {error}"
     ok, lines = _report(config)
     if not ok:
         return "\n".join(["**Not saved: fix these errors first.**", *lines])
     experiment = experiment_of(workspace, name)
     save_config(experiment, config)
-    return "\n".join([f"✅ **Saved** {experiment.config_json}. The Train tab uses it.", *lines])
+    return "\n".join([f"**Saved** {experiment.config_json}. Next: **Start** it in the Train tab.", *lines])

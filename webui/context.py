@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rvc.experiment import Workspace
 from rvc.train.tensorboard import TensorBoardServer, start_tensorboard
@@ -12,6 +13,9 @@ from webui.jobs import JobRegistry
 from webui.paths_guard import PathGuard
 from webui.settings import Settings, save_settings
 from webui.stage_jobs import StageJobs
+
+if TYPE_CHECKING:
+    from webui.current import CurrentExperiment
 
 
 class TensorBoardHandle:
@@ -58,6 +62,8 @@ class AppContext:
     paths: PathGuard
     stage_jobs: StageJobs  # prepare, extract, index, export: child processes, re-attached from their events
     overrides: dict[str, str] = field(default_factory=dict)
+    current: CurrentExperiment | None = None  # the page's current experiment: build_ui makes it before the tabs
+    tiny_model: bool = False  # app.py --tiny-model (tests, debug): one-click runs train the tiny model
 
     @classmethod
     def create(
@@ -74,6 +80,12 @@ class AppContext:
             stage_jobs=StageJobs(workspace),
             overrides=dict(overrides or {}),
         )
+
+    def current_experiment(self) -> CurrentExperiment:
+        """Return the page's current experiment, which every tab's experiment chooser follows."""
+        if self.current is None:
+            raise RuntimeError("build_ui makes the current experiment before it draws the tabs")
+        return self.current
 
     def save_settings(self, settings: Settings) -> None:
         """Validate and save ``settings``; the running app uses them from now on where it can."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from rvc.train.events import (
@@ -49,9 +50,12 @@ def decimate(points: list[Point], limit: int = MAX_POINTS) -> list[Point]:
     return kept if kept[-1] is points[-1] else [*kept, points[-1]]
 
 
-def _duration(seconds: float | None) -> str:
+def duration(seconds: float | None) -> str:
+    """Say a duration for people: "4.2 s", "3 min 05 s", "2 h 07 min" ("–" for None)."""
     if seconds is None:
         return "–"
+    if seconds < 9.95:
+        return f"{seconds:.1f} s"
     seconds = round(seconds)
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
@@ -87,24 +91,35 @@ def _number(value: float | None, digits: int = 3) -> str:
     return f"{value:.{digits}g}" if isinstance(value, int | float) else "–"
 
 
-def console_line(line: str) -> str | None:
-    """Return a log line for people: progress events in a few words, other lines as they are."""
+def mel_distance(value: float | None, c_mel: float | None) -> float | None:
+    """Return the training mel loss as the plot draws it: divided by c_mel, an L1 distance like the held-out one."""
+    if value is None or not c_mel or c_mel <= 0:
+        return value
+    return value / c_mel
+
+
+def console_line(line: str, c_mel: float | None = None) -> str | None:
+    """Return a log line for people: progress events in a few words, other lines as they are.
+
+    c_mel : the run's mel weight; the training mel loss is shown divided by it ("mel L1"), the number
+    the mel plot draws. Without it the loss is shown as the trainer reports it ("mel").
+    """
     event = parse_line(line)
     if event is None:
         return line if line.strip() else None
     if isinstance(event, StepEvent):
-        losses = " ".join(
-            f"{label}={_number(event.metrics.get(key))}"
-            for key, label in (("loss/g/total", "g"), ("loss/d/total", "d"), ("loss/g/mel", "mel"))
-        )
+        metrics = event.metrics
+        mel = mel_distance(metrics.get("loss/g/mel"), c_mel)
+        mel_label = "mel L1" if c_mel else "mel"
         return (
-            f"epoch {event.epoch} step {event.step}/{event.total_steps}: {losses} "
+            f"epoch {event.epoch} step {event.step}/{event.total_steps}: g={_number(metrics.get('loss/g/total'))} "
+            f"d={_number(metrics.get('loss/d/total'))} {mel_label}={_number(mel)} "
             f"lr={_number(event.lr)} {_number(event.it_s)} it/s"
         )
     if isinstance(event, EpochEvent):
         held_out = event.validation.get("loss/val/mel")
-        extra = f", held-out mel {_number(held_out, 4)}" if held_out is not None else ""
-        return f"epoch {event.epoch}/{event.epochs} done in {_number(event.epoch_s)} s{extra}"
+        extra = f", held-out mel L1 {_number(held_out, 4)}" if held_out is not None else ""
+        return f"epoch {event.epoch}/{event.epochs} done in {duration(event.epoch_s)}{extra}"
     if isinstance(event, StartEvent):
         return (
             f"training {event.clips} clips on {event.device} ({event.precision}): "
@@ -114,7 +129,7 @@ def console_line(line: str) -> str | None:
     if isinstance(event, CheckpointEvent):
         return f"saved the state of step {event.step}"
     if isinstance(event, BestEvent):
-        return f"best epoch so far: {event.epoch} (held-out mel {_number(event.value, 4)})"
+        return f"best epoch so far: {event.epoch} (held-out mel L1 {_number(event.value, 4)})"
     if isinstance(event, ExportEvent):
         return f"exported the {event.which} model: {event.path}"
     if isinstance(event, DoneEvent):
@@ -170,7 +185,7 @@ def _headline(name: str, status: str, state: RunState, exit_code: int | None) ->
         "finished": f"{name}: finished at epoch {done.epoch}"
         + (" (stopped early: overtraining)" if done.stopped_early else f" of {epochs}")
         + ".",
-        "stopped": f"{name}: stopped at step {done.step} (epoch {(state.last_step or done).epoch}). "
+        "stopped": f"{name}: stopped at step {done.step}, in epoch {(state.last_step or done).epoch}. "
         "Resume continues from there.",
         "stopped while starting": f"{name}: stopped while the trainer was still starting, before its first "
         "step: nothing was trained or saved by this launch. Start again when ready.",
@@ -182,19 +197,50 @@ def _headline(name: str, status: str, state: RunState, exit_code: int | None) ->
     return texts[status]
 
 
+def _epoch_time(state: RunState) -> str:
+    """Say how long the last epoch took, or that it ran only in part (a resume in its middle)."""
+    start, epoch = state.start, state.last_epoch
+    if epoch is None or start is None:
+        return "–"
+    resumed_inside = start.start_step % max(start.steps_per_epoch, 1) != 0  # a Resume in the middle of an epoch
+    if resumed_inside and epoch.epoch == start.start_epoch:
+        # Its time covers only the batches trained since that Resume, not the epoch.
+        return f"{duration(epoch.epoch_s)} (only the part after the resume)"
+    return duration(epoch.epoch_s)
+
+
+def _cpu_row(state: RunState, running: bool) -> tuple[str, str] | None:
+    """On the CPU: the measured time a step takes, and what the steps left cost at that pace."""
+    start = state.start
+    if start is None or not start.device.startswith("cpu"):
+        return None
+    if state.it_s is None or state.it_s <= 0:
+        return ("On the CPU", "slow: training on a CPU takes hours; the step time shows after the first steps")
+    per_step = 1 / state.it_s
+    left = max(0, start.total_steps - state.step)
+    pace = f"{per_step:.2f} s a step (measured)"
+    if not running:
+        return ("On the CPU", pace)
+    return ("On the CPU", f"{pace}: {left:,} steps left take about {duration(left * per_step)}")
+
+
 def progress_rows(state: RunState, running: bool) -> list[tuple[str, str]]:
     start, step, epoch = state.start, state.last_step, state.last_epoch
     if start is None:
         return []
+    next_save = step.next_save_epoch if step is not None and running else None
     rows = [
         ("Epoch", f"{state.epoch} / {start.epochs}"),
         ("Step", f"{step.step if step else start.start_step} / {start.total_steps}"),
         ("Batch in epoch", f"{step.batch if step else 0} / {start.steps_per_epoch}"),
-        ("Speed", f"{state.it_s:.2f} it/s" if state.it_s is not None else "–"),
-        ("Last epoch took", _duration(epoch.epoch_s if epoch else None)),
-        ("Time left", _duration(state.eta_s) if running else "–"),
-        ("Next save", f"epoch {step.next_save_epoch}" if step and step.next_save_epoch else "–"),
+        ("Speed", f"{state.it_s:.2f} it/s" if state.it_s is not None and running else "–"),
+        ("Last epoch took", _epoch_time(state)),
+        ("Time left", duration(state.eta_s) if running else "–"),
+        ("Next save", f"epoch {next_save}" if next_save else "–"),
     ]
+    cpu = _cpu_row(state, running)
+    if cpu is not None:
+        rows.append(cpu)
     best = state.best
     rows.append(
         (
@@ -261,6 +307,7 @@ def train_view(
     version: int,
 ) -> TrainView:
     """What the Train tab shows of a run now; ``log`` is the trainer's console log (its tail is shown)."""
+    c_mel = state.c_mel
     return TrainView(
         experiment=experiment,
         status=status,
@@ -270,7 +317,7 @@ def train_view(
         gpu=_gpu_rows(state) if running else [],
         curves=_display_curves(state),
         lr=decimate(state.lr),
-        console=tail_lines(log, console_lines, (lambda line: line) if verbose else console_line),
+        console=tail_lines(log, console_lines, (lambda line: line) if verbose else partial(console_line, c_mel=c_mel)),
         exports=dict(state.exports),
         version=version,
     )

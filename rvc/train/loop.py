@@ -123,7 +123,9 @@ class Trainer:
         if train.resume and steps:
             loaded = self.checkpoints.load_state(steps[-1])
             self.state = restore(loaded, models, self.detector, self.config, self.device, self.checkpoints)
-            self.log(f"resumed from step {self.state.step} (epoch {self.state.epoch})")
+            # Epochs counted from 1, as the Train tab counts them: the one this run continues (or begins).
+            where = "in" if self.state.batches_done else "at the start of"
+            self.log(f"resumed from step {self.state.step}, {where} epoch {self.state.epoch + 1}")
             return
         if train.pretrained_g and train.pretrained_d:
             load_pretrain(models.generator, train.pretrained_g)

@@ -11,6 +11,7 @@ from webui import config_handlers as handlers
 from webui import config_pretrains
 from webui.config_handlers import LABELS, PRETRAIN_FIELDS, FieldSpec, LoadedForm
 from webui.config_pretrains import NO_PRETRAIN
+from webui.current import dropdown_follower
 
 if TYPE_CHECKING:
     import gradio as gr
@@ -22,6 +23,7 @@ INTRO = (
     "They start as the preset's suggestions for the dataset (or the saved file); **Validate** checks them "
     "(pretrains included) and estimates the GPU memory, **Save** writes them."
 )
+LOAD_FAILED = "Not loaded:"  # how the source line begins when the experiment's settings could not be read
 OPEN_SECTIONS = ("Length and batch", "Saving, validation and overtraining", "Precision and speed")
 
 
@@ -46,9 +48,11 @@ def render(ctx: AppContext) -> None:
     import gradio as gr
     from gradio.context import Context
 
-    tab = Context.block  # the gr.Tab this tab is drawn in: its select event refreshes the lists
+    tab = Context.block  # the gr.Tab this tab is drawn in: its select event refreshes the pretrain lists
     gr.Markdown(INTRO)
     chooser = _draw_chooser(handlers.list_experiments(ctx.workspace))
+    current = ctx.current_experiment()
+    current.follow(dropdown_follower(chooser.experiment, handlers.configurable))
     pretrains = _draw_pretrains()
     fields: dict[str, gr.components.Component] = {**pretrains.fields, **_draw_sections()}
     with gr.Row():
@@ -56,7 +60,17 @@ def render(ctx: AppContext) -> None:
         save_button = gr.Button("Save configuration", variant="primary")
     result = gr.Markdown()
     actions = _Actions(validate_button, save_button, result)
-    _wire(_Handlers(ctx, list(fields)), tab if isinstance(tab, gr.Tab) else None, chooser, pretrains, fields, actions)
+    on = _Handlers(ctx, list(fields))
+    _wire(on, tab if isinstance(tab, gr.Tab) else None, chooser, pretrains, fields, actions)
+    current.on_change(on.refresh_imports, outputs=[chooser.import_from])
+    # When the experiment changes on disk, a form that says something no longer true loads again: one that
+    # could not load or shows suggestions (the data changed, or settings were saved since), or the saved
+    # settings when the file was saved again (by Save, the CLI, Train from recordings). Edits of a loaded
+    # saved form stay.
+    loaded = gr.State(None)  # the config file's modification time when the form was last filled
+    form_outputs = [chooser.sample_rate, *fields.values(), chooser.source, pretrains.note]
+    chooser.source.change(on.config_stamp, inputs=chooser.experiment, outputs=loaded, show_progress="hidden")
+    current.on_change(on.reload_if_stale, inputs=[chooser.experiment, chooser.source, loaded], outputs=form_outputs)
 
 
 @dataclass
@@ -66,7 +80,6 @@ class _Chooser:
     experiment: gr.Dropdown
     sample_rate: gr.Radio
     source: gr.Markdown  # what the form shows: the saved file, the suggestions, an import
-    refresh: gr.Button
     import_from: gr.Dropdown
     import_button: gr.Button
     suggest_button: gr.Button
@@ -95,7 +108,11 @@ def _draw_chooser(experiments: list[str]) -> _Chooser:
 
     with gr.Row():
         experiment = gr.Dropdown(
-            experiments, value=None, label="Experiment", info="prepared in the Prepare Dataset tab", scale=3
+            experiments,
+            value=None,
+            label="Experiment",
+            info="the app's current experiment (prepared in Prepare Dataset); choosing one here chooses it everywhere",
+            scale=3,
         )
         sample_rate = gr.Radio(
             [("32k", 32000), ("40k", 40000), ("48k", 48000)],
@@ -104,9 +121,7 @@ def _draw_chooser(experiments: list[str]) -> _Chooser:
             info="the model preset; the dataset's rate is suggested",
             scale=2,
         )
-    with gr.Row(equal_height=False):
-        source = gr.Markdown("Choose an experiment to load its settings.")
-        refresh = gr.Button("Refresh lists", size="sm", scale=0, min_width=120)
+    source = gr.Markdown("Choose an experiment to load its settings.")
     with gr.Row(equal_height=False):
         import_from = gr.Dropdown(
             experiments,
@@ -118,7 +133,7 @@ def _draw_chooser(experiments: list[str]) -> _Chooser:
         with gr.Column(scale=2, min_width=200):
             import_button = gr.Button("Import settings", size="md")
             suggest_button = gr.Button("Reset to suggested", size="md")
-    return _Chooser(experiment, sample_rate, source, refresh, import_from, import_button, suggest_button)
+    return _Chooser(experiment, sample_rate, source, import_from, import_button, suggest_button)
 
 
 def _draw_pretrains() -> _Pretrains:
@@ -187,13 +202,31 @@ class _Handlers:
 
         return [gr.skip()] * (1 + len(self.names)) + [message, gr.skip()]
 
+    def config_stamp(self, name: str | None) -> float | None:
+        """Return the modification time of the experiment's saved settings (None: none saved)."""
+        try:
+            path = handlers.experiment_of(self.ctx.workspace, name).config_json
+        except UserError:
+            return None
+        return path.stat().st_mtime if path.is_file() else None
+
+    def reload_if_stale(self, name: str | None, shown: str | None, stamp: float | None) -> list[Any]:
+        """Load the form again when what it says is no longer true; leave a loaded form (and its edits) alone."""
+        import gradio as gr
+
+        shown = shown or ""
+        failed_or_suggested = shown.startswith((LOAD_FAILED, handlers.SUGGESTED))
+        if name and (failed_or_suggested or self.config_stamp(name) != stamp):
+            return self.load(name)
+        return [gr.skip()] * (3 + len(self.names))
+
     def load(self, name: str | None) -> list[Any]:
         if not name:
             return self.unchanged("Choose an experiment to load its settings.")
         try:
             return self.fill(handlers.load_form(self.ctx.workspace, name, self.ctx.settings.default_precision))
         except UserError as error:
-            return self.unchanged(f"❌ {error}")
+            return self.unchanged(f"{LOAD_FAILED} {error}")
 
     def suggest(self, name: str | None) -> list[Any]:
         try:
@@ -201,7 +234,7 @@ class _Handlers:
                 handlers.suggested_form(self.ctx.workspace, name or "", self.ctx.settings.default_precision)
             )
         except UserError as error:
-            return self.unchanged(f"❌ {error}")
+            return self.unchanged(f"Error: {error}")
 
     def import_settings(self, name: str | None, other: str | None) -> list[Any]:
         if not other:
@@ -209,14 +242,13 @@ class _Handlers:
         try:
             return self.fill(handlers.import_form(self.ctx.workspace, name or "", other))
         except UserError as error:
-            return self.unchanged(f"❌ {error}")
+            return self.unchanged(f"Error: {error}")
 
-    def refresh_lists(self) -> tuple[Any, Any]:
+    def refresh_imports(self) -> Any:
+        """Return the import list's new choices (the experiment list follows the app's current experiment)."""
         import gradio as gr
 
-        # Only the choices: setting the value would fire the experiment's change event and reload the form.
-        found = handlers.list_experiments(self.ctx.workspace)
-        return gr.update(choices=found), gr.update(choices=found)
+        return gr.update(choices=handlers.list_experiments(self.ctx.workspace))
 
     def pair_partner(self, g: str | None, d: str | None) -> Any:
         import gradio as gr
@@ -228,7 +260,9 @@ class _Handlers:
         if not name:
             return "Choose an experiment first."
         form = dict(zip(self.names, field_values, strict=True))
-        return handlers.validate_form(self.ctx.workspace, self.ctx.paths, name, rate, form)
+        return handlers.validate_form(
+            self.ctx.workspace, self.ctx.paths, name, rate, form, device=self.ctx.settings.default_device
+        )
 
     def save(self, name: str | None, rate: int, *field_values: Any) -> str:
         if not name:
@@ -249,6 +283,7 @@ def _wire(
     values = list(fields.values())
     form_outputs = [chooser.sample_rate, *values, chooser.source, pretrains.note]
     chooser.experiment.change(on.load, inputs=chooser.experiment, outputs=form_outputs)
+    chooser.experiment.change(lambda: "", outputs=actions.result)  # a Validate or Save of another experiment
     chooser.suggest_button.click(on.suggest, inputs=chooser.experiment, outputs=form_outputs)
     chooser.import_button.click(
         on.import_settings, inputs=[chooser.experiment, chooser.import_from], outputs=form_outputs
@@ -259,12 +294,9 @@ def _wire(
         trigger(on.pretrains, inputs=[chooser.sample_rate, *pair], outputs=[*pair, pretrains.note])
     pretrains.g_field.input(on.pair_partner, inputs=pair, outputs=pretrains.d_field)
 
-    lists = [chooser.experiment, chooser.import_from]
-    for trigger in [chooser.refresh.click] + ([tab.select] if tab is not None else []):
-        trigger(on.refresh_lists, outputs=lists).then(
-            on.pretrains, inputs=[chooser.sample_rate, *pair], outputs=[*pair, pretrains.note]
-        )
+    if tab is not None:  # pretrains downloaded since the page was drawn show when the tab opens
+        tab.select(on.pretrains, inputs=[chooser.sample_rate, *pair], outputs=[*pair, pretrains.note])
 
     form_inputs = [chooser.experiment, chooser.sample_rate, *values]
     actions.validate_button.click(on.validate, inputs=form_inputs, outputs=actions.result)
-    actions.save_button.click(on.save, inputs=form_inputs, outputs=actions.result).then(on.refresh_lists, outputs=lists)
+    actions.save_button.click(on.save, inputs=form_inputs, outputs=actions.result)
