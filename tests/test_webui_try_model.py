@@ -19,8 +19,6 @@ from tests.fake_experiment import save_tiny_hubert, tiny_config
 from tests.synth import speech_like
 from webui import try_model_handlers as h
 
-pytest_plugins = ["tests.browser"]
-
 
 def make_voice(logs: Path, name: str, hubert: Path) -> tuple[Path, Path]:
     """Export NAME.pth and NAME_best.pth (different weights) of a tiny model that records ``hubert``."""
@@ -69,6 +67,43 @@ def test_lists_models_and_converts_into_the_experiment(voice: tuple[Workspace, P
     assert len(cache) == 1  # the second conversion reused the loaded voice
 
 
+def test_a_conversion_says_what_it_does_and_a_folder_runs_as_the_model_experiments_job(
+    voice: tuple[Workspace, Path, Path], tmp_path: Path
+) -> None:
+    from rvc.cli.argv import stage_parser
+    from webui.context import AppContext
+    from webui.settings import Settings
+    from webui.try_model_folder import folder_request
+
+    workspace, latest, clip = voice
+    told: list[tuple[str, float]] = []
+    cache = h.ConverterCache(workspace)
+    for _ in range(2):  # the second conversion finds the voice loaded: no loading step
+        h.convert_clip(
+            workspace, cache, latest, clip, OPTIONS, device="cpu", on_progress=lambda *said: told.append(said)
+        )
+    words = [text for text, _ in told]
+    assert words == [
+        "loading the model and its content encoder", "converting", "converting window 1 of 1",
+        "converting", "converting window 1 of 1",
+    ]  # fmt: skip
+    assert told[2][1] == 1.0
+
+    assert h.model_experiment(workspace, str(latest)) == "voice"
+    assert h.experiment_model(workspace, "voice") == str(latest.with_name("voice_best.pth"))
+    ctx = AppContext.create(workspace, Settings(), tmp_path / "settings.json")
+    songs = tmp_path / "songs"
+    songs.mkdir()
+    request = folder_request(ctx, str(latest), None, "", str(songs), "", OPTIONS)
+    args = stage_parser("infer").parse_args(request.args)  # the job's command line is the CLI's
+    assert (request.experiment, request.stage, args.input, args.model) == ("voice", "infer", songs, latest)
+    assert args.output.parent == workspace.logs_dir / "voice" / "conversions" and args.f0_method == "pm"
+    with pytest.raises(UserError, match="an uploaded model converts one clip at a time"):
+        folder_request(ctx, str(tmp_path / "uploaded.pth"), None, "", str(songs), "", OPTIONS)
+    with pytest.raises(UserError, match="system folder"):
+        folder_request(ctx, str(latest), None, "", "/etc", "", OPTIONS)
+
+
 def test_compare_checkpoints_gives_best_and_latest(voice: tuple[Workspace, Path, Path], tmp_path: Path) -> None:
     workspace, latest, clip = voice
     cache = h.ConverterCache(workspace)
@@ -111,81 +146,3 @@ def test_refuses_a_malicious_upload_and_a_missing_encoder(voice: tuple[Workspace
     cache = h.ConverterCache(workspace)
     with pytest.raises(UserError, match="contentvec"):  # its weights are not installed, and no download
         h.convert_clip(workspace, cache, latest, clip, OPTIONS, embedder="contentvec", device="cpu")
-
-
-# --- the browser ------------------------------------------------------------------------------
-
-
-def test_try_model_tab_converts_a_clip(page: Any, app: Any, tmp_path: Path) -> None:
-    from tests.browser import open_tab, screenshot
-
-    hubert = save_tiny_hubert(app.logs_dir.parent / "hubert", hidden_size=768, layers=1)
-    make_voice(app.logs_dir, "voice", hubert)
-    clip = make_clip(tmp_path / "hello.wav")
-    page.reload()
-    page.wait_for_selector("button[role=tab]", state="visible")
-    open_tab(page, "Try Model")
-    page.get_by_role("button", name="🔄 Refresh").click()  # the model was exported after the app started
-    from playwright.sync_api import expect
-
-    expect(page.get_by_label("Exported model")).to_have_value("voice / voice.pth")
-    page.get_by_label("Compare checkpoints").check()
-    page.locator("#try-model-clip input[type=file]").set_input_files(str(clip))
-    page.wait_for_timeout(1000)
-    page.get_by_role("button", name="Convert", exact=True).click()
-    page.get_by_text("Converted:").wait_for(timeout=60_000)
-    screenshot(page, "try_model_converted")
-    assert page.locator("#try-model-output audio").count() >= 1  # the result player is filled
-    assert page.locator("#try-model-history-0").is_visible()
-    assert len(list((app.logs_dir / "voice" / "conversions").glob("*.wav"))) == 2
-
-
-def test_model_tools_tab_blends_two_models(page: Any, app: Any) -> None:
-    from playwright.sync_api import expect
-
-    from rvc.export import read_exported
-    from tests.browser import open_tab, screenshot
-
-    make_voice(app.logs_dir, "pair", app.logs_dir.parent / "hubert")  # pair.pth and pair_best.pth
-    open_tab(page, "Model tools")
-    page.get_by_role("button", name="Refresh models").click()  # the models were exported after the page loaded
-    expect(page.get_by_label("Model A")).to_have_value("pair / pair.pth")
-    expect(page.get_by_label("Model B")).to_have_value("pair / pair_best.pth")
-    page.get_by_label("Name of the blend").fill("duet")
-    page.get_by_role("button", name="Blend", exact=True).click()
-    page.locator("#blend-message").get_by_text("Blended into").wait_for(timeout=120_000)
-    screenshot(page, "model_tools_blended")
-    parents = read_exported(app.logs_dir / "duet" / "duet.pth").metadata["blend"]
-    assert (parents["a"]["file"], parents["b"]["file"], parents["ratio"]) == ("pair.pth", "pair_best.pth", 0.5)
-    assert page.locator("#blend-file").is_visible()
-
-
-@pytest.fixture
-def finished(app: Any) -> Any:
-    """A finished run, "sung", and a token where `hf auth login` saves one (the app's HOME): before the page loads."""
-    from tests.test_publish import make_finished
-
-    token = app.logs_dir.parent / ".cache" / "huggingface" / "token"
-    token.parent.mkdir(parents=True, exist_ok=True)
-    token.write_text("hf_browser_test")
-    return make_finished(app.logs_dir, app.logs_dir.parent / "elsewhere", "sung")
-
-
-def test_train_tab_publish_runs_as_a_job_and_says_why_it_stopped(app: Any, finished: Any, page: Any) -> None:
-    """The Publish section once: the card is made and the job reports the Hub unreachable (this app is offline).
-
-    The upload itself, over HTTP to a local Hub, is tests/test_publish.py's.
-    """
-    from tests.browser import open_tab, screenshot
-
-    open_tab(page, "Train")
-    page.locator("input[aria-label='Experiment']:visible").first.click()
-    page.get_by_role("option", name="sung", exact=True).click()
-    page.locator("#train-model").wait_for(state="visible", timeout=60_000)  # a finished run's model column
-    page.get_by_text("Publish to the Hugging Face Hub").click()
-    page.locator("#publish-token").get_by_text("A Hugging Face token was found").wait_for()
-    page.locator("#publish-repo textarea, #publish-repo input").first.fill("me/sung-rvc")
-    page.get_by_role("button", name="Publish", exact=True).click()
-    page.locator("#publish-message").get_by_text("Publish failed: offline mode is on").wait_for(timeout=120_000)
-    screenshot(page, "train_publish_offline")
-    assert (finished.publish_dir / "README.md").is_file() and (finished.publish_dir / "sung.pth").is_file()

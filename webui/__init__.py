@@ -46,6 +46,8 @@ CSS = """
 .rvc-job-count {font-size: var(--text-sm); color: var(--body-text-color-subdued)}
 .rvc-current {border-left: 3px solid var(--color-accent); padding-left: 10px}
 .rvc-current p {margin: 0}
+#try-model-history th, #try-model-history th * {word-break: keep-all !important; overflow-wrap: normal !important;
+  hyphens: none}
 """
 
 

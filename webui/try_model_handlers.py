@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,30 @@ def model_choices(workspace: Workspace) -> list[tuple[str, str]]:
         if status.exported
         for path in status.experiment.exported_models()
     ]
+
+
+def experiment_model(workspace: Workspace, name: str | None) -> str | None:
+    """Return the model Try Model picks for experiment ``name``: its best export, else its latest, else None."""
+    if not name:
+        return None
+    try:
+        experiment = workspace.experiment(name)
+    except UserError:
+        return None
+    for path in (experiment.exported_model(best=True), experiment.exported_model()):
+        if path.is_file():
+            return str(path)
+    return None
+
+
+def model_experiment(workspace: Workspace, model_path: str | None) -> str | None:
+    """Return the experiment an exported model belongs to, or None (an uploaded model, nothing chosen)."""
+    if not model_path:
+        return None
+    folder = Path(model_path).resolve().parent
+    if folder.parent != workspace.logs_dir.resolve() or folder.name.startswith("."):
+        return None
+    return folder.name
 
 
 def index_choices(workspace: Workspace, model_path: str | None = None) -> list[tuple[str, str]]:
@@ -98,15 +123,26 @@ class ConverterCache:
         self._lock = threading.Lock()
 
     def get(
-        self, model: Path, index: Path | None, embedder: str | None, device: str, precision: str = "auto"
+        self,
+        model: Path,
+        index: Path | None,
+        embedder: str | None,
+        device: str,
+        precision: str = "auto",
+        on_load: Callable[[], None] | None = None,
     ) -> VoiceConverter:
-        """Return the voice, loading it on first use (and again when the model file changed)."""
+        """Return the voice, loading it on first use (and again when the model file changed).
+
+        on_load : called before a load (not when the voice is in memory already), to say so.
+        """
         mtime = model.stat().st_mtime if model.exists() else 0.0  # a re-export replaces the file
         key = (str(model), str(index or ""), embedder or "", device, precision, mtime)
         with self._lock:  # one load at a time: two sessions asking for one voice load it once
             if key in self._voices:
                 self._voices.move_to_end(key)
                 return self._voices[key]
+            if on_load is not None:
+                on_load()
             converter = VoiceConverter.load(
                 model,
                 self.workspace.assets,
@@ -171,11 +207,13 @@ def convert_clip(
     device: str = "auto",
     precision: str = "auto",
     compare: bool = False,
+    on_progress: Callable[[str, float], None] | None = None,
 ) -> list[Result]:
     """Convert ``clip`` with ``model`` (or its best and latest exports when ``compare``), seeded alike.
 
     Writes 16-bit WAVs under the folder :func:`output_folder` names. Raises UserError with a message
     for the user (a missing clip, a bad model, missing encoder weights, a setting out of range).
+    on_progress : told what happens, (words, fraction done): loading a model, converting window k of n.
     """
     from dataclasses import replace
 
@@ -184,11 +222,21 @@ def convert_clip(
     options = replace(options, seed=SEED if options.seed is None else options.seed)
     options.check()
     models = list(checkpoint_pair(model)) if compare else [model]
+    say = on_progress or (lambda words, fraction: None)
     results = []
-    for path in models:
-        converter = cache.get(path, index, embedder, device, precision)
+    for number, path in enumerate(models):
+        which = f"{path.name}: " if len(models) > 1 else ""
+
+        def loading(which: str = which, number: int = number) -> None:
+            say(f"{which}loading the model and its content encoder", number / len(models))
+
+        def converting(done: int, total: int, which: str = which, number: int = number) -> None:
+            say(f"{which}converting window {done} of {total}", (number + done / total) / len(models))
+
+        converter = cache.get(path, index, embedder, device, precision, on_load=loading)
+        say(f"{which}converting", number / len(models))
         target = _output_path(output_folder(workspace, path), clip, path)
-        conversion = converter.convert_file(clip, target, options)
+        conversion = converter.convert_file(clip, target, options, on_window=converting)
         results.append(Result(target, path.name, index.name if index else "none", options, conversion.seconds))
     return results
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from webui import prepare_handlers as handlers
+from webui.current import textbox_follower
+from webui.encoders import encoder_choices
 from webui.job_panel import JobPanel, render_panel, start_handler, wire_panel
 from webui.prepare_handlers import HELP, LABELS
 from webui.prepare_report import REJECTED_HEADERS, report_view
@@ -49,6 +52,7 @@ def render(ctx: AppContext) -> None:
     form = _Form(handlers.defaults(settings.default_device, settings.whisper_model, settings.whisper_language))
     gr.Markdown(INTRO)
     experiment = _draw_experiment(form)
+    ctx.current_experiment().follow(textbox_follower(experiment))  # the app's current experiment
     gr.Markdown("### 1. Recordings")
     _draw_recordings(form)
     _draw_slicing(form)
@@ -57,6 +61,9 @@ def render(ctx: AppContext) -> None:
     whisper_buttons = _draw_whisper(form)
     gr.Markdown("### 2. Features")
     _draw_features(form)
+    # Every usable encoder in the assets folder is offered (webui.encoders), listed when a page opens.
+    offer = partial(encoder_choices, ctx.workspace.assets)
+    gr.on(triggers=None, fn=lambda: gr.update(choices=offer()), outputs=form.fields["embedder"], show_progress="hidden")
     extract_button = gr.Button("Extract features", variant="primary")
     panel = render_panel()  # the stage job's bars, log and Stop: a reload or a restart draws the same job
     report = _draw_report(ctx.workspace)
@@ -160,7 +167,8 @@ def _draw_recordings(form: _Form) -> None:
             )
         with gr.Column():
             fields["uploads"] = gr.File(
-                label=LABELS["uploads"] + " (kept in the experiment's downloads/uploads folder)",
+                label=LABELS["uploads"] + ": each Prepare copies them into the experiment's downloads/uploads "
+                "folder; ✕ only takes a file off this list (delete its copy there to drop it from the dataset)",
                 file_count="multiple",
                 file_types=sorted(f".{ext}" for ext in AUDIO_EXTENSIONS),
                 height=190,
@@ -344,3 +352,5 @@ def _wire_report(ctx: AppContext, experiment: gr.Textbox, report: _Report, panel
     wire_panel(panel, ctx.stage_jobs, experiment, report.outputs(), shown, stages=("prepare", "extract"))
     for event in (experiment.submit, experiment.blur, report.refresh.click):
         event(shown, inputs=experiment, outputs=report.outputs())
+    # Another current experiment, or a change on disk (a job of another tab, the CLI): the report follows.
+    ctx.current_experiment().on_change(shown, inputs=[experiment], outputs=report.outputs())

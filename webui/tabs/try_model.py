@@ -1,9 +1,14 @@
-"""Try Model tab: convert a clip with an exported model, listen, download, and compare with the last few."""
+"""Try Model tab: convert a clip (or a folder) with an exported model, listen, download, compare with the last few.
+
+The model list follows the app's current experiment (``webui.current``): choosing an experiment
+elsewhere selects its model here, a model exported meanwhile is listed without a Refresh.
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +19,21 @@ from rvc.errors import UserError
 from rvc.experiment import Workspace
 from rvc.infer.pipeline import ConvertOptions
 from rvc.settings import setting_of
+from webui import try_model_folder as folder_section
 from webui import try_model_handlers as h
 from webui.context import AppContext
+from webui.current import Follower
+from webui.encoders import encoder_choices, where_to_put
 from webui.files import servable
 from webui.option_widgets import dropdown, slider
 
 log = logging.getLogger(__name__)
 
-NO_MODEL = "No exported model yet: train one in **Train** (it exports NAME.pth), or upload a .pth above."
+NO_MODEL = (
+    "No exported model yet: train one in **Train** or **Train from recordings** (it exports NAME.pth), "
+    "or upload a .pth above."
+)
+OWN_ENCODER = "the one the model records"
 
 
 def _players(history: list[h.Result]) -> list[Any]:
@@ -38,6 +50,9 @@ def _players(history: list[h.Result]) -> list[Any]:
 
 def render(ctx: AppContext) -> None:
     """Draw the tab; its loaded voices live in a cache made here, one per app."""
+    from gradio.context import Context
+
+    tab = Context.block  # the gr.Tab this tab is drawn in: opening it lists encoders added meanwhile
     models = h.model_choices(ctx.workspace)
     gr.Markdown("Convert a clip with a trained voice. Results are saved in `logs/<experiment>/conversions/`.")
     with gr.Row():
@@ -46,7 +61,33 @@ def render(ctx: AppContext) -> None:
         with gr.Column():
             knobs = _draw_knobs(ctx.workspace)
     results = _draw_results(has_models=bool(models))
-    _wire(_Handlers(ctx, h.ConverterCache(ctx.workspace)), source, knobs, results)
+    folder = folder_section.draw()
+    ctx.current_experiment().follow(_model_follower(ctx.workspace, source.model))
+    on = _Handlers(ctx, h.ConverterCache(ctx.workspace))
+    _wire(on, source, knobs, results)
+    _wire_folder(on, source, knobs, folder)
+    if isinstance(tab, gr.Tab):
+        tab.select(on.on_open, outputs=source.embedder, show_progress="hidden")
+
+
+def _model_follower(workspace: Workspace, model: gr.Dropdown) -> Follower:
+    """The model list as a chooser of the current experiment: it selects the experiment's best (else latest) export."""
+
+    def choices(value: str | None) -> list[tuple[str, str]]:
+        found = h.model_choices(workspace)
+        if value and value not in [path for _, path in found]:  # an uploaded model stays listed
+            found.append((f"uploaded / {Path(value).name}", value))
+        return found
+
+    def show(name: str, statuses: object) -> Any:
+        return gr.update(choices=choices(None), value=h.experiment_model(workspace, name))
+
+    def relist(value: str | None, current: str, statuses: object) -> Any:
+        if not value:  # nothing shown yet: the current experiment's model, once it has one
+            return gr.update(choices=choices(None), value=h.experiment_model(workspace, current))
+        return gr.update(choices=choices(value))
+
+    return Follower(model, show, relist, lambda value: h.model_experiment(workspace, value), ("input",))
 
 
 @dataclass
@@ -54,10 +95,9 @@ class _Source:
     """The voice and the clip: model, index, content encoder."""
 
     model: gr.Dropdown
-    refresh: gr.Button
     upload: gr.File
     index: gr.Dropdown
-    embedder: gr.Textbox
+    embedder: gr.Dropdown
     clip: gr.Audio
 
 
@@ -86,16 +126,34 @@ class _Results:
 
 def _draw_source(workspace: Workspace, models: list[tuple[str, str]]) -> _Source:
     first = models[0][1] if models else None
-    with gr.Row():
-        model = gr.Dropdown(models, value=first, label="Exported model", scale=4)
-        refresh = gr.Button("🔄 Refresh", scale=1)
-    upload = gr.File(label="…or upload a model (.pth)", file_types=[".pth"], type="filepath")
+    model = gr.Dropdown(
+        models,
+        value=first,
+        label="Exported model",
+        info="lists itself: a model exported meanwhile shows here; the current experiment's is selected",
+        elem_id="try-model-model",
+    )
+    upload = gr.File(
+        label="…or upload a model (.pth); ✕ only takes it off this field, the file is not deleted",
+        file_types=[".pth"],
+        type="filepath",
+    )
     index = gr.Dropdown(h.index_choices(workspace, first), value=h.default_index(workspace, first), label="Index")
-    embedder = gr.Textbox(label="Content encoder", placeholder="blank: the one the model records (a name or a path)")
+    embedder = gr.Dropdown(
+        _encoders(workspace),
+        value="",
+        allow_custom_value=True,
+        label="Content encoder",
+        info=f"usually {OWN_ENCODER}; {where_to_put(workspace.assets)}",
+    )
     clip = gr.Audio(
         sources=["upload", "microphone"], type="filepath", label="Clip to convert", elem_id="try-model-clip"
     )
-    return _Source(model, refresh, upload, index, embedder, clip)
+    return _Source(model, upload, index, embedder, clip)
+
+
+def _encoders(workspace: Workspace) -> list[tuple[str, str]]:
+    return [(OWN_ENCODER, ""), *encoder_choices(workspace.assets)]
 
 
 def _draw_knobs(workspace: Workspace) -> _Knobs:
@@ -117,7 +175,7 @@ def _draw_results(has_models: bool) -> _Results:
         output = gr.Audio(label="Result", type="filepath", interactive=False, elem_id="try-model-output")
         output_b = gr.Audio(label="Latest checkpoint", type="filepath", interactive=False, visible=False)
     gr.Markdown(f"### Last {h.HISTORY_SIZE} conversions")
-    table = gr.Dataframe(headers=h.HISTORY_HEADERS, value=[], interactive=False, wrap=True)
+    table = gr.Dataframe(headers=h.HISTORY_HEADERS, value=[], interactive=False, wrap=True, elem_id="try-model-history")
     with gr.Row():
         players = [
             gr.Audio(type="filepath", interactive=False, visible=False, elem_id=f"try-model-history-{n}")
@@ -134,14 +192,25 @@ class _Handlers:
         self.workspace = ctx.workspace
         self.cache = cache
 
-    def on_refresh(self, current: str | None) -> tuple[Any, Any]:
-        choices = h.model_choices(self.workspace)
-        values = [value for _, value in choices]
-        chosen = current if current in values else (values[0] if values else None)
-        return gr.update(choices=choices, value=chosen), self.on_model(chosen)
+    def on_open(self) -> Any:
+        """Return the encoder list as the assets folder holds it now (one may have been added)."""
+        return gr.update(choices=_encoders(self.workspace))
 
-    def on_model(self, chosen: str | None) -> Any:
-        return gr.update(choices=h.index_choices(self.workspace, chosen), value=h.default_index(self.workspace, chosen))
+    def on_model(self, chosen: str | None, current: str | None) -> tuple[Any, str]:
+        """Return the model's indexes and the status that fits the choice (no word about an older one)."""
+        indexes = gr.update(
+            choices=h.index_choices(self.workspace, chosen), value=h.default_index(self.workspace, chosen)
+        )
+        if chosen:  # an uploaded model's own line (usable or refused) stays
+            return indexes, "" if h.model_experiment(self.workspace, chosen) else gr.skip()
+        if not h.model_choices(self.workspace):
+            return indexes, NO_MODEL
+        if current:
+            return indexes, (
+                f"**{current}** has no exported model yet: train and export it (**Train**), "
+                "or choose another experiment's model above."
+            )
+        return indexes, "Choose an exported model above."
 
     def on_upload(self, path: str | None) -> tuple[Any, str]:
         if not path:
@@ -149,9 +218,9 @@ class _Handlers:
         try:
             h.check_uploaded_model(path)
         except UserError as exc:
-            return gr.update(), f"❌ Upload refused: {exc}"
+            return gr.update(), f"Upload refused: {exc}"
         choices = [*h.model_choices(self.workspace), (f"uploaded / {Path(path).name}", path)]
-        return gr.update(choices=choices, value=path), f"✅ {Path(path).name} is a usable model; it is selected."
+        return gr.update(choices=choices, value=path), f"{Path(path).name} is a usable model; it is selected."
 
     def on_convert(
         self,
@@ -166,6 +235,7 @@ class _Handlers:
         mix: float,
         both: bool,
         kept: list[h.Result],
+        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's way: a default Progress is filled in per call
     ) -> list[Any]:
         if not chosen:
             return _failed("choose an exported model (or upload a .pth) first", kept)
@@ -181,6 +251,7 @@ class _Handlers:
                 self.workspace, self.cache, model_path, Path(clip_path or ""), options, index=index,
                 embedder=encoder.strip() or None, device=self.ctx.settings.default_device,
                 precision=self.ctx.settings.default_precision, compare=bool(both),
+                on_progress=lambda words, fraction: progress(fraction, desc=words.capitalize()),
             )  # fmt: skip
         except UserError as exc:
             return _failed(str(exc), kept)
@@ -189,10 +260,31 @@ class _Handlers:
             return _failed(f"conversion failed ({type(exc).__name__}: {exc}); the app's log has the details", kept)
         return _converted(results, h.add_to_history(kept, results))
 
+    def on_convert_folder(
+        self,
+        chosen: str | None,
+        index_path: str | None,
+        encoder: str | None,
+        folder: str | None,
+        output: str | None,
+        semitones: float,
+        method: F0Method,
+        rate: float,
+        protection: float,
+        mix: float,
+    ) -> str:
+        """Start converting a folder as a job of the model's experiment; return the section's notice."""
+        options = ConvertOptions(
+            f0_method=method, pitch=float(semitones), index_rate=float(rate), protect=float(protection),
+            rms_mix=float(mix),
+        )  # fmt: skip
+        request = partial(folder_section.folder_request, self.ctx, chosen, index_path, encoder, folder, output, options)
+        return folder_section.start(self.ctx, request)
+
 
 def _failed(message: str, kept: list[h.Result]) -> list[Any]:
     """Return the conversion's outputs that say ``message`` and leave the results as they are."""
-    return [f"❌ {message}", gr.update(), gr.update(), kept, gr.update(), *[gr.update()] * h.HISTORY_SIZE]
+    return [f"Not converted: {message}", gr.update(), gr.update(), kept, gr.update(), *[gr.update()] * h.HISTORY_SIZE]
 
 
 def _converted(results: list[h.Result], kept: list[h.Result]) -> list[Any]:
@@ -206,7 +298,7 @@ def _converted(results: list[h.Result], kept: list[h.Result]) -> list[Any]:
     label = f"Best: {first_result.model}" if rest else f"Result: {first_result.model}"
     done = ", ".join(f"`{r.path.name}` ({r.seconds:.1f} s)" for r in results)
     return [
-        f"✅ Converted: {done}, saved in `{first_result.path.parent}`.",
+        f"Converted: {done}, saved in `{first_result.path.parent}`.",
         gr.update(value=servable(first_result.path), label=label),
         second,
         kept,
@@ -216,11 +308,10 @@ def _converted(results: list[h.Result], kept: list[h.Result]) -> list[Any]:
 
 
 def _wire(on: _Handlers, source: _Source, knobs: _Knobs, results: _Results) -> None:
-    source.refresh.click(on.on_refresh, inputs=source.model, outputs=[source.model, source.index])
-    source.model.input(on.on_model, inputs=source.model, outputs=source.index)
-    source.upload.upload(on.on_upload, inputs=source.upload, outputs=[source.model, results.status]).then(
-        on.on_model, inputs=source.model, outputs=source.index
-    )
+    # .change, not .input: a model chosen for the page (the current experiment) updates them too
+    current = on.ctx.current_experiment().stored
+    source.model.change(on.on_model, inputs=[source.model, current], outputs=[source.index, results.status])
+    source.upload.upload(on.on_upload, inputs=source.upload, outputs=[source.model, results.status])
     knobs.convert.click(
         on.on_convert,
         inputs=[
@@ -228,4 +319,16 @@ def _wire(on: _Handlers, source: _Source, knobs: _Knobs, results: _Results) -> N
             knobs.index_rate, knobs.protect, knobs.rms_mix, knobs.compare, results.history,
         ],
         outputs=[results.status, results.output, results.output_b, results.history, results.table, *results.players],
+    )  # fmt: skip
+
+
+def _wire_folder(on: _Handlers, source: _Source, knobs: _Knobs, folder: folder_section.FolderSection) -> None:
+    folder_section.wire(on.ctx, folder, source.model)
+    folder.button.click(
+        on.on_convert_folder,
+        inputs=[
+            source.model, source.index, source.embedder, folder.folder, folder.output, knobs.pitch,
+            knobs.f0_method, knobs.index_rate, knobs.protect, knobs.rms_mix,
+        ],
+        outputs=folder.panel.notice,
     )  # fmt: skip
