@@ -95,7 +95,7 @@ def test_an_extract_job_survives_a_reload_stops_the_next_continues_and_a_kill_is
     page.get_by_role("button", name="Stop", exact=True).click()
     stopped = _wait_for(page, "t.status === 'stopped'", timeout_s=60)
     assert time.monotonic() - asked < 10  # the pitch worker is killed, not waited for
-    assert "⏹ stopped" in _log(page)
+    assert "Stopped; what was finished is kept" in _log(page)
     assert 0 < stopped["done"] < CLIPS
     state, status = read_job(app.logs_dir / "job-voice" / "jobs" / stopped["events"])
     assert status == "stopped" and state.start is not None

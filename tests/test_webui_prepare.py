@@ -27,7 +27,7 @@ from webui.prepare_report import (
     report_view,
     summary_markdown,
 )
-from webui.stage_jobs import ICONS
+from webui.stage_jobs import ending_line
 
 pytest_plugins = ["tests.browser"]
 
@@ -77,7 +77,7 @@ def _stage(workspace: Workspace, build: Any) -> StageOutcome:
     main([*folders, request.stage, *request.args, "--json-progress", "--events-file", str(events)])
     state, status = read_job(events)
     assert state.end is not None
-    ending = f"{ICONS.get(status, '❌')} {state.end.message}"
+    ending = ending_line(status, state.end.message)
     text = "\n".join([request.title, *state.log, ending])
     return StageOutcome([request.title, text], None if status == "done" else state.end.message)
 
@@ -99,7 +99,7 @@ def test_prepare_then_extract_through_the_handlers_and_the_report(tmp_path: Path
     texts = outcome.texts
     assert outcome.ok, texts[-1]
     assert texts[0].startswith("Prepare: 'voice' at 40000 Hz from " + str(folder))
-    assert texts[-1].splitlines()[-1].startswith("✅ prepared 2 source(s)")
+    assert texts[-1].splitlines()[-1].startswith("Done: prepared 2 source(s)")
 
     summary, figure, rejected = report_view(workspace, "voice")
     report = load_dataset_report(workspace.experiment("voice"))
@@ -116,7 +116,7 @@ def test_prepare_then_extract_through_the_handlers_and_the_report(tmp_path: Path
     outcome = _extract(workspace, guard, form)
     texts = outcome.texts
     assert outcome.ok, texts[-1]
-    assert texts[-1].splitlines()[-1].startswith(f"✅ features ready: f0 computed for {report.clip_count}")
+    assert texts[-1].splitlines()[-1].startswith(f"Done: features ready: f0 computed for {report.clip_count}")
 
     summary, figure, rejected = report_view(workspace, "voice")
     assert "pm pitch, tiny-hubert content" in summary and "- pitch: median" in summary
@@ -315,9 +315,11 @@ def test_prepare_extract_and_configure_through_the_ui(page: Any, app: Any, tmp_p
     page.get_by_role("button", name="Prepare dataset", exact=True).click()
     progress = page.get_by_label("Progress")
     page.wait_for_function(
-        "el => el.value.includes('✅') || el.value.includes('❌')", arg=progress.element_handle(), timeout=120_000
+        "el => el.value.includes('Done: ') || el.value.includes('Error: ')",
+        arg=progress.element_handle(),
+        timeout=120_000,
     )
-    assert "✅ prepared 2 source(s)" in progress.input_value(), progress.input_value()
+    assert "Done: prepared 2 source(s)" in progress.input_value(), progress.input_value()
     page.get_by_text("clips: ").first.wait_for()
     page.get_by_text("speakers: 2").first.wait_for()  # and a table of them: ids, clips, durations
     assert page.get_by_role("cell", name="bob", exact=True).is_visible()
@@ -329,11 +331,11 @@ def test_prepare_extract_and_configure_through_the_ui(page: Any, app: Any, tmp_p
     page.get_by_label("Content embedder").press("Enter")
     page.get_by_role("button", name="Extract features").click()
     page.wait_for_function(
-        "el => el.value.includes('✅ features') || el.value.includes('❌')",
+        "el => el.value.includes('Done: features') || el.value.includes('Error: ')",
         arg=progress.element_handle(),
         timeout=180_000,
     )
-    assert "✅ features ready" in progress.input_value(), progress.input_value()
+    assert "Done: features ready" in progress.input_value(), progress.input_value()
     page.get_by_text("pitch: median").first.wait_for()
     page.locator(".gradio-container img, .gradio-container canvas").first.wait_for()
     screenshot(page, "prepare_dataset_report")
@@ -362,6 +364,6 @@ def test_prepare_extract_and_configure_through_the_ui(page: Any, app: Any, tmp_p
     page.wait_for_function("el => el.value.startsWith('none')", arg=discriminator.element_handle())
     page.get_by_role("button", name="Save configuration").click()
     # the save's own message: plain "Saved" also matches "(not saved yet)" and help lines, case-insensitively
-    page.get_by_text("✅ Saved").first.wait_for()
+    page.get_by_text("Next: Start it in the Train tab").first.wait_for()
     assert (app.logs_dir / "ui-voice" / "config.json").is_file()
     assert d.is_file()

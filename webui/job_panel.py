@@ -141,7 +141,7 @@ def start_handler(jobs: StageJobs, request: Callable[..., Any]) -> Callable[...,
             wanted = request(*values)
             jobs.start(wanted.experiment, wanted.stage, wanted.args)
         except UserError as error:
-            return f"❌ {error}"
+            return f"Not started: {error}"
         return f"Started: {wanted.title}"
 
     return start

@@ -28,7 +28,8 @@ from rvc.train.progress import parse_line
 LOG_TAIL_BYTES = 64_000  # the log view shows the end of the job's log
 MAX_LOG_LINES = 200
 
-ICONS = {"done": "✅", "error": "❌", "stopped": "⏹", "died": "💀"}
+# How a job's last line begins, by status: words, not emoji (a machine without an emoji font draws boxes).
+ENDINGS = {"done": "Done", "error": "Error", "stopped": "Stopped", "died": "Died"}
 
 
 def clock(seconds: float) -> str:
@@ -119,12 +120,19 @@ def _log_lines(path: Path) -> list[str]:
 
 def _ending(state: JobState, status: JobStatus, watch: JobWatch) -> str | None:
     if status == "died" and state.end is None:
-        return f"{ICONS['died']} {watch.died_message()}"
+        return ending_line(status, watch.died_message())
     if state.end is None:
         return None
     took = f" (took {clock(state.end.time - state.start.time)})" if state.start is not None else ""
-    message = state.end.message or status
-    return f"{ICONS.get(status, '❌')} {message}{took if status == 'done' else ''}"
+    return ending_line(status, state.end.message or status) + (took if status == "done" else "")
+
+
+def ending_line(status: str, message: str) -> str:
+    """Return a job's last line: "Done: <summary>", "Error: <why>", ... (a message that says it already, as is)."""
+    word = ENDINGS.get(status, "Error")
+    if message.lower().startswith(word.lower()):
+        return word + message[len(word) :]
+    return f"{word}: {message}"
 
 
 class StageJobs:

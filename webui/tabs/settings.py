@@ -45,16 +45,16 @@ def save(ctx: AppContext, *values: Any) -> tuple[str, Any, bool]:
     try:
         settings = settings_from_form(ctx.settings, *form, remove_login=bool(remove_login))
     except UserError as error:
-        return f"⚠️ Not saved: {error}", gr.skip(), gr.skip()
+        return f"Not saved: {error}", gr.skip(), gr.skip()
     problems = settings.errors() + save_problems(settings, ctx.settings_path)
     if problems:
-        text = "⚠️ Not saved. Fix these fields:\n" + "\n".join(f"- {problem}" for problem in problems)
+        text = "Not saved. Fix these fields:\n" + "\n".join(f"- {problem}" for problem in problems)
         return text, gr.skip(), gr.skip()
     before = ctx.settings
     try:
         ctx.save_settings(settings)
     except (UserError, OSError) as error:
-        return f"⚠️ Not saved: {error}", gr.skip(), gr.skip()
+        return f"Not saved: {error}", gr.skip(), gr.skip()
     changed = [name for name in FIELD_ORDER if getattr(before, name) != getattr(settings, name)]
     later = [name for name in changed if name in NEXT_START]
     text = f"Saved to `{ctx.settings_path}`."
