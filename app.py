@@ -46,6 +46,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--settings", type=Path, default=None, help="settings file (default: rvc_studio_settings.json beside logs)"
     )
+    # tests and debug runs: Train from recordings trains the tiny model (`python -m rvc run --tiny-model`)
+    parser.add_argument("--tiny-model", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -99,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs_dir.mkdir(parents=True, exist_ok=True)
     assets_dir.mkdir(parents=True, exist_ok=True)
     ctx = AppContext.create(Workspace(logs_dir, assets_dir), settings, settings_file, overrides)
+    ctx.tiny_model = args.tiny_model
     atexit.register(ctx.tensorboard.stop)
     _stop_on_sigterm()
     app = build_ui(ctx)

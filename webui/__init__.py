@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 # (tab label, module under webui.tabs), in the order a user works through them.
 TABS = (
+    ("Train from recordings", "train_from_recordings"),  # the newcomer's one click; the tabs after it are the steps
     ("Prepare Dataset", "prepare_dataset"),
     ("Generate Configuration", "generate_config"),
     ("Train", "train"),

@@ -1,18 +1,47 @@
-"""``python -m rvc run``: the one-click pipeline, prepare -> extract -> config -> train -> index -> export."""
+"""``python -m rvc run``: the one-click pipeline, prepare -> extract -> config -> train -> index -> export.
+
+Each stage runs with this command's reporter, so its bars (clips, pitch, content, ...) show as
+they would alone, under one bar of the chain's stages; ``--json-progress`` makes all of it one
+job's events (the web app's Train from recordings). Training runs as the trainer's own child
+process (``rvc.train.launcher``, as the Train tab starts it: ``train.log``, ``progress.jsonl``, the
+lock), so the Train tab shows it live, and its Stop there ends training early: the chain then
+builds the index and exports the state it saved. Stopping the chain stops the trainer first (it
+saves). Finished work is kept: a second run continues where the first ended.
+"""
 
 from __future__ import annotations
 
 import argparse
+import time
+from typing import TYPE_CHECKING
 
 from rvc.choices import SAMPLE_RATES
+from rvc.errors import UserError
 from rvc.experiment import Workspace
+from rvc.jobs.reporter import Bar, Reporter
+
+if TYPE_CHECKING:
+    from rvc.train.events import Event
+
+PROGRESS = True  # a bar of the stages (and each stage's own), or --json-progress (rvc.cli.progress)
 
 HELP = "one click: prepare, extract, configure (defaults sized to the data and GPU), train, index and export"
+
+# The chain's stages, in order, with what each does in a few words (its log line says it).
+STAGES: dict[str, str] = {
+    "prepare": "cut the recordings into clips",
+    "extract": "compute pitch and content features",
+    "config": "choose the training settings",
+    "train": "train the model",
+    "index": "build the retrieval index",
+    "export": "export the model",
+}
+POLL_S = 0.5  # how often the trainer's progress.jsonl is read while it trains
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--experiment", required=True, help="experiment name")
-    parser.add_argument("--input", required=True, help="folder of recordings")
+    parser.add_argument("--input", required=True, nargs="+", help="folder(s) of recordings")
     parser.add_argument("--sample-rate", type=int, default=40000, choices=SAMPLE_RATES, help="model rate")
     parser.add_argument("--f0", default="rmvpe", help="pitch method (see `extract --help`)")
     parser.add_argument("--embedder", default="contentvec", help="content encoder name or path")
@@ -25,10 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tiny-model", action="store_true", help=argparse.SUPPRESS)  # tests and debug runs
 
 
-def run(args: argparse.Namespace, workspace: Workspace) -> int:
-    from rvc.cli import main
-
-    common = ["--logs-dir", str(workspace.logs_dir), "--assets-dir", str(workspace.assets_dir)]
+def stage_arguments(args: argparse.Namespace) -> dict[str, list[str]]:
+    """Return each stage's own arguments (after ``python -m rvc ... <stage>``); train and export take none."""
     name = ["--experiment", args.experiment]
     config = [*name, "--auto-stop", args.auto_stop]
     for flag, value in (
@@ -41,18 +68,138 @@ def run(args: argparse.Namespace, workspace: Workspace) -> int:
             config += [flag, str(value)]
     if args.tiny_model:
         config.append("--tiny-model")
-    stages = [
-        ["prepare", *name, "--input", args.input, "--sample-rate", str(args.sample_rate)],
-        ["extract", *name, "--f0", args.f0, "--embedder", args.embedder, "--device", args.device],
-        ["config", *config],
-        ["train", *name, "--device", args.device],
-        ["index", *name],
-    ]
-    for stage in stages:
-        print(f"== {stage[0]}", flush=True)
-        code = main([*common, *stage])
-        if code != 0:
-            print(f"stopped: the {stage[0]} stage failed (exit {code}); fix it and run again (finished work is kept)")
-            return code
-    print(f"done: {workspace.experiment(args.experiment).root}")
+    return {
+        "prepare": [*name, "--input", *args.input, "--sample-rate", str(args.sample_rate)],
+        "extract": [*name, "--f0", args.f0, "--embedder", args.embedder, "--device", args.device],
+        "config": config,
+        "index": name,
+    }
+
+
+def run(args: argparse.Namespace, workspace: Workspace, reporter: Reporter) -> int:
+    name = args.experiment
+    arguments = stage_arguments(args)
+    chain = reporter.bar("stages", len(STAGES), "stage")
+    exported: list[str] = []
+    try:
+        for number, (stage, what) in enumerate(STAGES.items(), start=1):
+            reporter.log(f"== {stage}: {what} (stage {number} of {len(STAGES)})")
+            if stage == "train":
+                code, exported = _train(workspace, name, args.device, reporter)
+            elif stage == "export":
+                code = _export(workspace, name, exported, reporter)
+            else:
+                code = _stage(workspace, stage, arguments[stage], reporter)
+            if code != 0:
+                reporter.log(f"stopped: the {stage} stage failed (exit {code}); finished work is kept for the next run")
+                return code
+            chain.update(1)
+    finally:
+        chain.close()
+    experiment = workspace.experiment(name)
+    models = ", ".join(str(path) for path in experiment.exported_models())
+    reporter.result(f"{name}: trained from its recordings; model {models}; index {experiment.index_file}")
     return 0
+
+
+def _stage(workspace: Workspace, stage: str, argv: list[str], reporter: Reporter) -> int:
+    """Run one stage of ``python -m rvc`` in this process, with this command's reporter."""
+    from rvc.cli import CHANGE_EXPERIMENT, _stage_module, build_parser
+    from rvc.experiment.lock import refuse_while_training
+
+    folders = ["--logs-dir", str(workspace.logs_dir), "--assets-dir", str(workspace.assets_dir)]
+    args = build_parser().parse_args([*folders, stage, *argv])
+    if stage in CHANGE_EXPERIMENT:
+        refuse_while_training(workspace.experiment(args.experiment), stage)
+    module = _stage_module(stage)
+    if getattr(module, "PROGRESS", False):
+        return int(module.run(args, workspace, reporter))
+    return int(module.run(args, workspace))
+
+
+def _export(workspace: Workspace, name: str, exported: list[str], reporter: Reporter) -> int:
+    """Export the best (else the latest) saved state, unless the trainer exported its model as it ended."""
+    if exported:
+        reporter.log(f"the trainer exported {', '.join(exported)}")
+        return 0
+    which = "best" if workspace.experiment(name).checkpoints.has_best() else "latest"
+    return _stage(workspace, "export", ["--experiment", name, "--checkpoint", which], reporter)
+
+
+def _train(workspace: Workspace, name: str, device: str, reporter: Reporter) -> tuple[int, list[str]]:
+    """Train as a child process and follow its events; return its exit status and the models it exported."""
+    from rvc.train import launcher
+    from rvc.train.progress import read_events
+
+    experiment = workspace.experiment(name)
+    events_file = experiment.progress_jsonl
+    offset = events_file.stat().st_size if events_file.exists() else 0  # this launch's events only
+    child = launcher.start(workspace, name, launcher.train_command(workspace, name, device=device))
+    follower = _TrainFollower(reporter)
+    try:
+        while child.poll() is None:
+            found, offset = read_events(events_file, offset)
+            follower.apply_all(found)
+            time.sleep(POLL_S)
+    except BaseException:  # a stop of the chain (SIGTERM, Ctrl-C): the trainer saves, then the chain ends
+        reporter.log("stopping the trainer: it saves its state (Resume, or running this again, continues it)")
+        launcher.stop(experiment, child)
+        raise
+    finally:
+        follower.close()
+    found, offset = read_events(events_file, offset)
+    follower.apply_all(found)
+    follower.close()
+    if child.returncode != 0:
+        failed = f"the trainer exited with status {child.returncode}; its log is {experiment.train_log}"
+        raise UserError(follower.failure or failed)
+    return 0, follower.exported
+
+
+class _TrainFollower:
+    """Turn the trainer's events into a bar of steps and a few lines for the chain's log."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+        self.bar: Bar | None = None
+        self.first_step = 0
+        self.shown = 0
+        self.exported: list[str] = []
+        self.failure: str | None = None
+
+    def apply_all(self, events: list[Event]) -> None:
+        for event in events:
+            self.apply(event)
+
+    def apply(self, event: Event) -> None:
+        from rvc.train.events import DoneEvent, EpochEvent, ErrorEvent, ExportEvent, StartEvent, StepEvent
+
+        if isinstance(event, StartEvent):
+            self.close()
+            self.first_step, self.shown = event.start_step, event.start_step
+            self.bar = self.reporter.bar("training", max(event.total_steps - event.start_step, 1), "step")
+            where = f"from step {event.start_step}" if event.start_step else "from the start"
+            self.reporter.log(
+                f"training {event.clips} clips on {event.device}: {event.epochs} epochs of {event.steps_per_epoch} "
+                f"steps, {where}"
+            )
+        elif isinstance(event, StepEvent) and self.bar is not None and event.step > self.shown:
+            self.bar.update(event.step - self.shown)
+            self.shown = event.step
+        elif isinstance(event, EpochEvent):
+            held_out = event.validation.get("loss/val/mel")
+            extra = f", held-out mel L1 {held_out:.4g}" if held_out is not None else ""
+            self.reporter.log(f"epoch {event.epoch} of {event.epochs} done in {event.epoch_s:.1f} s{extra}")
+        elif isinstance(event, ExportEvent):
+            self.exported.append(event.path)
+        elif isinstance(event, ErrorEvent) and not event.recoverable:
+            self.failure = f"training failed: {event.message}"
+        elif isinstance(event, DoneEvent) and event.stopped:
+            self.reporter.log(f"training was stopped at step {event.step}; its state is saved")
+        elif isinstance(event, DoneEvent):
+            self.reporter.log(f"training finished at step {event.step}, after epoch {event.epoch}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

@@ -32,17 +32,22 @@ from rvc.train.events import JobEndEvent, JobStartEvent
 from rvc.train.progress import append_event
 
 STOP_TIMEOUT_S = 15.0  # a stage saves its manifest in well under a second; past this, kill
+# A stage whose stop waits for another's: ``run`` stops the trainer it started, which saves its state first.
+STOP_TIMEOUTS_S = {"run": 90.0}
 ANNOUNCED_ENV = "RVC_JOB_ANNOUNCED"  # set for a child whose start event the launcher writes
 
 # Which stages may not run beside which on one experiment ("train": a trainer holds the lock).
 # prepare and extract rewrite the clips and features everything else reads; index and export
 # only read them, so they may run beside training and beside each other.
+# ``run`` (the one-click chain) does them all in turn, so it collides with each, and each with it; the
+# trainer it starts is its own step, so "train" does not name it (the Train tab refuses a Start beside it).
 COLLIDES: dict[str, frozenset[str]] = {
-    "prepare": frozenset({"prepare", "extract", "index", "export", "train"}),
-    "extract": frozenset({"prepare", "extract", "index", "export", "train"}),
-    "index": frozenset({"prepare", "extract", "index"}),
-    "export": frozenset({"prepare", "extract", "export"}),
+    "prepare": frozenset({"prepare", "extract", "index", "export", "train", "run"}),
+    "extract": frozenset({"prepare", "extract", "index", "export", "train", "run"}),
+    "index": frozenset({"prepare", "extract", "index", "run"}),
+    "export": frozenset({"prepare", "extract", "export", "run"}),
     "train": frozenset({"prepare", "extract"}),
+    "run": frozenset({"prepare", "extract", "index", "export", "train", "run"}),
 }
 
 
@@ -181,7 +186,7 @@ def _start(
     return StageJob(home, events), child
 
 
-def stop(job: StageJob, child: subprocess.Popen[bytes] | None = None, timeout: float = STOP_TIMEOUT_S) -> bool:
+def stop(job: StageJob, child: subprocess.Popen[bytes] | None = None, timeout: float | None = None) -> bool:
     """Stop a job: SIGTERM (the stage saves what it finished and reports "stopped"), SIGKILL after ``timeout``.
 
     ``child`` is the job's Popen when this process started it (it is reaped). A job killed
@@ -192,6 +197,8 @@ def stop(job: StageJob, child: subprocess.Popen[bytes] | None = None, timeout: f
     start_event = watch.state.start
     if start_event is None or start_event.pid is None or not watch.alive():
         return False
+    if timeout is None:
+        timeout = STOP_TIMEOUTS_S.get(job.stage, STOP_TIMEOUT_S)
     process.stop_tree(start_event.pid, child, timeout)
     if watch.refresh().end is None:
         append_event(

@@ -1,0 +1,138 @@
+"""Train from recordings: the form's values -> one job, ``python -m rvc run`` (prepare -> ... -> export).
+
+The chain is the command line's own ``run`` (``rvc.cli.run``), started as a stage job: its events
+hold a bar of the chain's stages and each stage's bars, so the tab draws one progress view that a
+reload or an app restart re-attaches to, and one Stop ends it (the trainer saves first).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from rvc.errors import UserError
+from rvc.experiment import Workspace
+from rvc.jobs.state import ENDED, read_job
+from rvc.settings import ui_message
+from webui.context import AppContext
+from webui.prepare_handlers import StageRequest, experiment_of, gather_inputs
+
+STAGE = "run"
+NO_PRETRAIN = "none"
+
+# The form's fields and their labels (errors name them so).
+LABELS = {
+    "experiment": "Experiment name",
+    "folders": "Folder(s) of recordings on the server",
+    "uploads": "Upload recordings",
+    "sample_rate": "Sample rate",
+    "f0_method": "Pitch (f0) method",
+    "embedder": "Content encoder",
+    "epochs": "Epochs",
+    "pretrain": "Pretrained pair",
+}
+
+
+def pretrain_choices(workspace: Workspace, sample_rate: int) -> tuple[list[tuple[str, str]], str]:
+    """Return the installed G/D pairs of ``sample_rate`` as (label, G path) and the one to start with.
+
+    The first pair is chosen: fine-tuning a pretrain needs far less audio and time than training from scratch.
+    """
+    from rvc.pretrained.pairs import find_pretrain_pairs
+    from webui.config_pretrains import pairs_for_rate, shown
+
+    root = workspace.assets.pretrained_dir
+    pairs = pairs_for_rate(find_pretrain_pairs(root), int(sample_rate))
+    choices = [("none: train from scratch (needs hours of audio)", NO_PRETRAIN)]
+    choices += [(f"{shown(pair.g, root)} + {pair.d.name}", str(pair.g)) for pair in pairs]
+    return choices, (str(pairs[0].g) if pairs else NO_PRETRAIN)
+
+
+def _epochs(value: Any) -> int | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"'{LABELS['epochs']}': {value!r} is not a number") from None
+    if number != int(number) or number < 1:
+        raise UserError(f"'{LABELS['epochs']}': give a whole number of 1 or more, or leave it empty")
+    return int(number)
+
+
+def _embedder(ctx: AppContext, value: str | None) -> str:
+    from rvc.features.embedder import EMBEDDERS
+
+    text = (value or "").strip()
+    if not text:
+        raise UserError(f"'{LABELS['embedder']}': choose one of {', '.join(EMBEDDERS)}, or one in the list")
+    if text in EMBEDDERS:
+        return text
+    path = ctx.paths.resolve(text, f"'{LABELS['embedder']}'", must_exist=True)
+    return str(path)
+
+
+def _pretrain_args(ctx: AppContext, value: str | None) -> list[str]:
+    from webui.config_pretrains import partner_of
+
+    if not value or value == NO_PRETRAIN:
+        return []
+    generator = ctx.paths.resolve(value, f"'{LABELS['pretrain']}'", must_exist=True)
+    discriminator = partner_of(ctx.workspace, str(generator))
+    if not discriminator or discriminator == NO_PRETRAIN:
+        raise UserError(f"'{LABELS['pretrain']}': {generator.name} has no D file beside it; choose another pair")
+    return ["--pretrained-g", str(generator), "--pretrained-d", discriminator]
+
+
+def chain_request(ctx: AppContext, form: Mapping[str, Any]) -> StageRequest:
+    """Return the ``run`` job the form describes; raise a UserError naming the field as the tab labels it."""
+    from rvc.choices import F0_METHODS
+
+    try:
+        experiment = experiment_of(ctx.workspace, form.get("experiment"))
+    except UserError as error:
+        raise UserError(ui_message(error, LABELS)) from None
+    f0 = str(form.get("f0_method") or "")
+    if f0 not in F0_METHODS:
+        raise UserError(f"'{LABELS['f0_method']}': choose one of {', '.join(F0_METHODS)}")
+    embedder = _embedder(ctx, form.get("embedder"))
+    epochs = _epochs(form.get("epochs"))
+    pretrained = _pretrain_args(ctx, form.get("pretrain"))
+    try:
+        inputs = gather_inputs(experiment, {"folders": form.get("folders"), "uploads": form.get("uploads")}, ctx.paths)
+    except UserError as error:
+        raise UserError(str(error).replace("Dataset folder(s) on the server", LABELS["folders"])) from None
+    rate = int(form.get("sample_rate") or 40000)
+    args = ["--experiment", experiment.name, "--input", *(str(folder) for folder in inputs.folders)]
+    args += ["--sample-rate", str(rate), "--f0", f0, "--embedder", embedder, "--device", ctx.settings.default_device]
+    args += (["--epochs", str(epochs)] if epochs else []) + pretrained + (["--tiny-model"] if ctx.tiny_model else [])
+    where = ", ".join(str(folder) for folder in inputs.folders)
+    title = f"Train '{experiment.name}' from its recordings ({where}) at {rate} Hz"
+    return StageRequest(experiment.name, STAGE, args, title)
+
+
+def outcome(ctx: AppContext, name: str) -> tuple[str]:
+    """Say how the newest chain of ``name`` ended (and where its model is); empty while it runs or before one."""
+    from rvc.cli.run import STAGES
+
+    job = ctx.stage_jobs.pick(name, (STAGE,))
+    if job is None:
+        return ("",)
+    state, status = read_job(job.events)
+    if status not in ENDED:
+        return ("",)
+    if status == "done":
+        experiment = job.experiment
+        models = [path for path in experiment.exported_models() if path.is_file()]
+        shown = ", ".join(f"`{path.name}`" for path in models) or "its model"
+        return (
+            f"**{name} is trained**: {shown} in `{experiment.root}`. Listen to it in **Try Model** (it is selected "
+            "there); the run's graphs are in **Train**.",
+        )
+    stages = state.tasks.get("stages")
+    reached = list(STAGES)[min(stages.done, len(STAGES) - 1)] if stages is not None else "prepare"
+    why = state.end.message if state.end is not None else "its process ended without a word (see the log)"
+    return (
+        f"**The chain ended at {reached}** ({status}): {why}. Press **Train from recordings** again to go on: "
+        "the finished stages are kept.",
+    )
