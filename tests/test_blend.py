@@ -17,14 +17,7 @@ from rvc.pretrained.pairs import list_pretrain_pairs
 from tests.fake_experiment import make_extracted_experiment
 from tests.fake_hub import tiny_pretrain_bytes
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models on a shared CPU run faster on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _model(path: Path, seed: int, sample_rate: int = 40000, embedder: str = "contentvec") -> Path:

@@ -33,14 +33,7 @@ from rvc.models.weights import (
 DATA = Path(__file__).parent / "data"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Run these small models on one thread: on a shared, busy CPU, OpenMP's thread barriers stall
-    many small ops far more than a second thread helps (tens of seconds against a few)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _reference(name: str) -> list[tuple[str, tuple[int, ...]]]:

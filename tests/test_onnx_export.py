@@ -23,13 +23,7 @@ from rvc.onnx_export import INPUTS, OPSET, example_inputs, torch_reference
 onnxruntime = pytest.importorskip("onnxruntime", reason="pip install onnx onnxruntime (requirements-dev.txt)")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models on a shared CPU run faster on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _trained(logs: Path) -> Experiment:

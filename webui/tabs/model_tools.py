@@ -16,23 +16,13 @@ from typing import Any
 import gradio as gr
 
 from rvc.errors import UserError
-from rvc.experiment import Workspace
 from rvc.jobs.state import ENDED, JobWatch
 from webui.context import AppContext
 from webui.files import servable
 from webui.job_panel import render_panel, wire_panel
+from webui.try_model_handlers import model_choices
 
 STAGES = ("blend",)
-
-
-def model_choices(workspace: Workspace) -> list[tuple[str, str]]:
-    """Return (label, path) of every experiment's exported models: NAME.pth, then NAME_best.pth."""
-    return [
-        (f"{status.name} / {path.name}", str(path))
-        for status in workspace.experiments()
-        if status.exported
-        for path in status.experiment.exported_models()
-    ]
 
 
 def refresh(ctx: AppContext, a: str | None, b: str | None) -> tuple[Any, Any]:
