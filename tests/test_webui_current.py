@@ -7,6 +7,7 @@ The browser flow over all of them is test_webui_newcomer.
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -109,7 +110,8 @@ def test_train_from_recordings_is_the_clis_run_as_one_job(tmp_path: Path) -> Non
     assert args.tiny_model and args.embedder == str(hubert) and args.pretrained_g is None
     with pytest.raises(UserError, match=r"^'Epochs': give a whole number"):
         one_click.chain_request(ctx, form | {"epochs": 0.5})
-    with pytest.raises(UserError, match=r"'Experiment name'"):
+    assert "--epochs" not in one_click.chain_request(ctx, form | {"epochs": 0}).args  # 0 (a reloaded form): chosen
+    with pytest.raises(UserError, match=r"'Voice name'"):
         one_click.chain_request(ctx, form | {"experiment": ""})
     with pytest.raises(UserError, match="outside the folders this app may use"):
         one_click.chain_request(ctx, form | {"embedder": str(tmp_path / "elsewhere")})
@@ -164,6 +166,7 @@ def _view(curves: dict[str, list[Point]]) -> TrainView:
 
 def test_the_mel_plot_says_how_much_held_out_loss_there_is_and_few_steps_get_whole_ticks() -> None:
     assert "held-out after the first validation" in mel_title(_view({}))
+    assert "no held-out clips to compare" in mel_title(replace(_view({}), held_out_clips=0))
     once = mel_title(_view({"loss/val/mel": [Point(10, 2.25)]}))
     assert once.endswith("held-out checked once so far (2.25 at step 10)")
     assert "and held-out" in mel_title(_view({"loss/val/mel": [Point(10, 2.2), Point(20, 2.1)]}))

@@ -25,16 +25,20 @@ pytest_plugins = ["tests.browser"]
 CLIPS = 200  # harvest on 0.5 s clips in one worker: ~30 s of pitch, far longer than a reload and a Stop take
 
 
+# The open tab's job panel (every tab's content is in the page; the others' are hidden).
+SHOWN_JOB = "[...document.querySelectorAll('.rvc-job')].find(e => e.offsetParent !== null)"
+
+
 def _task(page: Any) -> dict[str, Any]:
-    """Return the first progress bar of the job panel: its job, status, task, done and total."""
+    """Return the first progress bar of the open tab's job panel: its job, status, task, done and total."""
     return page.evaluate(
-        """() => {
-            const job = document.querySelector('.rvc-job');
-            const task = document.querySelector('.rvc-job-task');
-            return {events: job && job.dataset.events, status: job && job.dataset.status,
+        f"""() => {{
+            const job = {SHOWN_JOB};
+            const task = job && job.querySelector('.rvc-job-task');
+            return {{events: job && job.dataset.events, status: job && job.dataset.status,
                     task: task && task.dataset.task, done: task ? +task.dataset.done : -1,
-                    total: task ? +task.dataset.total : -1};
-        }"""
+                    total: task ? +task.dataset.total : -1}};
+        }}"""
     )
 
 
@@ -42,8 +46,8 @@ def _wait_for(page: Any, condition: str, timeout_s: float = 90) -> dict[str, Any
     """Wait until ``condition`` (JS over ``t``, the first bar as _task returns it) holds; return the bar."""
     page.wait_for_function(
         f"""() => {{
-            const job = document.querySelector('.rvc-job');
-            const task = document.querySelector('.rvc-job-task');
+            const job = {SHOWN_JOB};
+            const task = job && job.querySelector('.rvc-job-task');
             const t = {{events: job && job.dataset.events, status: job && job.dataset.status,
                        done: task ? +task.dataset.done : -1, total: task ? +task.dataset.total : -1}};
             return {condition};

@@ -22,11 +22,11 @@ NO_PRETRAIN = "none"
 
 # The form's fields and their labels (errors name them so).
 LABELS = {
-    "experiment": "Experiment name",
+    "experiment": "Voice name",
     "folders": "Folder(s) of recordings on the server",
     "uploads": "Upload recordings",
     "sample_rate": "Sample rate",
-    "f0_method": "Pitch (f0) method",
+    "f0_method": "Pitch method",
     "embedder": "Content encoder",
     "epochs": "Epochs",
     "pretrain": "Pretrained pair",
@@ -49,7 +49,7 @@ def pretrain_choices(workspace: Workspace, sample_rate: int) -> tuple[list[tuple
 
 
 def _epochs(value: Any) -> int | None:
-    if value is None or value == "":
+    if value is None or value == "" or value == 0:  # empty (a reloaded page shows 0): chosen for the data
         return None
     try:
         number = float(value)

@@ -154,6 +154,7 @@ class TrainView:
     console: list[str]
     exports: dict[str, str]
     version: int  # changes whenever the events or the status change
+    held_out_clips: int | None = None  # the run's validation clips (None: not started, or not said)
 
     @property
     def finished(self) -> bool:
@@ -245,7 +246,7 @@ def progress_rows(state: RunState, running: bool) -> list[tuple[str, str]]:
     rows.append(
         (
             "Best epoch",
-            f"{best.epoch} (smoothed held-out mel {_number(best.value, 4)})" if best else "– (no held-out clips yet)",
+            f"{best.epoch} (smoothed held-out mel {_number(best.value, 4)})" if best else _no_best(start),
         )
     )
     if state.overtrain:
@@ -263,6 +264,12 @@ def progress_rows(state: RunState, running: bool) -> list[tuple[str, str]]:
     if step is not None and step.skipped_steps:
         rows.append(("Skipped steps", f"{step.skipped_steps} (non-finite losses)"))
     return rows
+
+
+def _no_best(start: StartEvent) -> str:
+    if start.validation_clips == 0:
+        return "– (no held-out clips: prepare with some validation clips to have one)"
+    return "– (not yet: held-out loss is measured as epochs end)"
 
 
 def _step_mode_text(start: StartEvent) -> str:
@@ -320,4 +327,5 @@ def train_view(
         console=tail_lines(log, console_lines, (lambda line: line) if verbose else partial(console_line, c_mel=c_mel)),
         exports=dict(state.exports),
         version=version,
+        held_out_clips=state.start.validation_clips if state.start is not None else None,
     )

@@ -73,6 +73,8 @@ def step_range(frame: pd.DataFrame) -> list[float | None] | None:
 def mel_title(view: TrainView) -> str:
     """Return the mel plot's title, saying how much of the held-out series there is to draw."""
     held_out = view.curves.get("loss/val/mel", [])
+    if not held_out and view.held_out_clips == 0:
+        return "Mel L1 distance: training (loss/g/mel ÷ c_mel); no held-out clips to compare"
     if not held_out:
         return "Mel L1 distance: training (loss/g/mel ÷ c_mel); held-out after the first validation"
     if len(held_out) == 1:

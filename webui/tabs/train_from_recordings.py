@@ -38,7 +38,7 @@ def render(ctx: AppContext) -> None:
         fields["experiment"] = experiment = gr.Textbox(
             label=one_click.LABELS["experiment"],
             placeholder="my-voice",
-            info="letters, digits, - _ and .; it becomes the app's current experiment",
+            info="the experiment's name (letters, digits, - _ and .); it becomes the app's current experiment",
             scale=2,
             elem_id="one-click-experiment",
         )
@@ -65,7 +65,7 @@ def render(ctx: AppContext) -> None:
         )
     _draw_settings(ctx, fields)
     button = gr.Button("Train from recordings", variant="primary", elem_id="one-click-start")
-    panel = render_panel("Progress of the chain")
+    panel = render_panel("Log of the chain")
     result = gr.Markdown(elem_id="one-click-result")
 
     ctx.current_experiment().follow(textbox_follower(experiment))
@@ -108,7 +108,7 @@ def _draw_settings(ctx: AppContext, fields: dict[str, gr.components.Component]) 
             precision=0,
             label=one_click.LABELS["epochs"],
             elem_id="one-click-epochs",
-            info="empty: chosen for the data; training stops itself once the held-out loss stops improving",
+            info="empty or 0: chosen for the data; training stops itself once the held-out loss stops improving",
         )
     fields["pretrain"] = gr.Dropdown(
         pairs,

@@ -62,12 +62,25 @@ def render(ctx: AppContext) -> None:
             knobs = _draw_knobs(ctx.workspace)
     results = _draw_results(has_models=bool(models))
     folder = folder_section.draw()
-    ctx.current_experiment().follow(_model_follower(ctx.workspace, source.model))
+    current = ctx.current_experiment()
+    current.follow(_model_follower(ctx.workspace, source.model))
+    current.on_change(_index_refresher(ctx.workspace), [source.model, source.index], [source.index])
     on = _Handlers(ctx, h.ConverterCache(ctx.workspace))
     _wire(on, source, knobs, results)
     _wire_folder(on, source, knobs, folder)
     if isinstance(tab, gr.Tab):
         tab.select(on.on_open, outputs=source.embedder, show_progress="hidden")
+
+
+def _index_refresher(workspace: Workspace) -> Any:
+    """Return the listener that lists indexes built meanwhile, choosing the model's own once it has one."""
+
+    def refresh(model: str | None, index: str | None) -> Any:
+        own = h.default_index(workspace, model)
+        value = own if not index and own else index
+        return gr.update(choices=h.index_choices(workspace, model), value=value)
+
+    return refresh
 
 
 def _model_follower(workspace: Workspace, model: gr.Dropdown) -> Follower:
