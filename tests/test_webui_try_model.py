@@ -1,4 +1,5 @@
-"""Try Model tab: its handlers with a tiny exported model and tiny HuBERT, then the app in a browser (and Blend)."""
+"""Try Model tab: its handlers with a tiny exported model and tiny HuBERT (its browser test is the newcomer's
+flow, test_webui_newcomer); in this module's app, the Model tools tab's Blend and the Train tab's Publish."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
 from tests.fake_experiment import save_tiny_hubert, tiny_config
 from tests.synth import speech_like
 from webui import try_model_handlers as h
+
+pytest_plugins = ["tests.browser"]
 
 
 def make_voice(logs: Path, name: str, hubert: Path) -> tuple[Path, Path]:
@@ -146,3 +149,57 @@ def test_refuses_a_malicious_upload_and_a_missing_encoder(voice: tuple[Workspace
     cache = h.ConverterCache(workspace)
     with pytest.raises(UserError, match="contentvec"):  # its weights are not installed, and no download
         h.convert_clip(workspace, cache, latest, clip, OPTIONS, embedder="contentvec", device="cpu")
+
+
+# --- the browser (the Try Model tab itself: test_webui_newcomer) --------------------------------
+
+
+def test_model_tools_tab_blends_two_models(page: Any, app: Any) -> None:
+    from playwright.sync_api import expect
+
+    from rvc.export import read_exported
+    from tests.browser import open_tab, screenshot
+
+    make_voice(app.logs_dir, "pair", app.logs_dir.parent / "hubert")  # pair.pth and pair_best.pth
+    open_tab(page, "Model tools")
+    page.get_by_role("button", name="Refresh models").click()  # the models were exported after the page loaded
+    expect(page.get_by_label("Model A")).to_have_value("pair / pair.pth")
+    expect(page.get_by_label("Model B")).to_have_value("pair / pair_best.pth")
+    page.get_by_label("Name of the blend").fill("duet")
+    page.get_by_role("button", name="Blend", exact=True).click()
+    page.locator("#blend-message").get_by_text("Blended into").wait_for(timeout=120_000)
+    screenshot(page, "model_tools_blended")
+    parents = read_exported(app.logs_dir / "duet" / "duet.pth").metadata["blend"]
+    assert (parents["a"]["file"], parents["b"]["file"], parents["ratio"]) == ("pair.pth", "pair_best.pth", 0.5)
+    assert page.locator("#blend-file").is_visible()
+
+
+@pytest.fixture
+def finished(app: Any) -> Any:
+    """A finished run, "sung", and a token where `hf auth login` saves one (the app's HOME): before the page loads."""
+    from tests.test_publish import make_finished
+
+    token = app.logs_dir.parent / ".cache" / "huggingface" / "token"
+    token.parent.mkdir(parents=True, exist_ok=True)
+    token.write_text("hf_browser_test")
+    return make_finished(app.logs_dir, app.logs_dir.parent / "elsewhere", "sung")
+
+
+def test_train_tab_publish_runs_as_a_job_and_says_why_it_stopped(app: Any, finished: Any, page: Any) -> None:
+    """The Publish section once: the card is made and the job reports the Hub unreachable (this app is offline).
+
+    The upload itself, over HTTP to a local Hub, is tests/test_publish.py's.
+    """
+    from tests.browser import open_tab, screenshot
+
+    open_tab(page, "Train")
+    page.locator("input[aria-label='Experiment']:visible").first.click()
+    page.get_by_role("option", name="sung", exact=True).click()
+    page.locator("#train-model").wait_for(state="visible", timeout=60_000)  # a finished run's model column
+    page.get_by_text("Publish to the Hugging Face Hub").click()
+    page.locator("#publish-token").get_by_text("A Hugging Face token was found").wait_for()
+    page.locator("#publish-repo textarea, #publish-repo input").first.fill("me/sung-rvc")
+    page.get_by_role("button", name="Publish", exact=True).click()
+    page.locator("#publish-message").get_by_text("Publish failed: offline mode is on").wait_for(timeout=120_000)
+    screenshot(page, "train_publish_offline")
+    assert (finished.publish_dir / "README.md").is_file() and (finished.publish_dir / "sung.pth").is_file()
