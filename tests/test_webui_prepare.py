@@ -70,7 +70,7 @@ def _stage(workspace: Workspace, build: Any) -> StageOutcome:
     try:
         request = build()
     except UserError as error:
-        return StageOutcome([f"❌ {error}"], str(error))
+        return StageOutcome([f"Error: {error}"], str(error))
     events = workspace.experiment(request.experiment).jobs.events(request.stage, "20240101-000000-000")
     events.unlink(missing_ok=True)
     folders = ["--logs-dir", str(workspace.logs_dir), "--assets-dir", str(workspace.assets_dir)]
@@ -174,7 +174,7 @@ def test_bad_values_end_the_stage_with_a_message_naming_the_field(
 ) -> None:
     workspace, guard = _workspace(tmp_path)
     outcome = _prepare(workspace, guard, _form(**({"experiment": "voice"} | values)))
-    assert outcome.texts == [f"❌ {outcome.error}"]
+    assert outcome.texts == [f"Error: {outcome.error}"]
     assert message in str(outcome.error)
     assert not (workspace.logs_dir / "voice" / "dataset.json").exists()
 
@@ -192,7 +192,7 @@ def test_extraction_paths_must_stay_inside_the_allowed_folders(tmp_path: Path) -
     assert handlers.ui_text(error.value).startswith("'Pitch (f0) method': 'yin' is not one of")
     assert handlers.extract_options(_form(embedder="contentvec", batch_size=4), guard).batch_size == 4
     texts = _extract(workspace, guard, _form(experiment="voice")).texts
-    assert texts == ["❌ experiment 'voice' has no prepared dataset yet: prepare it first"]
+    assert texts == ["Error: experiment 'voice' has no prepared dataset yet: prepare it first"]
 
 
 def _tiny_whisper(path: Path) -> Path:
@@ -270,7 +270,7 @@ def test_report_view_without_a_dataset_and_with_a_bad_name(tmp_path: Path) -> No
     assert report_view(workspace, "")[0] == summary_markdown(None)
     summary, figure, rows = report_view(workspace, "nothing-here")
     assert "'nothing-here' has no prepared dataset yet" in summary and figure is None and rows == []
-    assert report_view(workspace, "../x")[0].startswith("❌ invalid experiment name")
+    assert report_view(workspace, "../x")[0].startswith("Error: invalid experiment name")
 
 
 def test_rvc_messages_name_the_tabs_labels() -> None:

@@ -107,13 +107,13 @@ def test_upload_handler_validates_against_the_chosen_sample_rate(tmp_path: Path)
     assets = AssetDir(tmp_path / "assets")
     g, d = _full_size_pair(tmp_path / "upload", 40000)
     refused = tab.add_uploaded_pair(assets, str(g), str(d), "my-pair", 32000)
-    assert refused.startswith("❌ Not added: G file G_upload_40k.pth does not fit the 32k v2 generator"), refused
+    assert refused.startswith("Not added: G file G_upload_40k.pth does not fit the 32k v2 generator"), refused
     assert "the file is a 40k v2 model" in refused
     assert tab.installed_rows(assets, tab.ALL) == []
-    assert tab.add_uploaded_pair(assets, str(g), str(d), "", 40000).startswith("❌ Give the pair a name")
+    assert tab.add_uploaded_pair(assets, str(g), str(d), "", 40000).startswith("Not added: give the pair a name")
     assert tab.add_uploaded_pair(assets, str(g), None, "x", 40000).startswith("Upload both files")
     added = tab.add_uploaded_pair(assets, str(g), str(d), "my-pair", 40000)
-    assert added.startswith("✅ Added **my-pair (40k, custom)** to `pretrained_v2/my-pair/40k/`"), added
+    assert added.startswith("Added **my-pair (40k, custom)** to `pretrained_v2/my-pair/40k/`"), added
     assert [row[:3] for row in tab.installed_rows(assets, 40000)] == [["my-pair", "40k", "custom"]]
 
 

@@ -234,7 +234,7 @@ def report_view(workspace: Workspace, name: str | None) -> tuple[str, Figure | N
     try:
         report = load_dataset_report(workspace.experiment(name))
     except UserError as error:  # a bad name, or a damaged report: say which file
-        return f"❌ {error}", None, []
+        return f"Error: {error}", None, []
     if report is None:
         return f"'{name}' has no prepared dataset yet. {summary_markdown(None)}", None, []
     return summary_markdown(report), pitch_figure(report.pitch), report.rejected

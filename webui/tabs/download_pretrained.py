@@ -166,15 +166,15 @@ def add_uploaded_pair(
         return "Upload both files: the generator (G) and the discriminator (D)."
     name = (name or "").strip()
     if not name:
-        return "❌ Give the pair a name (letters, digits, '-', '_', '.')."
+        return "Not added: give the pair a name (letters, digits, '-', '_', '.')."
     try:
         pair = add_custom_pair(assets, name, Path(g_file), Path(d_file), int(sample_rate))
     except UserError as error:  # includes PretrainMismatchError: the shapes do not fit that sample rate
-        return f"❌ Not added: {error}"
+        return f"Not added: {error}"
     except OSError as error:
-        return f"❌ Not added: could not copy the files into {assets.pretrained_dir}: {error}"
+        return f"Not added: could not copy the files into {assets.pretrained_dir}: {error}"
     return (
-        f"✅ Added **{pair.label}** to `{_shown(pair.g.parent, assets)}/` after checking both files against the "
+        f"Added **{pair.label}** to `{_shown(pair.g.parent, assets)}/` after checking both files against the "
         f"{sample_rate_tag(pair.sample_rate)} v2 model. It is in the Generate Configuration tab's lists now."
     )
 
@@ -191,7 +191,7 @@ def render(ctx: AppContext) -> None:
         found: Catalogue | None = load_catalogue_for(assets)
         problem = ""
     except UserError as error:
-        found, problem = None, f"❌ {error}"
+        found, problem = None, f"Error: {error}"
 
     gr.Markdown(INTRO.format(folder=_shown(assets.pretrained_dir, assets)))
     rate_filter = gr.Radio(RATE_FILTER, value=ALL, label="Sample rate", info="show the pretrains trained at this rate")
@@ -261,7 +261,7 @@ def render(ctx: AppContext) -> None:
         try:
             current = load_catalogue_for(assets)
         except UserError as error:
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), installed_rows(assets, rate), f"❌ {error}"
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip(), installed_rows(assets, rate), f"Error: {error}"
         return (
             catalogue_rows(assets, current, rate),
             gr.update(choices=download_choices(assets, current, rate)),
