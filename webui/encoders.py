@@ -12,20 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rvc.experiment import AssetDir
-
-HF_CONFIG = "config.json"
-HF_WEIGHTS = ("model.safetensors", "pytorch_model.bin")
-
-
-def usable(path: Path) -> bool:
-    """Return whether ``path`` looks like a content encoder: an HF model folder, a folder of one .pt, or a .pt."""
-    if path.is_file():
-        return path.suffix == ".pt"
-    if not path.is_dir():
-        return False
-    if (path / HF_CONFIG).is_file() and any((path / name).is_file() for name in HF_WEIGHTS):
-        return True
-    return len(list(path.glob("*.pt"))) == 1
+from rvc.features.embedder_weights import loadable
 
 
 def found_encoders(assets: AssetDir) -> list[Path]:
@@ -38,7 +25,7 @@ def found_encoders(assets: AssetDir) -> list[Path]:
     return [
         path
         for path in sorted(folder.iterdir())
-        if not path.name.startswith(".") and path.name not in EMBEDDERS and usable(path)
+        if not path.name.startswith(".") and path.name not in EMBEDDERS and loadable(path)
     ]
 
 
@@ -47,7 +34,7 @@ def encoder_choices(assets: AssetDir) -> list[tuple[str, str]]:
     from rvc.features.embedder import EMBEDDERS
 
     known = [
-        (f"{name} (installed)" if usable(assets.embedder_dir(name)) else f"{name} (downloads on first use)", name)
+        (f"{name} (installed)" if loadable(assets.embedder_dir(name)) else f"{name} (downloads on first use)", name)
         for name in EMBEDDERS
     ]
     return known + [(f"{path.name} (in {assets.embedders_dir})", str(path)) for path in found_encoders(assets)]
@@ -56,6 +43,6 @@ def encoder_choices(assets: AssetDir) -> list[tuple[str, str]]:
 def where_to_put(assets: AssetDir) -> str:
     """Say where a custom encoder goes to be offered here."""
     return (
-        f"another encoder: put its Hugging Face folder (config.json and weights) or its fairseq .pt "
+        f"another encoder: put its Hugging Face folder (its config and weights) or its fairseq .pt "
         f"in {assets.embedders_dir}/ and it is listed here"
     )

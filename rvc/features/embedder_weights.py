@@ -43,6 +43,14 @@ def _fairseq_file(folder: Path) -> Path | None:
     return found[0] if len(found) == 1 else None
 
 
+def loadable(path: Path) -> bool:
+    """Whether ``path`` is a content encoder ``load_path`` reads: a Hugging Face-format folder, a
+    folder of one fairseq ``.pt``, or a ``.pt`` file."""
+    if path.is_file():
+        return path.suffix == ".pt"
+    return path.is_dir() and (_weights_file(path) is not None or _fairseq_file(path) is not None)
+
+
 def _load_hf_folder(folder: Path) -> HubertModel:
     import torch
     from safetensors import SafetensorError
