@@ -86,6 +86,7 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
     import gradio as gr
 
     from webui.current import CurrentExperiment
+    from webui.tab_timers import tick_in_the_open_tab_only
 
     with gr.Blocks(title="RVC Studio") as app:
         gr.Markdown(
@@ -94,13 +95,16 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
         )
         # One current experiment for every tab, remembered by the browser; the tabs register their choosers.
         ctx.current = CurrentExperiment(ctx.workspace)
+        tabs = []
         with gr.Tabs():
             for label, name in TABS:
                 module = _tab_module(name)
                 if module is None:
                     continue
-                with gr.Tab(label, id=name):
+                with gr.Tab(label, id=name) as tab:
                     module.render(ctx)  # type: ignore[attr-defined]
+                tabs.append(tab)
+        tick_in_the_open_tab_only(tabs)
         ctx.current.wire(app)
     # The tabs' events are the UI's plumbing, not an API. Gradio describes public endpoints,
     # with their inputs' default values, even on the page it serves before the login (--auth),
