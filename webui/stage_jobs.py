@@ -218,6 +218,12 @@ class StageJobs:
         watch = self._watch(job.events)
         state = watch.refresh()
         status = watch.status()
+        if status == "died" and job.events in self._children:
+            # It ended between the reap above and the liveness probe: reap it now, so the page
+            # says how it ended (its exit code) rather than only that it is gone.
+            self._reap()
+            state = watch.refresh()
+            status = watch.status()
         stopping = job.events in self._stopping and status in ("starting", "running")
         bars = "".join(_task_html(task) for task in state.tasks.values())
         head = _header(job, state, status, stopping)
