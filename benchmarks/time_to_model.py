@@ -4,7 +4,8 @@ Run: ``python benchmarks/time_to_model.py [--epochs 200] [--runs cold warm] [--s
 
 The 10-minute benchmark set (200 clips of 3 s at 40 kHz, 10 held-out clips, random 768-d content
 features, harmonic f0; train_throughput.py's), the full v2 40k model from scratch, every training
-setting at its default but ``--epochs`` (200, the default, unless given). Each run is the real CLI
+setting at its default but ``--epochs`` (200, the default, unless given) and the batch size (8, not
+"auto": the figure is defined at batch 8). Each run is the real CLI
 in its own process with its own assets folder, so its compile cache starts empty; ``warm`` runs
 again on the cache the run before it filled. Measured from the process start to the ``done`` event,
 with ``NAME.pth`` and ``NAME_best.pth`` written. The phases come from the progress events:
@@ -46,6 +47,7 @@ def configure(logs: Path, epochs: int, step_mode: str) -> None:
     config = load_config(experiment)
     config.train.epochs = epochs
     config.train.step_mode = step_mode
+    config.train.batch_size = 8  # the figure is defined at batch 8, whatever "auto" would pick on this card
     save_config(experiment, config)
 
 

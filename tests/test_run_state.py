@@ -160,3 +160,5 @@ def test_a_progress_file_of_todays_format_folds() -> None:
     assert state.best_epoch is not None and set(state.exports) == {"latest", "best"}
     steps = [p.step for p in state.curves["loss/g/total"]]
     assert steps == sorted(set(steps)) and steps[-1] == state.total_steps  # one line, not two over each other
+    # written before batch size auto: the number is the config's, and no reason was given
+    assert state.batch_size == state.start.config["train"]["batch_size"] and state.batch_size_reason is None

@@ -159,6 +159,41 @@ def test_a_run_capped_at_6_gib_trains_saves_and_validates_within_the_cap(
     assert [e["which"] for e in events if e["kind"] == "export"]
 
 
+def test_batch_size_auto_under_a_6_gib_cap_fits_and_the_estimate_agrees_with_the_measured_peak(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batch size auto on a laptop's 6 GB card, the full 40k model, an hour of audio (the length allows 16):
+    the trial picks a batch whose training peak stays under the cap, and Validate's estimate for that
+    batch is within 15% of the peak measured in training."""
+    from rvc.config.experiment import DataInfo
+    from rvc.config.validate import estimate_memory_gib
+    from rvc.train.batch_choice import with_batch
+
+    monkeypatch.setenv("RVC_GPU_MEMORY_GIB", "6")
+    logs = tmp_path / "logs"
+    experiment = make_extracted_experiment(logs, train_clips=24, validation_clips=4, seconds=3.0)
+    config = ExperimentConfig(ModelConfig.for_sample_rate(40000))
+    config.data = DataInfo(sample_rate=40000, train_clips=24, validation_clips=4, seconds=3600.0)
+    config.train.epochs, config.train.save_every, config.train.precision = 2, 1, "bf16-tail"
+    config.train.step_mode = "graph"
+    assert config.train.batch_size == "auto"
+    save_config(experiment, config)
+
+    code, events, stderr = _run_cuda(logs)
+
+    assert code == 0, stderr
+    start = events[0]
+    batch, reason = start["config"]["train"]["batch_size"], start["batch_size_reason"]
+    assert isinstance(batch, int) and 1 <= batch <= 16, start
+    assert reason.startswith("auto: measured") and "of 6.0 GiB usable" in reason, reason
+    epochs = [e for e in events if e["kind"] == "epoch"]
+    peaks = [e["peak_mem_gib"] for e in epochs]
+    assert len(epochs) == 2 and max(peaks) <= 6.0, peaks
+    # The second epoch's peak: the graphed steps (and validation), without the first epoch's capture.
+    estimate = estimate_memory_gib(with_batch(config, batch), "bf16-tail")
+    assert estimate == pytest.approx(peaks[-1], rel=0.15), (batch, estimate, peaks, reason)
+
+
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA GPUs")
 def test_two_gpus_train_the_graphed_step_in_step_like_one_gpu_of_the_same_batch(tmp_path: Path) -> None:
     """2 ranks x batch 4 through NCCL inside the graphed step: the ranks' weights stay equal, and the

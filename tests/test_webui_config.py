@@ -111,12 +111,13 @@ def test_suggested_settings_then_save_then_load(tmp_path: Path) -> None:
 
     loaded = handlers.load_form(workspace, "voice", default_precision="fp32")
     assert loaded.sample_rate == 48000  # the dataset's rate picks the preset
-    assert loaded.values["batch_size"] == 4  # a few seconds of audio: the small-dataset suggestion
+    assert loaded.values["batch_size"] == "auto"  # the trainer measures what fits when it starts
     assert loaded.values["precision"] == "fp32"  # the app's default precision setting
     assert "Suggested settings" in loaded.message and "6 training and 2 validation clips" in loaded.message
 
     report = handlers.validate_form(workspace, guard, "voice", 48000, loaded.values | {"epochs": 77})
     assert report.startswith("**No errors.**") and "GPU memory: about" in report and "no pretrain" in report
+    assert "- Batch size auto: about 4 (the dataset's" in report  # a few seconds of audio: the smallest suggestion
     saved = handlers.save_form(workspace, guard, "voice", 48000, loaded.values | {"epochs": 77})
     assert saved.startswith("**Saved**")
     config = load_config(workspace.experiment("voice"))

@@ -26,7 +26,7 @@ from rvc.train.launcher import TrainCommand  # noqa: E402
 from rvc.train.progress import format_line, read_events  # noqa: E402
 from rvc.train.run_state import Point, RunState  # noqa: E402
 from tests.browser import RunningApp, open_tab, processes_mentioning, screenshot  # noqa: E402
-from tests.fake_experiment import make_extracted_experiment, write_tiny_config  # noqa: E402
+from tests.fake_experiment import make_extracted_experiment, tiny_config, write_tiny_config  # noqa: E402
 from webui.jobs import JobRegistry  # noqa: E402
 from webui.run_view import console_line, decimate, progress_rows, tail_lines  # noqa: E402
 
@@ -52,7 +52,7 @@ def app_args(settings_file: Path) -> list[str]:
 def experiment(app: RunningApp) -> Experiment:
     """An experiment ready to train a tiny model for longer than the test watches it."""
     experiment = make_extracted_experiment(app.logs_dir, "voice")
-    write_tiny_config(experiment, epochs=1000, save_every=1000, log_every_seconds=0.2)
+    write_tiny_config(experiment, epochs=1000, save_every=1000, log_every_seconds=0.2, batch_size="auto")
     return experiment
 
 
@@ -88,6 +88,8 @@ def test_train_tab_trains_plots_reattaches_stops_and_resumes(
     page.get_by_role("button", name="Start", exact=True).click()
     status.filter(has_text="training").wait_for(timeout=180_000)
     wait_until(lambda: points(page, "plot-adversarial") >= 3 and points(page, "plot-lr") >= 3, 180, "plot points")
+    # Batch size auto: the trainer's choice and why (6 short clips: the smallest suggestion, 4).
+    page.locator("#train-progress").filter(has_text="4 (auto: the dataset's").wait_for()
     screenshot(page, "train_running")
 
     # A second Start on a running experiment says it runs, and starts nothing.
@@ -246,6 +248,20 @@ def test_console_shows_events_in_words_and_reads_only_the_tail(tmp_path: Path) -
     assert re.fullmatch(r"epoch 2 step 40/100: g=31.5 d=– mel=– lr=0\.0001 3\.2 it/s", tail[2])
     assert tail_lines(log, 2) == ["line 99999", format_line(step)]
     assert console_line("") is None
+
+
+def test_the_status_and_the_console_say_the_batch_the_trainer_chose() -> None:
+    config = tiny_config(batch_size=8).to_dict()
+    reason = "auto: measured 4.1 GiB of 6.0 GiB usable; the dataset's 20.0 minutes suggest at most 8"
+    state = RunState()
+    state.apply(StartEvent(config=config, batch_size_reason=reason, device="cuda:0"))
+    assert state.batch_size == 8 and state.batch_size_reason == reason
+    assert dict(progress_rows(state, running=True))["Batch size"] == f"8 ({reason})"
+    line = console_line(format_line(StartEvent(config=config, batch_size_reason=reason)))
+    assert line is not None and f"batch 8 ({reason})" in line
+    older = RunState()
+    older.apply(StartEvent(config=config))  # a trainer before batch size auto said no reason
+    assert dict(progress_rows(older, running=True))["Batch size"] == "8"
 
 
 def test_the_status_says_how_the_step_runs_and_where_the_clips_live() -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rvc.config.experiment import ExperimentConfig
-from rvc.config.train import PRECISIONS, TrainConfig
+from rvc.config.train import PRECISIONS, TrainConfig, parse_batch_size
 from rvc.errors import UserError
 from rvc.experiment import Experiment, ExperimentStatus, Workspace
 from rvc.experiment.config_file import find_config, has_config, load_config, save_config
@@ -79,8 +79,11 @@ def field_specs() -> list[FieldSpec]:
 
 
 def _kind(option: Setting) -> str:
-    """Return how the form shows the option: number, whole number, switch, choice, text or pretrain path."""
+    """Return how the form shows the option: number, whole number, switch, choice, text or pretrain path
+    ("whole or auto": the batch size, a text field that takes auto or a number)."""
     kinds = {bool: "switch", int: "whole", float: "number", list: "whole list", tuple: "pair"}
+    if option.name == "batch_size":
+        return "whole or auto"
     if option.kind is float and option.optional:
         return "optional number"
     if option.kind is str:
@@ -107,6 +110,8 @@ def to_form_value(kind: str, value: Any) -> Any:
         return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)
     if kind == "pretrain":
         return value or NO_PRETRAIN
+    if kind == "whole or auto":
+        return str(value)
     return value
 
 
@@ -133,6 +138,8 @@ def _parse(spec: FieldSpec, value: Any) -> Any:
         return number
     if spec.kind == "switch":
         return bool(value)
+    if spec.kind == "whole or auto":
+        return _whole_or_auto(where, value)
     if spec.kind in ("whole list", "pair"):
         parts = str(value or "").replace(",", " ").split()
         try:
@@ -151,6 +158,17 @@ def _parse(spec: FieldSpec, value: Any) -> Any:
     if spec.choices and value not in spec.choices:
         raise UserError(f"{where}: {value!r} is not one of {', '.join(spec.choices)}")
     return str(value)
+
+
+def _whole_or_auto(where: str, value: Any) -> int | str:
+    """Parse the batch size's text field: auto or a whole number (its range is checked with the rest)."""
+    text = "" if value is None else str(value).strip()
+    if not text:
+        raise UserError(f"{where}: enter auto or a whole number")
+    try:
+        return parse_batch_size(text.removesuffix(".0"))
+    except UserError:
+        raise UserError(f"{where}: {text!r} is neither auto nor a whole number (e.g. 8)") from None
 
 
 def train_from_form(values: Mapping[str, Any], guard: PathGuard) -> TrainConfig:
@@ -279,18 +297,22 @@ def _report(config: ExperimentConfig) -> tuple[bool, list[str]]:
     result = validate(config)
     lines = [f"- Error: {ui_text(error)}" for error in result.errors]
     lines += [f"- Suggestion: {ui_text(suggestion)}" for suggestion in result.suggestions]
+    if result.auto_batch is not None:
+        text = ui_text(result.auto_batch)
+        lines.append(f"- {text[:1].upper()}{text[1:]}")
     if result.memory_estimate_gib is not None:
         gpu = f" of the GPU's {result.gpu_memory_gib:.1f} GiB" if result.gpu_memory_gib else " (no GPU here to compare)"
-        lines.append(
-            f"- GPU memory: about {result.memory_estimate_gib} GiB at batch size {config.train.batch_size}{gpu}"
-        )
+        lines.append(f"- GPU memory: about {result.memory_estimate_gib} GiB at batch size {result.batch_size}{gpu}")
     return result.ok, lines
 
 
 def planned_steps(config: ExperimentConfig) -> int:
-    """Return the optimizer steps the settings train for (every epoch whole)."""
+    """Return the optimizer steps the settings train for (every epoch whole; "auto" on the CPU: the dataset's bound)."""
+    from rvc.config.validate import auto_batch_by_estimate
+
     train = config.train
-    per_epoch = -(-max(config.data.train_clips, 1) // max(train.batch_size * train.grad_accum, 1))
+    batch = train.batch_size if train.batch_size != "auto" else auto_batch_by_estimate(config, None)[0]
+    per_epoch = -(-max(config.data.train_clips, 1) // max(batch * train.grad_accum, 1))
     return per_epoch * train.epochs
 
 

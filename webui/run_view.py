@@ -124,7 +124,7 @@ def console_line(line: str, c_mel: float | None = None) -> str | None:
         return (
             f"training {event.clips} clips on {event.device} ({event.precision}): "
             f"{event.epochs} epochs of {event.steps_per_epoch} steps, from step {event.start_step}"
-            f"{_step_mode_text(event)}"
+            f"{_batch_text(event)}{_step_mode_text(event)}"
         )
     if isinstance(event, CheckpointEvent):
         return f"saved the state of step {event.step}"
@@ -259,6 +259,9 @@ def progress_rows(state: RunState, running: bool) -> list[tuple[str, str]]:
     if start.data_placement == "stream":
         device += " · training set streamed from host memory (too big to hold on the GPU)"
     rows.append(("Device", device))
+    if state.batch_size is not None:
+        reason = state.batch_size_reason
+        rows.append(("Batch size", f"{state.batch_size} ({reason})" if reason else str(state.batch_size)))
     if start.step_mode:
         rows.append(("Step", _step_mode_text(start).removeprefix("; ")))
     if step is not None and step.skipped_steps:
@@ -270,6 +273,15 @@ def _no_best(start: StartEvent) -> str:
     if start.validation_clips == 0:
         return "– (no held-out clips: prepare with some validation clips to have one)"
     return "– (not yet: held-out loss is measured as epochs end)"
+
+
+def _batch_text(start: StartEvent) -> str:
+    """The batch size, e.g. "; batch 8 (auto: 8 (measured ...))"; "" where the event has no settings."""
+    settings = start.train_settings()
+    if settings is None:
+        return ""
+    reason = f" ({start.batch_size_reason})" if start.batch_size_reason else ""
+    return f"; batch {settings.batch_size}{reason}"
 
 
 def _step_mode_text(start: StartEvent) -> str:

@@ -51,9 +51,11 @@ def run(args: argparse.Namespace, workspace: Workspace) -> int:
     result = validate(config)
     for suggestion in result.suggestions:
         print(f"suggestion: {suggestion}")
+    if result.auto_batch is not None:
+        print(result.auto_batch)
     if result.memory_estimate_gib is not None:
         gpu = f" of {result.gpu_memory_gib:.1f} GiB" if result.gpu_memory_gib else ""
-        print(f"estimated GPU memory: {result.memory_estimate_gib} GiB{gpu}")
+        print(f"estimated GPU memory: {result.memory_estimate_gib} GiB{gpu} at batch size {result.batch_size}")
     if not result.ok:
         raise UserError("the configuration was not saved:\n  " + "\n  ".join(result.errors))
     save_config(experiment, config)

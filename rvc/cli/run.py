@@ -47,11 +47,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embedder", default="contentvec", help="content encoder name or path")
     parser.add_argument("--device", default="auto", help="auto, cuda, cuda:N or cpu")
     parser.add_argument("--epochs", type=int, default=None, help="default: the config stage's")
-    parser.add_argument("--batch-size", type=int, default=None, help="default: sized to the data and GPU memory")
+    parser.add_argument(
+        "--batch-size",
+        type=_batch_size,
+        default=None,
+        metavar="N|auto",
+        help="default: auto, the largest that fits the GPU (measured when training starts) and suits the data",
+    )
     parser.add_argument("--pretrained-g", default=None, help="pretrained generator (.pth)")
     parser.add_argument("--pretrained-d", default=None, help="pretrained discriminator (.pth)")
     parser.add_argument("--auto-stop", default="true", help="stop when held-out loss stops improving")
     parser.add_argument("--tiny-model", action="store_true", help=argparse.SUPPRESS)  # tests and debug runs
+
+
+def _batch_size(text: str) -> int | str:
+    from rvc.config.train import parse_batch_size
+    from rvc.settings import cli_message
+
+    try:
+        return parse_batch_size(text)
+    except UserError as error:  # argparse reports it as "argument --batch-size: ..."
+        raise argparse.ArgumentTypeError(cli_message(error)) from None
 
 
 def stage_arguments(args: argparse.Namespace) -> dict[str, list[str]]:

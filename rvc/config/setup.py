@@ -36,25 +36,11 @@ def data_info(experiment: Experiment, previous: DataInfo | None = None) -> DataI
     return info
 
 
-def suggested_batch_size(minutes: float) -> int:
-    """RVC guides' rule: up to 8 below half an hour of audio, larger batches for an hour or more."""
-    if minutes < 10:
-        return 4
-    if minutes < 60:
-        return 8
-    return 16
-
-
 def default_config(experiment: Experiment) -> ExperimentConfig:
-    """Return the v2 preset for the dataset's sample rate and training defaults sized to the data and GPU."""
-    from rvc.config.validate import largest_batch
-    from rvc.devices import gpu_memory_gib
+    """Return the v2 preset for the dataset's sample rate and the training defaults.
 
+    The batch size stays "auto": the trainer sizes it to the dataset and to what a measured step
+    fits in the GPU it runs on (rvc/train/batch_choice.py), which a guess made here cannot know.
+    """
     info = data_info(experiment)
-    batch = suggested_batch_size(info.seconds / 60)
-    config = ExperimentConfig(model=ModelConfig.for_sample_rate(info.sample_rate), train=TrainConfig(), data=info)
-    memory = gpu_memory_gib()
-    if memory is not None:
-        batch = max(1, min(batch, largest_batch(config, memory)))
-    config.train.batch_size = batch
-    return config
+    return ExperimentConfig(model=ModelConfig.for_sample_rate(info.sample_rate), train=TrainConfig(), data=info)

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from rvc.errors import UserError
 from rvc.settings import cli_message, problems_of, setting
 
 LrScheme = Literal["exponential", "multistep", "cosine"]
@@ -18,6 +19,22 @@ DataPlacement = Literal["auto", "gpu", "stream"]  # see rvc/train/batches.py
 DATA_PLACEMENTS: tuple[DataPlacement, ...] = get_args(DataPlacement)
 # Far above what any GPU holds (an H100 fits about 200 clips of the v2 model): a larger number is a typo.
 MAX_BATCH = 1024
+BatchSize = int | Literal["auto"]  # "auto": the trainer measures what fits (rvc/train/batch_choice.py)
+
+
+def parse_batch_size(text: str) -> BatchSize:
+    """Parse ``--batch-size``: 'auto' or a whole number (its range is checked with the other settings)."""
+    text = text.strip().lower()
+    if text == "auto":
+        return "auto"
+    try:
+        return int(text)
+    except ValueError:
+        raise UserError(
+            f"$batch_size {text!r}: use auto or a whole number of clips (e.g. 8)",
+            field="batch_size",
+            options=TrainConfig,
+        ) from None
 
 
 @dataclass
@@ -25,8 +42,15 @@ class TrainConfig:
     epochs: int = setting(
         200, "an upper bound: the overtraining detector says when held-out loss stops improving", minimum=1
     )
-    batch_size: int = setting(
-        8, "RVC's usual size; larger batches train smoother but need more GPU memory", minimum=1, maximum=MAX_BATCH
+    batch_size: BatchSize = setting(
+        "auto",
+        "clips per step; auto: the largest that fits the GPU with a margin, measured by a trial step when "
+        "training starts, and never more than the dataset's length suggests (RVC's 4 to 16); larger batches "
+        "train smoother but need more GPU memory",
+        minimum=1,
+        maximum=MAX_BATCH,
+        metavar="N|auto",
+        parse=parse_batch_size,
     )
     lr: float = setting(1e-4, "RVC's AdamW learning rate for both G and D", label="Learning rate", above=0, maximum=1)
     betas: tuple[float, float] = setting((0.8, 0.99), "RVC's AdamW betas", label="AdamW betas")
@@ -135,10 +159,20 @@ class TrainConfig:
         5.0, "... and at least every N seconds", label="Progress every N seconds", minimum=0
     )
 
+    @property
+    def resolved_batch_size(self) -> int:
+        """The batch size as a number: the trainer resolves "auto" (rvc/train/batch_choice.py) before
+        anything that shapes a step reads it, and hands on a config holding the number."""
+        if isinstance(self.batch_size, int):
+            return self.batch_size
+        raise ValueError("batch size 'auto' must be resolved first (rvc.train.batch_choice.choose_batch)")
+
     def errors(self) -> list[str]:
         """Return what is wrong with these values, one message per problem."""
         # Choices and ranges as declared; options named by their flags (the web UI puts its labels in).
         problems = [cli_message(problem) for problem in problems_of(self)]
+        if self.batch_size != "auto" and (isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int)):
+            problems.append(f"--batch-size {self.batch_size!r}: use auto or a whole number of clips (e.g. 8)")
         if not all(math.isfinite(beta) and 0 <= beta < 1 for beta in self.betas):
             problems.append(f"--betas {self.betas[0]:g},{self.betas[1]:g}: each must be at least 0 and below 1")
         if any(milestone < 1 for milestone in self.lr_milestones):

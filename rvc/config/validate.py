@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rvc.config.batch import MEASURED_SHARE, dataset_bound
 from rvc.config.experiment import ExperimentConfig
 from rvc.devices import gpu_memory_gib
 from rvc.errors import UserError
@@ -27,6 +29,8 @@ class Validation:
     suggestions: list[str] = field(default_factory=list)
     memory_estimate_gib: float | None = None
     gpu_memory_gib: float | None = None
+    batch_size: int | None = None  # the batch the estimate is for ("auto": what the estimate expects it to pick)
+    auto_batch: str | None = None  # with batch size auto: what it would choose, and that training measures it
 
     @property
     def ok(self) -> bool:
@@ -41,17 +45,32 @@ def _memory_key(precision: str) -> str:
 
 
 def estimate_memory_gib(config: ExperimentConfig, precision: str) -> float:
-    """Estimate the peak GPU memory of a training step (GiB) for the configured batch size."""
+    """Estimate the peak GPU memory of a training step (GiB) for the configured batch size (a number)."""
     key = _memory_key(precision)
     scale = config.model.segment_size / 12800
-    return MEMORY_FIXED_GIB[key] + MEMORY_PER_CLIP_GIB[key] * config.train.batch_size * scale
+    return MEMORY_FIXED_GIB[key] + MEMORY_PER_CLIP_GIB[key] * config.train.resolved_batch_size * scale
 
 
-def largest_batch(config: ExperimentConfig, gpu_gib: float, precision: str = "auto") -> int:
-    """Return the largest batch size whose estimated peak fits in 90% of ``gpu_gib``."""
+def largest_batch(config: ExperimentConfig, gpu_gib: float, precision: str = "auto", share: float = 0.9) -> int:
+    """Return the largest batch size whose estimated peak fits in ``share`` of ``gpu_gib`` (at least 1)."""
     key = _memory_key(precision)
     per_clip = MEMORY_PER_CLIP_GIB[key] * config.model.segment_size / 12800
-    return max(1, int((0.9 * gpu_gib - MEMORY_FIXED_GIB[key]) / per_clip))
+    return max(1, int((share * gpu_gib - MEMORY_FIXED_GIB[key]) / per_clip))
+
+
+def auto_batch_by_estimate(config: ExperimentConfig, gpu_gib: float | None, precision: str = "auto") -> tuple[int, str]:
+    """Return what batch size "auto" is expected to choose, and why in words (before a trial has measured it).
+
+    The dataset's bound, capped by the largest batch whose estimated peak takes the share of the GPU
+    the trainer's measured trial may take; without a GPU, the bound alone.
+    """
+    bound = dataset_bound(config.data.seconds, config.data.train_clips)
+    if gpu_gib is None:
+        return bound.size, f"{bound.why}; no GPU here, so no memory to fit"
+    fits = largest_batch(config, gpu_gib, precision, MEASURED_SHARE)
+    if fits >= bound.size:
+        return bound.size, f"{bound.why}, and by the estimate {bound.size} fits the GPU's {gpu_gib:.1f} GiB"
+    return fits, f"by the estimate {fits} fits {MEASURED_SHARE:.0%} of the GPU's {gpu_gib:.1f} GiB ({bound.why})"
 
 
 def _check_pretrain(config: ExperimentConfig, path_text: str, is_generator: bool) -> str | None:
@@ -85,32 +104,56 @@ def _dataset_misfits(config: ExperimentConfig) -> list[str]:
     return errors
 
 
+def _sized(config: ExperimentConfig, result: Validation, precision: str) -> ExperimentConfig:
+    """Return ``config`` with batch size "auto" replaced by what the estimate expects it to choose
+    (said in ``result.auto_batch``); a number stays."""
+    if config.train.batch_size != "auto":
+        return config
+    batch, why = auto_batch_by_estimate(config, result.gpu_memory_gib, precision)
+    result.auto_batch = (
+        f"batch size auto: about {batch} ({why}); training measures a trial step when it starts and "
+        "takes the largest batch that fits"
+    )
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, batch_size=batch))
+
+
+def _batch_advice(batch_size: int, clips: int, minutes: float) -> list[str]:
+    """Return suggestions on a batch size the user chose, for the dataset's clips and length."""
+    advice = []
+    if clips and batch_size > clips:
+        advice.append(
+            f"batch size {batch_size} is larger than the {clips} training clips: every step "
+            f"repeats clips; use --batch-size {max(1, clips)} or less"
+        )
+    if minutes and minutes < 30 and batch_size > 8:
+        advice.append(f"{minutes:.0f} minutes of audio: a batch size of 8 or less usually trains better")
+    if minutes >= 60 and batch_size < 8:
+        advice.append(f"{minutes:.0f} minutes of audio: a batch size of 16 or more trains faster and smoother")
+    return advice
+
+
 def validate(config: ExperimentConfig, precision: str | None = None) -> Validation:
     """Return errors and suggestions for ``config`` (the data fields must be filled in)."""
     result = Validation(errors=config.train.errors())
     if result.errors:  # values out of range: what follows divides by them and estimates from them
         return result
+    chosen = precision or config.train.precision
+    result.gpu_memory_gib = gpu_memory_gib()
+    config = _sized(config, result, chosen)
     train, data = config.train, config.data
+    batch_size = result.batch_size = train.resolved_batch_size
+    auto = result.auto_batch is not None  # the batch was sized to the data and the GPU: no advice on it
     result.errors += _dataset_misfits(config)
     for path, is_g in ((train.pretrained_g, True), (train.pretrained_d, False)):
         if path:
             problem = _check_pretrain(config, path, is_g)
             if problem:
                 result.errors.append(problem)
-    if data.train_clips and train.batch_size > data.train_clips:
-        result.suggestions.append(
-            f"batch size {train.batch_size} is larger than the {data.train_clips} training clips: every step "
-            f"repeats clips; use --batch-size {max(1, data.train_clips)} or less"
-        )
+    if not auto:
+        result.suggestions += _batch_advice(batch_size, data.train_clips, data.seconds / 60)
     minutes = data.seconds / 60
-    if minutes and minutes < 30 and train.batch_size > 8:
-        result.suggestions.append(f"{minutes:.0f} minutes of audio: a batch size of 8 or less usually trains better")
-    if minutes >= 60 and train.batch_size < 8:
-        result.suggestions.append(
-            f"{minutes:.0f} minutes of audio: a batch size of 16 or more trains faster and smoother"
-        )
     if data.train_clips:
-        steps = math.ceil(data.train_clips / train.batch_size) * train.epochs
+        steps = math.ceil(data.train_clips / batch_size) * train.epochs
         if train.pretrained_g and steps > FINETUNE_STEPS_CEILING:
             result.suggestions.append(
                 f"{train.epochs} epochs are {steps:,} steps, far beyond what fine-tuning on {minutes:.0f} minutes "
@@ -127,13 +170,17 @@ def validate(config: ExperimentConfig, precision: str | None = None) -> Validati
         result.suggestions.append(
             "no validation clips: the overtraining detector needs held-out audio; prepare with --validation 0.05"
         )
-    chosen = precision or train.precision
     result.memory_estimate_gib = round(estimate_memory_gib(config, chosen), 1)
-    result.gpu_memory_gib = gpu_memory_gib()
     if result.gpu_memory_gib is not None and result.memory_estimate_gib > 0.9 * result.gpu_memory_gib:
         fits = largest_batch(config, result.gpu_memory_gib, chosen)
-        result.errors.append(
-            f"batch size {train.batch_size} needs about {result.memory_estimate_gib} GiB but the GPU has "
-            f"{result.gpu_memory_gib:.1f} GiB: use --batch-size {fits}"
-        )
+        if auto:  # then auto is at batch 1 already: the estimate allows no batch at all
+            result.errors.append(
+                f"even batch size {batch_size} needs about {result.memory_estimate_gib} GiB but the GPU has "
+                f"{result.gpu_memory_gib:.1f} GiB: this model needs a larger GPU"
+            )
+        else:
+            result.errors.append(
+                f"batch size {batch_size} needs about {result.memory_estimate_gib} GiB but the GPU has "
+                f"{result.gpu_memory_gib:.1f} GiB: use --batch-size {fits}"
+            )
     return result

@@ -109,6 +109,8 @@ def train_experiment(workspace: Workspace, name: str, device_name: str = "auto")
         print(f"error: {error}", file=sys.stderr)
         return 2
     progress = ProgressWriter(experiment.progress_jsonl if dist.is_main else None)
+    # Where this run's events begin in the file: an out-of-memory message names the batch its start event gave.
+    since = experiment.progress_jsonl.stat().st_size if experiment.progress_jsonl.exists() else 0
     lock = None
     try:
         if dist.is_main:
@@ -117,7 +119,7 @@ def train_experiment(workspace: Workspace, name: str, device_name: str = "auto")
     except KeyboardInterrupt:
         return 130
     except Exception as error:  # the UI must hear about any failure: each kind has its status and message
-        return _failed(error, workspace, name, dist, progress)
+        return _failed(error, experiment, since, dist, progress)
     finally:
         _release(dist, lock)
 
@@ -176,18 +178,26 @@ def _train_with_rollbacks(
     return 3
 
 
-def _failed(error: Exception, workspace: Workspace, name: str, dist: Distributed, progress: ProgressWriter) -> int:
-    """Say why the run failed (an event for the UI, a line for the terminal); return the exit status."""
+def _failed(error: Exception, experiment: Experiment, since: int, dist: Distributed, progress: ProgressWriter) -> int:
+    """Say why the run failed (an event for the UI, a line for the terminal); return the exit status.
+
+    since : the progress file's size when this run began (its own start event comes after).
+    """
     import torch
 
+    from rvc.experiment.config_file import load_config
+    from rvc.train import out_of_memory
     from rvc.train.events import ErrorEvent
 
     if isinstance(error, UserError):
         message, detail, status = str(error), None, 2
     elif isinstance(error, torch.OutOfMemoryError):
-        message, detail, status = _oom_message(workspace, name), str(error).splitlines()[0], 1
+        config = load_config(experiment)
+        message, detail, status = out_of_memory.gpu_message(experiment, config, since), str(error).splitlines()[0], 1
     elif _host_out_of_memory(error):  # a batch far too large for the CPU's memory: not a bug
-        message, detail, status = _host_oom_message(workspace, name), (str(error).splitlines() or [""])[0], 2
+        config = load_config(experiment, check=False)
+        detail = (str(error).splitlines() or [""])[0]
+        message, status = out_of_memory.host_message(experiment, config, since), 2
     else:
         traceback.print_exc()
         message, detail, status = f"training failed: {type(error).__name__}: {error}", None, 1
@@ -238,39 +248,10 @@ def _take_lock(path: Path) -> TextIO:
     return handle
 
 
-def _oom_message(workspace: Workspace, name: str) -> str:
-    from rvc.config.validate import largest_batch
-    from rvc.devices import gpu_memory_gib
-    from rvc.experiment.config_file import load_config
-
-    config = load_config(workspace.experiment(name))
-    batch = config.train.batch_size
-    memory = gpu_memory_gib()
-    fits = min(batch - 1, largest_batch(config, memory, config.train.precision)) if memory else batch // 2
-    suggestion = max(1, fits)
-    return (
-        f"the GPU ran out of memory at batch size {batch}: set --batch-size {suggestion} with "
-        f"`python -m rvc config --experiment {name} --batch-size {suggestion}` and start again "
-        "(the last saved state is intact)"
-    )
-
-
 def _host_out_of_memory(error: BaseException) -> bool:
     """Whether ``error`` is the host (CPU) allocator refusing memory."""
     text = str(error)
     return isinstance(error, MemoryError) or "DefaultCPUAllocator" in text or "can't allocate memory" in text
-
-
-def _host_oom_message(workspace: Workspace, name: str) -> str:
-    from rvc.experiment.config_file import load_config
-
-    batch = load_config(workspace.experiment(name), check=False).train.batch_size
-    suggestion = max(1, min(batch // 2, 8))
-    return (
-        f"the computer ran out of memory at batch size {batch}: set a smaller one with "
-        f"`python -m rvc config --experiment {name} --batch-size {suggestion}` and start again "
-        "(the last saved state is intact)"
-    )
 
 
 if __name__ == "__main__":

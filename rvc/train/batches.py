@@ -46,9 +46,10 @@ def epoch_rows(clips: int, epoch: int, train: TrainConfig, world_size: int, step
     order = torch.Generator(device="cpu")
     order.manual_seed(train.seed * 100_003 + epoch)
     permutation = torch.randperm(clips, generator=order)
-    needed = steps * world_size * train.grad_accum * train.batch_size
+    batch = train.resolved_batch_size
+    needed = steps * world_size * train.grad_accum * batch
     permutation = permutation.repeat(math.ceil(needed / clips))[:needed]
-    return permutation.view(steps, world_size, train.grad_accum, train.batch_size)
+    return permutation.view(steps, world_size, train.grad_accum, batch)
 
 
 def _empty_like(data: TrainingSet, rows: int, device: torch.device, pin: bool = False) -> TrainingSet:

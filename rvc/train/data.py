@@ -26,6 +26,7 @@ from rvc.errors import UserError
 from rvc.experiment import Experiment
 from rvc.experiment.dataset import DatasetReport
 from rvc.experiment.features import FeaturesReport
+from rvc.models.config import ModelConfig
 
 
 @dataclass
@@ -79,6 +80,20 @@ class TrainingSet:
             self.speakers.to(device),
         )
 
+    def head(self, count: int) -> TrainingSet:
+        """Return the first ``count`` clips (views of the same tensors)."""
+        return TrainingSet(
+            self.names[:count],
+            self.wav[:count],
+            self.phone[:count],
+            self.pitch[:count],
+            self.pitchf[:count],
+            self.lengths[:count],
+            self.hop_length,
+            self.sample_rate,
+            self.speakers[:count],
+        )
+
     def tensors(self) -> tuple[torch.Tensor, ...]:
         """Every per-clip tensor (row i of each is clip i)."""
         return self.wav, self.phone, self.pitch, self.pitchf, self.lengths, self.speakers
@@ -96,6 +111,28 @@ def read_clip_list(path: Path) -> list[str]:
 def _failed_clips(experiment: Experiment) -> set[str]:
     report = FeaturesReport.find(experiment)
     return report.failed_clips() if report is not None else set()
+
+
+def load_splits(experiment: Experiment, model: ModelConfig) -> tuple[TrainingSet, TrainingSet]:
+    """Load the training and validation clips for ``model`` (every training clip padded to hold a slice)."""
+    train = load_training_set(
+        experiment,
+        "train",
+        model.sample_rate,
+        model.hop_length,
+        min_frames=model.segment_frames,
+        feature_dim=model.phone_channels,
+        speaker_slots=model.spk_embed_dim,
+    )
+    validation = load_training_set(
+        experiment,
+        "validation",
+        model.sample_rate,
+        model.hop_length,
+        feature_dim=model.phone_channels,
+        speaker_slots=model.spk_embed_dim,
+    )
+    return train, validation
 
 
 def load_training_set(

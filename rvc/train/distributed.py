@@ -33,6 +33,14 @@ class Distributed:
         torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
         return bool(value.item())
 
+    def smallest(self, value: int, device: torch.device) -> int:
+        """The smallest ``value`` of any rank (a collective: every rank must call it; syncs)."""
+        if self.world_size == 1:
+            return value
+        tensor = torch.tensor(value, device=device)
+        torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MIN)
+        return int(tensor.item())
+
     def weights_agree(self, modules: list[nn.Module], device: torch.device) -> bool | None:
         """Whether every rank holds the same weights (a collective; syncs); None with one process.
 

@@ -92,6 +92,9 @@ class StartEvent(Event):
     step_mode: str | None = None  # eager, graph or compiled (older trainers did not say)
     step_mode_reason: str | None = None
     compile_s: float | None = None
+    # How the batch size (the number in ``config``) was chosen, e.g. "auto: measured 4.1 GiB of 6.0 GiB
+    # usable; ..." or "set in the configuration" (older trainers did not say)
+    batch_size_reason: str | None = None
 
     def train_settings(self) -> TrainConfig | None:
         """Return the run's training settings, or None when the event carries none.

@@ -154,10 +154,11 @@ def prepare_step(
     )
     if mode == "compiled":
         step.functions = plain.compiled()
-    graphed = GraphedStep(step, (train.grad_accum, train.batch_size))
-    rows = torch.arange(train.grad_accum * train.batch_size, device=device) % len(step.data)
+    batch = train.resolved_batch_size
+    graphed = GraphedStep(step, (train.grad_accum, batch))
+    rows = torch.arange(train.grad_accum * batch, device=device) % len(step.data)
     try:
-        seconds = graphed.prepare(rows.view(train.grad_accum, train.batch_size), skipped_steps)
+        seconds = graphed.prepare(rows.view(train.grad_accum, batch), skipped_steps)
     except Exception as error:  # a compiler or capture failure must not cost the user the run
         # With several processes every rank must run the same step (the all-reduces pair up):
         # failing lets torchrun stop them all, where one rank falling back would hang the rest.

@@ -22,8 +22,9 @@ import torch
 from rvc.config.experiment import ExperimentConfig
 from rvc.experiment import Experiment
 from rvc.models.weights import load_pretrain
+from rvc.train.batch_choice import BatchChoice, resolve_batch, with_batch
 from rvc.train.batches import ResidentBatches, StreamedBatches, epoch_rows, streams
-from rvc.train.data import TrainingSet, load_training_set
+from rvc.train.data import TrainingSet, load_splits
 from rvc.train.distributed import Distributed, all_reduce_gradients, broadcast_parameters
 from rvc.train.events import DoneEvent, StartEvent, StepEvent
 from rvc.train.graph import ready_step
@@ -82,35 +83,31 @@ class Trainer:
         self.held_out: HeldOutMel | None = None  # built at the first validation
 
     # --- set-up ----------------------------------------------------------
-    def _load_data(self) -> tuple[ResidentBatches | StreamedBatches, TrainingSet | None]:
-        """The training clips as the step reads them, and the held-out clips (on the device unless streamed)."""
-        train, cfg = self.config.train, self.config.model
-        # Every clip must hold at least one training slice: short clips are padded to the slice length.
-        train_set = load_training_set(
-            self.experiment,
-            "train",
-            cfg.sample_rate,
-            cfg.hop_length,
-            min_frames=cfg.segment_frames,
-            feature_dim=cfg.phone_channels,
-            speaker_slots=cfg.spk_embed_dim,
-        )
-        validation = load_training_set(
-            self.experiment,
-            "validation",
-            cfg.sample_rate,
-            cfg.hop_length,
-            feature_dim=cfg.phone_channels,
-            speaker_slots=cfg.spk_embed_dim,
-        )
-        if not streams(train.data_placement, train_set, self.device):
-            return ResidentBatches(train_set, self.device), (validation.to(self.device) if len(validation) else None)
+    def _load_data(self) -> tuple[TrainingSet, TrainingSet | None, bool]:
+        """The training and held-out clips, on the device unless the training set streams; whether it streams."""
+        train_set, validation = load_splits(self.experiment, self.config.model)
+        placement = self.config.train.data_placement
+        if not streams(placement, train_set, self.device):
+            return train_set.to(self.device), (validation.to(self.device) if len(validation) else None), False
         self.log(
             f"streaming the training set to the GPU one batch at a time ({train_set.nbytes() / 2**30:.1f} GiB; "
-            f"data_placement={train.data_placement})"
+            f"data_placement={placement})"
         )
-        batches = StreamedBatches(train_set, self.device, train.grad_accum, train.batch_size)
-        return batches, (validation if len(validation) else None)
+        return train_set, (validation if len(validation) else None), True
+
+    def _size_batches(
+        self, models: Models, spectrogram: Spectrogram, multi: MultiScaleMel | None, clips: TrainingSet, streamed: bool
+    ) -> tuple[ResidentBatches | StreamedBatches, BatchChoice]:
+        """Choose the batch size (batch_choice.py) once, before the step's shapes are fixed, and from then
+        on train with a config that holds the number (config.json keeps "auto"); return the batches."""
+        args = (self.config, models, spectrogram, multi, clips, self.precision, self.device, self.state.batch_size)
+        batch = resolve_batch(*args, self.dist)
+        self.config = self.run_log.config = with_batch(self.config, batch.size)
+        self.state.batch_size = batch.size  # saved with the state: a resumed "auto" run keeps it
+        self.log(f"batch size {batch.size} ({batch.reason})")
+        if streamed:
+            return StreamedBatches(clips, self.device, self.config.train.grad_accum, batch.size), batch
+        return ResidentBatches(clips, self.device), batch
 
     def _start_models(self, models: Models) -> None:
         """Resume from the newest complete state, or start from the pretrains (or from scratch)."""
@@ -123,6 +120,8 @@ class Trainer:
         if train.resume and steps:
             loaded = self.checkpoints.load_state(steps[-1])
             self.state = restore(loaded, models, self.detector, self.config, self.device, self.checkpoints)
+            apply_lr_scale(models, self.state.pending_lr_factor)  # a rollback's lower LR, once
+            self.state.pending_lr_factor = 1.0
             # Epochs counted from 1, as the Train tab counts them: the one this run continues (or begins).
             where = "in" if self.state.batches_done else "at the start of"
             self.log(f"resumed from step {self.state.step}, {where} epoch {self.state.epoch + 1}")
@@ -144,18 +143,17 @@ class Trainer:
         train, cfg = self.config.train, self.config.model
         torch.manual_seed(train.seed + self.dist.rank)
         configure_backends(self.device, train.tf32)
-        batches, validation = self._load_data()
-        train_set = batches.clips
+        train_set, validation, streamed = self._load_data()
         models = build_models(self.config, self.device, self.precision)
         self._start_models(models)
-        apply_lr_scale(models, self.state.pending_lr_factor)
-        self.state.pending_lr_factor = 1.0
         spectrogram = Spectrogram.for_model(cfg).to(self.device)
         multiscale = MultiScaleMel(cfg.sample_rate).to(self.device) if train.multiscale_mel else None
         if self.dist.world_size > 1:
             broadcast_parameters([models.generator, models.discriminator])
+        batches, batch = self._size_batches(models, spectrogram, multiscale, train_set, streamed)
+        train = self.config.train  # the batch size a number from here on
 
-        per_step = train.batch_size * train.grad_accum * self.dist.world_size
+        per_step = batch.size * train.grad_accum * self.dist.world_size
         steps_per_epoch = max(1, math.ceil(len(train_set) / per_step))
         total_steps = steps_per_epoch * train.epochs
         metrics = StepMetrics(self.device)
@@ -193,6 +191,7 @@ class Trainer:
                     step_mode=mode,
                     step_mode_reason=why,
                     compile_s=round(compile_s, 2),
+                    batch_size_reason=batch.reason,
                 )
             )
             self.run_log.open()

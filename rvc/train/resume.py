@@ -32,6 +32,9 @@ class TrainState:
     pending_lr_factor: float = 1.0  # set by a rollback, applied to the schedulers once on the next start
     history: list[dict[str, Any]] = field(default_factory=list)  # per-epoch validation losses
     batches_done: int = 0  # batches of the unfinished epoch (epoch + 1) already trained: a stop mid-epoch
+    # The batch the run trains with: a resumed "auto" run keeps it, as the clips' order depends on it
+    # (0: not recorded, a state saved before batch size auto).
+    batch_size: int = 0
 
 
 def state_extra(

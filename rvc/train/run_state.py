@@ -178,6 +178,18 @@ class RunState:
         return float(c_mel) if isinstance(c_mel, int | float) and not isinstance(c_mel, bool) else None
 
     @property
+    def batch_size(self) -> int | None:
+        """The batch the run trains with (a number, also where the config says "auto"); None before a start."""
+        settings = self.start.train_settings() if self.start is not None else None
+        batch = settings.batch_size if settings is not None else None
+        return batch if isinstance(batch, int) and not isinstance(batch, bool) else None
+
+    @property
+    def batch_size_reason(self) -> str | None:
+        """How the trainer chose the batch ("auto: 8 (measured ...)"); None from trainers that did not say."""
+        return self.start.batch_size_reason if self.start is not None else None
+
+    @property
     def stopped(self) -> bool:
         """The user stopped the run (its state is saved; Resume continues)."""
         return self.done is not None and self.done.stopped

@@ -39,7 +39,9 @@ def _widget(spec: FieldSpec) -> gr.components.Component:
         return gr.Number(spec.default, precision=0, **common)
     if spec.kind in ("number", "optional number"):
         return gr.Number(spec.default, step=1e-12, **common)  # any value is valid, however small
-    placeholder = {"whole list": "e.g. 100, 200", "pair": "e.g. 0.8, 0.99"}.get(spec.kind)
+    placeholder = {"whole list": "e.g. 100, 200", "pair": "e.g. 0.8, 0.99", "whole or auto": "auto, or e.g. 8"}.get(
+        spec.kind
+    )
     return gr.Textbox(spec.default, placeholder=placeholder, **common)
 
 

@@ -1,0 +1,243 @@
+"""Batch size "auto": the largest batch the dataset supports whose measured trial step fits the GPU.
+
+The trainer resolves the batch once, after the models are built (and a resumed state loaded) and
+before the step is graphed or compiled, and hands on a config holding the number, so everything
+downstream (the data order, the graph's shapes, the compile record, the ``start`` event) sees one
+batch. The memory estimate (``rvc/config/validate.py``) only picks the first candidate: each
+candidate is measured by running the trainer's own ``TrainStep`` on real clips of the training set
+(same models, precision and channels-last layout), with the optimizers told to skip through the
+device flag the graph's warm-up steps use, so no weight, optimizer moment or loss scale changes;
+the RNG states are put back, so a run trains the same as with that batch given as a number.
+
+A resumed run keeps the batch its state was trained with: the order of the clips depends on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from rvc.config.batch import MEASURED_SHARE, dataset_bound
+from rvc.config.experiment import ExperimentConfig
+from rvc.config.validate import estimate_memory_gib, largest_batch
+from rvc.train.data import TrainingSet
+from rvc.train.distributed import Distributed
+from rvc.train.mel import MultiScaleMel, Spectrogram
+from rvc.train.models import Models
+from rvc.train.precision import Precision
+from rvc.train.step import StepMetrics, TrainStep
+
+# Trials at most: each costs a step or two (and cuDNN's autotuning of its shapes), seconds on a GPU.
+MAX_TRIALS = 6
+
+PeakOf = Callable[[int], float | None]  # batch -> measured peak GiB, or None: out of memory
+
+
+@dataclass(frozen=True)
+class BatchChoice:
+    size: int
+    reason: str  # how it was chosen, for the start event, the Train tab and the log ("auto: measured ...")
+    peak_gib: float | None = None  # the chosen batch's measured trial peak (None: not measured)
+
+
+def with_batch(config: ExperimentConfig, size: int) -> ExperimentConfig:
+    """Return ``config`` training at batch ``size`` (a copy: the saved config keeps "auto")."""
+    return dataclasses.replace(config, train=dataclasses.replace(config.train, batch_size=size))
+
+
+def choose_batch(
+    config: ExperimentConfig,
+    precision: str,
+    clips: int,
+    seconds: float,
+    *,
+    resumed_batch: int = 0,
+    world_size: int = 1,
+    peak_of: PeakOf | None = None,
+    usable_gib: float | None = None,
+    device: str = "cpu",
+) -> BatchChoice:
+    """Return the batch to train with and why.
+
+    A number in the config is kept. "auto" keeps ``resumed_batch`` (the state's; 0: a new run or a
+    state saved before it was recorded); else it is the dataset's bound, and on a GPU
+    (``peak_of`` and ``usable_gib`` given) the largest batch up to the bound whose measured peak
+    takes at most MEASURED_SHARE of ``usable_gib``, searched from the estimate's guess.
+    """
+    asked = config.train.batch_size
+    if asked != "auto":
+        return BatchChoice(asked, "set in the configuration")
+    if resumed_batch > 0:
+        return BatchChoice(resumed_batch, "auto: kept from the run this one continues (the clips' order depends on it)")
+    bound = dataset_bound(seconds, clips, world_size)
+    if peak_of is None or usable_gib is None:
+        return BatchChoice(bound.size, f"auto: {bound.why}; no GPU memory to measure on {device}")
+    limit = MEASURED_SHARE * usable_gib
+    guess = min(bound.size, largest_batch(config, usable_gib, precision, MEASURED_SHARE))
+    fixed = estimate_memory_gib(with_batch(config, 0), precision)  # the estimate's part that no clip adds
+    size, peaks = largest_fitting(guess, bound.size, peak_of, limit, fixed)
+    if size == 0:
+        tried = ", ".join(f"{b}: {_peak_text(p)}" for b, p in sorted(peaks.items()))
+        return BatchChoice(1, f"auto: no batch measured fits {limit:.1f} GiB (tried {tried})")
+    peak = peaks[size]
+    return BatchChoice(size, f"auto: measured {peak:.1f} GiB of {usable_gib:.1f} GiB usable; {bound.why}", peak)
+
+
+def _peak_text(peak: float | None) -> str:
+    return "out of memory" if peak is None else f"{peak:.1f} GiB"
+
+
+def largest_fitting(
+    start: int, bound: int, peak_of: PeakOf, limit_gib: float, fixed_gib: float = 0.0, max_trials: int = MAX_TRIALS
+) -> tuple[int, dict[int, float | None]]:
+    """Return the largest batch in 1..``bound`` whose peak is at most ``limit_gib`` (0: none found) and every
+    measured peak (None: out of memory).
+
+    Starts at ``start`` and moves by a straight line through the peaks measured so far (a step's
+    memory is a fixed part plus a part per clip; ``fixed_gib`` stands in for the fixed part until
+    two batches are measured), never retrying a batch, within ``max_trials`` trials.
+    """
+    peaks: dict[int, float | None] = {}
+    candidate = max(1, min(start, bound))
+    for _ in range(max_trials):
+        peaks[candidate] = peak_of(candidate)
+        fits = max((b for b, p in peaks.items() if p is not None and p <= limit_gib), default=0)
+        too_big = min((b for b, p in peaks.items() if p is None or p > limit_gib), default=bound + 1)
+        if fits + 1 >= too_big:
+            break
+        candidate = _next_candidate(peaks, limit_gib, fixed_gib, fits, too_big)
+        if candidate in peaks:
+            break
+    fits = max((b for b, p in peaks.items() if p is not None and p <= limit_gib), default=0)
+    return fits, peaks
+
+
+def _next_candidate(peaks: dict[int, float | None], limit: float, fixed: float, fits: int, too_big: int) -> int:
+    """The batch to try next, strictly between ``fits`` and ``too_big``: where the line predicts the limit."""
+    measured = sorted((b, p) for b, p in peaks.items() if p is not None)
+    predicted = (fits + too_big) // 2  # only out-of-memory so far: halve
+    if len(measured) >= 2 and measured[-1][1] > measured[0][1]:
+        (b0, p0), (b1, p1) = measured[0], measured[-1]
+        per_clip = (p1 - p0) / (b1 - b0)
+        predicted = int(b0 + (limit - p0) / per_clip)
+    elif measured:
+        b, p = measured[-1]
+        per_clip = max(p - min(fixed, 0.9 * p), 1e-6) / b
+        predicted = int(b + (limit - p) / per_clip)
+    if predicted >= too_big:  # the line passes a batch that ran out of memory (no peak to fit): halve the gap
+        return (fits + too_big + 1) // 2
+    return max(fits + 1, predicted)
+
+
+class TrialStep:
+    """``trial(batch)``: the peak GPU memory (GiB) of a training step at ``batch``, or None when it runs out.
+
+    Two dry steps per batch: the first lets cuDNN autotune these shapes (its trial workspaces are
+    not what training holds), the second is measured. Gradients are dropped and the RNG states put
+    back afterwards; the optimizers skip, so the models are as they were.
+    """
+
+    def __init__(
+        self,
+        config: ExperimentConfig,
+        models: Models,
+        spectrogram: Spectrogram,
+        data: TrainingSet,
+        precision: Precision,
+        multiscale: MultiScaleMel | None,
+    ) -> None:
+        self.device = data.wav.device
+        self.micro_batches = config.train.grad_accum
+        self.step = TrainStep(
+            config, models, spectrogram, data, StepMetrics(self.device), precision, multiscale=multiscale
+        )
+        self.step.dry.fill_(True)  # the optimizers and the loss scale skip every trial step
+
+    def __call__(self, batch: int) -> float | None:
+        cpu_rng, cuda_rng = torch.get_rng_state(), torch.cuda.get_rng_state(self.device)
+        try:
+            peak: float | None = self._measure(batch)
+        except torch.OutOfMemoryError:
+            peak = None
+        except RuntimeError as error:  # cuDNN and cuBLAS report some failed allocations in their own words
+            if not _out_of_memory(error):
+                raise
+            peak = None
+        models = self.step.models
+        models.optimizer_g.zero_grad(set_to_none=True)
+        models.optimizer_d.zero_grad(set_to_none=True)
+        models.discriminator.requires_grad_(True)  # an out-of-memory may have left it off
+        torch.cuda.empty_cache()
+        torch.set_rng_state(cpu_rng)
+        torch.cuda.set_rng_state(cuda_rng, self.device)
+        return peak
+
+    def _measure(self, batch: int) -> float:
+        rows = torch.arange(self.micro_batches * batch, device=self.device) % len(self.step.data)
+        index = rows.view(self.micro_batches, batch)
+        self.step(index)
+        torch.cuda.synchronize(self.device)
+        torch.cuda.reset_peak_memory_stats(self.device)
+        self.step(index)
+        torch.cuda.synchronize(self.device)
+        return torch.cuda.max_memory_allocated(self.device) / 2**30
+
+
+def _out_of_memory(error: RuntimeError) -> bool:
+    text = str(error)
+    return "out of memory" in text or "CUDNN_STATUS_ALLOC_FAILED" in text or "NOT_ENOUGH_WORKSPACE" in text
+
+
+def resolve_batch(
+    config: ExperimentConfig,
+    models: Models,
+    spectrogram: Spectrogram,
+    multiscale: MultiScaleMel | None,
+    data: TrainingSet,
+    precision: Precision,
+    device: torch.device,
+    resumed_batch: int = 0,
+    dist: Distributed | None = None,
+) -> BatchChoice:
+    """Choose the batch for the trainer, measured on CUDA with ``data`` (the training set: on ``device``
+    when it is held there; a streamed set's first clips are copied there for the trials).
+
+    With several processes each measures its own GPU and all take the smallest choice (a collective).
+    """
+    from rvc.devices import gpu_memory_gib
+
+    dist = dist or Distributed()
+    # The dataset's length as prepare recorded it (RVC's rule counts the whole recording), or where the
+    # config has none, the training clips' own.
+    clips, seconds = len(data), config.data.seconds or data.seconds
+    if config.train.batch_size != "auto" or resumed_batch > 0 or device.type != "cuda":
+        return choose_batch(
+            config,
+            precision.name,
+            clips,
+            seconds,
+            resumed_batch=resumed_batch,
+            world_size=dist.world_size,
+            device=str(device),
+        )
+    bound = dataset_bound(seconds, clips, dist.world_size).size
+    on_device = data if data.wav.device == device else data.head(bound).to(device)
+    choice = choose_batch(
+        config,
+        precision.name,
+        clips,
+        seconds,
+        world_size=dist.world_size,
+        peak_of=TrialStep(config, models, spectrogram, on_device, precision, multiscale),
+        usable_gib=gpu_memory_gib(device.index or 0),
+        device=str(device),
+    )
+    del on_device  # a streamed set's trial copy: training streams into a window of its own
+    torch.cuda.empty_cache()
+    agreed = dist.smallest(choice.size, device)
+    if agreed < choice.size:
+        return BatchChoice(agreed, f"auto: the largest every GPU fits (this one's: {choice.size}, {choice.reason})")
+    return choice

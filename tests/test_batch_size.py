@@ -1,0 +1,289 @@
+"""Batch size "auto" (issue 19): the setting, Validate, the trainer's choice, resume and out-of-memory messages."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from rvc.config.batch import dataset_bound, suggested_batch_size
+from rvc.config.experiment import DataInfo, ExperimentConfig
+from rvc.config.train import TrainConfig
+from rvc.config.validate import validate
+from rvc.errors import UserError
+from rvc.experiment import Experiment
+from rvc.experiment import checkpoints as checkpoint
+from rvc.experiment.checkpoints import save_torch
+from rvc.experiment.config_file import load_config, save_config
+from rvc.models.config import ModelConfig
+from rvc.train.batch_choice import choose_batch, largest_fitting, resolve_batch
+from rvc.train.events import StartEvent, from_json
+from rvc.train.progress import ProgressWriter, parse_line
+from tests.fake_experiment import make_extracted_experiment, tiny_config, write_tiny_config
+from tests.hostile import cli
+from tests.test_train import _env, _records, _trainer
+
+# ------------------------------------------------------------------ the setting
+
+
+def _config_cli(logs: Path, *flags: str) -> subprocess.CompletedProcess[str]:
+    """``python -m rvc config --experiment voice FLAGS`` as a user runs it."""
+    command = [sys.executable, "-m", "rvc", "--logs-dir", str(logs), "config", "--experiment", "voice", *flags]
+    return subprocess.run(command, capture_output=True, text=True, env=_env(), timeout=120)
+
+
+def test_the_config_command_takes_auto_or_a_number_and_refuses_anything_else(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    experiment = make_extracted_experiment(logs)
+    write_tiny_config(experiment, batch_size=2)  # an existing config with a number keeps working
+
+    auto = _config_cli(logs, "--batch-size", "auto")
+    assert auto.returncode == 0, auto.stderr
+    assert json.loads(experiment.config_json.read_text())["train"]["batch_size"] == "auto"
+    assert load_config(experiment).train.batch_size == "auto"
+    # Validate says what auto is expected to choose: 6 clips of 0.6 s suggest at most 4, no GPU here.
+    assert "batch size auto: about 4" in auto.stdout and "measures a trial step" in auto.stdout
+
+    number = _config_cli(logs, "--batch-size", "3")
+    assert number.returncode == 0, number.stderr
+    assert json.loads(experiment.config_json.read_text())["train"]["batch_size"] == 3
+    assert "at batch size 3" in number.stdout
+
+    for text, words in (("big", "--batch-size 'big': use auto or a whole number"), ("0", "--batch-size 0 must be")):
+        refused = _config_cli(logs, "--batch-size", text)
+        assert refused.returncode == 2 and words in refused.stderr, refused.stderr
+        assert "Traceback" not in refused.stderr
+    assert json.loads(experiment.config_json.read_text())["train"]["batch_size"] == 3
+
+
+def test_a_new_config_leaves_the_batch_to_the_trainer(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    make_extracted_experiment(logs)
+    ran = cli(logs, "config", "--experiment", "voice", "--tiny-model")
+    assert ran.code == 0, ran.stderr
+    assert load_config(Experiment(logs, "voice")).train.batch_size == "auto"
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [("big", "--batch-size 'big': use auto"), (2.5, "--batch-size 2.5: use auto"), (True, "--batch-size True")],
+)
+def test_a_batch_size_that_is_neither_auto_nor_whole_is_refused_by_name(value: Any, words: str) -> None:
+    errors = TrainConfig(batch_size=value).errors()
+    assert any(words in error for error in errors), errors
+
+
+def test_the_form_takes_auto_or_a_number(tmp_path: Path) -> None:
+    from webui import config_handlers as handlers
+    from webui.paths_guard import PathGuard
+
+    guard = PathGuard(tmp_path, (tmp_path,))
+    form = handlers.form_from_train(TrainConfig())
+    assert form["batch_size"] == "auto" and handlers.train_from_form(form, guard).batch_size == "auto"
+    for typed, parsed in (("8", 8), (" Auto ", "auto"), (12, 12), ("6.0", 6)):
+        assert handlers.train_from_form(form | {"batch_size": typed}, guard).batch_size == parsed
+    for typed in ("eight", "", None, "2.5"):
+        with pytest.raises(UserError, match="'Batch size'"):
+            handlers.train_from_form(form | {"batch_size": typed}, guard)
+    # a number out of range is refused by Validate, by the field's label
+    errors = validate(ExperimentConfig(train=handlers.train_from_form(form | {"batch_size": "0"}, guard))).errors
+    assert [handlers.ui_text(e) for e in errors] == ["'Batch size' 0 must be between 1 and 1024"]
+
+
+# ------------------------------------------------------------------ what auto chooses
+
+
+def test_the_dataset_bounds_auto_by_its_length_and_its_clips() -> None:
+    assert [suggested_batch_size(m) for m in (5, 10, 59, 60)] == [4, 8, 8, 16]
+    assert dataset_bound(600, 500).size == 8 and "10.0 minutes suggest at most 8" in dataset_bound(600, 500).why
+    few = dataset_bound(3600, 10)
+    assert few.size == 10 and "its 10 training clips fill batches of 10" in few.why
+    assert dataset_bound(3600, 10, world_size=4).size == 2  # each GPU draws its own batch
+    assert dataset_bound(3600, 0).size == 16  # clips not known yet: the length alone
+
+
+def test_validate_with_auto_estimates_the_batch_it_expects() -> None:
+    config = ExperimentConfig(data=DataInfo(seconds=1200, train_clips=5))
+    result = validate(config)
+    assert result.batch_size == 5 and result.auto_batch is not None
+    assert "about 5" in result.auto_batch and "its 5 training clips" in result.auto_batch
+    # no suggestions on a batch that auto sized; the estimate is for the batch auto would take
+    assert not any("batch size" in s for s in result.suggestions)
+    sized = validate(ExperimentConfig(train=TrainConfig(batch_size=5), data=config.data))
+    assert result.memory_estimate_gib == sized.memory_estimate_gib
+
+
+def test_the_search_finds_the_largest_batch_under_the_limit() -> None:
+    def linear(batch: int) -> float:  # the estimate's shape: 1.4 GiB fixed, 0.33 GiB a clip
+        return 1.4 + 0.33 * batch
+
+    for start in (1, 4, 16, 40):
+        best, peaks = largest_fitting(start, 64, linear, limit_gib=5.1, fixed_gib=1.4)
+        assert best == 11 and len(peaks) <= 4, (start, peaks)
+    assert largest_fitting(8, 8, linear, limit_gib=100)[0] == 8  # the dataset's bound, measured once
+    assert largest_fitting(8, 8, linear, limit_gib=100)[1] == {8: linear(8)}
+
+    def oom_above_5(batch: int) -> float | None:
+        return None if batch > 5 else 1.0 + batch
+
+    assert largest_fitting(16, 16, oom_above_5, limit_gib=100)[0] == 5
+    assert largest_fitting(16, 16, lambda batch: None, limit_gib=100)[0] == 0
+
+
+def test_choose_batch_on_a_gpu_measures_and_says_what_it_measured() -> None:
+    config = ExperimentConfig(model=ModelConfig.for_sample_rate(40000))
+    measured: list[int] = []
+
+    def peak(batch: int) -> float:
+        measured.append(batch)
+        return 1.0 + 0.5 * batch
+
+    choice = choose_batch(config, "bf16", clips=400, seconds=1200, peak_of=peak, usable_gib=6.0, device="cuda:0")
+    assert choice.size == 8 and choice.peak_gib == 5.0  # 20 minutes suggest 8, and 8 fits 85% of 6 GiB
+    assert choice.reason == "auto: measured 5.0 GiB of 6.0 GiB usable; the dataset's 20.0 minutes suggest at most 8"
+    small = choose_batch(config, "bf16", clips=400, seconds=1200, peak_of=peak, usable_gib=4.0, device="cuda:0")
+    assert small.size == 4 and small.peak_gib is not None and small.peak_gib <= 0.85 * 4.0
+    config.train.batch_size = 6
+    assert choose_batch(config, "bf16", 400, 1200, peak_of=peak, usable_gib=6.0).size == 6  # a number: no trial
+    assert len(measured) <= 4
+
+
+def test_the_resolver_on_the_cpu_takes_the_dataset_bound(tmp_path: Path) -> None:
+    from rvc.train.data import load_splits
+    from rvc.train.mel import Spectrogram
+    from rvc.train.models import build_models
+    from rvc.train.precision import PLANS
+
+    experiment = make_extracted_experiment(tmp_path / "logs", train_clips=3)
+    config = tiny_config(batch_size="auto")
+    train_set, _ = load_splits(experiment, config.model)
+    models = build_models(config, torch.device("cpu"))
+    spectrogram = Spectrogram.for_model(config.model)
+    args = (models, spectrogram, None, train_set, PLANS["fp32"], torch.device("cpu"))
+    choice = resolve_batch(config, *args)
+    assert choice.size == 3 and choice.peak_gib is None  # a few seconds suggest 4, but there are 3 clips
+    assert "its 3 training clips fill batches of 3" in choice.reason and "no GPU memory to measure" in choice.reason
+    assert resolve_batch(config, *args, resumed_batch=4).size == 4  # a resumed run keeps its batch
+    assert resolve_batch(tiny_config(batch_size=5), *args).reason == "set in the configuration"
+
+
+# ------------------------------------------------------------------ the trainer
+
+
+def _train(logs: Path) -> tuple[int, list[dict], str]:
+    """Run the real trainer on the CPU; return its status, its events, and its log lines and errors."""
+    result = subprocess.run(_trainer(logs), capture_output=True, text=True, env=_env(), timeout=300)
+    return result.returncode, _records(result.stdout), result.stdout + result.stderr
+
+
+def test_an_auto_run_trains_at_the_batch_it_chose_and_says_why(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    experiment = make_extracted_experiment(logs)
+    write_tiny_config(experiment, epochs=1, batch_size="auto")
+
+    code, events, output = _train(logs)
+
+    assert code == 0, output
+    start = from_json(events[0])
+    assert isinstance(start, StartEvent)
+    assert start.config["train"]["batch_size"] == 4  # 6 clips of 0.6 s: the short-dataset suggestion
+    assert start.batch_size_reason is not None and start.batch_size_reason.startswith("auto: the dataset's")
+    assert "no GPU memory to measure on cpu" in start.batch_size_reason
+    assert start.steps_per_epoch == 2  # 6 clips in batches of 4
+    assert f"batch size 4 ({start.batch_size_reason})" in output  # the trainer's log says it too
+    assert json.loads(experiment.config_json.read_text())["train"]["batch_size"] == "auto"  # the file keeps auto
+
+
+def _saved_batch(experiment: Experiment) -> int | None:
+    folder = experiment.root / "checkpoints"
+    state = torch.load(checkpoint.state_paths(folder, checkpoint.complete_steps(folder)[-1]).state, weights_only=True)
+    return state["train_state"].get("batch_size")
+
+
+def test_a_resumed_auto_run_keeps_its_batch_when_the_dataset_would_now_suggest_another(tmp_path: Path) -> None:
+    logs = tmp_path / "logs"
+    experiment = make_extracted_experiment(logs)
+    write_tiny_config(experiment, epochs=1, batch_size="auto")
+    code, events, output = _train(logs)
+    assert code == 0, output
+    assert events[0]["config"]["train"]["batch_size"] == 4 and _saved_batch(experiment) == 4
+
+    # Three clips are left: a new run would choose 3, but the clips' order depends on the batch.
+    names = experiment.train_clips.read_text().split()
+    experiment.train_clips.write_text("\n".join(names[:3]) + "\n")
+    write_tiny_config(experiment, epochs=2, batch_size="auto")
+    code, events, output = _train(logs)
+    assert code == 0, output
+    start = events[0]
+    assert start["start_step"] == 2 and start["config"]["train"]["batch_size"] == 4
+    assert "kept from the run this one continues" in start["batch_size_reason"]
+    assert start["steps_per_epoch"] == 1 and events[-1]["kind"] == "done"
+
+    # A state saved before the batch was recorded: auto chooses afresh, for the clips there are now.
+    folder = experiment.root / "checkpoints"
+    state_file = checkpoint.state_paths(folder, checkpoint.complete_steps(folder)[-1]).state
+    state = torch.load(state_file, weights_only=True)
+    del state["train_state"]["batch_size"]
+    save_torch(state, state_file)
+    write_tiny_config(experiment, epochs=3, batch_size="auto")
+    code, events, output = _train(logs)
+    assert code == 0, output
+    assert events[0]["start_step"] == 3 and events[0]["config"]["train"]["batch_size"] == 3
+    assert _saved_batch(experiment) == 3
+
+
+@pytest.mark.parametrize(
+    ("error", "words", "status"),
+    [
+        (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), "the GPU ran out of memory", 1),
+        (RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried"), "the computer ran out of memory", 2),
+    ],
+)
+def test_out_of_memory_mid_run_names_the_batch_the_run_chose(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: Exception, words: str, status: int
+) -> None:
+    from rvc.train import loop
+
+    logs = tmp_path / "logs"
+    experiment = make_extracted_experiment(logs)
+    write_tiny_config(experiment, epochs=2, batch_size="auto")
+
+    def out_of_memory(*args: object, **kwargs: object) -> None:
+        raise error
+
+    monkeypatch.setattr(loop.Trainer, "_finish_epoch", out_of_memory)  # after the first epoch's steps
+    for variable in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):  # the trainer sets them in this process
+        monkeypatch.setenv(variable, str(tmp_path / variable))
+    ran = cli(logs, "train", "--device", "cpu", "--experiment", "voice")
+
+    assert ran.code == status, ran.stderr
+    events = [e for line in ran.stdout.splitlines() if (e := parse_line(line))]
+    assert isinstance(events[0], StartEvent) and events[0].config["train"]["batch_size"] == 4
+    message = events[-1].to_json()["message"]
+    assert f"{words} at batch size 4: set" in message and "--batch-size 2" in message, message
+    assert "intact" in message
+
+
+def test_the_out_of_memory_message_reads_only_this_runs_start_event(tmp_path: Path) -> None:
+    from rvc.train.out_of_memory import gpu_message, trained_batch_size
+
+    logs = tmp_path / "logs"
+    experiment = make_extracted_experiment(logs)
+    config = write_tiny_config(experiment, batch_size="auto")
+    progress = ProgressWriter(experiment.progress_jsonl, stream=io.StringIO())
+    earlier = tiny_config(batch_size=16).to_dict()
+    progress.emit(StartEvent(config=earlier))
+    since = experiment.progress_jsonl.stat().st_size
+    assert trained_batch_size(experiment, config, since) is None  # auto, failed before choosing: not 16
+    assert "with batch size auto: set --batch-size 2" in gpu_message(experiment, config, since)
+    progress.emit(StartEvent(config=tiny_config(batch_size=6).to_dict(), batch_size_reason="auto: ..."))
+    assert trained_batch_size(experiment, config, since) == 6
+    assert "at batch size 6: set --batch-size 3" in gpu_message(experiment, config, since)
+    save_config(experiment, tiny_config(batch_size=5))
+    assert trained_batch_size(experiment, load_config(experiment), experiment.progress_jsonl.stat().st_size) == 5
