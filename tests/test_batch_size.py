@@ -173,6 +173,40 @@ def test_the_resolver_on_the_cpu_takes_the_dataset_bound(tmp_path: Path) -> None
     assert resolve_batch(tiny_config(batch_size=5), *args).reason == "set in the configuration"
 
 
+def test_a_trial_step_trains_nothing(tmp_path: Path) -> None:
+    """A trial leaves the weights, the optimizers' moments and steps, the gradients and the RNG as they were:
+    a step after it trains exactly as the same step without it."""
+    from rvc.train.batch_choice import TrialStep
+    from rvc.train.data import load_splits
+    from rvc.train.mel import Spectrogram
+    from rvc.train.models import build_models
+    from rvc.train.step import StepMetrics, TrainStep
+
+    experiment = make_extracted_experiment(tmp_path / "logs")
+    config = tiny_config(batch_size=2)
+    train_set, _ = load_splits(experiment, config.model)
+    spectrogram = Spectrogram.for_model(config.model)
+    index = torch.tensor([[0, 3]])
+    trained = []
+    for trial_first in (False, True):
+        torch.manual_seed(0)
+        models = build_models(config, torch.device("cpu"))
+        step = TrainStep(config, models, spectrogram, train_set, StepMetrics(torch.device("cpu")))
+        step(index)  # the optimizers hold moments and a step count before the trial
+        if trial_first:
+            rng = torch.get_rng_state()
+            assert TrialStep(config, models, spectrogram, train_set, step.precision, None)(4) == 0.0
+            assert torch.equal(torch.get_rng_state(), rng)
+            assert all(p.grad is None for p in models.g_params + models.d_params)
+        step(index)
+        trained.append((models.generator.state_dict(), models.optimizer_g.state_dict(), step.metrics.read()))
+    (weights, moments, metrics), (weights_after_trial, moments_after_trial, metrics_after_trial) = trained
+    assert all(torch.equal(weights[name], weights_after_trial[name]) for name in weights)
+    for number, state in moments["state"].items():
+        assert all(torch.equal(value, moments_after_trial["state"][number][key]) for key, value in state.items())
+    assert metrics == metrics_after_trial  # the trial's losses went to its own accumulators
+
+
 # ------------------------------------------------------------------ the trainer
 
 

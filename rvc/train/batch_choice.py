@@ -137,7 +137,9 @@ class TrialStep:
 
     Two dry steps per batch: the first lets cuDNN autotune these shapes (its trial workspaces are
     not what training holds), the second is measured. Gradients are dropped and the RNG states put
-    back afterwards; the optimizers skip, so the models are as they were.
+    back afterwards; the optimizers skip, so the models are as they were. The resolver measures on
+    CUDA only; on another device the steps run the same and the peak reads 0 (the CPU tests check
+    that a trial leaves the training as it was).
     """
 
     def __init__(
@@ -157,7 +159,9 @@ class TrialStep:
         self.step.dry.fill_(True)  # the optimizers and the loss scale skip every trial step
 
     def __call__(self, batch: int) -> float | None:
-        cpu_rng, cuda_rng = torch.get_rng_state(), torch.cuda.get_rng_state(self.device)
+        cuda = self.device.type == "cuda"
+        cpu_rng = torch.get_rng_state()
+        cuda_rng = torch.cuda.get_rng_state(self.device) if cuda else None
         try:
             peak: float | None = self._measure(batch)
         except torch.OutOfMemoryError:
@@ -170,15 +174,21 @@ class TrialStep:
         models.optimizer_g.zero_grad(set_to_none=True)
         models.optimizer_d.zero_grad(set_to_none=True)
         models.discriminator.requires_grad_(True)  # an out-of-memory may have left it off
-        torch.cuda.empty_cache()
         torch.set_rng_state(cpu_rng)
-        torch.cuda.set_rng_state(cuda_rng, self.device)
+        if cuda_rng is not None:
+            torch.cuda.set_rng_state(cuda_rng, self.device)
+            torch.cuda.empty_cache()  # what the trial cached goes back before the next one (or training)
         return peak
 
     def _measure(self, batch: int) -> float:
+        """Two dry steps; the second's peak allocated GiB (off CUDA there is no allocator to ask: 0)."""
+        cuda = self.device.type == "cuda"
         rows = torch.arange(self.micro_batches * batch, device=self.device) % len(self.step.data)
         index = rows.view(self.micro_batches, batch)
         self.step(index)
+        if not cuda:
+            self.step(index)
+            return 0.0
         torch.cuda.synchronize(self.device)
         torch.cuda.reset_peak_memory_stats(self.device)
         self.step(index)
