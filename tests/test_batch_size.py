@@ -149,6 +149,7 @@ def test_choose_batch_on_a_gpu_measures_and_says_what_it_measured() -> None:
     assert choice.reason == "auto: measured 5.0 GiB of 6.0 GiB usable; the dataset's 20.0 minutes suggest at most 8"
     small = choose_batch(config, "bf16", clips=400, seconds=1200, peak_of=peak, usable_gib=4.0, device="cuda:0")
     assert small.size == 4 and small.peak_gib is not None and small.peak_gib <= 0.85 * 4.0
+    assert small.reason.endswith("; 5 took 3.5 GiB, over 85% of it"), small.reason
     config.train.batch_size = 6
     assert choose_batch(config, "bf16", 400, 1200, peak_of=peak, usable_gib=6.0).size == 6  # a number: no trial
     assert len(measured) <= 4

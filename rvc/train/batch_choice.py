@@ -81,13 +81,17 @@ def choose_batch(
     size, peaks = largest_fitting(guess, bound.size, peak_of, limit, fixed)
     if size == 0:
         tried = ", ".join(f"{b}: {_peak_text(p)}" for b, p in sorted(peaks.items()))
-        return BatchChoice(1, f"auto: no batch measured fits {limit:.1f} GiB (tried {tried})")
+        return BatchChoice(1, f"auto: no batch measured fits in {limit:.1f} GiB (tried {tried})")
     peak = peaks[size]
-    return BatchChoice(size, f"auto: measured {peak:.1f} GiB of {usable_gib:.1f} GiB usable; {bound.why}", peak)
+    reason = f"auto: measured {peak:.1f} GiB of {usable_gib:.1f} GiB usable; {bound.why}"
+    larger = [b for b in sorted(peaks) if b > size]
+    if larger:  # why not more: the memory
+        reason += f"; {larger[0]} took {_peak_text(peaks[larger[0]])}, over {MEASURED_SHARE:.0%} of it"
+    return BatchChoice(size, reason, peak)
 
 
 def _peak_text(peak: float | None) -> str:
-    return "out of memory" if peak is None else f"{peak:.1f} GiB"
+    return "more memory than there was" if peak is None else f"{peak:.1f} GiB"
 
 
 def largest_fitting(
