@@ -86,12 +86,14 @@ def choose_batch(
     reason = f"auto: measured {peak:.1f} GiB of {usable_gib:.1f} GiB usable; {bound.why}"
     larger = [b for b in sorted(peaks) if b > size]
     if larger:  # why not more: the memory
-        reason += f"; {larger[0]} took {_peak_text(peaks[larger[0]])}, over {MEASURED_SHARE:.0%} of it"
+        over = peaks[larger[0]]
+        too_much = "ran out of memory" if over is None else f"took {over:.1f} GiB, over {MEASURED_SHARE:.0%} of it"
+        reason += f"; {larger[0]} {too_much}"
     return BatchChoice(size, reason, peak)
 
 
 def _peak_text(peak: float | None) -> str:
-    return "more memory than there was" if peak is None else f"{peak:.1f} GiB"
+    return "out of memory" if peak is None else f"{peak:.1f} GiB"
 
 
 def largest_fitting(
