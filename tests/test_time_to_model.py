@@ -138,6 +138,7 @@ def test_step_modes_follow_what_a_compile_costs(monkeypatch: pytest.MonkeyPatch)
     assert choose_step_mode("auto", CPU, 10_000, 200.0).mode == "eager"
     assert choose_step_mode("eager", cuda, 10_000, 200.0).mode == "eager"
     assert choose_step_mode("compiled", cuda, 10, 200.0).mode == "compiled"  # asked for
+    assert choose_step_mode("regional", cuda, 10, 200.0).mode == "regional"  # asked for; auto never picks it yet
     # 5,000 steps (a default 200-epoch run of ten minutes) do not repay a cold compile, a warm one they do
     cold = choose_step_mode("auto", cuda, 5_000, 200.0)
     assert cold.mode == "graph" and "too few" in cold.why
@@ -146,6 +147,8 @@ def test_step_modes_follow_what_a_compile_costs(monkeypatch: pytest.MonkeyPatch)
     assert choose_step_mode("auto", cuda, 50_000, 200.0).mode == "compiled"  # a pretrain maker's run
     monkeypatch.setattr(graph_module, "compile_available", lambda: False)
     assert choose_step_mode("auto", cuda, 50_000, 40.0).mode == "graph"
+    with pytest.raises(UserError, match="needs Triton"):
+        choose_step_mode("regional", cuda, 10, 200.0)
     with pytest.raises(UserError, match="needs a CUDA GPU"):
         choose_step_mode("graph", CPU, 10, 200.0)
     with pytest.raises(UserError, match="unknown step mode"):

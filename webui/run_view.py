@@ -289,7 +289,12 @@ def _step_mode_text(start: StartEvent) -> str:
     mode = start.step_mode
     if not mode:
         return ""
-    names = {"eager": "eager", "graph": "one CUDA graph", "compiled": "compiled CUDA graph"}
+    names = {
+        "eager": "eager",
+        "graph": "one CUDA graph",
+        "compiled": "compiled CUDA graph",
+        "regional": "CUDA graph of regionally compiled blocks",
+    }
     ready = f", ready in {_number(start.compile_s)} s" if start.compile_s else ""
     reason = f" ({start.step_mode_reason})" if start.step_mode_reason else ""
     return f"; {names.get(mode, mode)} step{ready}{reason}"

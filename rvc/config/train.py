@@ -13,7 +13,7 @@ LrScheme = Literal["exponential", "multistep", "cosine"]
 LR_SCHEMES: tuple[LrScheme, ...] = get_args(LrScheme)
 Precision = Literal["auto", "fp32", "bf16", "fp16", "bf16-d", "bf16-tail", "bf16-frame"]
 PRECISIONS: tuple[Precision, ...] = get_args(Precision)
-StepMode = Literal["auto", "eager", "graph", "compiled"]  # see rvc/train/graph.py
+StepMode = Literal["auto", "eager", "graph", "compiled", "regional"]  # see rvc/train/graph.py
 STEP_MODES: tuple[StepMode, ...] = get_args(StepMode)
 DataPlacement = Literal["auto", "gpu", "stream"]  # see rvc/train/batches.py
 DATA_PLACEMENTS: tuple[DataPlacement, ...] = get_args(DataPlacement)
@@ -123,7 +123,8 @@ class TrainConfig:
     step_mode: StepMode = setting(
         "auto",
         "auto: on a GPU the whole step runs as one CUDA graph, torch.compiled for runs long enough to repay "
-        "the compile; eager (CPUs, debugging), graph, or compiled",
+        "the compile; eager (CPUs, debugging), graph, compiled, or regional (the repeated blocks compiled, "
+        "then graphed: a shorter compile)",
     )
     data_placement: DataPlacement = setting(
         "auto",

@@ -89,7 +89,7 @@ class StartEvent(Event):
     device: str = ""
     precision: str = ""
     world_size: int = 1
-    step_mode: str | None = None  # eager, graph or compiled (older trainers did not say)
+    step_mode: str | None = None  # eager, graph, compiled or regional (older trainers did not say)
     step_mode_reason: str | None = None
     compile_s: float | None = None
     # How the batch size (the number in ``config``) was chosen, e.g. "auto: measured 4.1 GiB of 6.0 GiB

@@ -43,14 +43,14 @@ def compile_available() -> bool:
 
 @dataclass(frozen=True)
 class StepModeChoice:
-    mode: str  # eager, graph or compiled
+    mode: str  # eager, graph, compiled or regional
     why: str
 
 
 def choose_step_mode(
     requested: str, device: torch.device, steps_left: int, expected_compile_s: float
 ) -> StepModeChoice:
-    """How steps run for ``requested`` ("auto", "eager", "graph" or "compiled") on this device.
+    """How steps run for ``requested`` ("auto", "eager", "graph", "compiled" or "regional") on this device.
 
     "auto" on a GPU compiles when the run is long enough to repay the compile (compile_cost.py),
     judged by ``expected_compile_s``: this setting's last measured compile here, or a cold one's.
@@ -64,7 +64,7 @@ def choose_step_mode(
             raise UserError(f"step mode {requested!r} needs a CUDA GPU: use --step-mode auto or eager on {device}")
         return StepModeChoice("eager", f"CUDA graphs need a CUDA GPU (training on {device})")
     if requested != "auto":
-        if requested == "compiled" and not compile_available():
+        if requested in ("compiled", "regional") and not compile_available():
             raise UserError("torch.compile needs Triton, which is not installed: use --step-mode graph")
         return StepModeChoice(requested, "asked for")
     if not compile_available():
@@ -148,12 +148,17 @@ def prepare_step(
     if mode == "eager":
         return step, mode, why, 0.0
     plain = step.functions
-    log(
-        f"preparing the {mode} step ({why}): "
-        + ("compiling takes minutes the first time, seconds once cached" if mode == "compiled" else "seconds")
-    )
+    compiles = {
+        "compiled": "compiling takes minutes the first time, seconds once cached",
+        "regional": "compiling the repeated blocks takes a minute or so the first time, seconds once cached",
+    }
+    log(f"preparing the {mode} step ({why}): {compiles.get(mode, 'seconds')}")
     if mode == "compiled":
         step.functions = plain.compiled()
+    elif mode == "regional":  # auto never chooses it (not yet measured against the others), so no undo
+        from rvc.train.regions import compile_regions
+
+        compile_regions(step.models.generator, step.models.discriminator)
     batch = train.resolved_batch_size
     graphed = GraphedStep(step, (train.grad_accum, batch))
     rows = torch.arange(train.grad_accum * batch, device=device) % len(step.data)
