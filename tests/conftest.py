@@ -21,6 +21,19 @@ pytest.register_assert_rewrite("tests.browser")
 
 FFMPEG = shutil.which("ffmpeg")
 
+# Fixtures that start the web app or a browser. Tests that use them run one at a time on one xdist
+# worker (the "browser" group; pyproject.toml runs the suite with --dist loadgroup): two apps, two
+# Chromiums and their stage jobs at once on a 2-core machine stretch a page's waits past their limits.
+BROWSER_FIXTURES = {"page", "browser", "app", "app_url"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        module = getattr(item, "module", None)
+        starts_apps = module is not None and any(name in vars(module) for name in ("start_app", "app_env"))
+        if starts_apps or BROWSER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("browser"))
+
 
 @pytest.fixture(scope="module")
 def one_thread():
