@@ -1,4 +1,8 @@
-"""Trainer checks that need a CUDA GPU (run on the device machine; skipped elsewhere)."""
+"""Trainer checks that need a CUDA GPU (run on the device machine; skipped elsewhere).
+
+Run them in one process, ``python -m pytest -n 0 tests/test_train_gpu.py``: the suite's ``-n auto``
+would start one worker a core, and their runs would share the one GPU and each other's memory caps.
+"""
 
 from __future__ import annotations
 
