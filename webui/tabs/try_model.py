@@ -187,7 +187,10 @@ def _draw_results(has_models: bool) -> _Results:
     with gr.Row():
         output = gr.Audio(label="Result", type="filepath", interactive=False, elem_id="try-model-output")
         output_b = gr.Audio(label="Latest checkpoint", type="filepath", interactive=False, visible=False)
-    gr.Markdown(f"### Last {h.HISTORY_SIZE} conversions")
+    gr.Markdown(
+        f"### Recent conversions\nThe last {h.HISTORY_SIZE} are kept here to compare;"
+        " every file stays in the experiment's conversions folder."
+    )
     table = gr.Dataframe(headers=h.HISTORY_HEADERS, value=[], interactive=False, wrap=True, elem_id="try-model-history")
     with gr.Row():
         players = [
