@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -85,6 +86,47 @@ def test_the_held_best_is_written_before_the_next_state_and_at_the_end(tmp_path:
     saver.close()
     assert torch.load(tmp_path / "G_best.pth", weights_only=True)["iteration"] == 3
     assert not (tmp_path / "D_best.pth").exists()  # the best state is the generator alone
+
+
+def test_a_new_best_during_a_write_does_not_wait_for_it_and_each_state_keeps_its_own_best(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, models = _models()
+    writing, release = threading.Event(), threading.Event()
+    real_fsync = os.fsync
+
+    def held_fsync(fd: int) -> None:  # the state's files wait here until the test lets them go
+        if threading.current_thread() is not threading.main_thread():
+            writing.set()
+            release.wait(30)
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", held_fsync)
+    saver = StateSaver(tmp_path, 3, CPU)
+    saver.hold_best(models.generator, epoch=1, step=3, learning_rate=1e-4)
+    first_best = {k: v.clone() for k, v in checkpoint.plain_state(models.generator).items()}
+    saver.save(models, 2, 6, 1e-4, _extra(6))
+    assert writing.wait(30), "the write never started"
+
+    with torch.no_grad():
+        for parameter in models.generator.parameters():
+            parameter.add_(1.0)
+    started = time.monotonic()
+    saver.hold_best(models.generator, epoch=3, step=9, learning_rate=1e-4)  # while G_best.pth is written
+    assert time.monotonic() - started < 5  # it did not wait for the write (the write waits 30 s)
+    release.set()
+    saver.wait()
+
+    written = torch.load(tmp_path / "G_best.pth", weights_only=True)
+    assert written["iteration"] == 1  # the best of the state being written, not the newer one
+    expected = checkpoint.rvc_payload(first_best, {}, 1, 3, 1e-4)["model"]
+    assert written["model"].keys() == expected.keys()
+    for name, value in expected.items():
+        torch.testing.assert_close(written["model"][name], value)
+    best = saver.best_generator()
+    assert best is not None and best.epoch == 3 and not best.written
+    saver.close()
+    assert torch.load(tmp_path / "G_best.pth", weights_only=True)["iteration"] == 3
 
 
 def test_a_kill_during_a_background_write_leaves_the_previous_state_loadable(tmp_path: Path) -> None:

@@ -8,9 +8,11 @@ then the old states pruned. At most one write is in flight: the next save waits 
 reuses the same host buffers. A kill -9 at any moment therefore leaves the newest complete state
 loadable, and never a half-written file.
 
-A new best epoch keeps only the generator, in its own host buffers. It is written with the next
+A new best epoch keeps only the generator, in host buffers of its own. It is written with the next
 save, before that save's state file (so every complete state's best record has its ``G_best.pth``),
-or when the saver closes at the end of the run.
+or when the saver closes at the end of the run. The best buffers come in two sets: a new best that
+arrives while a write is in flight fills the set that write is not reading, so the epoch after a
+save (when validation runs every epoch, most of them) does not wait seconds for the files.
 """
 
 from __future__ import annotations
@@ -63,7 +65,14 @@ class HeldBest:
     epoch: int
     step: int
     learning_rate: float
+    slot: int  # which of the saver's two sets of host buffers holds it
+    copied: torch.cuda.Event | None  # when those buffers hold it (None: on the CPU already)
     written: bool = False
+
+    def ready(self) -> HeldBest:
+        if self.copied is not None:
+            self.copied.synchronize()
+        return self
 
 
 @dataclass
@@ -73,6 +82,7 @@ class _Job:
     discriminator: dict[str, Any]
     extra: dict[str, Any]
     copied: torch.cuda.Event | None  # when the host buffers hold the snapshot (None: on the CPU already)
+    best: HeldBest | None  # the held best as of this state, written before it unless it is on disk
 
 
 class StateSaver:
@@ -94,13 +104,13 @@ class StateSaver:
         self.device = device
         self.on_written = on_written
         self._state_copy = HostCopy()
-        self._best_copy = HostCopy()
-        self._best_copied: torch.cuda.Event | None = None
+        self._best_copies = (HostCopy(), HostCopy())
         self.best: HeldBest | None = None
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rvc-saver")
-        # One write in flight, and the held best is replaced only once it is done (``hold_best``
-        # waits), so the writer thread and the training thread never touch the same buffers at once.
+        # One write in flight (``save`` waits for the last), and a new best fills the best buffers
+        # that write is not reading, so the two threads never touch the same buffers at once.
         self._pending: Future[None] | None = None
+        self._pending_best: HeldBest | None = None
 
     # --- on the training thread ---------------------------------------------------------------------
     def save(
@@ -121,28 +131,27 @@ class StateSaver:
             checkpoint.plain_state(models.discriminator), models.optimizer_d.state_dict(), epoch, step, learning_rate
         )
         snapshot = self._state_copy.take({"g": generator, "d": discriminator, "extra": extra})
-        job = _Job(step, snapshot["g"], snapshot["d"], snapshot["extra"], self._copied_event())
-        self._pending = self._writer.submit(self._write, job)
+        best = self.best if self.best is not None and not self.best.written else None
+        job = _Job(step, snapshot["g"], snapshot["d"], snapshot["extra"], self._copied_event(), best)
+        self._pending, self._pending_best = self._writer.submit(self._write, job), best
         return time.perf_counter() - started
 
     def hold_best(self, generator: torch.nn.Module, epoch: int, step: int, learning_rate: float) -> float:
         """Keep the generator as the best state, on the host; return the seconds this thread spent."""
         started = time.perf_counter()
-        self.wait()  # a write in flight may be reading the best buffers this copy refills
-        state = self._best_copy.take(checkpoint.plain_state(generator))
-        self._best_copied = self._copied_event()
-        self.best = HeldBest(state, epoch, step, learning_rate)
+        reading = self._pending_best if self._pending is not None and not self._pending.done() else None
+        slot = 1 - reading.slot if reading is not None else 0  # never the buffers a write is reading
+        state = self._best_copies[slot].take(checkpoint.plain_state(generator))
+        self.best = HeldBest(state, epoch, step, learning_rate, slot, self._copied_event())
         return time.perf_counter() - started
 
     def best_generator(self) -> HeldBest | None:
         """The held best with its host copy complete, or None when this run has found none."""
-        if self.best is not None and self._best_copied is not None:
-            self._best_copied.synchronize()
-        return self.best
+        return self.best.ready() if self.best is not None else None
 
     def wait(self) -> None:
         """Block until the write in flight is on disk; raise what it raised."""
-        pending, self._pending = self._pending, None
+        pending, self._pending, self._pending_best = self._pending, None, None
         if pending is not None:
             pending.result()
 
@@ -150,7 +159,8 @@ class StateSaver:
         """Write the held best if it is not on disk yet, wait for every write, stop the writer thread."""
         try:
             self.wait()
-            self._write_best()
+            if self.best is not None:
+                self._write_best(self.best)
         finally:
             self._writer.shutdown(wait=True)
 
@@ -166,7 +176,8 @@ class StateSaver:
         started = time.perf_counter()
         if job.copied is not None:
             job.copied.synchronize()
-        self._write_best()  # before the state file: a complete state's best record has its file
+        if job.best is not None:  # before the state file: a complete state's best record has its file
+            self._write_best(job.best)
         paths = checkpoint.write_state(self.folder, job.tag, job.generator, job.discriminator, job.extra)
         removed = checkpoint.prune_states(self.folder, self.keep_last)
         if self.on_written is not None:
@@ -181,10 +192,10 @@ class StateSaver:
                 )
             )
 
-    def _write_best(self) -> None:
-        best = self.best_generator()
-        if best is None or best.written:
+    def _write_best(self, best: HeldBest) -> None:
+        if best.written:
             return
+        best.ready()
         payload = checkpoint.rvc_payload(best.generator, {}, best.epoch, best.step, best.learning_rate)
         checkpoint.write_state(self.folder, checkpoint.BEST, payload)
         best.written = True
