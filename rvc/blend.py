@@ -212,7 +212,7 @@ def merge_pretrains(
     are in RVC's pretrain format (``{"model", "iteration", "optimizer", "learning_rate"}``, RVC's
     key spelling); an average of two optimizers' moments means nothing, so the optimizer is empty.
     """
-    from rvc.fileio import atomic_write_bytes, atomic_write_json, sha256_file
+    from rvc.fileio import atomic_write_bytes, atomic_write_json, make_folder, sha256_file
     from rvc.models.weights import to_rvc_spelling
     from rvc.pretrained.catalogue import D_FILE, G_FILE, pair_dir
     from rvc.pretrained.custom import validate_pair_name
@@ -238,7 +238,7 @@ def merge_pretrains(
     for label, x, y in (("G", g_a, g_b), ("D", d_a, d_b)):
         _check_same_model(label, (x.name, y.name), states[x], states[y])
         merged[label] = average(states[x], states[y], ratio)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     for label, file in (("D", D_FILE), ("G", G_FILE)):  # G last: a pair is listed once its G is there
         buffer = io.BytesIO()
         state = {"model": to_rvc_spelling(merged[label]), "iteration": 0, "optimizer": {}, "learning_rate": 1e-4}

@@ -7,10 +7,55 @@ import io
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from rvc.errors import UserError
+
+
+def _file_in_the_way(folder: Path) -> Path | None:
+    """Return the first of ``folder``'s parents, or ``folder`` itself, that exists as something other than a folder."""
+    for candidate in (*reversed(folder.parents), folder):
+        if candidate.exists() and not candidate.is_dir():
+            return candidate
+    return None
+
+
+@contextmanager
+def writing_to(path: Path, *, folder: bool = False) -> Iterator[None]:
+    """Turn a folder where the file ``path`` goes (or, ``folder``: the folder ``path``), or a file where one of
+    its folders goes, into a UserError that names it.
+
+    These are the user's paths (``--out``, ``--logs-dir``), not bugs: say which one is in the way
+    instead of ending in IsADirectoryError or NotADirectoryError.
+    """
+    path = Path(path)
+    try:
+        yield
+    except (IsADirectoryError, FileExistsError, NotADirectoryError) as error:
+        blocker = _file_in_the_way(path if folder else path.parent)
+        what = f"cannot make the folder {path}" if folder else f"cannot write {path}"
+        if blocker == path:
+            raise UserError(f"{what}: a file has that name; move it away or choose another place") from error
+        if blocker is not None:
+            raise UserError(
+                f"{what}: {blocker} is a file, not a folder; move that file away or choose another place"
+            ) from error
+        if not folder and path.is_dir():
+            raise UserError(f"cannot write {path}: it is a folder; give the path of a file to write") from error
+        raise
+
+
+def make_folder(folder: Path) -> Path:
+    """Create ``folder`` and its parents (UserError when a file stands in the way) and return it."""
+    folder = Path(folder)
+    with writing_to(folder, folder=True):
+        folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def atomic_write_bytes(path: Path, data: bytes, fsync: bool = True) -> None:
@@ -19,7 +64,7 @@ def atomic_write_bytes(path: Path, data: bytes, fsync: bool = True) -> None:
     ``fsync=False`` is for many small files written in a batch that the caller syncs once.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -27,7 +72,8 @@ def atomic_write_bytes(path: Path, data: bytes, fsync: bool = True) -> None:
             if fsync:
                 handle.flush()
                 os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        with writing_to(path):
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -30,6 +30,7 @@ import numpy as np
 
 from rvc.errors import UserError
 from rvc.experiment import Experiment
+from rvc.fileio import make_folder, writing_to
 from rvc.jobs.reporter import Reporter
 
 KMEANS_THRESHOLD = 200_000  # RVC: above this many vectors, index k-means centres instead
@@ -210,14 +211,15 @@ def write_index_atomic(index: Any, path: Path) -> None:
     """Write a faiss index through a temporary file in the same folder, fsync and rename."""
     import faiss
 
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         faiss.write_index(index, tmp)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        with writing_to(path):
+            os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -28,14 +28,18 @@ class Ran:
         return self.stderr
 
 
-def cli(logs: Path, *args: str) -> Ran:
-    """Run ``python -m rvc --logs-dir LOGS ARGS`` in this process (the same code, without the interpreter's start)."""
+def cli(logs: Path, *args: str, assets: Path | None = None) -> Ran:
+    """Run ``python -m rvc --logs-dir LOGS ARGS`` in this process (the same code, without the interpreter's start).
+
+    The assets folder is ``assets`` beside LOGS unless given.
+    """
     from rvc.cli import main
 
+    assets = logs.parent / "assets" if assets is None else assets
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            code = main(["--logs-dir", str(logs), "--assets-dir", str(logs.parent / "assets"), *args])
+            code = main(["--logs-dir", str(logs), "--assets-dir", str(assets), *args])
         except SystemExit as exit:  # argparse refusing a flag's value
             code = int(exit.code or 0)
     return Ran(code, out.getvalue(), err.getvalue())

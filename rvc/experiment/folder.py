@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from rvc.experiment import names as n
 from rvc.experiment.jobs_dir import JobsDir
 from rvc.experiment.names import sample_rate_tag, validate_clip_name, validate_experiment_name
+from rvc.fileio import make_folder
 
 if TYPE_CHECKING:
     from rvc.experiment.checkpoints import Checkpoints
@@ -35,9 +36,8 @@ class Experiment:
         return self.logs_dir / self.name
 
     def ensure(self) -> Path:
-        """Create the experiment folder (and the logs dir) and return it."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        return self.root
+        """Create the experiment folder (and the logs dir) and return it; UserError when a file is in the way."""
+        return make_folder(self.root)
 
     # --- prepare stage -------------------------------------------------
     def audio_dir(self, sample_rate: int) -> Path:

@@ -37,6 +37,7 @@ import numpy as np
 from rvc.choices import INFERENCE_PRECISIONS
 from rvc.errors import UserError
 from rvc.experiment import AssetDir
+from rvc.fileio import make_folder
 from rvc.infer.model import VoiceModel
 from rvc.infer.options import ConvertOptions
 from rvc.infer.retrieval import FeatureIndex, blend_retrieval
@@ -347,6 +348,6 @@ class VoiceConverter:
         except AudioReadError as exc:
             raise UserError(f"{source}: {exc.reason}") from exc
         conversion = self.convert(audio, rate, options, on_window)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(target.parent)
         write_wav(target, conversion.audio, conversion.sample_rate, subtype="PCM_16")
         return conversion

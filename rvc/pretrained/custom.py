@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from rvc.errors import UserError
 from rvc.experiment import AssetDir
 from rvc.experiment.names import sample_rate_tag
-from rvc.fileio import atomic_write_json, sha256_file
+from rvc.fileio import atomic_write_json, make_folder, sha256_file
 from rvc.pretrained.catalogue import D_FILE, G_FILE, SAMPLE_RATES, Kind, pair_dir
 from rvc.pretrained.pairs import SOURCE_FILE, PretrainPair
 
@@ -110,7 +110,7 @@ def add_custom_pair(
         _refuse_existing(assets, name, sample_rate, overwrite)
     validate_pretrain_file(d_path, "D", sample_rate, model)
     folder = pair_dir(assets, name, sample_rate)
-    folder.mkdir(parents=True, exist_ok=True)
+    make_folder(folder)
     for source, target in ((d_path, folder / D_FILE), (g_path, folder / G_FILE)):  # G last, as in _install
         partial = target.with_name(f".{target.name}.partial")
         shutil.copyfile(source, partial)

@@ -29,6 +29,7 @@ from rvc.experiment import AssetDir, Experiment
 from rvc.experiment.checkpoints import save_torch
 from rvc.experiment.config_file import load_model_config
 from rvc.experiment.names import discriminator_file, generator_file
+from rvc.fileio import make_folder
 from rvc.pretrained.catalogue import D_FILE, G_FILE, Kind
 from rvc.pretrained.custom import add_custom_pair, validate_pair_name, validate_pretrain_file
 
@@ -108,7 +109,7 @@ def export_pretrain(
             raise UserError(f"cannot read {path} ({error}): export another step") from error
     epoch = payloads["G"]["iteration"]
     if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
+        make_folder(out)
         g, d = out / G_FILE, out / D_FILE
         targets: tuple[tuple[Kind, Path], ...] = (("G", g), ("D", d))
         for kind, target in targets:

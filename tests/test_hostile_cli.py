@@ -1,0 +1,101 @@
+"""Hostile and careless command lines, second sweep: paths of the wrong kind, damaged lists, values past a
+type's range. Each ends in one ``error:`` line naming the path or option and what to do, status 2, no
+traceback (tests.hostile.Ran.refused), and nothing the user had is changed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.fake_experiment import make_extracted_experiment
+from tests.hostile import cli
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+# ------------------------------------------------------------------ a file where a folder goes, and the reverse
+
+
+def _recordings(root: Path) -> Path:
+    import soundfile as sf
+
+    from tests.synth import speech_like
+
+    folder = root / "recordings"
+    folder.mkdir()
+    sf.write(folder / "take.wav", speech_like(16000, (1.0,), gap_seconds=0.3), 16000)
+    return folder
+
+
+def _exported_pair(root: Path) -> tuple[Path, Path]:
+    import torch
+
+    from rvc.export import export_model
+    from rvc.models.config import ModelConfig
+    from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
+
+    config = ModelConfig.tiny(40000)
+    paths = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        state = SynthesizerTrnMs768NSFsid(config).state_dict()
+        paths.append(export_model(state, config, root / f"m{seed}.pth", epoch=1, step=1, metadata={"name": "m"}))
+    return paths[0], paths[1]
+
+
+def test_prepare_names_a_file_that_stands_where_the_logs_or_experiment_folder_goes(tmp_path: Path) -> None:
+    recordings = _recordings(tmp_path)
+    logs_file = tmp_path / "logs-file"
+    logs_file.write_text("mine")
+    cli(logs_file, "prepare", "--experiment", "voice", "--input", str(recordings), "--no-progress").refused(
+        f"{logs_file} is a file, not a folder", "move that file away or choose another place"
+    )
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / "voice").write_text("mine too")
+    cli(logs, "prepare", "--experiment", "voice", "--input", str(recordings), "--no-progress").refused(
+        f"cannot make the folder {logs / 'voice'}: a file has that name"
+    )
+    assert logs_file.read_text() == "mine" and (logs / "voice").read_text() == "mine too"
+
+
+def test_index_out_of_the_wrong_kind_is_refused_by_name(tmp_path: Path) -> None:
+    experiment = make_extracted_experiment(tmp_path / "logs", train_clips=2, validation_clips=0, seconds=0.3)
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    (folder / "kept.txt").write_text("mine")
+    cli(experiment.logs_dir, "index", "--experiment", "voice", "--out", str(folder)).refused(
+        f"cannot write {folder}: it is a folder; give the path of a file to write"
+    )
+    a_file = tmp_path / "a-file"
+    a_file.write_text("mine")
+    cli(experiment.logs_dir, "index", "--experiment", "voice", "--out", str(a_file / "voice.index")).refused(
+        f"cannot make the folder {a_file}: a file has that name"
+    )
+    assert (folder / "kept.txt").read_text() == "mine" and a_file.read_text() == "mine"
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
+
+
+def test_blend_out_below_a_file_and_an_assets_dir_that_is_a_file_are_refused(tmp_path: Path) -> None:
+    from tests.fake_hub import tiny_pretrain_bytes
+
+    a, b = _exported_pair(tmp_path)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("mine")
+    cli(tmp_path / "logs", "blend", str(a), str(b), "--out", str(a_file / "sub" / "mix.pth")).refused(
+        f"cannot make the folder {a_file / 'sub'}: {a_file} is a file, not a folder"
+    )
+
+    pairs = []
+    for seed in (0, 1):
+        g, d = tiny_pretrain_bytes(40000, seed=seed)
+        (tmp_path / f"G{seed}.pth").write_bytes(g)
+        (tmp_path / f"D{seed}.pth").write_bytes(d)
+        pairs += [str(tmp_path / f"G{seed}.pth"), str(tmp_path / f"D{seed}.pth")]
+    ran = cli(tmp_path / "logs", "blend", "--pretrain", *pairs, "--name", "merge", assets=a_file)
+    ran.refused(
+        f"cannot make the folder {a_file / 'pretrained_v2' / 'merge' / '40k'}: {a_file} is a file, not a folder"
+    )
+    assert a_file.read_text() == "mine"
