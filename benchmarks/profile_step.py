@@ -50,7 +50,7 @@ def profile_mode(mode: str, channels_last: bool, args: argparse.Namespace, logs:
     trainer = Trainer(experiment, config, device, ProgressWriter(None, io.StringIO()), lambda: False)
     configure_backends(device, config.train.tf32)
     torch.backends.cudnn.benchmark = args.cudnn_benchmark == "on"
-    train_set = trainer._load_data()[0].data  # the whole set on the GPU (what the step reads)
+    train_set = trainer._load_data()[0]  # the whole set on the GPU (what the step reads)
     torch.manual_seed(0)
     models = build_models(config, device, trainer.precision, channels_last=channels_last)
     set_capturable(models, device, mode != "eager")
