@@ -30,6 +30,7 @@ import numpy as np
 
 from rvc.errors import UserError
 from rvc.experiment import Experiment
+from rvc.experiment.dataset import read_clip_list
 from rvc.fileio import make_folder, writing_to
 from rvc.jobs.reporter import Reporter
 
@@ -82,7 +83,7 @@ def _read_clip_names(experiment: Experiment) -> list[str]:
             f"{path} does not exist: run `python -m rvc prepare` and `python -m rvc extract` "
             f"for experiment {experiment.name!r} first"
         )
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return read_clip_list(path)
 
 
 def _open_features(path: Path) -> np.ndarray:

@@ -99,3 +99,30 @@ def test_blend_out_below_a_file_and_an_assets_dir_that_is_a_file_are_refused(tmp
         f"cannot make the folder {a_file / 'pretrained_v2' / 'merge' / '40k'}: {a_file} is a file, not a folder"
     )
     assert a_file.read_text() == "mine"
+
+
+# ------------------------------------------------------------------ a damaged clip list
+
+
+@pytest.mark.parametrize(
+    ("listing", "content", "words"),
+    [
+        ("train_clips", b"\xff\xfe clip-0000\n", "cannot be read: 'utf-8' codec can't decode"),
+        ("validation_clips", b"clip-0001\n../../x\n", "clip 2, '../../x', is not a clip name"),
+    ],
+)
+def test_a_damaged_clip_list_stops_train_and_index_naming_it(
+    tmp_path: Path, listing: str, content: bytes, words: str
+) -> None:
+    from tests.fake_experiment import write_tiny_config
+
+    experiment = make_extracted_experiment(tmp_path / "logs", train_clips=1, validation_clips=1, seconds=0.3)
+    write_tiny_config(experiment)
+    path: Path = getattr(experiment, listing)
+    path.write_bytes(content)
+    stages = [["train", "--device", "cpu"]] + ([["index"]] if listing == "train_clips" else [])
+    for stage in stages:
+        cli(experiment.logs_dir, *stage, "--experiment", "voice").refused(
+            f"{path} is damaged", words, "prepare the dataset again"
+        )
+    assert path.read_bytes() == content

@@ -27,8 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from rvc.errors import UserError
 from rvc.experiment import records
 from rvc.experiment.folder import Experiment
+from rvc.experiment.names import validate_clip_name
 
 REPORT_VERSION = 1
 
@@ -137,3 +139,24 @@ def _prepare_first(experiment: Experiment) -> str:
         f"no prepared dataset in {experiment.root}: run `python -m rvc prepare --experiment "
         f"{experiment.name} --input <folder>` (or Prepare Dataset in the web UI) first"
     )
+
+
+def read_clip_list(path: Path) -> list[str]:
+    """Return the clip names of a split list (``clips_train.txt``, ``clips_validation.txt``); [] when there is none.
+
+    Prepare writes these; one it did not write (bytes that are not UTF-8, a name that is no clip's,
+    such as ``../x``) is a UserError naming the file, not a crash in the stage that reads it.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return []
+    except (OSError, UnicodeDecodeError) as error:
+        raise records.damaged(path, f"cannot be read: {error}", _REMEDY) from None
+    names = [line.strip() for line in text.splitlines() if line.strip()]
+    for number, name in enumerate(names, 1):
+        try:
+            validate_clip_name(name)
+        except ValueError:
+            raise UserError(f"{path} is damaged (clip {number}, {name!r}, is not a clip name): {_REMEDY}") from None
+    return names

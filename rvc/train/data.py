@@ -24,7 +24,7 @@ import torch
 
 from rvc.errors import UserError
 from rvc.experiment import Experiment
-from rvc.experiment.dataset import DatasetReport
+from rvc.experiment.dataset import DatasetReport, read_clip_list
 from rvc.experiment.features import FeaturesReport
 from rvc.models.config import ModelConfig
 
@@ -100,12 +100,6 @@ class TrainingSet:
 
     def nbytes(self) -> int:
         return sum(t.numel() * t.element_size() for t in self.tensors())
-
-
-def read_clip_list(path: Path) -> list[str]:
-    if not path.exists():
-        return []
-    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def _failed_clips(experiment: Experiment) -> set[str]:
