@@ -126,3 +126,24 @@ def test_a_damaged_clip_list_stops_train_and_index_naming_it(
             f"{path} is damaged", words, "prepare the dataset again"
         )
     assert path.read_bytes() == content
+
+
+# ------------------------------------------------------------------ values past what the code can hold
+
+
+def test_a_model_rate_that_is_not_whole_kilohertz_is_refused_naming_the_config(tmp_path: Path) -> None:
+    import json
+
+    from tests.fake_experiment import write_tiny_config
+
+    experiment = make_extracted_experiment(tmp_path / "logs", train_clips=1, validation_clips=0, seconds=0.3)
+    write_tiny_config(experiment)
+    data = json.loads(experiment.config_json.read_text())
+    data["model"]["sample_rate"] = 12345
+    experiment.config_json.write_text(json.dumps(data))
+    damaged = experiment.config_json.read_bytes()
+    for stage in (["train", "--device", "cpu"], ["config"]):
+        cli(experiment.logs_dir, *stage, "--experiment", "voice").refused(
+            str(experiment.config_json), "sample_rate must be a whole number of kHz, such as 40000 (got 12345)"
+        )
+    assert experiment.config_json.read_bytes() == damaged

@@ -104,6 +104,8 @@ class ModelConfig:
             flat = [v for item in value for v in (item if isinstance(item, tuple) else (item,))]
             if not value or not all(_positive_int(v) for v in flat):
                 problems.append(f"{name} must be whole numbers of at least 1 (got {value!r})")
+        if _positive_int(self.sample_rate) and self.sample_rate % 1000:  # folders are named by it: audio_40k
+            problems.append(f"sample_rate must be a whole number of kHz, such as 40000 (got {self.sample_rate!r})")
         if not (_finite(self.p_dropout) and 0 <= self.p_dropout < 1):
             problems.append(f"p_dropout must be at least 0 and below 1 (got {self.p_dropout!r})")
         if not (_finite(self.mel_fmin) and self.mel_fmin >= 0):
