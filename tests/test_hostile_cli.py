@@ -147,3 +147,15 @@ def test_a_model_rate_that_is_not_whole_kilohertz_is_refused_naming_the_config(t
             str(experiment.config_json), "sample_rate must be a whole number of kHz, such as 40000 (got 12345)"
         )
     assert experiment.config_json.read_bytes() == damaged
+
+
+@pytest.mark.parametrize("seed", ["99999999999999999999999", "-1"])
+def test_infer_refuses_a_seed_out_of_range_before_loading_anything(tmp_path: Path, seed: str) -> None:
+    import soundfile as sf
+
+    recording = tmp_path / "take.wav"
+    sf.write(recording, [0.0] * 1600, 16000)
+    ran = cli(tmp_path / "logs", "infer", "--model", str(tmp_path / "absent.pth"), "--input", str(recording),
+              "--output", str(tmp_path / "out.wav"), "--seed", seed)  # fmt: skip
+    ran.refused(f"--seed {seed} must be between 0 and 4294967295")
+    assert not (tmp_path / "out.wav").exists()

@@ -69,7 +69,11 @@ class ConvertOptions:
         True, "RVC's 48 Hz high-pass on the input (removes DC and rumble)", label="48 Hz high-pass"
     )
     seed: int | None = setting(
-        None, "seed the generator's noise for a repeatable result (the same input gives the same output)", label="Seed"
+        None,
+        "seed the generator's noise for a repeatable result (the same input gives the same output)",
+        label="Seed",
+        minimum=0,
+        maximum=2**32 - 1,  # the training seed's range; torch.manual_seed overflows past 2**64
     )
     windows: WindowConfig | None = setting(
         None, "how long inputs are cut; unset: RVC's for the precision", label="Windows", cli=False
