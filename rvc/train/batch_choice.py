@@ -187,7 +187,14 @@ class TrialStep:
         return peak
 
     def _measure(self, batch: int) -> float:
-        """Two dry steps; the second's peak allocated GiB (off CUDA there is no allocator to ask: 0)."""
+        """Two dry steps; the second's peak reserved GiB (off CUDA there is no allocator to ask: 0).
+
+        Reserved, not allocated: what runs out under a card's limit is the allocator's segments, gaps
+        included. Seen on an H100 capped at 6 GiB: a trial's 5.1 GiB allocated chose batch 13, and
+        the graph's capture then failed with 4.9 GiB allocated and 1.1 GiB reserved in gaps. The
+        first step's cached blocks (cuDNN's autotuning workspaces among them) go back first, so the
+        measured step's segments are its own.
+        """
         cuda = self.device.type == "cuda"
         rows = torch.arange(self.micro_batches * batch, device=self.device) % len(self.step.data)
         index = rows.view(self.micro_batches, batch)
@@ -196,10 +203,11 @@ class TrialStep:
             self.step(index)
             return 0.0
         torch.cuda.synchronize(self.device)
+        torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats(self.device)
         self.step(index)
         torch.cuda.synchronize(self.device)
-        return torch.cuda.max_memory_allocated(self.device) / 2**30
+        return torch.cuda.max_memory_reserved(self.device) / 2**30
 
 
 def _out_of_memory(error: RuntimeError) -> bool:
