@@ -50,6 +50,19 @@ def writing_to(path: Path, *, folder: bool = False) -> Iterator[None]:
         raise
 
 
+def replaceable(path: Path, suffix: str, what: str) -> Path:
+    """Return ``path`` if writing a ``what`` (a ``suffix`` file) there replaces nothing else.
+
+    An ``--out`` that names an existing file of another kind (a recording, a config) is refused:
+    replacing an index or a model with a newer one is what rebuilding means, replacing a user's
+    recording with an index loses it.
+    """
+    path = Path(path)
+    if path.is_file() and path.suffix.lower() != suffix.lower():
+        raise UserError(f"{path} exists and is not {what} ({suffix}): give a new file name, or one ending in {suffix}")
+    return path
+
+
 def make_folder(folder: Path) -> Path:
     """Create ``folder`` and its parents (UserError when a file stands in the way) and return it."""
     folder = Path(folder)

@@ -78,6 +78,20 @@ def test_index_out_of_the_wrong_kind_is_refused_by_name(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary file left
 
 
+def test_index_and_export_out_naming_a_recording_leave_it_alone(tmp_path: Path) -> None:
+    """An --out that names an existing file of another kind (here a recording) is refused, not replaced."""
+    experiment = make_extracted_experiment(tmp_path / "logs", train_clips=2, validation_clips=0, seconds=0.3)
+    recording = _recordings(tmp_path) / "take.wav"
+    before = recording.read_bytes()
+    cli(experiment.logs_dir, "index", "--experiment", "voice", "--out", str(recording)).refused(
+        f"{recording} exists and is not an index (.index)"
+    )
+    cli(experiment.logs_dir, "export", "--experiment", "voice", "--out", str(recording)).refused(
+        f"{recording} exists and is not a model (.pth)"
+    )
+    assert recording.read_bytes() == before
+
+
 def test_blend_out_below_a_file_and_an_assets_dir_that_is_a_file_are_refused(tmp_path: Path) -> None:
     from tests.fake_hub import tiny_pretrain_bytes
 

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from rvc.experiment import Experiment, Workspace, names
+from rvc.fileio import replaceable
 from rvc.jobs.reporter import Reporter
 
 HELP = (
@@ -54,9 +55,10 @@ def run(args: argparse.Namespace, workspace: Workspace, reporter: Reporter) -> i
     experiment = workspace.experiment(args.experiment)
     if args.pretrain:
         return _pretrain(args, experiment, workspace, reporter)
+    out = replaceable(args.out, names.MODEL_SUFFIX, "a model") if args.out is not None else None
     extra = {key: value for key, value in (("name", args.name), ("author", args.author)) if value is not None}
     bar = reporter.bar("export", 2, "step")  # write, then read back
-    path = export_experiment(experiment, checkpoint=args.checkpoint, out=args.out, extra_metadata=extra)
+    path = export_experiment(experiment, checkpoint=args.checkpoint, out=out, extra_metadata=extra)
     bar.update()
     model = read_exported(path)  # what other tools will load: check it reads back
     bar.update()

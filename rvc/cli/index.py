@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rvc.experiment import Workspace
 from rvc.experiment.names import INDEX_SUFFIX
+from rvc.fileio import replaceable
 from rvc.jobs.reporter import Reporter
 
 HELP = f"build the FAISS retrieval index (NAME{INDEX_SUFFIX}) from the training clips' content features"
@@ -23,8 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, workspace: Workspace, reporter: Reporter) -> int:
     from rvc.index import build_index
 
+    out = replaceable(args.out, INDEX_SUFFIX, "an index") if args.out is not None else None
     experiment = workspace.experiment(args.experiment)
-    report = build_index(experiment, out=args.out, log=reporter.log, reporter=reporter)
+    report = build_index(experiment, out=out, log=reporter.log, reporter=reporter)
     kind = f"k-means centres of {report.vectors} vectors" if report.kmeans else "vectors"
     reporter.result(
         f"{report.path}: IVF{report.n_lists},Flat, {report.indexed} {kind} from {report.clips} clips "
