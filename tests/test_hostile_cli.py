@@ -173,3 +173,13 @@ def test_infer_refuses_a_seed_out_of_range_before_loading_anything(tmp_path: Pat
               "--output", str(tmp_path / "out.wav"), "--seed", seed)  # fmt: skip
     ran.refused(f"--seed {seed} must be between 0 and 4294967295")
     assert not (tmp_path / "out.wav").exists()
+
+
+def test_prepare_refuses_a_chunk_longer_than_a_minute_before_any_work(tmp_path: Path) -> None:
+    """--chunk 1e308 overflowed in every worker (a traceback a recording); a clip over a minute is refused."""
+    recordings = _recordings(tmp_path)
+    logs = tmp_path / "logs"
+    cli(logs, "prepare", "--experiment", "voice", "--input", str(recordings), "--chunk", "1e308").refused(
+        "--chunk 1e+308 must be at most 60"
+    )
+    assert not (logs / "voice").exists()

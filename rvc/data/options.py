@@ -24,6 +24,9 @@ SPEAKER_SOURCES: tuple[SpeakersFrom, ...] = get_args(SpeakersFrom)
 MIN_CLIP_SECONDS = 0.5
 # Even with --validation-min-seconds, a clip this short holds under 10 pitch frames.
 CLIP_FLOOR_SECONDS = 0.1
+# The longest clip a chunk may be: training pads every clip to the longest on the GPU, so one
+# minute-long clip costs as much memory as twenty 3 s ones.
+MAX_CHUNK_SECONDS = 60.0
 # A slice whose peak (before normalising) exceeds this is broken float data, not a voice (RVC's rule).
 ABSURD_PEAK = 2.5
 
@@ -68,7 +71,14 @@ class PrepareOptions:
         label="Cut mode",
         group="slicing",
     )
-    chunk: float = setting(3.0, "longest clip, seconds", label="Chunk length (s)", metavar="S", group="slicing")
+    chunk: float = setting(
+        3.0,
+        "longest clip, seconds",
+        label="Chunk length (s)",
+        maximum=MAX_CHUNK_SECONDS,
+        metavar="S",
+        group="slicing",
+    )
     overlap: float = setting(
         0.3, "overlap of neighbouring chunks, seconds", label="Chunk overlap (s)", metavar="S", group="slicing"
     )
