@@ -183,3 +183,12 @@ def test_prepare_refuses_a_chunk_longer_than_a_minute_before_any_work(tmp_path: 
         "--chunk 1e+308 must be at most 60"
     )
     assert not (logs / "voice").exists()
+
+
+def test_config_refuses_epochs_past_the_maximum(tmp_path: Path) -> None:
+    """--epochs 99999999999999999999 was saved, and the run then trained as if it would never end."""
+    experiment = make_extracted_experiment(tmp_path / "logs", train_clips=2, validation_clips=0, seconds=0.3)
+    cli(experiment.logs_dir, "config", "--experiment", "voice", "--epochs", "99999999999999999999").refused(
+        "--epochs 99999999999999999999 must be between 1 and 100000"
+    )
+    assert not experiment.config_json.exists()

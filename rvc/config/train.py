@@ -19,6 +19,9 @@ DataPlacement = Literal["auto", "gpu", "stream"]  # see rvc/train/batches.py
 DATA_PLACEMENTS: tuple[DataPlacement, ...] = get_args(DataPlacement)
 # Far above what any GPU holds (an H100 fits about 200 clips of the v2 model): a larger number is a typo.
 MAX_BATCH = 1024
+# Ten times the RVC WebUI's and Applio's sliders (1,000 and 10,000): more is a typo, and a number
+# past 64 bits would end the run in an overflow instead of an answer.
+MAX_EPOCHS = 100_000
 BatchSize = int | Literal["auto"]  # "auto": the trainer measures what fits (rvc/train/batch_choice.py)
 
 
@@ -40,7 +43,10 @@ def parse_batch_size(text: str) -> BatchSize:
 @dataclass
 class TrainConfig:
     epochs: int = setting(
-        200, "an upper bound: the overtraining detector says when held-out loss stops improving", minimum=1
+        200,
+        "an upper bound: the overtraining detector says when held-out loss stops improving",
+        minimum=1,
+        maximum=MAX_EPOCHS,
     )
     batch_size: BatchSize = setting(
         "auto",
