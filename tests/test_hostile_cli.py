@@ -192,3 +192,23 @@ def test_config_refuses_epochs_past_the_maximum(tmp_path: Path) -> None:
         "--epochs 99999999999999999999 must be between 1 and 100000"
     )
     assert not experiment.config_json.exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--epochs", "0"], "--epochs 0 must be between 1 and 100000"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--auto-stop", "maybe"], "--auto-stop"),
+        (["--pretrained-g", "G.pth"], "give both --pretrained-g and --pretrained-d, or neither"),
+        (["--pretrained-g", "G.pth", "--pretrained-d", "D.pth"], "--pretrained-g G.pth is not a file"),
+    ],
+)
+def test_run_refuses_bad_training_settings_before_it_prepares_anything(
+    tmp_path: Path, flags: list[str], said: str
+) -> None:
+    """These were refused only by the config stage, after prepare and extract had run (about 27 s in)."""
+    recordings = _recordings(tmp_path)
+    logs = tmp_path / "logs"
+    cli(logs, "run", "--experiment", "voice", "--input", str(recordings), "--tiny-model", *flags).refused(said)
+    assert not (logs / "voice").exists()

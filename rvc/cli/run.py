@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rvc.choices import SAMPLE_RATES
@@ -92,9 +93,44 @@ def stage_arguments(args: argparse.Namespace) -> dict[str, list[str]]:
     }
 
 
+def refuse_early(workspace: Workspace, args: argparse.Namespace, arguments: dict[str, list[str]]) -> None:
+    """Refuse what a later stage would refuse, before prepare's minutes of work.
+
+    Each stage's flags are read by that stage's own parser (argparse says what is wrong and exits
+    with status 2), and the training settings are checked as ``config`` checks them; what depends
+    on the data (the batch against the clips, a pretrain's rate) is still judged by ``config``.
+    """
+    import dataclasses
+
+    from rvc.cli import build_parser
+    from rvc.config.train import TrainConfig
+    from rvc.models.config import ModelConfig
+    from rvc.models.weights import check_pretrain_file
+
+    folders = ["--logs-dir", str(workspace.logs_dir), "--assets-dir", str(workspace.assets_dir)]
+    parsed = {stage: build_parser().parse_args([*folders, stage, *argv]) for stage, argv in arguments.items()}
+    given = {f.name: getattr(parsed["config"], f.name, None) for f in dataclasses.fields(TrainConfig)}
+    train = dataclasses.replace(TrainConfig(), **{k: v for k, v in given.items() if v is not None})
+    errors = train.errors()
+    model = ModelConfig.tiny(args.sample_rate) if args.tiny_model else ModelConfig.for_sample_rate(args.sample_rate)
+    for flag, path in (("--pretrained-g", train.pretrained_g), ("--pretrained-d", train.pretrained_d)):
+        if not path:
+            continue
+        if not Path(path).is_file():
+            errors.append(f"{flag} {path} is not a file: give the path of the pretrained .pth")
+            continue
+        try:
+            check_pretrain_file(Path(path), flag == "--pretrained-g", model, source=path)
+        except UserError as error:
+            errors.append(str(error))
+    if errors:
+        raise UserError("nothing was started:\n  " + "\n  ".join(errors))
+
+
 def run(args: argparse.Namespace, workspace: Workspace, reporter: Reporter) -> int:
     name = args.experiment
     arguments = stage_arguments(args)
+    refuse_early(workspace, args, arguments)
     chain = reporter.bar("stages", len(STAGES), "stage")
     exported: list[str] = []
     try:
