@@ -212,3 +212,12 @@ def test_run_refuses_bad_training_settings_before_it_prepares_anything(
     logs = tmp_path / "logs"
     cli(logs, "run", "--experiment", "voice", "--input", str(recordings), "--tiny-model", *flags).refused(said)
     assert not (logs / "voice").exists()
+
+
+def test_an_error_under_a_progress_bar_starts_a_line_of_its_own(tmp_path: Path) -> None:
+    """export's bar was open when it found no saved state, and the error line was glued onto the bar's."""
+    experiment = make_extracted_experiment(tmp_path / "logs", train_clips=2, validation_clips=0, seconds=0.3)
+    stderr = cli(experiment.logs_dir, "export", "--experiment", "voice").refused()
+    assert "export" in stderr  # the bar was drawn
+    # Lines as a terminal shows them: a bar redraws itself after "\r", so split on newlines only.
+    assert any(line.startswith("error: ") for line in stderr.split("\n")), repr(stderr)

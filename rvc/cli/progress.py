@@ -63,13 +63,16 @@ def run_stage(run: StageRun, stage: str, args: argparse.Namespace, workspace: Wo
     from rvc.jobs.launcher import announced
 
     if not args.json_progress:
-        reporter: Reporter = PrintReporter(bars=not getattr(args, "no_progress", False))
+        printer = PrintReporter(bars=not getattr(args, "no_progress", False))
         with _sigterm_stops():
             try:
-                return run(args, workspace, reporter)
+                return run(args, workspace, printer)
             except StageStopped:
+                printer.close_bars()
                 print(STOPPED, file=sys.stderr)
                 return 143
+            finally:
+                printer.close_bars()
     writer = ProgressWriter(args.events_file)
     if not announced():  # a job's launcher wrote the start event already, with the pid it watches
         pid = os.getpid()

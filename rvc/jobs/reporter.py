@@ -61,6 +61,7 @@ class PrintReporter(Reporter):
     def __init__(self, bars: bool = True) -> None:
         super().__init__()
         self.bars = bars
+        self._made: list[Bar] = []
 
     def bar(self, task: str, total: int, unit: str = "item") -> Bar:
         if not self.bars:
@@ -68,7 +69,16 @@ class PrintReporter(Reporter):
         from tqdm import tqdm
 
         scaled = {"unit_scale": True, "unit_divisor": 1024} if unit == BYTES else {}
-        return tqdm(total=total, desc=task, unit=unit, file=sys.stderr, dynamic_ncols=True, mininterval=0.5, **scaled)
+        made = tqdm(total=total, desc=task, unit=unit, file=sys.stderr, dynamic_ncols=True, mininterval=0.5, **scaled)
+        self._made.append(made)
+        return made
+
+    def close_bars(self) -> None:
+        """Close the bars a failed stage left open (closing twice is harmless), so that what is printed
+        next, an ``error:`` line, starts a line of its own instead of following the bar's."""
+        for made in reversed(self._made):
+            made.close()
+        self._made.clear()
 
     def log(self, message: str) -> None:
         print(message, flush=True)
