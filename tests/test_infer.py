@@ -407,7 +407,8 @@ def test_refuses_a_malicious_pickle_without_running_it(
     ("position", "value", "message"),
     [
         (3, 32, "differ in shape"),  # hidden channels that the weights do not have
-        (17, 44100, "100 frames per second"),  # a rate the decoder's 400-sample frames cannot give
+        (17, 44000, "100 frames per second"),  # whole kHz, but the decoder's 400-sample frames cannot give it
+        (17, 44100, "whole number of kHz"),  # no clip folder or preset has such a rate
         (None, "40k", "18-value"),  # not a config list at all
     ],
 )
