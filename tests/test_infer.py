@@ -454,6 +454,17 @@ def test_refuses_an_index_of_another_width(voice: Voice, tmp_path: Path) -> None
         load_index(tmp_path / "junk.index")
 
 
+def test_refuses_a_clip_whose_samples_are_not_numbers(voice: Voice, tmp_path: Path) -> None:
+    """A float WAV of NaN was 'converted' (status 0) into a clip of nothing; now it is named as damaged."""
+    clip = speech_like(SR16, phrases=(0.5,), gap_seconds=0.1).astype(np.float32)
+    clip[100:110] = np.nan
+    source = tmp_path / "damaged.wav"
+    sf.write(source, clip, SR16, subtype="FLOAT")
+    with pytest.raises(UserError, match=r"damaged.wav: 10 of its \d+ samples are not numbers"):
+        voice.converter.convert_file(source, tmp_path / "out.wav", _options(f0_method="pm"))
+    assert not (tmp_path / "out.wav").exists()
+
+
 def test_refuses_settings_out_of_range() -> None:
     for changes, flag in [
         ({"index_rate": 1.5}, "index_rate"),

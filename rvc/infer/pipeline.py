@@ -347,6 +347,12 @@ class VoiceConverter:
             audio, rate = load_audio(source, mono=True)
         except AudioReadError as exc:
             raise UserError(f"{source}: {exc.reason}") from exc
+        broken = int(audio.size - np.count_nonzero(np.isfinite(audio)))
+        if broken:  # a float file's NaN would come out as a converted clip of noise or silence, said to be done
+            raise UserError(
+                f"{source}: {broken} of its {audio.size} samples are not numbers (NaN or infinite): the file is "
+                "damaged; export it again from the program that made it"
+            )
         conversion = self.convert(audio, rate, options, on_window)
         make_folder(target.parent)
         write_wav(target, conversion.audio, conversion.sample_rate, subtype="PCM_16")
