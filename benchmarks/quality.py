@@ -247,7 +247,7 @@ def run(args: argparse.Namespace) -> None:
     import torch
 
     from rvc.experiment import AssetDir, Experiment
-    from rvc.train.data import read_clip_list
+    from rvc.experiment.dataset import read_clip_list
 
     args.out.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="rvc-quality-"))
