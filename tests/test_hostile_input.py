@@ -111,7 +111,7 @@ def test_a_config_value_out_of_range_stops_training_and_names_the_flag_that_fixe
         ("--log-every-seconds", "-1", "--log-every-seconds -1 must be at least 0"),
         ("--batch-size", "0", "--batch-size 0 must be between 1 and 1024"),
         ("--batch-size", "1000000000", "--batch-size 1000000000 must be between 1 and 1024"),
-        ("--epochs", "0", "--epochs 0 must be at least 1"),
+        ("--epochs", "0", "--epochs 0 must be between 1 and 100000"),
         ("--eps", "0", "--eps 0 must be greater than 0"),
         ("--betas", "0.8,1.5", "--betas 0.8,1.5: each must be at least 0 and below 1"),
         ("--grad-clip", "-1", "--grad-clip -1 must be greater than 0"),
