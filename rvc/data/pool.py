@@ -20,11 +20,11 @@ def worker_count(requested: int, jobs: int) -> int:
     return max(1, min(requested or cores, jobs))
 
 
-def _init_worker(threads: int) -> None:
+def _init_worker(threads: int, parent: int) -> None:
+    exit_with_parent(parent)  # a prepare killed with -9 must not leave its workers behind
     # Before torch is imported (denoise imports it lazily): N workers x all cores each would thrash.
     for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[name] = str(threads)
-    exit_with_parent()  # a prepare killed with -9 must not leave its workers behind
 
 
 def run_jobs(jobs: list[SourceJob], workers: int, reporter: Reporter) -> Iterator[tuple[SourceJob, SourceResult]]:
@@ -39,7 +39,7 @@ def run_jobs(jobs: list[SourceJob], workers: int, reporter: Reporter) -> Iterato
         cores = worker_count(0, sys.maxsize)
         # spawn, not fork: the parent may hold torch/CUDA state (denoise device probe) that fork would corrupt.
         context = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(workers, context, _init_worker, (max(1, cores // workers),))
+        pool = ProcessPoolExecutor(workers, context, _init_worker, (max(1, cores // workers), os.getpid()))
         # Stopped (SIGTERM, Ctrl-C) or failed: the workers are killed, not waited for (a long recording
         # would hold a Stop for its whole length); their temporary files go with the next run's sweep.
         with worker_pool(pool):

@@ -23,12 +23,11 @@ if TYPE_CHECKING:
 _WORKER_STATE: dict[str, Any] = {}
 
 
-def _init_f0_worker(method: str, assets_root: str, f0_min: float, f0_max: float) -> None:
-    import torch
-
+def _init_f0_worker(method: str, assets_root: str, f0_min: float, f0_max: float, parent: int) -> None:
     from rvc.jobs.process import exit_with_parent
 
-    exit_with_parent()  # a stage killed with -9 must not leave its workers behind
+    exit_with_parent(parent)  # a stage killed with -9 must not leave its workers behind
+    import torch
 
     # Each worker is one core's worth of work; torch's own thread pool would oversubscribe.
     torch.set_num_threads(1)
@@ -85,7 +84,7 @@ def extract_pitch(
         import multiprocessing
 
         context = multiprocessing.get_context("spawn")  # fork after torch threads exist can deadlock
-        init_args = (options.f0_method, str(assets.root), options.f0_min, options.f0_max)
+        init_args = (options.f0_method, str(assets.root), options.f0_min, options.f0_max, os.getpid())
         pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_f0_worker, initargs=init_args)
         # On a stop or an error the workers are killed: their chunks are not waited for.
         with worker_pool(pool):

@@ -54,16 +54,21 @@ def spawn(argv: Sequence[str], log_path: Path, env: Mapping[str, str] | None = N
         )
 
 
-def exit_with_parent(poll_s: float = 1.0) -> None:
-    """In a pool worker (call it from the pool's initializer): end this process when its parent is gone.
+def exit_with_parent(parent: int, poll_s: float = 1.0) -> None:
+    """In a pool worker (call it first in the pool's initializer): end this process when ``parent``,
+    the pid of the process that made the pool (passed in the initializer's arguments), is gone.
 
     A stage killed with SIGKILL (kill -9, the out-of-memory killer) cannot stop its pool, and a
     worker blocked waiting for work would otherwise live on, holding its models' memory, as a
-    child of init. The worker notices its new parent within ``poll_s`` and exits.
+    child of init. The worker notices its new parent within ``poll_s`` and exits. The parent's pid
+    comes from the parent, not from ``os.getppid()`` here: a worker still importing when its
+    parent was killed would read init's pid and watch it forever (seen: extract workers of a job
+    killed in its first seconds, left behind with 0.5 GB each).
     """
     import threading
 
-    parent = os.getppid()
+    if os.getppid() != parent:
+        os._exit(1)
 
     def watch() -> None:
         while os.getppid() == parent:
