@@ -21,9 +21,11 @@ pytest.register_assert_rewrite("tests.browser")
 
 FFMPEG = shutil.which("ffmpeg")
 
-# Fixtures that start the web app or a browser. Tests that use them run one at a time on one xdist
-# worker (the "browser" group; pyproject.toml runs the suite with --dist loadgroup): two apps, two
-# Chromiums and their stage jobs at once on a 2-core machine stretch a page's waits past their limits.
+# Fixtures that start the web app or a browser. Tests that use them are marked as one xdist group
+# ("browser"; pyproject.toml runs the suite with --dist loadgroup), meant to run one at a time on one
+# worker: two apps, two Chromiums and their stage jobs at once on a 2-core machine stretch a page's
+# waits past their limits. Under pytest 9.2 the mark has no effect (pytest-xdist 3.8 renames
+# item._nodeid, which pytest 9 no longer reads): the browser tests spread over both workers.
 BROWSER_FIXTURES = {"page", "browser", "app", "app_url"}
 
 
