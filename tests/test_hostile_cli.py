@@ -11,6 +11,7 @@ import pytest
 
 from tests.fake_experiment import make_extracted_experiment
 from tests.hostile import cli
+from tests.test_blend import _model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -27,22 +28,6 @@ def _recordings(root: Path) -> Path:
     folder.mkdir()
     sf.write(folder / "take.wav", speech_like(16000, (1.0,), gap_seconds=0.3), 16000)
     return folder
-
-
-def _exported_pair(root: Path) -> tuple[Path, Path]:
-    import torch
-
-    from rvc.export import export_model
-    from rvc.models.config import ModelConfig
-    from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
-
-    config = ModelConfig.tiny(40000)
-    paths = []
-    for seed in (0, 1):
-        torch.manual_seed(seed)
-        state = SynthesizerTrnMs768NSFsid(config).state_dict()
-        paths.append(export_model(state, config, root / f"m{seed}.pth", epoch=1, step=1, metadata={"name": "m"}))
-    return paths[0], paths[1]
 
 
 def test_prepare_names_a_file_that_stands_where_the_logs_or_experiment_folder_goes(tmp_path: Path) -> None:
@@ -95,7 +80,7 @@ def test_index_and_export_out_naming_a_recording_leave_it_alone(tmp_path: Path) 
 def test_blend_out_below_a_file_and_an_assets_dir_that_is_a_file_are_refused(tmp_path: Path) -> None:
     from tests.fake_hub import tiny_pretrain_bytes
 
-    a, b = _exported_pair(tmp_path)
+    a, b = _model(tmp_path / "m0.pth", 0), _model(tmp_path / "m1.pth", 1)
     a_file = tmp_path / "a-file"
     a_file.write_text("mine")
     cli(tmp_path / "logs", "blend", str(a), str(b), "--out", str(a_file / "sub" / "mix.pth")).refused(

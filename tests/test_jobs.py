@@ -220,47 +220,14 @@ def test_process_tree_stop_kills_what_ignores_sigterm(tmp_path: Path) -> None:
     assert tree.alive() == [] and child.returncode == -signal.SIGKILL
 
 
-def test_pool_workers_end_when_their_stage_is_killed(tmp_path: Path) -> None:
-    """kill -9 of a stage cannot stop its pool: its workers notice they are orphans and exit."""
-    worker_script = tmp_path / "stage.py"
-    worker_script.write_text(
-        "import multiprocessing, os, time\n"
-        "from concurrent.futures import ProcessPoolExecutor\n"
-        "from rvc.data.pool import _init_worker\n"
-        "def pid(_):\n"
-        "    time.sleep(0.2)\n"
-        "    return os.getpid()\n"
-        "if __name__ == '__main__':\n"
-        "    pool = ProcessPoolExecutor(2, multiprocessing.get_context('spawn'), _init_worker, (1, os.getpid()))\n"
-        "    print(' '.join(map(str, sorted(set(pool.map(pid, range(6)))))), flush=True)\n"
-        "    time.sleep(600)\n"
-    )
-    stage = subprocess.Popen(
-        [sys.executable, str(worker_script)], stdout=subprocess.PIPE, text=True, env=process.child_env({})
-    )
-    workers = [int(pid) for pid in stage.stdout.readline().split()] if stage.stdout else []
-    assert workers and all(process.is_alive(pid) for pid in workers)
-    stage.kill()
-    stage.wait()
-    _wait(lambda: not any(process.is_alive(pid) for pid in workers), 15, "the orphaned workers did not exit")
-
-
-def test_pool_workers_still_starting_when_their_stage_is_killed_exit_too(tmp_path: Path) -> None:
-    """A worker still importing (torch takes seconds) when its stage is killed -9 must not read init's pid as
-    its parent's and watch init forever: the stage passes its own pid to the initializer."""
+def _kill_stage_and_wait_for_its_workers(tmp_path: Path, script: str, timeout: float) -> None:
+    """Run ``script`` (a stage that starts a pool and prints its workers' pids), kill -9 it, and wait
+    for every worker to exit on its own."""
     stage_script = tmp_path / "stage.py"
     stage_script.write_text(
         "import multiprocessing, os, time\n"
         "from concurrent.futures import ProcessPoolExecutor\n"
-        "from rvc.data.pool import _init_worker\n"
-        "def slow_init(threads, parent):\n"
-        "    time.sleep(3)  # the stage is killed meanwhile\n"
-        "    _init_worker(threads, parent)\n"
-        "if __name__ == '__main__':\n"
-        "    pool = ProcessPoolExecutor(2, multiprocessing.get_context('spawn'), slow_init, (1, os.getpid()))\n"
-        "    pool.submit(os.getpid)\n"
-        "    print(' '.join(map(str, pool._processes)), flush=True)\n"
-        "    time.sleep(600)\n"
+        "from rvc.data.pool import _init_worker\n" + script + "    time.sleep(600)\n"
     )
     stage = subprocess.Popen(
         [sys.executable, str(stage_script)], stdout=subprocess.PIPE, text=True, env=process.child_env({})
@@ -269,4 +236,32 @@ def test_pool_workers_still_starting_when_their_stage_is_killed_exit_too(tmp_pat
     assert workers and all(process.is_alive(pid) for pid in workers)
     stage.kill()
     stage.wait()
-    _wait(lambda: not any(process.is_alive(pid) for pid in workers), 20, "the orphaned workers did not exit")
+    _wait(lambda: not any(process.is_alive(pid) for pid in workers), timeout, "the orphaned workers did not exit")
+
+
+def test_pool_workers_end_when_their_stage_is_killed(tmp_path: Path) -> None:
+    """kill -9 of a stage cannot stop its pool: its workers notice they are orphans and exit."""
+    script = (
+        "def pid(_):\n"
+        "    time.sleep(0.2)\n"
+        "    return os.getpid()\n"
+        "if __name__ == '__main__':\n"
+        "    pool = ProcessPoolExecutor(2, multiprocessing.get_context('spawn'), _init_worker, (1, os.getpid()))\n"
+        "    print(' '.join(map(str, sorted(set(pool.map(pid, range(6)))))), flush=True)\n"
+    )
+    _kill_stage_and_wait_for_its_workers(tmp_path, script, 15)
+
+
+def test_pool_workers_still_starting_when_their_stage_is_killed_exit_too(tmp_path: Path) -> None:
+    """A worker still importing (torch takes seconds) when its stage is killed -9 must not read init's pid as
+    its parent's and watch init forever: the stage passes its own pid to the initializer."""
+    script = (
+        "def slow_init(threads, parent):\n"
+        "    time.sleep(3)  # the stage is killed meanwhile\n"
+        "    _init_worker(threads, parent)\n"
+        "if __name__ == '__main__':\n"
+        "    pool = ProcessPoolExecutor(2, multiprocessing.get_context('spawn'), slow_init, (1, os.getpid()))\n"
+        "    pool.submit(os.getpid)\n"
+        "    print(' '.join(map(str, pool._processes)), flush=True)\n"
+    )
+    _kill_stage_and_wait_for_its_workers(tmp_path, script, 20)

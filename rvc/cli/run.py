@@ -103,9 +103,10 @@ def refuse_early(workspace: Workspace, args: argparse.Namespace, arguments: dict
     import dataclasses
 
     from rvc.cli import build_parser
+    from rvc.config.experiment import ExperimentConfig
     from rvc.config.train import TrainConfig
+    from rvc.config.validate import pretrain_problem
     from rvc.models.config import ModelConfig
-    from rvc.models.weights import check_pretrain_file
 
     folders = ["--logs-dir", str(workspace.logs_dir), "--assets-dir", str(workspace.assets_dir)]
     parsed = {stage: build_parser().parse_args([*folders, stage, *argv]) for stage, argv in arguments.items()}
@@ -114,15 +115,10 @@ def refuse_early(workspace: Workspace, args: argparse.Namespace, arguments: dict
     errors = train.errors()
     model = ModelConfig.tiny(args.sample_rate) if args.tiny_model else ModelConfig.for_sample_rate(args.sample_rate)
     for flag, path in (("--pretrained-g", train.pretrained_g), ("--pretrained-d", train.pretrained_d)):
-        if not path:
-            continue
-        if not Path(path).is_file():
+        if path and not Path(path).is_file():
             errors.append(f"{flag} {path} is not a file: give the path of the pretrained .pth")
-            continue
-        try:
-            check_pretrain_file(Path(path), flag == "--pretrained-g", model, source=path)
-        except UserError as error:
-            errors.append(str(error))
+        elif path and (problem := pretrain_problem(ExperimentConfig(model, train), path, flag == "--pretrained-g")):
+            errors.append(problem)  # the check config makes, before prepare's minutes instead of after
     if errors:
         raise UserError("nothing was started:\n  " + "\n  ".join(errors))
 

@@ -73,7 +73,7 @@ def auto_batch_by_estimate(config: ExperimentConfig, gpu_gib: float | None, prec
     return fits, f"by the estimate {fits} fits {MEASURED_SHARE:.0%} of the GPU's {gpu_gib:.1f} GiB ({bound.why})"
 
 
-def _check_pretrain(config: ExperimentConfig, path_text: str, is_generator: bool) -> str | None:
+def pretrain_problem(config: ExperimentConfig, path_text: str, is_generator: bool) -> str | None:
     """Return why the pretrain does not fit the model, or None when it fits."""
     from rvc.models.weights import check_pretrain_file
 
@@ -146,7 +146,7 @@ def validate(config: ExperimentConfig, precision: str | None = None) -> Validati
     result.errors += _dataset_misfits(config)
     for path, is_g in ((train.pretrained_g, True), (train.pretrained_d, False)):
         if path:
-            problem = _check_pretrain(config, path, is_g)
+            problem = pretrain_problem(config, path, is_g)
             if problem:
                 result.errors.append(problem)
     if not auto:
