@@ -46,11 +46,16 @@ def make_set(logs: Path, kind: str, clips: int | None) -> None:
     if kind == "uniform":
         train = clips or 200
         experiment = make_extracted_experiment(logs, "bench", train_clips=train, validation_clips=10, seconds=3.0)
+        seconds = 3.0 * (train + 10)
     else:
         train = clips or 99
         experiment = make_extracted_experiment(logs, "bench", train_clips=train, validation_clips=10, seconds=12.0)
-        shorten(experiment, np.random.default_rng(7).uniform(1.0, 12.0, train + 10))
-    save_config(experiment, ExperimentConfig(ModelConfig.for_sample_rate(40000), data=DataInfo(40000)))
+        lengths = np.random.default_rng(7).uniform(1.0, 12.0, train + 10)
+        shorten(experiment, lengths)
+        seconds = float(lengths.sum())
+    # The length as prepare records it: batch "auto" reads RVC's length rule from it (10.5 minutes: 8).
+    data = DataInfo(40000, train_clips=train, validation_clips=10, seconds=seconds)
+    save_config(experiment, ExperimentConfig(ModelConfig.for_sample_rate(40000), data=data))
 
 
 def shorten(experiment: object, seconds: np.ndarray) -> None:
@@ -137,7 +142,7 @@ def main() -> None:
     args = parser.parse_args()
     result: dict[str, object] = {
         **header("memory_caps"),
-        "settings": f"defaults (batch 8) but precision and step mode; save and validation every epoch; "
+        "settings": f"defaults (batch auto) but precision and step mode; save and validation every epoch; "
         f"{args.epochs} epochs; RVC_GPU_MEMORY_GIB = the cap",
         "runs": [],
     }

@@ -27,13 +27,19 @@ def _run_cuda(logs: Path) -> tuple[int, list[dict], str]:
     return _run(logs, timeout=600, device="cuda")
 
 
+def _why(events: list[dict], stderr: str) -> str:
+    """A failed run's story for the assertion: its error events, its last log lines and stderr's tail."""
+    said = [e for e in events if e["kind"] in ("error", "log")][-8:]
+    return "\n".join([*map(str, said), stderr[-3000:]])
+
+
 @pytest.mark.parametrize("precision", ["bf16", "fp16", "fp32", "bf16-d", "bf16-tail"])
 def test_precisions_train_on_the_gpu(tmp_path: Path, precision: str) -> None:
     logs = tmp_path / "logs"
     experiment = make_extracted_experiment(logs)
     write_tiny_config(experiment, epochs=3, precision=precision)
     code, events, stderr = _run_cuda(logs)
-    assert code == 0, stderr
+    assert code == 0, _why(events, stderr)
     start = events[0]
     assert start["device"].startswith("cuda") and start["precision"] == precision
     steps = [e for e in events if e["kind"] == "step"]
@@ -47,7 +53,7 @@ def test_auto_precision_trains_in_bf16_tail_where_the_gpu_has_bf16(tmp_path: Pat
     experiment = make_extracted_experiment(logs)
     write_tiny_config(experiment, epochs=1, precision="auto")
     code, events, stderr = _run_cuda(logs)
-    assert code == 0, stderr
+    assert code == 0, _why(events, stderr)
     expected = "bf16-tail" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp32"
     assert events[0]["precision"] == expected
 
@@ -82,7 +88,7 @@ def test_graphed_steps_train_like_eager_steps_and_resume(tmp_path: Path, mode: s
         experiment = make_extracted_experiment(logs, train_clips=8, seconds=1.0)
         write_tiny_config(experiment, epochs=6, batch_size=4, precision="fp32", step_mode=step_mode, save_every=3)
         code, events, stderr = _run_cuda(logs)
-        assert code == 0, stderr
+        assert code == 0, _why(events, stderr)
         start = events[0]
         assert start["step_mode"] == step_mode, start
         assert (start["compile_s"] > 0) == (step_mode != "eager")
@@ -93,7 +99,7 @@ def test_graphed_steps_train_like_eager_steps_and_resume(tmp_path: Path, mode: s
 
         write_tiny_config(experiment, epochs=8, batch_size=4, precision="fp32", step_mode=step_mode, save_every=3)
         code, events, stderr = _run_cuda(logs)
-        assert code == 0, stderr
+        assert code == 0, _why(events, stderr)
         assert events[0]["start_step"] == epochs[-1]["step"]
         assert all(np.isfinite(v) for e in events if e["kind"] == "step" for v in e["metrics"].values())
     # Different random draws (Inductor has its own generator), the same training.
@@ -110,7 +116,7 @@ def test_a_streamed_training_set_trains_as_one_on_the_gpu(tmp_path: Path) -> Non
             experiment, epochs=3, batch_size=4, precision="fp32", step_mode="graph", data_placement=placement
         )
         code, events, stderr = _run_cuda(logs)
-        assert code == 0, stderr
+        assert code == 0, _why(events, stderr)
         assert events[0]["data_placement"] == {"gpu": "resident", "stream": "stream"}[placement]
         finals[placement] = [e["metrics"]["loss/g/mel"] for e in events if e["kind"] == "step"]
     # The first step sees the same clips and weights; later ones may drift by cuDNN's algorithm choice.
@@ -156,7 +162,7 @@ def test_a_run_capped_at_6_gib_trains_saves_and_validates_within_the_cap(
     config.train.batch_size, config.train.step_mode = 8, "graph"
     save_config(experiment, config)
     code, events, stderr = _run_cuda(logs)
-    assert code == 0, stderr
+    assert code == 0, _why(events, stderr)
     epochs = [e for e in events if e["kind"] == "epoch"]
     assert len(epochs) == 2 and all(e["validation"] for e in epochs)
     assert max(e["peak_mem_gib"] for e in epochs) <= 6.0
@@ -185,7 +191,7 @@ def test_batch_size_auto_under_a_6_gib_cap_fits_and_the_estimate_agrees_with_the
 
     code, events, stderr = _run_cuda(logs)
 
-    assert code == 0, stderr
+    assert code == 0, _why(events, stderr)
     start = events[0]
     batch, reason = start["config"]["train"]["batch_size"], start["batch_size_reason"]
     assert isinstance(batch, int) and 1 <= batch <= 16, start

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from rvc.config.train import MAX_BATCH
 
-# A trial step's reserved memory (its gaps included) may take this share of the usable GPU memory:
-# the rest is the margin for the CUDA graph's own pool, validation and a save's copies.
+# A trial step's need (what stays reserved, gaps included, plus its transient peak) may take this share
+# of the usable GPU memory; the rest is the margin for the CUDA graph's own pool, validation and a save's copies.
 MEASURED_SHARE = 0.85
 
 

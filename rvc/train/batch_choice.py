@@ -176,24 +176,30 @@ class TrialStep:
             if not _out_of_memory(error):
                 raise
             peak = None
-        models = self.step.models
-        models.optimizer_g.zero_grad(set_to_none=True)
-        models.optimizer_d.zero_grad(set_to_none=True)
-        models.discriminator.requires_grad_(True)  # an out-of-memory may have left it off
+        self._drop_gradients()
+        self.step.models.discriminator.requires_grad_(True)  # an out-of-memory may have left it off
         torch.set_rng_state(cpu_rng)
         if cuda_rng is not None:
             torch.cuda.set_rng_state(cuda_rng, self.device)
             torch.cuda.empty_cache()  # what the trial cached goes back before the next one (or training)
         return peak
 
-    def _measure(self, batch: int) -> float:
-        """Two dry steps; the second's peak reserved GiB (off CUDA there is no allocator to ask: 0).
+    def _drop_gradients(self) -> None:
+        models = self.step.models
+        models.optimizer_g.zero_grad(set_to_none=True)
+        models.optimizer_d.zero_grad(set_to_none=True)
 
-        Reserved, not allocated: what runs out under a card's limit is the allocator's segments, gaps
-        included. Seen on an H100 capped at 6 GiB: a trial's 5.1 GiB allocated chose batch 13, and
-        the graph's capture then failed with 4.9 GiB allocated and 1.1 GiB reserved in gaps. The
-        first step's cached blocks (cuDNN's autotuning workspaces among them) go back first, so the
-        measured step's segments are its own.
+    def _measure(self, batch: int) -> float:
+        """Two dry steps; what training at ``batch`` needs, in GiB (off CUDA there is no allocator to ask: 0).
+
+        A graphed step's intermediates live in the graph's own memory pool, which cannot reuse the
+        gaps that the regular pool's segments keep around the tensors that stay (weights, gradients,
+        optimizer states). So the need is what stays reserved once the step's cache goes back (those
+        tensors and their gaps) plus the step's transient peak above what was allocated before it.
+        Seen on an H100 capped at 6 GiB when only the peak was counted: a trial's 5.1 GiB chose batch
+        13, and the capture then failed with 4.9 GiB allocated and 1.1 GiB reserved in gaps. The
+        first step's cached blocks (cuDNN's autotuning workspaces among them) go back before the
+        second step is measured, so the measured step's segments are its own.
         """
         cuda = self.device.type == "cuda"
         rows = torch.arange(self.micro_batches * batch, device=self.device) % len(self.step.data)
@@ -203,11 +209,17 @@ class TrialStep:
             self.step(index)
             return 0.0
         torch.cuda.synchronize(self.device)
+        self._drop_gradients()  # the measured step allocates them anew: they count in its transient peak
         torch.cuda.empty_cache()
+        before = torch.cuda.memory_allocated(self.device)
         torch.cuda.reset_peak_memory_stats(self.device)
         self.step(index)
         torch.cuda.synchronize(self.device)
-        return torch.cuda.max_memory_reserved(self.device) / 2**30
+        transient = torch.cuda.max_memory_allocated(self.device) - before
+        self._drop_gradients()
+        torch.cuda.empty_cache()
+        held = torch.cuda.memory_reserved(self.device)
+        return (held + transient) / 2**30
 
 
 def _out_of_memory(error: RuntimeError) -> bool:
