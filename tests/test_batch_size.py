@@ -305,6 +305,28 @@ def test_out_of_memory_mid_run_names_the_batch_the_run_chose(
     assert "intact" in message
 
 
+def test_a_capture_that_fails_after_an_allocation_failed_is_out_of_memory() -> None:
+    """torch.cuda.graph's exit ends the capture after the out-of-memory, and capture_end raises its own
+    error with the out-of-memory as context (seen on an H100 capped at 8 GiB): the trial counts it as
+    not fitting, the trainer gives the batch-size message; other capture failures stay what they are."""
+    from rvc.train.out_of_memory import caused_by_out_of_memory
+
+    capture_end = "CUDA error: operation failed due to a previous error during capture"
+
+    def failing_capture() -> None:
+        try:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
+        finally:
+            raise RuntimeError(capture_end)  # as the context manager's exit does
+
+    with pytest.raises(RuntimeError, match="during capture") as failed:
+        failing_capture()
+    assert caused_by_out_of_memory(failed.value)
+    assert caused_by_out_of_memory(RuntimeError("cuDNN error: CUDNN_STATUS_ALLOC_FAILED"))
+    assert not caused_by_out_of_memory(RuntimeError(capture_end))
+    assert not caused_by_out_of_memory(ValueError("Expected all tensors to be on the same device"))
+
+
 def test_the_out_of_memory_message_reads_only_this_runs_start_event(tmp_path: Path) -> None:
     from rvc.train.out_of_memory import gpu_message, trained_batch_size
 

@@ -183,7 +183,6 @@ def _failed(error: Exception, experiment: Experiment, since: int, dist: Distribu
 
     since : the progress file's size when this run began (its own start event comes after).
     """
-    import torch
 
     from rvc.experiment.config_file import load_config
     from rvc.train import out_of_memory
@@ -191,7 +190,7 @@ def _failed(error: Exception, experiment: Experiment, since: int, dist: Distribu
 
     if isinstance(error, UserError):
         message, detail, status = str(error), None, 2
-    elif isinstance(error, torch.OutOfMemoryError):
+    elif out_of_memory.caused_by_out_of_memory(error):  # a failed capture's own error included
         config = load_config(experiment)
         message, detail, status = out_of_memory.gpu_message(experiment, config, since), str(error).splitlines()[0], 1
     elif _host_out_of_memory(error):  # a batch far too large for the CPU's memory: not a bug

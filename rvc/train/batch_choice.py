@@ -23,6 +23,7 @@ import torch
 from rvc.config.batch import MEASURED_SHARE, dataset_bound
 from rvc.config.experiment import ExperimentConfig
 from rvc.config.validate import estimate_memory_gib, largest_batch
+from rvc.train import out_of_memory
 from rvc.train.data import TrainingSet
 from rvc.train.distributed import Distributed
 from rvc.train.mel import MultiScaleMel, Spectrogram
@@ -139,13 +140,17 @@ def _next_candidate(peaks: dict[int, float | None], limit: float, fixed: float, 
 
 
 class TrialStep:
-    """``trial(batch)``: the peak GPU memory (GiB) of a training step at ``batch``, or None when it runs out.
+    """``trial(batch)``: the GPU memory (GiB) that training at ``batch`` needs, or None when it runs out.
 
     Two dry steps per batch: the first lets cuDNN autotune these shapes (its trial workspaces are
-    not what training holds), the second is measured. Gradients are dropped and the RNG states put
-    back afterwards; the optimizers skip, so the models are as they were. The resolver measures on
-    CUDA only; on another device the steps run the same and the peak reads 0 (the CPU tests check
-    that a trial leaves the training as it was).
+    not what training holds), the second is measured. Where the run's step will be a CUDA graph
+    (``graphed``: every step mode but eager, on CUDA) and the eager measure fits ``limit_gib``, the
+    trial then prepares that graph as training will (warm-up steps, capture) and lets it go: the
+    capture's own memory pool and what it cannot reuse are only seen there (on an H100 capped at
+    6 GiB, batches that the eager measure passed failed in the capture). Gradients are dropped and
+    the RNG states put back afterwards; the optimizers skip, so the models are as they were. The
+    resolver measures on CUDA only; on another device the steps run the same and the need reads 0
+    (the CPU tests check that a trial leaves the training as it was).
     """
 
     def __init__(
@@ -156,9 +161,14 @@ class TrialStep:
         data: TrainingSet,
         precision: Precision,
         multiscale: MultiScaleMel | None,
+        *,
+        graphed: bool = False,
+        limit_gib: float = float("inf"),
     ) -> None:
         self.device = data.wav.device
         self.micro_batches = config.train.grad_accum
+        self.graphed = graphed and self.device.type == "cuda"
+        self.limit_gib = limit_gib
         self.step = TrainStep(
             config, models, spectrogram, data, StepMetrics(self.device), precision, multiscale=multiscale
         )
@@ -170,10 +180,10 @@ class TrialStep:
         cuda_rng = torch.cuda.get_rng_state(self.device) if cuda else None
         try:
             peak: float | None = self._measure(batch)
-        except torch.OutOfMemoryError:
-            peak = None
-        except RuntimeError as error:  # cuDNN and cuBLAS report some failed allocations in their own words
-            if not _out_of_memory(error):
+            if self.graphed and peak is not None and peak <= self.limit_gib:
+                peak = max(peak, self._measure_graphed(batch))
+        except Exception as error:  # torch.OutOfMemoryError, or a failed capture's error that follows one
+            if not out_of_memory.caused_by_out_of_memory(error):
                 raise
             peak = None
         self._drop_gradients()
@@ -202,8 +212,7 @@ class TrialStep:
         second step is measured, so the measured step's segments are its own.
         """
         cuda = self.device.type == "cuda"
-        rows = torch.arange(self.micro_batches * batch, device=self.device) % len(self.step.data)
-        index = rows.view(self.micro_batches, batch)
+        index = self._index(batch)
         self.step(index)
         if not cuda:
             self.step(index)
@@ -221,10 +230,23 @@ class TrialStep:
         held = torch.cuda.memory_reserved(self.device)
         return (held + transient) / 2**30
 
+    def _measure_graphed(self, batch: int) -> float:
+        """Prepare the graphed step at ``batch`` as training will, then let it go; the peak reserved GiB."""
+        from rvc.train.graph import GraphedStep, set_capturable
 
-def _out_of_memory(error: RuntimeError) -> bool:
-    text = str(error)
-    return "out of memory" in text or "CUDNN_STATUS_ALLOC_FAILED" in text or "NOT_ENOUGH_WORKSPACE" in text
+        set_capturable(self.step.models, self.device, True)  # as prepare_step sets it for every graphed mode
+        torch.cuda.reset_peak_memory_stats(self.device)
+        graphed = GraphedStep(self.step, (self.micro_batches, batch))
+        try:
+            graphed.prepare(self._index(batch))
+            return torch.cuda.max_memory_reserved(self.device) / 2**30
+        finally:
+            self.step.dry.fill_(True)  # prepare leaves it off for the replays; a trial never replays
+            graphed.graph = None  # the graph and its pool go (empty_cache gives the pool back)
+
+    def _index(self, batch: int) -> torch.Tensor:
+        rows = torch.arange(self.micro_batches * batch, device=self.device) % len(self.step.data)
+        return rows.view(self.micro_batches, batch)
 
 
 def resolve_batch(
@@ -260,6 +282,7 @@ def resolve_batch(
             device=str(device),
         )
     bound = dataset_bound(seconds, clips, dist.world_size).size
+    usable = gpu_memory_gib(device.index or 0)
     on_device = data if data.wav.device == device else data.head(bound).to(device)
     choice = choose_batch(
         config,
@@ -267,8 +290,17 @@ def resolve_batch(
         clips,
         seconds,
         world_size=dist.world_size,
-        peak_of=TrialStep(config, models, spectrogram, on_device, precision, multiscale),
-        usable_gib=gpu_memory_gib(device.index or 0),
+        peak_of=TrialStep(
+            config,
+            models,
+            spectrogram,
+            on_device,
+            precision,
+            multiscale,
+            graphed=config.train.step_mode != "eager",  # on CUDA every other mode ends in a graph
+            limit_gib=MEASURED_SHARE * usable if usable is not None else float("inf"),
+        ),
+        usable_gib=usable,
         device=str(device),
     )
     del on_device  # a streamed set's trial copy: training streams into a window of its own

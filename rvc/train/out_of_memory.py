@@ -11,6 +11,30 @@ from rvc.experiment import Experiment
 
 AGAIN = "and start again (the last saved state is intact)"
 
+# How cuDNN and cuBLAS word a failed allocation when it is not torch's own OutOfMemoryError.
+_LIBRARY_WORDS = ("out of memory", "CUDNN_STATUS_ALLOC_FAILED", "NOT_ENOUGH_WORKSPACE")
+
+
+def caused_by_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error``, or an error it was raised from or while handling, is the GPU running out.
+
+    A CUDA graph's capture that fails to allocate ends in a second error from ``capture_end``
+    ("operation failed due to a previous error during capture"), with the out-of-memory as its
+    context: both are the same failure for the user.
+    """
+    import torch
+
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, torch.OutOfMemoryError):
+            return True
+        if isinstance(current, RuntimeError) and any(word in str(current) for word in _LIBRARY_WORDS):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
 
 def trained_batch_size(experiment: Experiment, config: ExperimentConfig, since: int = 0) -> int | None:
     """Return the batch the failed run trained with, or None when it had not chosen one yet.
