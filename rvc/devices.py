@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 from rvc.errors import UserError
@@ -10,21 +11,31 @@ if TYPE_CHECKING:
     import torch
 
 DEVICE_CHOICES = ("auto", "cuda", "cpu")
+_DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
+
+
+def is_device_name(text: str) -> bool:
+    """Whether ``text`` names a device the way a user may: auto, cpu, cuda or cuda:N.
+
+    Only the spelling: whether that GPU exists is asked where the stage starts (resolve_device), so
+    a typo is refused before any work and a missing GPU where it is known.
+    """
+    return _DEVICE_NAME.fullmatch(text) is not None
 
 
 def resolve_device(device: str) -> str:
     """Return 'cuda', 'cuda:N' or 'cpu' for a user's choice ('auto' picks CUDA when present)."""
     import torch
 
+    if not is_device_name(device):
+        raise UserError(f"unknown device {device!r}: use auto, cuda, cuda:N or cpu")
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda"):
         if not torch.cuda.is_available():
             raise UserError(f"--device {device} was asked for, but PyTorch sees no CUDA GPU; use --device cpu")
         return device
-    if device == "cpu":
-        return device
-    raise UserError(f"unknown device {device!r}: use auto, cuda, cuda:N or cpu")
+    return device  # cpu
 
 
 # Run as if the GPU had this many GiB (a float): the benchmarks and GPU tests use it to try the

@@ -170,6 +170,21 @@ def test_prepare_refuses_a_chunk_longer_than_a_minute_before_any_work(tmp_path: 
     assert not (logs / "voice").exists()
 
 
+def test_prepare_and_extract_refuse_a_device_that_is_no_device_before_any_work(tmp_path: Path) -> None:
+    """prepare --device banana read, sliced and wrote every clip (denoising off: nothing asked the device)."""
+    recordings = _recordings(tmp_path)
+    logs = tmp_path / "logs"
+    cli(logs, "prepare", "--experiment", "voice", "--input", str(recordings), "--device", "banana").refused(
+        "--device 'banana' is not a device: use auto, cpu, cuda or cuda:N"
+    )
+    assert not (logs / "voice").exists()
+    experiment = make_extracted_experiment(tmp_path / "other", train_clips=2, validation_clips=0, seconds=0.3)
+    cli(experiment.logs_dir, "extract", "--experiment", "voice", "--device", "cuda:first").refused(
+        "--device 'cuda:first' is not a device"
+    )
+    assert not experiment.extract_report.exists() and not experiment.extract_manifest.exists()
+
+
 def test_config_refuses_epochs_past_the_maximum(tmp_path: Path) -> None:
     """--epochs 99999999999999999999 was saved, and the run then trained as if it would never end."""
     experiment = make_extracted_experiment(tmp_path / "logs", train_clips=2, validation_clips=0, seconds=0.3)

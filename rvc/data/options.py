@@ -7,6 +7,7 @@ from typing import Any, Literal, get_args
 
 from rvc.choices import SampleRate
 from rvc.data.slicer import SlicerParams
+from rvc.devices import is_device_name
 from rvc.errors import UserError
 from rvc.settings import check_declared, setting
 
@@ -169,6 +170,8 @@ class PrepareOptions:
             raise self._error(
                 "overlap", f"$overlap {self.overlap} must be at least 0 and shorter than $chunk ({self.chunk})"
             )
+        if not is_device_name(self.device):
+            raise self._error("device", f"$device {self.device!r} is not a device: use auto, cpu, cuda or cuda:N")
         self.slicer.check()
         check_validation(self.validation)
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Literal, cast
 
 from rvc.choices import F0Method, InferencePrecision
+from rvc.devices import is_device_name
 from rvc.errors import UserError
 from rvc.experiment import AssetDir, Experiment
 from rvc.experiment.dataset import DatasetReport
@@ -69,6 +70,9 @@ class ExtractOptions:
         check_declared(self)
         if not 0 < self.f0_min < self.f0_max:
             raise UserError("$f0_min must be above 0 and below $f0_max", field="f0_min", options=ExtractOptions)
+        if not is_device_name(self.device):
+            message = f"$device {self.device!r} is not a device: use auto, cpu, cuda or cuda:N"
+            raise UserError(message, field="device", options=ExtractOptions)
 
 
 def _dataset_clips(experiment: Experiment) -> tuple[list[str], DatasetReport]:
