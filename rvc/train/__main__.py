@@ -183,7 +183,6 @@ def _failed(error: Exception, experiment: Experiment, since: int, dist: Distribu
 
     since : the progress file's size when this run began (its own start event comes after).
     """
-
     from rvc.experiment.config_file import load_config
     from rvc.train import out_of_memory
     from rvc.train.events import ErrorEvent
