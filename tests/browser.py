@@ -22,9 +22,10 @@ Fixtures:
 - ``app_url`` (module): ``app.url``.
 - ``browser`` (module): a Chromium launched by Playwright from ``/usr/bin/chromium``.
 - ``page`` (function): a fresh page on ``app_url``, already loaded (and signed in
-  when the module's ``app_args`` hold ``--auth USER:PASS``); a screenshot
-  of it is saved in ``tests/screenshots/<test>.png`` when the test ends (set
-  ``RVC_SCREENSHOTS`` to put them elsewhere). ``screenshot(page, name)`` saves one on demand.
+  when the module's ``app_args`` hold ``--auth USER:PASS``); when the test fails, a
+  screenshot of it is saved in ``tests/screenshots/<test>.png`` (set ``RVC_SCREENSHOTS``
+  to put them elsewhere). ``screenshot(page, name)`` saves one on demand: each browser
+  test saves what it shows.
 
 Needs Debian's ``chromium`` (``apt-get install chromium``) and ``pip install playwright``;
 without them the browser tests are skipped with that message.
@@ -41,7 +42,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -233,6 +234,19 @@ def login(context: Any, app: RunningApp) -> None:
     assert response.ok, f"login failed: {response.status} {response.text()}"
 
 
+REPORTS = pytest.StashKey[dict[str, pytest.TestReport]]()  # a test's report of each phase: setup, call, teardown
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep each phase's report on the test, so that the page fixture knows whether it failed."""
+    report = yield
+    item.stash.setdefault(REPORTS, {})[report.when] = report
+    return report
+
+
 @pytest.fixture
 def page(browser: Any, app: RunningApp, request: pytest.FixtureRequest) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
@@ -246,7 +260,10 @@ def page(browser: Any, app: RunningApp, request: pytest.FixtureRequest) -> Itera
         yield opened
     finally:
         try:
-            screenshot(opened, request.node.name)
+            # Where the test failed. A passing test saved its own (a full page with plots takes up to 10 s
+            # while a trainer runs: one at every end was about a minute of the suite).
+            if any(report.failed for report in request.node.stash.get(REPORTS, {}).values()):
+                screenshot(opened, request.node.name)
         finally:
             context.close()
 

@@ -22,13 +22,15 @@ pytest.register_assert_rewrite("tests.browser")
 FFMPEG = shutil.which("ffmpeg")
 
 # Fixtures that start the web app or a browser. Tests that use them are marked as one xdist group
-# ("browser"; pyproject.toml runs the suite with --dist loadgroup), meant to run one at a time on one
+# ("browser"; pyproject.toml runs the suite with --dist loadgroup), so they run one at a time on one
 # worker: two apps, two Chromiums and their stage jobs at once on a 2-core machine stretch a page's
-# waits past their limits. Under pytest 9.2 the mark has no effect (pytest-xdist 3.8 renames
-# item._nodeid, which pytest 9 no longer reads): the browser tests spread over both workers.
+# waits past their limits. pytest-xdist 3.8 groups by renaming item._nodeid, which pytest 9 no longer
+# reads (the marks would have no effect there): requirements-dev.txt keeps pytest below 9.
 BROWSER_FIXTURES = {"page", "browser", "app", "app_url"}
 
 
+# tryfirst: xdist's worker registers its own hook after this conftest, so it runs first and would find no mark.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         module = getattr(item, "module", None)
