@@ -154,6 +154,22 @@ def test_refuses_a_malicious_upload_and_a_missing_encoder(voice: tuple[Workspace
 # --- the browser (the Try Model tab itself: test_webui_newcomer) --------------------------------
 
 
+def test_blend_model_b_moves_off_a_once_there_is_another_model(voice: tuple[Workspace, Path, Path]) -> None:
+    """With one model listed B falls back to A's; a refresh after a second one appears moves B to it (the
+    browser test below once loaded the page between two exports, and B stayed on A: a self-blend, refused)."""
+    from types import SimpleNamespace
+
+    from webui.tabs.model_tools import refresh
+
+    workspace = voice[0]
+    ctx = SimpleNamespace(workspace=workspace)
+    paths = [path for _, path in h.model_choices(workspace)]
+    assert len(paths) == 2
+    assert [d.value for d in refresh(ctx, paths[0], paths[0])] == [paths[0], paths[1]]
+    assert [d.value for d in refresh(ctx, paths[1], paths[0])] == [paths[1], paths[0]]
+    assert [d.value for d in refresh(ctx, None, None)] == [paths[0], paths[1]]
+
+
 def test_model_tools_tab_blends_two_models(page: Any, app: Any) -> None:
     from playwright.sync_api import expect
 

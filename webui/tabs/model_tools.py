@@ -26,16 +26,18 @@ STAGES = ("blend",)
 
 
 def refresh(ctx: AppContext, a: str | None, b: str | None) -> tuple[Any, Any]:
-    """Return both dropdowns with the current models, keeping the choices that still exist."""
+    """Return both dropdowns with the current models, keeping the choices that still exist.
+
+    B never stays on A's model while there is another: with one model listed B falls back to it,
+    and a blend of a model with itself is refused, so once a second model appears B moves to it.
+    """
     choices = model_choices(ctx.workspace)
     paths = [path for _, path in choices]
-
-    def keep(value: str | None, fallback: int) -> str | None:
-        if value in paths:
-            return value
-        return paths[min(fallback, len(paths) - 1)] if paths else None
-
-    return gr.Dropdown(choices=choices, value=keep(a, 0)), gr.Dropdown(choices=choices, value=keep(b, 1))
+    a = a if a in paths else (paths[0] if paths else None)
+    others = [path for path in paths if path != a]
+    if b not in others:
+        b = others[0] if others else a
+    return gr.Dropdown(choices=choices, value=a), gr.Dropdown(choices=choices, value=b)
 
 
 def blend_request(ctx: AppContext, a: str | None, b: str | None, ratio: float, name: str) -> list[str]:
