@@ -9,8 +9,9 @@ not scale with the batch is held when the capture starts. This trains one epoch 
 experiment (the full 40k model, ``--clips`` clips of 3 s, a recorded length of ``--seconds`` so
 that RVC's length rule allows 16) in this process, with the trainer's own code, and records the
 allocator's state at each point: around every trial of batch auto, at the start of the step's
-preparation, after each warm-up step, once the warm-up's cache is given back, and the sizes of the
-weights, gradients, optimizer states and clips then; the end's (or the failure's) state last.
+preparation (a trial's capture included), when its capture begins (the warm-up done, its cache given
+back), with the sizes of the weights, gradients, optimizer states and clips then; the end's (or the
+failure's) state last.
 Results go to ``benchmarks/results/graph_memory-<machine>[-<tag>].json`` after each point.
 """
 
@@ -93,32 +94,29 @@ def instrument(recorder: Recorder) -> None:
 
     batch_choice.TrialStep.__call__ = trial  # type: ignore[method-assign]
 
-    def prepare(self: Any, index: torch.Tensor, skipped_before: int = 0) -> float:
-        step = self.step
-        recorder.point("prepare: start", **model_sizes(step))
-        step.dry.fill_(True)
-        self.static_index.copy_(index)
-        side = torch.cuda.Stream(step.device)
-        side.wait_stream(torch.cuda.current_stream(step.device))
-        with torch.cuda.stream(side):
-            for number in range(graph.WARMUP_STEPS):
-                step(self.static_index)
-                torch.cuda.synchronize()
-                recorder.point(f"prepare: after warm-up step {number + 1}")
-        torch.cuda.current_stream(step.device).wait_stream(side)
-        torch.cuda.synchronize(step.device)
-        import gc
+    preparing: list[Any] = []  # the step whose graph is being prepared (by a trial or by training)
+    original_prepare = graph.GraphedStep.prepare
+    original_capture_begin = torch.cuda.CUDAGraph.capture_begin
 
-        gc.collect()
-        torch.cuda.empty_cache()
-        recorder.point("prepare: warm-up's cache given back", **model_sizes(step))
-        recorder.result["summary_before_capture"] = torch.cuda.memory_summary(abbreviated=True)
-        seconds = original_prepare(self, index, skipped_before)
+    def prepare(self: Any, index: torch.Tensor, skipped_before: int = 0) -> float:
+        recorder.point("prepare: start", **model_sizes(self.step))
+        preparing.append(self.step)
+        try:
+            seconds = original_prepare(self, index, skipped_before)
+        finally:
+            preparing.pop()
         recorder.point("prepare: captured")
         return seconds
 
-    original_prepare = graph.GraphedStep.prepare
+    def capture_begin(self: Any, *args: Any, **kwargs: Any) -> Any:
+        # torch.cuda.graph has synchronised, collected and emptied the cache: what the capture starts from.
+        sizes = model_sizes(preparing[-1]) if preparing else {}
+        recorder.point("prepare: warm-up done, capture begins", **sizes)
+        recorder.result.setdefault("summaries_before_capture", []).append(torch.cuda.memory_summary(abbreviated=True))
+        return original_capture_begin(self, *args, **kwargs)
+
     graph.GraphedStep.prepare = prepare  # type: ignore[method-assign]
+    torch.cuda.CUDAGraph.capture_begin = capture_begin  # type: ignore[method-assign]
 
 
 def main() -> None:

@@ -160,25 +160,26 @@ def test_infer_refuses_a_seed_out_of_range_before_loading_anything(tmp_path: Pat
     assert not (tmp_path / "out.wav").exists()
 
 
-def test_prepare_refuses_a_chunk_longer_than_a_minute_before_any_work(tmp_path: Path) -> None:
-    """--chunk 1e308 overflowed in every worker (a traceback a recording); a clip over a minute is refused."""
+@pytest.mark.parametrize(
+    ("flag", "value", "says"),
+    [
+        # 1e308 overflowed in every worker (a traceback a recording); a clip over a minute is refused.
+        ("--chunk", "1e308", "--chunk 1e+308 must be at most 60"),
+        # banana: prepare read, sliced and wrote every clip (denoising off: nothing asked the device).
+        ("--device", "banana", "--device 'banana' is not a device: use auto, cpu, cuda or cuda:N"),
+    ],
+)
+def test_prepare_refuses_a_value_that_cannot_work_before_any_work(
+    tmp_path: Path, flag: str, value: str, says: str
+) -> None:
     recordings = _recordings(tmp_path)
     logs = tmp_path / "logs"
-    cli(logs, "prepare", "--experiment", "voice", "--input", str(recordings), "--chunk", "1e308").refused(
-        "--chunk 1e+308 must be at most 60"
-    )
+    cli(logs, "prepare", "--experiment", "voice", "--input", str(recordings), flag, value).refused(says)
     assert not (logs / "voice").exists()
 
 
-def test_prepare_and_extract_refuse_a_device_that_is_no_device_before_any_work(tmp_path: Path) -> None:
-    """prepare --device banana read, sliced and wrote every clip (denoising off: nothing asked the device)."""
-    recordings = _recordings(tmp_path)
-    logs = tmp_path / "logs"
-    cli(logs, "prepare", "--experiment", "voice", "--input", str(recordings), "--device", "banana").refused(
-        "--device 'banana' is not a device: use auto, cpu, cuda or cuda:N"
-    )
-    assert not (logs / "voice").exists()
-    experiment = make_extracted_experiment(tmp_path / "other", train_clips=2, validation_clips=0, seconds=0.3)
+def test_extract_refuses_a_device_that_is_no_device_before_any_work(tmp_path: Path) -> None:
+    experiment = make_extracted_experiment(tmp_path / "logs", train_clips=2, validation_clips=0, seconds=0.3)
     cli(experiment.logs_dir, "extract", "--experiment", "voice", "--device", "cuda:first").refused(
         "--device 'cuda:first' is not a device"
     )

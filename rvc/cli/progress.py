@@ -66,13 +66,13 @@ def run_stage(run: StageRun, stage: str, args: argparse.Namespace, workspace: Wo
         printer = PrintReporter(bars=not getattr(args, "no_progress", False))
         with _sigterm_stops():
             try:
-                return run(args, workspace, printer)
+                try:
+                    return run(args, workspace, printer)
+                finally:  # before what is printed next (an error, "stopped") starts its own line
+                    printer.close_bars()
             except StageStopped:
-                printer.close_bars()
                 print(STOPPED, file=sys.stderr)
                 return 143
-            finally:
-                printer.close_bars()
     writer = ProgressWriter(args.events_file)
     if not announced():  # a job's launcher wrote the start event already, with the pid it watches
         pid = os.getpid()

@@ -200,16 +200,14 @@ class TrialStep:
         models.optimizer_d.zero_grad(set_to_none=True)
 
     def _measure(self, batch: int) -> float:
-        """Two dry steps; what training at ``batch`` needs, in GiB (off CUDA there is no allocator to ask: 0).
+        """Two dry steps; what an eager step at ``batch`` needs, in GiB (off CUDA there is no allocator to ask: 0).
 
-        A graphed step's intermediates live in the graph's own memory pool, which cannot reuse the
-        gaps that the regular pool's segments keep around the tensors that stay (weights, gradients,
-        optimizer states). So the need is what stays reserved once the step's cache goes back (those
-        tensors and their gaps) plus the step's transient peak above what was allocated before it.
-        Seen on an H100 capped at 6 GiB when only the peak was counted: a trial's 5.1 GiB chose batch
-        13, and the capture then failed with 4.9 GiB allocated and 1.1 GiB reserved in gaps. The
-        first step's cached blocks (cuDNN's autotuning workspaces among them) go back before the
-        second step is measured, so the measured step's segments are its own.
+        What stays reserved once the step's cache goes back (weights, optimizer states and the gaps
+        around them) plus the step's transient peak above what was allocated before it: as much as
+        the step could take, were its intermediates unable to reuse those gaps, as a graph's pool
+        cannot. It decides eager runs, and whether a graphed trial is worth its capture. The first
+        step's cached blocks (cuDNN's autotuning workspaces among them) go back before the second
+        step is measured, so the measured step's segments are its own.
         """
         cuda = self.device.type == "cuda"
         index = self._index(batch)
