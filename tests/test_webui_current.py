@@ -67,8 +67,30 @@ def test_a_page_opens_on_the_stored_experiment_else_a_busy_one_else_the_newest(t
 def test_a_dropdown_shows_the_current_experiment_among_its_choices() -> None:
     follower = current.dropdown_follower(None, lambda statuses: ["a", "b"])  # type: ignore[arg-type]
     assert follower.show("c", []) == {"__type__": "update", "choices": ["c", "a", "b"], "value": "c"}
-    assert follower.relist("a", "c", []) == {"__type__": "update", "choices": ["a", "b"]}  # its value is kept
+    # the current experiment stays listed (its value is the current one, or was until a choice the watch missed)
+    assert follower.relist(None, "c", []) == {"__type__": "update", "choices": ["c", "a", "b"]}
+    assert follower.relist(None, "a", []) == {"__type__": "update", "choices": ["a", "b"]}
+    assert not follower.relist_reads_value  # a value outside its choices would fail Gradio's check of the input
     assert follower.name_of("b") == "b" and follower.name_of("") is None
+
+
+def test_the_watch_mends_a_dropdown_whose_value_a_late_tick_left_unlisted(tmp_path: Path) -> None:
+    """A tick that read "no experiment" can land after the user chose one: the dropdown then shows a value its
+    choices lack. Gradio refuses such a value as an input, so the watch never takes the dropdown as one (it
+    failed every tick in the browser test, and the header and lists froze), and its next tick lists the value."""
+    import gradio as gr
+
+    workspace = Workspace(tmp_path / "logs", tmp_path / "assets")
+    make_extracted_experiment(workspace.logs_dir, "voice")
+    with gr.Blocks() as app:
+        watch = current.CurrentExperiment(workspace)
+        dropdown = gr.Dropdown(choices=[], label="Experiment")
+        watch.follow(current.dropdown_follower(dropdown, lambda statuses: [s.name for s in statuses]))
+        watch.wire(app)
+    tick = next(fn for fn in app.fns.values() if fn.name == "_watch")
+    assert dropdown not in tick.inputs and dropdown in tick.outputs
+    _, header, relisted = watch._watch("stale", "voice")
+    assert relisted["choices"] == ["voice"] and "Experiment: **voice**" in header
 
 
 # --- content encoders --------------------------------------------------------------------------

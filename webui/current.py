@@ -103,6 +103,9 @@ class Follower:
     relist : (the component's value, the current experiment, listing) -> the update of its choices (and of its
         value only where it shows nothing yet); None: it has no choices
     name_of : the component's value -> the experiment it means (None: none, or not an experiment)
+    relist_reads_value : whether the watch passes ``relist`` the component's value (else None). Only a component
+        that accepts any value may be read: Gradio refuses an input outside a dropdown's choices before the
+        function runs, and one refusal would stop the whole watch, the relist that would mend it included.
     """
 
     component: gr.components.Component
@@ -111,12 +114,18 @@ class Follower:
     name_of: Callable[[Any], str | None]
     triggers: tuple[str, ...]  # the component's events that mean "the user chose"
     keeps_typed: bool = False  # a text field: what the user typed before the page finished loading stays
+    relist_reads_value: bool = False
 
 
 def dropdown_follower(
     component: gr.Dropdown, names: Callable[[list[ExperimentStatus]], list[str]], triggers: tuple[str, ...] = ("input",)
 ) -> Follower:
-    """A dropdown of experiment names: ``names(listing)`` are its choices (the current one is always among them)."""
+    """A dropdown of experiment names: ``names(listing)`` are its choices (the current one is always among them).
+
+    Its value is the current experiment or nothing (choosing one makes it current), so the relist keeps the
+    current one listed instead of reading the value: a watch that had read the current experiment just before
+    the user chose another may still land after the choice, and leaves the choice listed one tick later.
+    """
     import gradio as gr
 
     def choices(name: str | None, statuses: list[ExperimentStatus]) -> list[str]:
@@ -127,7 +136,7 @@ def dropdown_follower(
         return gr.update(choices=choices(name, statuses), value=name or None)
 
     def relist(value: Any, current: str, statuses: list[ExperimentStatus]) -> Any:
-        return gr.update(choices=choices(valid_name(value), statuses))
+        return gr.update(choices=choices(current, statuses))
 
     return Follower(component, show, relist, valid_name, triggers)
 
@@ -199,7 +208,10 @@ class CurrentExperiment:
 
         return chosen
 
-    def _watch(self, seen: str, stored: str | None, *values: Any) -> list[Any]:
+    def _read_by_watch(self) -> list[Follower]:
+        return [follower for follower in self.followers if follower.relist_reads_value]
+
+    def _watch(self, seen: str, stored: str | None, *read: Any) -> list[Any]:
         import gradio as gr
 
         statuses = listing(self.workspace)
@@ -207,9 +219,9 @@ class CurrentExperiment:
         now = signature(name, statuses)
         if now == seen:
             return [gr.skip()] * (2 + len(self.followers))
+        values = dict(zip(map(id, self._read_by_watch()), read, strict=True))
         relisted = [
-            f.relist(value, name, statuses) if f.relist is not None else gr.skip()
-            for f, value in zip(self.followers, values, strict=True)
+            f.relist(values.get(id(f)), name, statuses) if f.relist is not None else gr.skip() for f in self.followers
         ]
         return [now, header_text(name, statuses), *relisted]
 
@@ -236,7 +248,7 @@ class CurrentExperiment:
         timer = gr.Timer(LISTING_POLL_S)
         timer.tick(
             self._watch,
-            inputs=[self.seen, self.stored, *components],
+            inputs=[self.seen, self.stored, *[follower.component for follower in self._read_by_watch()]],
             outputs=[self.seen, self.header, *components],
             show_progress="hidden",
         )

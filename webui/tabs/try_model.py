@@ -100,7 +100,9 @@ def _model_follower(workspace: Workspace, model: gr.Dropdown) -> Follower:
             return gr.update(choices=choices(None), value=h.experiment_model(workspace, current))
         return gr.update(choices=choices(value))
 
-    return Follower(model, show, relist, lambda value: h.model_experiment(workspace, value), ("input",))
+    name_of = partial(h.model_experiment, workspace)
+    # the watch reads its value (the dropdown accepts any: an uploaded model is one outside the list)
+    return Follower(model, show, relist, name_of, ("input",), relist_reads_value=True)
 
 
 @dataclass
