@@ -4,6 +4,7 @@ run chosen by what a compile costs here."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,10 +20,11 @@ import torch
 from rvc.errors import UserError
 from rvc.experiment import checkpoints as checkpoint
 from rvc.train import graph as graph_module
-from rvc.train.compile_cost import CompileRecord, compile_pays
+from rvc.train.compile_cost import CostRecord, ModeCost
 from rvc.train.events import CheckpointEvent
 from rvc.train.graph import choose_step_mode
 from rvc.train.models import Models, build_models
+from rvc.train.precision import PLANS
 from rvc.train.saver import StateSaver
 from tests.fake_experiment import tiny_config
 
@@ -174,46 +176,109 @@ def test_a_kill_during_a_background_write_leaves_the_previous_state_loadable(tmp
 # --- how steps run ---------------------------------------------------------------------------------
 
 
-def test_step_modes_follow_what_a_compile_costs(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_takes_the_step_mode_that_finishes_soonest_by_what_each_cost_here(monkeypatch: pytest.MonkeyPatch) -> None:
     cuda = torch.device("cuda")
     monkeypatch.setattr(graph_module, "compile_available", lambda: True)
-    assert choose_step_mode("auto", CPU, 10_000, 200.0).mode == "eager"
-    assert choose_step_mode("eager", cuda, 10_000, 200.0).mode == "eager"
-    assert choose_step_mode("compiled", cuda, 10, 200.0).mode == "compiled"  # asked for
-    assert choose_step_mode("regional", cuda, 10, 200.0).mode == "regional"  # asked for; auto never picks it yet
-    # 5,000 steps (a default 200-epoch run of ten minutes) do not repay a cold compile, a warm one they do
-    cold = choose_step_mode("auto", cuda, 5_000, 200.0)
-    assert cold.mode == "graph" and "too few" in cold.why
-    warm = choose_step_mode("auto", cuda, 5_000, 40.0)
-    assert warm.mode == "compiled" and "40 s" in warm.why
-    assert choose_step_mode("auto", cuda, 50_000, 200.0).mode == "compiled"  # a pretrain maker's run
+    graph_20 = {"graph": ModeCost(15.0, 20.0)}
+    assert choose_step_mode("auto", CPU, 10_000, {}).mode == "eager"
+    assert choose_step_mode("eager", cuda, 10_000, graph_20).mode == "eager"
+    assert choose_step_mode("compiled", cuda, 10, graph_20).mode == "compiled"  # asked for
+    assert choose_step_mode("regional", cuda, 10, graph_20).mode == "regional"
+    first = choose_step_mode("auto", cuda, 5_000, {})  # nothing on record: the graph is captured and timed first
+    assert first.mode == "graph" and not first.final
+    # 5,000 steps (a default 200-epoch run of ten minutes) at 20 steps/s: 250 s graphed, against a cold
+    # compile's 200 s + 179 s; a warm one (40 s) finishes sooner
+    cold = choose_step_mode("auto", cuda, 5_000, graph_20)
+    assert cold.final and cold.mode == "graph" and "compiled ~379 s" in cold.why and "cold compile" in cold.why
+    warm = choose_step_mode("auto", cuda, 5_000, graph_20 | {"compiled": ModeCost(40.0, None)})
+    assert warm.mode == "compiled" and "measured here: 40 s" in warm.why
+    assert choose_step_mode("auto", cuda, 50_000, graph_20).mode == "compiled"  # a pretrain maker's run
+    # a slower GPU (a T4's graphed step at 3 steps/s) repays even a cold compile within 5,000 steps
+    assert choose_step_mode("auto", cuda, 5_000, {}, graph_steps_per_s=3.0).mode == "compiled"
+    # a compiled step measured here slower than the H100's speed-up does not repay a warm compile
+    slow_compiled = graph_20 | {"compiled": ModeCost(40.0, 21.0)}
+    assert choose_step_mode("auto", cuda, 5_000, slow_compiled).mode == "graph"
+    # regional compilation is weighed once it has run here, preparation and speed both measured
+    regional = graph_20 | {"regional": ModeCost(60.0, 27.0)}
+    assert choose_step_mode("auto", cuda, 5_000, regional).mode == "regional"
+    assert choose_step_mode("auto", cuda, 5_000, graph_20 | {"regional": ModeCost(60.0, None)}).mode == "graph"
     monkeypatch.setattr(graph_module, "compile_available", lambda: False)
-    assert choose_step_mode("auto", cuda, 50_000, 40.0).mode == "graph"
+    assert choose_step_mode("auto", cuda, 50_000, {}).mode == "graph"
     with pytest.raises(UserError, match="needs Triton"):
-        choose_step_mode("regional", cuda, 10, 200.0)
+        choose_step_mode("regional", cuda, 10, {})
     with pytest.raises(UserError, match="needs a CUDA GPU"):
-        choose_step_mode("graph", CPU, 10, 200.0)
+        choose_step_mode("graph", CPU, 10, {})
     with pytest.raises(UserError, match="unknown step mode"):
-        choose_step_mode("turbo", cuda, 10, 200.0)
+        choose_step_mode("turbo", cuda, 10, {})
 
 
-def test_a_compile_pays_when_the_compiled_steps_save_more_than_it_takes() -> None:
-    assert not compile_pays(steps_left=5_000, expected_compile_s=200.0, graph_steps_per_s=20.0)  # saves 71 s
-    assert compile_pays(steps_left=5_000, expected_compile_s=60.0, graph_steps_per_s=20.0)
-    assert compile_pays(steps_left=20_000, expected_compile_s=200.0, graph_steps_per_s=20.0)  # saves 286 s
+def test_auto_times_the_graph_first_and_moves_to_a_compile_only_where_it_finishes_sooner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ready_step's order on one GPU, with the preparations and their timings stood in for (CUDA graphs
+    need a GPU; tests/test_train_gpu.py runs them): the graph first, its speed kept, a compile where the
+    sum says so, the graph again where that compile fails."""
+    monkeypatch.setattr(graph_module, "compile_available", lambda: True)
+    speeds = {"graph": 3.0, "compiled": 4.5, "regional": 4.0}  # a slow GPU: a cold compile pays
+    failing: set[str] = set()
+    prepared: list[str] = []
+
+    class Timed(graph_module.GraphedStep):
+        def __init__(self, mode: str) -> None:
+            self.mode, self.graph = mode, object()
+
+        def steps_per_s(self, skipped_before: int = 0, replays: int = 10) -> float:
+            return speeds[self.mode]
+
+    def prepare(step, choice, world_size, skipped, log):  # type: ignore[no-untyped-def]
+        prepared.append(choice.mode)
+        if choice.mode in failing:
+            return graph_module.PreparedStep(step, "eager", f"{choice.mode} failed")
+        return graph_module.PreparedStep(Timed(choice.mode), choice.mode, choice.why, 10.0)
+
+    monkeypatch.setattr(graph_module, "prepare_step", prepare)
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "H100")
+    config = tiny_config(batch_size=2)
+    step = type("Step", (), {"config": config, "device": torch.device("cuda"), "precision": PLANS["bf16-tail"]})()
+    records = tmp_path / "compile_times.json"
+
+    def ready(steps: int, world_size: int = 1) -> graph_module.PreparedStep:
+        prepared.clear()
+        return graph_module.ready_step(step, world_size, steps, 0, records, lambda line: None)  # type: ignore[arg-type]
+
+    first = ready(5_000)
+    assert prepared == ["graph", "compiled"] and first.mode == "compiled" and first.prepare_s == 20.0
+    record = CostRecord.for_setting(records, config, "bf16-tail", torch.device("cuda"))
+    assert record.costs() == {"graph": ModeCost(10.0, 3.0), "compiled": ModeCost(10.0, 4.5)}
+    assert ready(5_000).mode == "compiled" and prepared == ["compiled"]  # judged by the record: no graph first
+    assert ready(10).mode == "graph" and prepared == ["graph"]  # too few steps to repay even a warm compile
+    records.unlink()
+    failing.add("compiled")
+    fell_back = ready(5_000)
+    assert prepared == ["graph", "compiled", "graph"] and fell_back.mode == "graph"
+    assert "compiled failed" in fell_back.why
+    records.unlink()
+    several = ready(5_000, world_size=2)  # every rank chooses alike: nothing timed, nothing written
+    assert prepared == ["graph"] and several.steps_per_s is None and not records.exists()
 
 
-def test_measured_compile_times_are_kept_per_setting_and_a_damaged_record_is_ignored(tmp_path: Path) -> None:
+def test_measured_step_costs_are_kept_per_setting_and_a_damaged_record_is_ignored(tmp_path: Path) -> None:
     path = tmp_path / "cache" / "compile_times.json"
-    first, second = CompileRecord(path, "torch 2 | H100 | bf16-tail"), CompileRecord(path, "torch 2 | H100 | fp32")
-    assert first.seconds() is None
-    first.write(212.4)
-    second.write(35.0)
-    assert first.seconds() == 212.4 and second.seconds() == 35.0
+    first, second = CostRecord(path, "torch 2 | H100 | bf16-tail"), CostRecord(path, "torch 2 | H100 | fp32")
+    assert first.costs() == {}
+    first.write("compiled", 212.4, 28.7)
+    second.write("graph", 15.0, 19.9)
+    assert first.costs() == {"compiled": ModeCost(212.4, 28.7)} and second.costs() == {"graph": ModeCost(15.0, 19.9)}
+    first.write("compiled", 38.0, None)  # a compile whose step was not timed keeps the speed on record
+    assert first.costs() == {"compiled": ModeCost(38.0, 28.7)}
+    path.write_text(json.dumps({first.key: {"compile_s": 41.5}, second.key: {"graph": {"steps_per_s": "fast"}}}))
+    assert first.costs() == {"compiled": ModeCost(41.5, None)}  # a record written before speeds were kept
+    assert second.costs() == {"graph": ModeCost(None, None)}  # a hand-edited value is no measure
     path.write_text("{not json")
-    assert first.seconds() is None
-    first.write(30.0)  # a damaged record is replaced, not a reason to fail a run
-    assert first.seconds() == 30.0
+    assert first.costs() == {}
+    first.write("graph", 14.0, 20.1)  # a damaged record is replaced, not a reason to fail a run
+    assert first.costs() == {"graph": ModeCost(14.0, 20.1)}
 
 
 def test_the_cuda_libraries_are_found_in_the_wheels_and_read_through(tmp_path, monkeypatch) -> None:

@@ -128,9 +128,9 @@ class TrainConfig:
     )
     step_mode: StepMode = setting(
         "auto",
-        "auto: on a GPU the whole step runs as one CUDA graph, torch.compiled for runs long enough to repay "
-        "the compile; eager (CPUs, debugging), graph, compiled, or regional (the repeated blocks compiled, "
-        "then graphed: a shorter compile)",
+        "auto: on a GPU the whole step runs as one CUDA graph, torch.compiled where that finishes the run "
+        "sooner, its compile included (by what each mode cost on this machine); eager (CPUs, debugging), "
+        "graph, compiled, or regional (the repeated blocks compiled, then graphed: a shorter compile)",
     )
     data_placement: DataPlacement = setting(
         "auto",

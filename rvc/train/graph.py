@@ -16,6 +16,7 @@ non-finite steps), so no batch is trained on twice.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,11 +26,12 @@ import torch
 
 from rvc.config.train import STEP_MODES
 from rvc.errors import UserError
-from rvc.train.compile_cost import COLD_COMPILE_S, CompileRecord, compile_pays
+from rvc.train.compile_cost import GRAPH_STEPS_PER_S, CostRecord, ModeCost, cheapest_mode
 from rvc.train.models import Models
 from rvc.train.step import TrainStep
 
 WARMUP_STEPS = 3  # cuDNN autotuning, compilation and lazy optimizer state happen here, not in the capture
+TIMED_REPLAYS = 10  # dry replays that time a prepared step (about half a second on an H100)
 
 
 def compile_available() -> bool:
@@ -45,15 +47,21 @@ def compile_available() -> bool:
 class StepModeChoice:
     mode: str  # eager, graph, compiled or regional
     why: str
+    final: bool = True  # False: "auto" captures the graph first, times it, and chooses again with its speed
 
 
 def choose_step_mode(
-    requested: str, device: torch.device, steps_left: int, expected_compile_s: float
+    requested: str,
+    device: torch.device,
+    steps_left: int,
+    measured: dict[str, ModeCost],
+    graph_steps_per_s: float | None = None,
 ) -> StepModeChoice:
     """How steps run for ``requested`` ("auto", "eager", "graph", "compiled" or "regional") on this device.
 
-    "auto" on a GPU compiles when the run is long enough to repay the compile (compile_cost.py),
-    judged by ``expected_compile_s``: this setting's last measured compile here, or a cold one's.
+    "auto" on a GPU takes the mode that finishes ``steps_left`` soonest (compile_cost.py), from the costs
+    ``measured`` here for this setting and the graphed step's speed (``graph_steps_per_s``, else the one
+    on record); with neither, the graph is captured and timed first (``final`` False).
     """
     if requested not in STEP_MODES:
         raise UserError(f"unknown step mode {requested!r}: use one of {', '.join(STEP_MODES)}")
@@ -69,11 +77,10 @@ def choose_step_mode(
         return StepModeChoice(requested, "asked for")
     if not compile_available():
         return StepModeChoice("graph", "Triton is not installed: no torch.compile")
-    if compile_pays(steps_left, expected_compile_s):
-        return StepModeChoice("compiled", f"{steps_left} steps repay a compile of about {expected_compile_s:.0f} s")
-    return StepModeChoice(
-        "graph", f"{steps_left} steps are too few to repay a compile of about {expected_compile_s:.0f} s"
-    )
+    speed = graph_steps_per_s or measured.get("graph", ModeCost()).steps_per_s
+    if speed is None:
+        return StepModeChoice("graph", "the graphed step is timed first: no speed of it on record here", final=False)
+    return StepModeChoice(*cheapest_mode(steps_left, speed, measured))
 
 
 def set_capturable(models: Models, device: torch.device, capturable: bool) -> None:
@@ -127,6 +134,28 @@ class GraphedStep:
         torch.cuda.synchronize(step.device)
         return time.perf_counter() - started
 
+    def steps_per_s(self, skipped_before: int = 0, replays: int = TIMED_REPLAYS) -> float:
+        """Replay the captured step dry ``replays`` times (after one untimed) and return its speed.
+
+        Nothing trains, the CUDA RNG is put back and the metrics forgotten: the run goes on as if untimed.
+        """
+        if self.graph is None:
+            raise RuntimeError("GraphedStep.prepare() must run before the step is timed")
+        step, graph = self.step, self.graph
+        rng = torch.cuda.get_rng_state(step.device)
+        step.dry.fill_(True)
+        graph.replay()
+        torch.cuda.synchronize(step.device)
+        started = time.perf_counter()
+        for _ in range(replays):
+            graph.replay()
+        torch.cuda.synchronize(step.device)
+        seconds = time.perf_counter() - started
+        step.dry.fill_(False)
+        step.metrics.reset(skipped_before)
+        torch.cuda.set_rng_state(rng, step.device)
+        return replays / seconds
+
     def __call__(self, index: torch.Tensor) -> None:
         if self.graph is None:
             raise RuntimeError("GraphedStep.prepare() must run before the first step")
@@ -134,10 +163,21 @@ class GraphedStep:
         self.graph.replay()
 
 
+@dataclass
+class PreparedStep:
+    """A step ready to run: ``run(index)`` trains one step; how it runs and why; what preparing it took."""
+
+    run: Callable[[torch.Tensor], None]
+    mode: str
+    why: str
+    prepare_s: float = 0.0  # warm-up, compile and capture (0: eager)
+    steps_per_s: float | None = None  # timed right after the capture (None: not timed)
+
+
 def prepare_step(
     step: TrainStep, choice: StepModeChoice, world_size: int, skipped_steps: int, log: Callable[[str], None]
-) -> tuple[Callable[[torch.Tensor], None], str, str, float]:
-    """Prepare the step ``choice`` names; return (run_step, mode, why, compile seconds).
+) -> PreparedStep:
+    """Prepare the step ``choice`` names.
 
     In "auto" mode a graph or compile that fails falls back to the eager step, with the reason.
     ``skipped_steps`` carries the run's count of skipped steps past the warm-up's metric reset.
@@ -146,7 +186,7 @@ def prepare_step(
     mode, why = choice.mode, choice.why
     set_capturable(step.models, device, mode != "eager")
     if mode == "eager":
-        return step, mode, why, 0.0
+        return PreparedStep(step, mode, why)
     plain = step.functions
     compiles = {
         "compiled": "compiling takes minutes the first time, seconds once cached",
@@ -155,7 +195,7 @@ def prepare_step(
     log(f"preparing the {mode} step ({why}): {compiles.get(mode, 'seconds')}")
     if mode == "compiled":
         step.functions = plain.compiled()
-    elif mode == "regional":  # auto never chooses it (not yet measured against the others), so no undo
+    elif mode == "regional":  # compiled in place, with no undo: after a failure the regions stay compiled
         from rvc.train.regions import compile_regions
 
         compile_regions(step.models.generator, step.models.discriminator)
@@ -174,9 +214,9 @@ def prepare_step(
         step.dry.fill_(False)
         step.metrics.reset(skipped_steps)
         set_capturable(step.models, device, False)
-        return step, "eager", f"{mode} failed: {type(error).__name__}: {error}"[:300], 0.0
+        return PreparedStep(step, "eager", f"{mode} failed: {type(error).__name__}: {error}"[:300])
     log(f"{mode} step ready in {seconds:.1f} s ({why})")
-    return graphed, mode, why, seconds
+    return PreparedStep(graphed, mode, why, seconds)
 
 
 def ready_step(
@@ -186,22 +226,55 @@ def ready_step(
     skipped_steps: int,
     compile_times: Path | None,
     log: Callable[[str], None],
-) -> tuple[Callable[[torch.Tensor], None], str, str, float]:
-    """Choose how steps run (the setting, and what a compile cost here before) and prepare it.
+) -> PreparedStep:
+    """Choose how steps run (the setting, and what each mode cost here before), prepare it, keep its cost.
 
-    Returns (run_step, mode, why, compile seconds), as :func:`prepare_step`. ``compile_times`` is
-    the file of measured compile times (beside the compile cache); a compile is recorded there, so
-    the next run judges by it, warm cache or not.
+    With one process a graphed step is timed right after its capture (dry replays, about a second)
+    and its preparation and speed are kept in ``compile_times`` (beside the compile cache), so the
+    next run's "auto" judges by them, warm cache or not. "auto" with no speed of the graph on record
+    captures the graph first, times it, and moves to a compiling mode only where that finishes the
+    run sooner. With several processes nothing is timed or written: every rank must choose alike,
+    from the records and compile_cost.py's figures.
     """
     config, device = step.config, step.device
     record = (
-        CompileRecord.for_setting(compile_times, config, step.precision.name, device)
-        if compile_times is not None and device.type == "cuda"
+        CostRecord.for_setting(compile_times, config, step.precision.name, device)
+        if compile_times is not None and device.type == "cuda" and world_size == 1
         else None
     )
-    expected = (record.seconds() if record else None) or COLD_COMPILE_S
-    choice = choose_step_mode(config.train.step_mode, device, steps_left, expected)
-    run_step, mode, why, compile_s = prepare_step(step, choice, world_size, skipped_steps, log)
-    if mode == "compiled" and record is not None:
-        record.write(compile_s)
-    return run_step, mode, why, compile_s
+    measured = record.costs() if record else {}
+    graph_speed = None if world_size == 1 else GRAPH_STEPS_PER_S
+    choice = choose_step_mode(config.train.step_mode, device, steps_left, measured, graph_speed)
+    prepared = _prepare_and_time(step, choice, world_size, skipped_steps, record, log)
+    if choice.final or prepared.steps_per_s is None:
+        return prepared
+    final = choose_step_mode("auto", device, steps_left, measured, prepared.steps_per_s)
+    if final.mode == "graph":
+        return dataclasses.replace(prepared, why=final.why)
+    log(f"moving to the {final.mode} step: {final.why}")
+    if isinstance(prepared.run, GraphedStep):
+        prepared.run.graph = None  # its memory pool goes back before the next capture
+    torch.cuda.empty_cache()
+    chosen = _prepare_and_time(step, final, world_size, skipped_steps, record, log)
+    if chosen.mode == "eager":  # the compile failed: the graph it was to replace is still the better step
+        chosen = _prepare_and_time(step, StepModeChoice("graph", chosen.why), world_size, skipped_steps, None, log)
+    return dataclasses.replace(chosen, prepare_s=prepared.prepare_s + chosen.prepare_s)
+
+
+def _prepare_and_time(
+    step: TrainStep,
+    choice: StepModeChoice,
+    world_size: int,
+    skipped_steps: int,
+    record: CostRecord | None,
+    log: Callable[[str], None],
+) -> PreparedStep:
+    """Prepare the step ``choice`` names; with one process, time a graphed one and keep what it cost."""
+    prepared = prepare_step(step, choice, world_size, skipped_steps, log)
+    if not isinstance(prepared.run, GraphedStep) or world_size > 1:
+        return prepared
+    prepared.steps_per_s = prepared.run.steps_per_s(skipped_steps)
+    log(f"{prepared.mode} step: {prepared.steps_per_s:.1f} steps/s (timed dry)")
+    if record is not None:
+        record.write(prepared.mode, prepared.prepare_s, prepared.steps_per_s)
+    return prepared

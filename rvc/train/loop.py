@@ -169,7 +169,7 @@ class Trainer:
             all_reduce=all_reduce_gradients(self.dist.world_size) if self.dist.world_size > 1 else None,
         )
         steps_left = total_steps - self.state.step
-        run_step, mode, why, compile_s = ready_step(
+        prepared = ready_step(
             step, self.dist.world_size, steps_left, self.state.skipped_steps, self.compile_times, self.log
         )
         if self.dist.is_main:
@@ -188,9 +188,9 @@ class Trainer:
                     device=str(self.device),
                     precision=self.precision.name,
                     world_size=self.dist.world_size,
-                    step_mode=mode,
-                    step_mode_reason=why,
-                    compile_s=round(compile_s, 2),
+                    step_mode=prepared.mode,
+                    step_mode_reason=prepared.why,
+                    compile_s=round(prepared.prepare_s, 2),
                     batch_size_reason=batch.reason,
                 )
             )
@@ -214,7 +214,7 @@ class Trainer:
             rows = epoch_rows(len(train_set), epoch, train, self.dist.world_size, steps_per_epoch)
             shard = batches.epoch(rows[:, self.dist.rank])
             for batch_in_epoch in range(self.state.batches_done, steps_per_epoch):
-                run_step(batches.step(shard, batch_in_epoch))
+                prepared.run(batches.step(shard, batch_in_epoch))
                 self.state.step += 1
                 window.steps += 1
                 if window.due(train.log_every_steps, train.log_every_seconds, batch_in_epoch == steps_per_epoch - 1):
