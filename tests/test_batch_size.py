@@ -305,6 +305,32 @@ def test_out_of_memory_mid_run_names_the_batch_the_run_chose(
     assert "intact" in message
 
 
+def test_out_of_memory_before_the_start_event_names_the_batch_auto_chose(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A graph's capture runs after batch "auto" is resolved and before the start event that reports it
+    (on an H100 capped at 6 GiB it ran out there): the message names the batch chosen, not "auto"."""
+    from rvc.train import loop
+
+    logs = tmp_path / "logs"
+    experiment = make_extracted_experiment(logs)
+    write_tiny_config(experiment, epochs=2, batch_size="auto")
+
+    def capture_out_of_memory(*args: object, **kwargs: object) -> None:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 MiB")
+
+    monkeypatch.setattr(loop, "ready_step", capture_out_of_memory)
+    for variable in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):  # the trainer sets them in this process
+        monkeypatch.setenv(variable, str(tmp_path / variable))
+    ran = cli(logs, "train", "--device", "cpu", "--experiment", "voice")
+
+    assert ran.code == 1, ran.stderr
+    events = [e.to_json() for line in ran.stdout.splitlines() if (e := parse_line(line))]
+    assert [e["kind"] for e in events] == ["error"]  # no start event: the run never began
+    assert "the GPU ran out of memory at batch size 4: set --batch-size 2" in events[0]["message"], events
+    assert events[0]["detail"] == "CUDA out of memory. Tried to allocate 20.00 MiB"
+
+
 def test_a_capture_that_fails_after_an_allocation_failed_is_out_of_memory() -> None:
     """torch.cuda.graph's exit ends the capture after the out-of-memory, and capture_end raises its own
     error with the out-of-memory as context (seen on an H100 capped at 8 GiB): the trial counts it as

@@ -191,7 +191,12 @@ def _failed(error: Exception, experiment: Experiment, since: int, dist: Distribu
         message, detail, status = str(error), None, 2
     elif out_of_memory.caused_by_out_of_memory(error):  # a failed capture's own error included
         config = load_config(experiment)
-        message, detail, status = out_of_memory.gpu_message(experiment, config, since), str(error).splitlines()[0], 1
+        batch: int | None = None
+        original: BaseException = error
+        if isinstance(error, out_of_memory.OutOfMemoryAtBatch):  # the batch "auto" chose, the error it met
+            batch, original = error.batch_size, error.__cause__ or error
+        message, status = out_of_memory.gpu_message(experiment, config, since, batch), 1
+        detail = (str(original).splitlines() or [""])[0]
     elif _host_out_of_memory(error):  # a batch far too large for the CPU's memory: not a bug
         config = load_config(experiment, check=False)
         detail = (str(error).splitlines() or [""])[0]

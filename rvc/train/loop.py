@@ -22,6 +22,7 @@ import torch
 from rvc.config.experiment import ExperimentConfig
 from rvc.experiment import Experiment
 from rvc.models.weights import load_pretrain
+from rvc.train import out_of_memory
 from rvc.train.batch_choice import BatchChoice, resolve_batch, with_batch
 from rvc.train.batches import ResidentBatches, StreamedBatches, epoch_rows, streams
 from rvc.train.data import TrainingSet, load_splits
@@ -136,6 +137,12 @@ class Trainer:
         """Train to the last epoch (or a stop); return the process's exit status."""
         try:
             return self._run()
+        except Exception as error:
+            # Before the start event (a graph's capture, the first steps' set-up) the batch "auto" chose
+            # is known only here: the message names it, not "auto".
+            if self.state.batch_size and out_of_memory.caused_by_out_of_memory(error):
+                raise out_of_memory.OutOfMemoryAtBatch(self.state.batch_size) from error
+            raise
         finally:
             self._close_saver()  # a failure or a stop still finishes the write in flight
 

@@ -1,7 +1,8 @@
 """What a run that ran out of memory tells its user: the batch size it trained with, and one that fits.
 
 The batch is the run's own, not the config's: with batch size "auto" the config says "auto",
-and the number is in the ``start`` event the run wrote (or, for a resumed run, in its state).
+and the number is in the ``start`` event the run wrote (or, for a resumed run, in its state); a run
+that ran out after choosing it but before that event (a graph's capture) carries it in the error.
 """
 
 from __future__ import annotations
@@ -13,6 +14,15 @@ AGAIN = "and start again (the last saved state is intact)"
 
 # How cuDNN and cuBLAS word a failed allocation when it is not torch's own OutOfMemoryError.
 _LIBRARY_WORDS = ("out of memory", "CUDNN_STATUS_ALLOC_FAILED", "NOT_ENOUGH_WORKSPACE")
+
+
+class OutOfMemoryAtBatch(RuntimeError):
+    """The GPU ran out while the trainer trained, or prepared to train, at ``batch_size`` (the original
+    error is its cause)."""
+
+    def __init__(self, batch_size: int) -> None:
+        super().__init__(f"out of memory at batch size {batch_size}")
+        self.batch_size = batch_size
 
 
 def caused_by_out_of_memory(error: BaseException) -> bool:
@@ -69,12 +79,13 @@ def _saved_batch_size(experiment: Experiment) -> int | None:
         return None
 
 
-def gpu_message(experiment: Experiment, config: ExperimentConfig, since: int = 0) -> str:
-    """Say that the GPU ran out of memory at the run's batch size, and which smaller one to set."""
+def gpu_message(experiment: Experiment, config: ExperimentConfig, since: int = 0, batch: int | None = None) -> str:
+    """Say that the GPU ran out of memory at the run's batch size (``batch``, else the one
+    :func:`trained_batch_size` finds), and which smaller one to set."""
     from rvc.config.validate import auto_batch_by_estimate, largest_batch
     from rvc.devices import gpu_memory_gib
 
-    batch = trained_batch_size(experiment, config, since)
+    batch = batch or trained_batch_size(experiment, config, since)
     memory = gpu_memory_gib()
     precision = config.train.precision
     if batch is None:  # "auto" failed before it reported its choice: half what the estimate expects
