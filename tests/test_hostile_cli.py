@@ -222,3 +222,24 @@ def test_an_error_under_a_progress_bar_starts_a_line_of_its_own(tmp_path: Path) 
     assert "export" in stderr  # the bar was drawn
     # Lines as a terminal shows them: a bar redraws itself after "\r", so split on newlines only.
     assert any(line.startswith("error: ") for line in stderr.split("\n")), repr(stderr)
+
+
+# ------------------------------------------------------------------ a file of the wrong kind given as weights
+
+
+def test_config_names_a_pretrain_that_is_not_a_torch_file(tmp_path: Path) -> None:
+    """A text file given as --pretrained-g ended in 'config failed unexpectedly (KeyError: 105)'."""
+    from tests.fake_experiment import write_tiny_config
+    from tests.fake_hub import tiny_pretrain_bytes
+
+    experiment = make_extracted_experiment(tmp_path / "logs", train_clips=2, validation_clips=0, seconds=0.3)
+    write_tiny_config(experiment)
+    before = experiment.config_json.read_bytes()
+    notes, d = tmp_path / "notes.pth", tmp_path / "D.pth"
+    notes.write_text("hi\n")
+    d.write_bytes(tiny_pretrain_bytes(40000)[1])
+    ran = cli(
+        experiment.logs_dir, "config", "--experiment", "voice", "--pretrained-g", str(notes), "--pretrained-d", str(d)
+    )
+    ran.refused(f"{notes}: not a readable PyTorch file")
+    assert experiment.config_json.read_bytes() == before

@@ -68,9 +68,10 @@ def read_state_dict(path: str | Path) -> StateDict:
             f"{path}: holds Python objects other than tensors, so it was not unpickled (safe loading). "
             f"Use a pretrain from a trusted source, or re-save its state dict with torch.save. ({exc})"
         ) from exc
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # torch fails in many ways on a file that is not its own: zip, EOF, KeyError, ...
         raise UserError(
-            f"{path}: not a readable PyTorch file (truncated download?); download it again. ({exc})"
+            f"{path}: not a readable PyTorch file (truncated download, or not a .pth?); download it again. "
+            f"({type(exc).__name__}: {exc})"
         ) from exc
     for wrapper in ("model", "weight"):
         if isinstance(data, dict) and isinstance(data.get(wrapper), dict):
