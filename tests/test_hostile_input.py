@@ -434,6 +434,33 @@ def test_a_full_disk_during_a_save_is_a_message_and_leaves_no_half_state(
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # no G_20.pth, step 10 untouched
 
 
+def test_a_state_with_a_foreign_g_or_d_file_is_refused_naming_what_to_delete(tmp_path: Path) -> None:
+    """A generator copied over D_<step>.pth, or an exported model over G_<step>.pth, stopped train in a traceback."""
+    import torch
+
+    from rvc.errors import UserError
+    from rvc.experiment import checkpoints
+    from rvc.train.models import build_models
+    from rvc.train.overtrain import OvertrainDetector
+    from rvc.train.resume import TrainState, restore, state_extra
+    from tests.fake_experiment import tiny_config
+
+    config, cpu = tiny_config(), torch.device("cpu")
+    models, detector = build_models(config, cpu), OvertrainDetector(patience=3)
+    extra = state_extra(models, TrainState(step=10), detector, config, cpu)
+    g = {"model": models.generator.state_dict(), "optimizer": models.optimizer_g.state_dict()}
+    folder = tmp_path / "checkpoints"
+    checkpoints.write_state(folder, 10, g, dict(g), extra)  # D_10.pth holds the generator
+    loaded = checkpoints.load_state(folder, 10)
+    with pytest.raises(UserError, match=r"D_10\.pth does not fit this model") as error:
+        restore(loaded, models, detector, config, cpu, checkpoints.Checkpoints(folder, "voice"))
+    assert "delete G_10.pth, D_10.pth and state_10.pt" in str(error.value)
+
+    torch.save({"weight": {"w": torch.zeros(1)}, "config": []}, folder / "G_10.pth")  # an exported model
+    with pytest.raises(UserError, match=r"G_10\.pth is not a training checkpoint"):
+        checkpoints.load_state(folder, 10)
+
+
 def test_running_out_of_host_memory_is_a_message(configured: Experiment, monkeypatch: pytest.MonkeyPatch) -> None:
     from rvc.train import loop
 

@@ -182,6 +182,14 @@ def load_state(folder: Path, step: int) -> LoadedState:
             f"cannot read the training state at step {step} in {folder} ({error}); delete state_{step}.pt "
             "to resume from the state before it"
         ) from error
+    for path, payload in ((paths.generator, g), (paths.discriminator, d)):
+        if not isinstance(payload, dict) or not isinstance(payload.get("model"), dict):
+            raise UserError(  # an exported model or another file copied over a state's G or D
+                f"{path} is not a training checkpoint (no 'model' state dict): delete state_{step}.pt "
+                "to resume from the state before it"
+            )
+    if not isinstance(extra, dict):
+        raise UserError(f"{paths.state} is damaged (not a saved state): delete it to resume from the state before it")
     return LoadedState(
         to_parametrized_spelling(g["model"]),
         to_parametrized_spelling(d["model"]),
