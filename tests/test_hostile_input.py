@@ -56,6 +56,10 @@ DAMAGED_CONFIGS: dict[str, tuple[Callable[[dict[str, Any]], bytes], str]] = {
     "betas of three": (_edited(lambda d: d["train"].update(betas=[0.8, 0.9, 0.99])), "train.betas"),
     "unknown field": (_edited(lambda d: d["train"].update(epoch=3)), "train.epoch"),
     "version 7": (_edited(lambda d: d.update(version=7)), "version"),
+    "data seconds NaN": (  # the trainer said "the dataset's nan minutes suggest at most 16"
+        _edited(lambda d: d["data"].update(seconds=float("nan"))),
+        "data.seconds: expected a finite number (got nan)",
+    ),
 }
 
 
