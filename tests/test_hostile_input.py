@@ -177,6 +177,10 @@ FEATURE_DAMAGE: dict[str, tuple[Callable[[Experiment], Path], str]] = {
         lambda e: _damage(e.clip_f0_coarse("clip-0000"), lambda p: np.save(p, np.ones((3, 3), np.int64))),
         "not 1-d numbers",
     ),
+    "coarse f0 out of range": (  # indexed the model's pitch table: a torch IndexError traceback
+        lambda e: _damage(e.clip_f0_coarse("clip-0001"), lambda p: np.save(p, np.full(9, 300, np.int64))),
+        "holds coarse pitch values outside 1..255 (from 300 to 300)",
+    ),
     "content of the wrong width": (
         lambda e: _damage(e.clip_features("clip-0001"), lambda p: np.save(p, np.zeros((9, 256), np.float32))),
         "holds 256-d content features but the model takes 768-d",
