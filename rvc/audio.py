@@ -36,6 +36,11 @@ RVC_PEAK = 0.9
 RVC_ALPHA = 0.75
 
 
+# The sample rates a file may declare: below, nothing of a voice is kept; above, no converter records.
+MIN_SAMPLE_RATE = 4000
+MAX_SAMPLE_RATE = 768000
+
+
 class AudioReadError(Exception):
     """A file that cannot be read as audio.
 
@@ -76,6 +81,13 @@ def load_audio(path: Path, *, mono: bool = True, sample_rate: int | None = None)
         audio, rate = _read_soundfile(path)
     except _NotLibsndfile as error:
         audio, rate = _read_ffmpeg(path, soundfile_error=str(error))
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        # A damaged header: at 1 Hz, 4000 samples are an hour of audio to resample and convert.
+        raise AudioReadError(
+            path,
+            f"damaged: its header says {rate} Hz, which no recording uses ({MIN_SAMPLE_RATE} to "
+            f"{MAX_SAMPLE_RATE} Hz); export it again from the program that made it",
+        )
     if mono:
         audio = to_mono(audio)
     if sample_rate is not None and sample_rate != rate:

@@ -465,6 +465,15 @@ def test_refuses_a_clip_whose_samples_are_not_numbers(voice: Voice, tmp_path: Pa
     assert not (tmp_path / "out.wav").exists()
 
 
+def test_refuses_a_clip_of_no_samples_by_name(voice: Voice, tmp_path: Path) -> None:
+    """A WAV header with no samples was 'the input holds no audio samples', naming no file (of a folder's)."""
+    source = tmp_path / "header-only.wav"
+    sf.write(source, np.zeros(0, np.float32), SR16)
+    with pytest.raises(UserError, match=r"header-only\.wav: empty \(no samples\)"):
+        voice.converter.convert_file(source, tmp_path / "out.wav", _options(f0_method="pm"))
+    assert not (tmp_path / "out.wav").exists()
+
+
 def test_refuses_settings_out_of_range() -> None:
     for changes, flag in [
         ({"index_rate": 1.5}, "index_rate"),

@@ -347,6 +347,8 @@ class VoiceConverter:
             audio, rate = load_audio(source, mono=True)
         except AudioReadError as exc:
             raise UserError(f"{source}: {exc.reason}") from exc
+        if audio.size == 0:
+            raise UserError(f"{source}: empty (no samples): export it again from the program that made it")
         broken = int(audio.size - np.count_nonzero(np.isfinite(audio)))
         if broken:  # a float file's NaN would come out as a converted clip of noise or silence, said to be done
             raise UserError(
