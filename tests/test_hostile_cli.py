@@ -243,3 +243,23 @@ def test_config_names_a_pretrain_that_is_not_a_torch_file(tmp_path: Path) -> Non
     )
     ran.refused(f"{notes}: not a readable PyTorch file")
     assert experiment.config_json.read_bytes() == before
+
+
+# ------------------------------------------------------------------ a path the system refuses
+
+
+@pytest.mark.parametrize("case", ["infer --output", "prepare --input", "--events-file"])
+def test_a_path_the_system_refuses_is_named_with_what_to_do(tmp_path: Path, case: str) -> None:
+    """Each ended in 'failed unexpectedly (OSError: [Errno 36] File name too long ...)' or IsADirectoryError."""
+    recordings = _recordings(tmp_path)
+    long = str(tmp_path / ("a" * 300 + ".wav"))
+    take, too_long = str(recordings / "take.wav"), f"{long}: File name too long; choose a shorter name"
+    folder = f"{recordings}: Is a directory; it is a folder: give the path of a file"
+    prepare = ["prepare", "--experiment", "voice", "--input"]
+    argv, said = {
+        "infer --output": (["infer", "--model", str(tmp_path / "m.pth"), "--input", take, "--output", long], too_long),
+        "prepare --input": ([*prepare, long], too_long),
+        "--events-file": ([*prepare, str(recordings), "--json-progress", "--events-file", str(recordings)], folder),
+    }[case]
+    cli(tmp_path / "logs", *argv).refused(said)
+    assert (recordings / "take.wav").is_file()
