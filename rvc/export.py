@@ -42,7 +42,7 @@ from rvc.experiment.config_file import find_config, load_model_config
 from rvc.experiment.dataset import DatasetReport
 from rvc.experiment.features import FeaturesReport
 from rvc.experiment.names import GENERATOR_PATTERN
-from rvc.fileio import atomic_write_bytes
+from rvc.fileio import atomic_write_bytes, why_not_a_file
 from rvc.models.config import ModelConfig
 from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
 from rvc.models.weights import check_state_dict, load_state_dict_checked, normalise_state_dict, rvc_name
@@ -277,7 +277,7 @@ def read_exported(path: str | Path) -> ExportedModel:
     """
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: no such file; check the path")
+        raise UserError(f"{path} {why_not_a_file(path)}: give the path of an exported model (.pth)")
     data = _safe_load(path)
     if not isinstance(data, dict):
         raise UserError(f"{path}: not an exported RVC model (it holds a {type(data).__name__}, not a dict)")

@@ -296,8 +296,10 @@ def test_refuses_checkpoints_and_non_models(tmp_path: Path) -> None:
         read_exported(tmp_path / "G.pth")
     with pytest.raises(UserError, match="not a readable PyTorch"):
         read_exported(tmp_path / "junk.pth")
-    with pytest.raises(UserError, match="no such file"):
+    with pytest.raises(UserError, match=r"absent\.pth does not exist"):
         read_exported(tmp_path / "absent.pth")
+    with pytest.raises(UserError, match="is a folder, not a file"):  # was 'no such file', of a folder that is there
+        read_exported(tmp_path)
 
 
 # ---------------------------------------------------------------- an experiment's checkpoints

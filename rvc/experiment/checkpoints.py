@@ -23,7 +23,7 @@ import torch
 
 from rvc.errors import UserError
 from rvc.experiment import names
-from rvc.fileio import atomic_write_bytes
+from rvc.fileio import atomic_write_bytes, why_not_a_file
 from rvc.models.weights import to_parametrized_spelling, to_rvc_spelling
 
 _STATE_NAME = names.STATE_NAME
@@ -251,7 +251,9 @@ class Checkpoints:
         named = _GENERATOR_NAME.fullmatch(which) or which == self.paths(BEST).generator.name
         path = self.folder / which if named else Path(which)
         if not path.is_file():
-            raise UserError(f"checkpoint {which!r} not found ({path}); use latest, best, G_<step>.pth or a file path")
+            raise UserError(
+                f"checkpoint {which!r}: {path} {why_not_a_file(path)}; use latest, best, G_<step>.pth or a file path"
+            )
         return path
 
     def has_best(self) -> bool:

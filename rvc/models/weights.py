@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from rvc.errors import UserError
+from rvc.fileio import why_not_a_file
 from rvc.models.config import SAMPLE_RATE_TAGS, ModelConfig
 
 _RVC_SUFFIXES = (".weight_g", ".weight_v")
@@ -60,7 +61,7 @@ def read_state_dict(path: str | Path) -> StateDict:
     """
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: no such file; check the path or download the pretrain again")
+        raise UserError(f"{path} {why_not_a_file(path)}: check the path or download the pretrain again")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
