@@ -203,6 +203,10 @@ def test_config_refuses_epochs_past_the_maximum(tmp_path: Path) -> None:
         (["--auto-stop", "maybe"], "--auto-stop"),
         (["--pretrained-g", "G.pth"], "give both --pretrained-g and --pretrained-d, or neither"),
         (["--pretrained-g", "G.pth", "--pretrained-d", "D.pth"], "--pretrained-g G.pth is not a file"),
+        (
+            ["--embedder", "contentvek"],
+            "--embedder 'contentvek' is no known content encoder",
+        ),  # extract said it, after prepare
     ],
 )
 def test_run_refuses_bad_training_settings_before_it_prepares_anything(
