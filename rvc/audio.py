@@ -41,6 +41,19 @@ MIN_SAMPLE_RATE = 4000
 MAX_SAMPLE_RATE = 768000
 
 
+# Float files can hold samples above full scale (1.0), a little (prepare drops slices above 2.5, RVC's rule);
+# 100 times (+40 dB) is a damaged file, whose squares may overflow float32 (1e30: rejected as "silent").
+MAX_PLAUSIBLE_PEAK = 100.0
+
+
+def too_loud(audio: np.ndarray) -> str | None:
+    """Say why ``audio`` (finite samples) cannot be a recording when its peak is past MAX_PLAUSIBLE_PEAK, else None."""
+    top = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if top <= MAX_PLAUSIBLE_PEAK:
+        return None
+    return f"damaged: samples reach {top:.3g} times full scale; export it again from the program that made it"
+
+
 class AudioReadError(Exception):
     """A file that cannot be read as audio.
 

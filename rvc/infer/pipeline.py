@@ -340,7 +340,7 @@ class VoiceConverter:
 
         Raises UserError for an unreadable input, naming it and why.
         """
-        from rvc.audio import AudioReadError, load_audio, write_wav
+        from rvc.audio import AudioReadError, load_audio, too_loud, write_wav
 
         source, target = Path(source), Path(target)
         try:
@@ -355,6 +355,8 @@ class VoiceConverter:
                 f"{source}: {broken} of its {audio.size} samples are not numbers (NaN or infinite): the file is "
                 "damaged; export it again from the program that made it"
             )
+        if (loud := too_loud(audio)) is not None:  # HuBERT and the pitch of 1e30 are noise, said to be done
+            raise UserError(f"{source}: {loud}")
         conversion = self.convert(audio, rate, options, on_window)
         make_folder(target.parent)
         write_wav(target, conversion.audio, conversion.sample_rate, subtype="PCM_16")
