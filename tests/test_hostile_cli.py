@@ -267,3 +267,11 @@ def test_a_path_the_system_refuses_is_named_with_what_to_do(tmp_path: Path, case
     }[case]
     cli(tmp_path / "logs", *argv).refused(said)
     assert (recordings / "take.wav").is_file()
+
+
+def test_an_events_file_without_json_progress_is_refused_before_any_work(tmp_path: Path) -> None:
+    """The file was left unwritten without a word: the events are written only with --json-progress."""
+    recordings, logs, events = _recordings(tmp_path), tmp_path / "logs", tmp_path / "events.jsonl"
+    ran = cli(logs, "prepare", "--experiment", "voice", "--input", str(recordings), "--events-file", str(events))
+    ran.refused(f"--events-file {events} is written with --json-progress: add --json-progress")
+    assert not (logs / "voice").exists() and not events.exists()
