@@ -123,6 +123,7 @@ def test_a_config_value_out_of_range_stops_training_and_names_the_flag_that_fixe
         ("--overtrain-patience", "-1", "--overtrain-patience -1 must be at least 0"),
         ("--seed", "-1", "--seed -1 must be between 0 and 4294967295"),
         ("--lr-milestones", "0,10", "--lr-milestones [0, 10]: each must be an epoch, at least 1"),
+        ("--grad-accum", "99999999999", "--grad-accum 99999999999 must be between 1 and 1024"),
     ],
 )
 def test_config_refuses_values_that_make_no_sense_with_the_allowed_range(
