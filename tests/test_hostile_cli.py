@@ -275,3 +275,16 @@ def test_an_events_file_without_json_progress_is_refused_before_any_work(tmp_pat
     ran = cli(logs, "prepare", "--experiment", "voice", "--input", str(recordings), "--events-file", str(events))
     ran.refused(f"--events-file {events} is written with --json-progress: add --json-progress")
     assert not (logs / "voice").exists() and not events.exists()
+
+
+@pytest.mark.parametrize("where", ["logs", "experiment"])
+def test_a_symbolic_link_loop_where_a_folder_goes_is_named(tmp_path: Path, where: str) -> None:
+    """--logs-dir a link to itself printed a RuntimeError traceback (Path.resolve before any stage); an
+    experiment folder that is one ended in 'prepare failed unexpectedly (RuntimeError: Symlink loop ...)'."""
+    recordings = _recordings(tmp_path)
+    logs = tmp_path / "logs"
+    loop = logs if where == "logs" else logs / "voice"
+    loop.parent.mkdir(exist_ok=True)
+    loop.symlink_to(loop)
+    ran = cli(logs, "prepare", "--experiment", "voice", "--input", str(recordings), "--no-progress")
+    ran.refused(str(loop), "a symbolic link there points back to itself: fix or remove the link")

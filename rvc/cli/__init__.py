@@ -90,10 +90,10 @@ def _refusing_while_training(run: Callable[..., int], stage: str) -> Callable[..
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, run the chosen stage and return its exit status."""
     args = build_parser().parse_args(argv)
-    workspace = Workspace(logs_dir=args.logs_dir.resolve(), assets_dir=args.assets_dir.resolve())
     module = _stage_module(args.stage)
     run = _refusing_while_training(module.run, args.stage) if args.stage in CHANGE_EXPERIMENT else module.run
     try:
+        workspace = Workspace(logs_dir=args.logs_dir.resolve(), assets_dir=args.assets_dir.resolve())
         if getattr(module, "PROGRESS", False):
             from rvc.cli.progress import run_stage
 
@@ -114,6 +114,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             # A path given or chosen that the system refuses (a name too long, a folder where a file goes).
             print(f"error: {path_problem(error)}", file=sys.stderr)
             return 2
+        if isinstance(error, RuntimeError) and str(error).startswith(_SYMLINK_LOOP):
+            # Path.resolve() before Python 3.13 (3.13 raises OSError ELOOP, handled above).
+            path = str(error).removeprefix(_SYMLINK_LOOP).strip("'\"")
+            print(f"error: {path}: {_PATH_REMEDIES[errno.ELOOP]}", file=sys.stderr)
+            return 2
         print(
             f"error: {args.stage} failed unexpectedly ({type(error).__name__}: {error}); "
             "run the same command with --debug after `python -m rvc` to see where, and report it",
@@ -121,6 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
 
+
+_SYMLINK_LOOP = "Symlink loop from "
 
 # What to do about a path the system refused, by errno.
 _PATH_REMEDIES = {
