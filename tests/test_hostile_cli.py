@@ -288,3 +288,15 @@ def test_a_symbolic_link_loop_where_a_folder_goes_is_named(tmp_path: Path, where
     loop.symlink_to(loop)
     ran = cli(logs, "prepare", "--experiment", "voice", "--input", str(recordings), "--no-progress")
     ran.refused(str(loop), "a symbolic link there points back to itself: fix or remove the link")
+
+
+def test_train_names_a_file_where_its_tensorboard_folder_goes(tmp_path: Path) -> None:
+    """The trainer's own handler printed a FileExistsError traceback and 'training failed', status 1."""
+    from tests.fake_experiment import write_tiny_config
+
+    experiment = make_extracted_experiment(tmp_path / "logs", train_clips=2, validation_clips=0, seconds=0.3)
+    write_tiny_config(experiment)
+    experiment.tensorboard_dir.write_text("mine")
+    ran = cli(experiment.logs_dir, "train", "--experiment", "voice", "--device", "cpu")
+    ran.refused(f"{experiment.tensorboard_dir}: File exists; a file has that name: move it away")
+    assert experiment.tensorboard_dir.read_text() == "mine"

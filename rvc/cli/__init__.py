@@ -11,16 +11,14 @@ action the flags itself, so they follow the action as they follow any other stag
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib
-import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 
-from rvc.errors import UserError
+from rvc.errors import UserError, path_problem
 from rvc.experiment import Workspace
 from rvc.settings import cli_message
 
@@ -110,14 +108,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # a bug: one line for the user, the traceback when asked
         if args.debug:
             raise
-        if isinstance(error, OSError) and error.filename is not None:
-            # A path given or chosen that the system refuses (a name too long, a folder where a file goes).
-            print(f"error: {path_problem(error)}", file=sys.stderr)
-            return 2
-        if isinstance(error, RuntimeError) and str(error).startswith(_SYMLINK_LOOP):
-            # Path.resolve() before Python 3.13 (3.13 raises OSError ELOOP, handled above).
-            path = str(error).removeprefix(_SYMLINK_LOOP).strip("'\"")
-            print(f"error: {path}: {_PATH_REMEDIES[errno.ELOOP]}", file=sys.stderr)
+        if (problem := path_problem(error)) is not None:  # a path given or chosen that the system refuses
+            print(f"error: {problem}", file=sys.stderr)
             return 2
         print(
             f"error: {args.stage} failed unexpectedly ({type(error).__name__}: {error}); "
@@ -125,28 +117,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-
-
-_SYMLINK_LOOP = "Symlink loop from "
-
-# What to do about a path the system refused, by errno.
-_PATH_REMEDIES = {
-    errno.ENAMETOOLONG: "choose a shorter name",
-    errno.EISDIR: "it is a folder: give the path of a file",
-    errno.ENOTDIR: "a part of the path is a file, not a folder: choose another place",
-    errno.EEXIST: "a file has that name: move it away or choose another place",
-    errno.ENOENT: "check the path",
-    errno.EACCES: "permission denied: choose a place you may use, or change its permissions",
-    errno.EPERM: "permission denied: choose a place you may use, or change its permissions",
-    errno.ELOOP: "a symbolic link there points back to itself: fix or remove the link",
-    errno.ENOSPC: "the disk is full: free some space and run it again",
-    errno.EROFS: "the disk is read-only: choose another place",
-}
-
-
-def path_problem(error: OSError) -> str:
-    """Say which path the system refused, why, and what to do (an OSError that carries a file name)."""
-    path = os.fsdecode(error.filename)
-    why = error.strerror or type(error).__name__
-    remedy = _PATH_REMEDIES.get(error.errno or 0, "check the path and run it again")
-    return f"{path}: {why}; {remedy}"
