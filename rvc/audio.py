@@ -36,6 +36,24 @@ RVC_PEAK = 0.9
 RVC_ALPHA = 0.75
 
 
+# The sample rates a file may declare: below, nothing of a voice is kept; above, no converter records.
+MIN_SAMPLE_RATE = 4000
+MAX_SAMPLE_RATE = 768000
+
+
+# Float files can hold samples above full scale (1.0), a little (prepare drops slices above 2.5, RVC's rule);
+# 100 times (+40 dB) is a damaged file, whose squares may overflow float32 (1e30: rejected as "silent").
+MAX_PLAUSIBLE_PEAK = 100.0
+
+
+def too_loud(audio: np.ndarray) -> str | None:
+    """Say why ``audio`` (finite samples) cannot be a recording when its peak is past MAX_PLAUSIBLE_PEAK, else None."""
+    top = float(np.max(np.abs(audio))) if audio.size else 0.0
+    if top <= MAX_PLAUSIBLE_PEAK:
+        return None
+    return f"damaged: samples reach {top:.3g} times full scale; export it again from the program that made it"
+
+
 class AudioReadError(Exception):
     """A file that cannot be read as audio.
 
@@ -76,6 +94,13 @@ def load_audio(path: Path, *, mono: bool = True, sample_rate: int | None = None)
         audio, rate = _read_soundfile(path)
     except _NotLibsndfile as error:
         audio, rate = _read_ffmpeg(path, soundfile_error=str(error))
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        # A damaged header: at 1 Hz, 4000 samples are an hour of audio to resample and convert.
+        raise AudioReadError(
+            path,
+            f"damaged: its header says {rate} Hz, which no recording uses ({MIN_SAMPLE_RATE} to "
+            f"{MAX_SAMPLE_RATE} Hz); export it again from the program that made it",
+        )
     if mono:
         audio = to_mono(audio)
     if sample_rate is not None and sample_rate != rate:

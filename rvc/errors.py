@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from collections.abc import Callable
 
@@ -39,3 +41,35 @@ class UserError(Exception):
 
     def __str__(self) -> str:
         return self.named(lambda field: field)
+
+
+# What to do about a path the system refused, by errno.
+_PATH_REMEDIES = {
+    errno.ENAMETOOLONG: "choose a shorter name",
+    errno.EISDIR: "it is a folder: give the path of a file",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: choose another place",
+    errno.EEXIST: "a file has that name: move it away or choose another place",
+    errno.ENOENT: "check the path",
+    errno.EACCES: "permission denied: choose a place you may use, or change its permissions",
+    errno.EPERM: "permission denied: choose a place you may use, or change its permissions",
+    errno.ELOOP: "a symbolic link there points back to itself: fix or remove the link",
+    errno.ENOSPC: "the disk is full: free some space and run it again",
+    errno.EROFS: "the disk is read-only: choose another place",
+}
+_SYMLINK_LOOP = "Symlink loop from "  # Path.resolve()'s RuntimeError before Python 3.13 (then OSError ELOOP)
+
+
+def path_problem(error: BaseException) -> str | None:
+    """Say which path the system refused, why, and what to do; None when ``error`` is not about a path.
+
+    An OSError that carries a file name (a name too long, a folder where a file goes, a full disk) is a
+    problem with a path the user gave or chose, not a bug: the command line says it in one line.
+    """
+    if isinstance(error, OSError) and error.filename is not None:
+        why = error.strerror or type(error).__name__
+        remedy = _PATH_REMEDIES.get(error.errno or 0, "check the path and run it again")
+        return f"{os.fsdecode(error.filename)}: {why}; {remedy}"
+    if isinstance(error, RuntimeError) and str(error).startswith(_SYMLINK_LOOP):
+        path = str(error).removeprefix(_SYMLINK_LOOP).strip("'\"")
+        return f"{path}: {_PATH_REMEDIES[errno.ELOOP]}"
+    return None

@@ -24,6 +24,7 @@ import functools
 import hashlib
 import io
 import json
+import logging
 import pickle
 import re
 from collections.abc import Callable, Mapping
@@ -37,14 +38,16 @@ from rvc import __version__
 from rvc.errors import UserError
 from rvc.experiment import Experiment
 from rvc.experiment.checkpoints import generator_step
-from rvc.experiment.config_file import load_model_config
+from rvc.experiment.config_file import find_config, load_model_config
 from rvc.experiment.dataset import DatasetReport
 from rvc.experiment.features import FeaturesReport
 from rvc.experiment.names import GENERATOR_PATTERN
-from rvc.fileio import atomic_write_bytes
+from rvc.fileio import atomic_write_bytes, why_not_a_file
 from rvc.models.config import ModelConfig
 from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
 from rvc.models.weights import check_state_dict, load_state_dict_checked, normalise_state_dict, rvc_name
+
+log = logging.getLogger(__name__)
 
 ENC_Q = "enc_q."  # the posterior encoder: training only, left out of exports as RVC does
 RVC_KEYS = ("weight", "config", "info", "sr", "f0", "version")
@@ -274,7 +277,7 @@ def read_exported(path: str | Path) -> ExportedModel:
     """
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: no such file; check the path")
+        raise UserError(f"{path} {why_not_a_file(path)}: give the path of an exported model (.pth)")
     data = _safe_load(path)
     if not isinstance(data, dict):
         raise UserError(f"{path}: not an exported RVC model (it holds a {type(data).__name__}, not a dict)")
@@ -349,25 +352,39 @@ def load_generator_checkpoint(path: Path) -> tuple[StateDict, int, int]:
     return {str(k): v for k, v in state.items()}, int(epoch), int(step)
 
 
-def _courtesy(read: Callable[[Experiment], _Report | None], experiment: Experiment) -> _Report | None:
+def _courtesy(read: Callable[[Experiment], _Report | None], experiment: Experiment) -> tuple[_Report | None, bool]:
+    """Return (the report or None, whether it was there but damaged)."""
     try:
-        return read(experiment)
-    except UserError:
-        return None  # metadata is a courtesy: a damaged report must not stop an export
+        return read(experiment), False
+    except UserError as error:  # metadata is a courtesy: a damaged report must not stop an export
+        log.warning("warning: %s; the model's metadata takes what it can from config.json instead", error)
+        return None, True
 
 
 def experiment_metadata(experiment: Experiment) -> dict[str, Any]:
-    """Collect export metadata from the experiment's reports: embedder, f0 method, duration, best epoch."""
+    """Collect export metadata from the experiment's reports: embedder, f0 method, duration, best epoch.
+
+    Where a report is damaged, the values the settings recorded from it (config.json's "data") stand in:
+    an export without its content encoder's name would be loaded with the wrong one.
+    """
     from rvc.train.run_state import read_run
 
-    features = _courtesy(FeaturesReport.find, experiment)
-    dataset = _courtesy(DatasetReport.find, experiment)
+    features, features_damaged = _courtesy(FeaturesReport.find, experiment)
+    dataset, dataset_damaged = _courtesy(DatasetReport.find, experiment)
+    data = None
+    if features_damaged or dataset_damaged:
+        try:
+            config = find_config(experiment, check=False)
+            data = config.data if config is not None else None
+        except UserError:
+            data = None
     run = read_run(experiment.progress_jsonl)  # the last run's best epoch, not an earlier run's
+    seconds = dataset.total_seconds if dataset else (features.audio_seconds if features else None)
     return {
         "name": experiment.name,
-        "embedder": features.embedder if features else None,
-        "f0_method": features.f0_method if features else None,
-        "dataset_seconds": dataset.total_seconds if dataset else (features.audio_seconds if features else None),
+        "embedder": features.embedder if features else (data.embedder if data else None),
+        "f0_method": features.f0_method if features else (data.f0_method if data else None),
+        "dataset_seconds": seconds if seconds is not None else (data.seconds if data else None),
         "best_epoch": run.best_epoch,
         "overtrain": run.overtrain.payload() if run.overtrain else None,
     }
@@ -378,14 +395,16 @@ def export_experiment(
     checkpoint: str = "latest",
     out: Path | None = None,
     extra_metadata: Mapping[str, Any] | None = None,
+    metadata: Mapping[str, Any] | None = None,
 ) -> Path:
     """Export a trained experiment's generator checkpoint; return the written file.
 
     ``out`` defaults to ``logs/NAME/NAME.pth`` (``NAME_best.pth`` for ``checkpoint="best"``).
+    metadata : the experiment's, read already (``experiment_metadata``); unset: read here.
     """
     path = experiment.checkpoints.generator(checkpoint)
     state, epoch, step = load_generator_checkpoint(path)
     config = load_model_config(experiment)
-    metadata = experiment_metadata(experiment) | dict(extra_metadata or {})
+    metadata = dict(experiment_metadata(experiment) if metadata is None else metadata) | dict(extra_metadata or {})
     target = Path(out) if out is not None else experiment.exported_model(best=checkpoint == "best")
     return export_model(state, config, target, epoch=epoch, step=step, metadata=metadata)

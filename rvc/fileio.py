@@ -17,6 +17,16 @@ import numpy as np
 from rvc.errors import UserError
 
 
+def why_not_a_file(path: Path) -> str:
+    """Say why ``path`` is not a file to read: a folder, a broken link, or nothing there (for messages)."""
+    path = Path(path)
+    if path.is_dir():
+        return "is a folder, not a file"
+    if path.is_symlink():
+        return "is a link to nothing (broken, or a loop)"
+    return "does not exist"
+
+
 def _file_in_the_way(folder: Path) -> Path | None:
     """Return the first of ``folder``'s parents, or ``folder`` itself, that exists as something other than a folder."""
     for candidate in (*reversed(folder.parents), folder):

@@ -126,6 +126,8 @@ def bad_inputs(tmp_path: Path) -> BadInputs:
     stereo = np.stack([speech_like(96000, phrases=(2.0,), seed=4), speech_like(96000, phrases=(2.0,), seed=5)], 1)
     sf.write(folder / "hires_96k_24bit_stereo.wav", stereo, 96000, subtype="PCM_24")
     sf.write(folder / "eight_bit.wav", speech_like(16000, phrases=(2.0,), seed=6), 16000, subtype="PCM_U8")
+    sf.write(folder / "eight_hz.wav", harmonic_tone(0.2, 16000)[:80], 8)  # a damaged header's rate
+    sf.write(folder / "huge_floats.wav", harmonic_tone(1.0, 16000) * 1e30, 16000, subtype="FLOAT")
     (folder / "x.wav").mkdir()
     (folder / "readme.txt").write_text("not audio")
     return BadInputs(
@@ -139,6 +141,8 @@ def bad_inputs(tmp_path: Path) -> BadInputs:
             "clipped.wav": "clipped",
             "x.wav": "not a file",
             "readme.txt": "not audio",
+            "huge_floats.wav": "e+29 times full scale",  # was 'silent' (float32 squares overflow)
+            "eight_hz.wav": "its header says 8 Hz",  # was 'failed: ValueError: Digital filter ...' and a traceback
         },
         usable=("good.wav", "hires_96k_24bit_stereo.wav", "eight_bit.wav"),
     )

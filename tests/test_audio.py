@@ -161,6 +161,10 @@ def test_bad_files_raise_a_reason(tmp_path: Path) -> None:
         load_audio(tmp_path / "folder.wav")
     with pytest.raises(AudioReadError, match="not found"):
         load_audio(tmp_path / "missing.wav")
+    for rate in (1, 2**31 - 1):  # 1 Hz: 4000 samples were an hour to resample, and infer ran for as long
+        sf.write(tmp_path / f"{rate}.wav", np.zeros(4000, np.float32), rate)
+        with pytest.raises(AudioReadError, match=f"damaged: its header says {rate} Hz"):
+            load_audio(tmp_path / f"{rate}.wav", sample_rate=16000)
     os.mkfifo(tmp_path / "pipe.wav")  # reading it would block forever
     with pytest.raises(AudioReadError, match="not a file"):
         load_audio(tmp_path / "pipe.wav")

@@ -41,5 +41,7 @@ def test_the_catalogue_tells_latest_best_complete_and_resumable(tmp_path: Path) 
     assert catalogue.generator("best").name == "G_best.pth"
     assert catalogue.generator("G_100.pth") == catalogue.folder / "G_100.pth"
     assert catalogue.load_state(100).extra == {"train_state": {}}
-    with pytest.raises(UserError, match=r"'G_7\.pth' not found"):
+    with pytest.raises(UserError, match=r"'G_7\.pth': .*G_7\.pth does not exist"):
         catalogue.generator("G_7.pth")
+    with pytest.raises(UserError, match=r"is a folder, not a file"):  # was 'not found', of a folder that is there
+        catalogue.generator(str(tmp_path))

@@ -88,6 +88,11 @@ def test_a_missing_record_names_its_file_and_the_way_to_make_it(tmp_path: Path, 
     assert str(path_of(experiment)) in message and "does not exist" in message and "python -m rvc" in message
 
 
+def _one_clip(**change: object) -> str:
+    clip = {"name": "a", "source": "s", "start": 0, "end": 1, "seconds": 1, "split": "train"} | change
+    return json.dumps({"sample_rate": 40000, "clips": [clip]})
+
+
 @pytest.mark.parametrize(
     ("content", "why"),
     [
@@ -102,6 +107,12 @@ def test_a_missing_record_names_its_file_and_the_way_to_make_it(tmp_path: Path, 
             r"split: expected 'train' or 'validation'",
         ),
         ('{"sample_rate": 40000, "version": 9}', "unsupported version 9"),
+        # Python's JSON reads these; config said "the dataset's nan minutes" and extract crashed on the name.
+        ('{"sample_rate": 40000, "total_seconds": NaN}', "total_seconds: expected a finite number"),
+        ('{"sample_rate": 40000, "clips": [{"seconds": 1e999}]}', r"clips\[0\]\.seconds: expected a finite number"),
+        (_one_clip(name="../../evil"), r"clips\[0\]\.name '../../evil' is not a clip name"),
+        ('{"sample_rate": 12345}', "sample_rate 12345 is none of 32000, 40000, 48000"),  # no preset's, unnamed
+        (_one_clip(speaker=-1), r"clips\[0\]\.speaker is -1, below 0"),  # trained as a torch IndexError
     ],
 )
 def test_a_damaged_dataset_report_is_refused_by_name(tmp_path: Path, content: str, why: str) -> None:

@@ -296,8 +296,10 @@ def test_refuses_checkpoints_and_non_models(tmp_path: Path) -> None:
         read_exported(tmp_path / "G.pth")
     with pytest.raises(UserError, match="not a readable PyTorch"):
         read_exported(tmp_path / "junk.pth")
-    with pytest.raises(UserError, match="no such file"):
+    with pytest.raises(UserError, match=r"absent\.pth does not exist"):
         read_exported(tmp_path / "absent.pth")
+    with pytest.raises(UserError, match="is a folder, not a file"):  # was 'no such file', of a folder that is there
+        read_exported(tmp_path)
 
 
 # ---------------------------------------------------------------- an experiment's checkpoints
@@ -362,3 +364,25 @@ def test_best_checkpoint_exports_to_name_best(tmp_path: Path) -> None:
     experiment.config_json.unlink()
     with pytest.raises(UserError, match="python -m rvc config"):
         export_experiment(experiment)
+
+
+def test_a_damaged_features_report_leaves_the_encoder_the_settings_recorded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A truncated features.json made the export's embedder None, silently: the model was then loaded with
+    the tools' default encoder instead of the one it was trained on."""
+    from dataclasses import replace
+
+    from rvc.experiment.config_file import save_config
+    from rvc.export import experiment_metadata
+    from tests.fake_experiment import tiny_config
+
+    experiment = Experiment(tmp_path / "logs", "voice")
+    config = tiny_config()
+    save_config(experiment, replace(config, data=replace(config.data, embedder="japanese_hubert_base", seconds=75.0)))
+    experiment.extract_report.write_text('{"f0_method": "rmv')
+    with caplog.at_level("WARNING"):
+        metadata = experiment_metadata(experiment)
+    assert metadata["embedder"] == "japanese_hubert_base" and metadata["f0_method"] == config.data.f0_method
+    assert metadata["dataset_seconds"] == 75.0
+    assert f"{experiment.extract_report} is damaged" in caplog.text and "from config.json" in caplog.text

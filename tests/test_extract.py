@@ -157,3 +157,25 @@ def test_extract_cli_missing_embedder_names_repo_and_folder(tmp_path: Path) -> N
     )
     assert result.returncode == 2, result.stderr
     assert "contentvec" in result.stderr and str(tmp_path / "assets") in result.stderr
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        '{"version": 1, "entries": {"clip-0000": {"audio_sha',  # an interrupted copy
+        '{"version": 1, "entries": {"clip-0000": 5}}',
+        '{"version": 1, "entries": [3]}',
+        '{"version": 1, "entries": {"clip-0000": {"audio_sha256": "a", "colour": "red"}}}',
+        "[1, 2]",
+    ],
+)
+def test_a_damaged_extract_manifest_is_a_cache_to_rebuild_not_an_error(tmp_path: Path, content: str) -> None:
+    """Each of these ended extract in 'failed unexpectedly' (JSONDecodeError, TypeError, AttributeError)."""
+    from rvc.features.clip_cache import Manifest
+
+    path = tmp_path / "extract_manifest.json"
+    path.write_text(content)
+    manifest = Manifest(path)
+    assert manifest.entries == {}
+    manifest.save()  # the next save replaces it with a good one
+    assert Manifest(path).entries == {} and json.loads(path.read_text())["version"] == 1

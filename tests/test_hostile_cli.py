@@ -203,6 +203,10 @@ def test_config_refuses_epochs_past_the_maximum(tmp_path: Path) -> None:
         (["--auto-stop", "maybe"], "--auto-stop"),
         (["--pretrained-g", "G.pth"], "give both --pretrained-g and --pretrained-d, or neither"),
         (["--pretrained-g", "G.pth", "--pretrained-d", "D.pth"], "--pretrained-g G.pth is not a file"),
+        (
+            ["--embedder", "contentvek"],
+            "--embedder 'contentvek' is no known content encoder",
+        ),  # extract said it, after prepare
     ],
 )
 def test_run_refuses_bad_training_settings_before_it_prepares_anything(
@@ -222,3 +226,77 @@ def test_an_error_under_a_progress_bar_starts_a_line_of_its_own(tmp_path: Path) 
     assert "export" in stderr  # the bar was drawn
     # Lines as a terminal shows them: a bar redraws itself after "\r", so split on newlines only.
     assert any(line.startswith("error: ") for line in stderr.split("\n")), repr(stderr)
+
+
+# ------------------------------------------------------------------ a file of the wrong kind given as weights
+
+
+def test_config_names_a_pretrain_that_is_not_a_torch_file(tmp_path: Path) -> None:
+    """A text file given as --pretrained-g ended in 'config failed unexpectedly (KeyError: 105)'."""
+    from tests.fake_experiment import write_tiny_config
+    from tests.fake_hub import tiny_pretrain_bytes
+
+    experiment = make_extracted_experiment(tmp_path / "logs", train_clips=2, validation_clips=0, seconds=0.3)
+    write_tiny_config(experiment)
+    before = experiment.config_json.read_bytes()
+    notes, d = tmp_path / "notes.pth", tmp_path / "D.pth"
+    notes.write_text("hi\n")
+    d.write_bytes(tiny_pretrain_bytes(40000)[1])
+    ran = cli(
+        experiment.logs_dir, "config", "--experiment", "voice", "--pretrained-g", str(notes), "--pretrained-d", str(d)
+    )
+    ran.refused(f"{notes}: not a readable PyTorch file")
+    assert experiment.config_json.read_bytes() == before
+
+
+# ------------------------------------------------------------------ a path the system refuses
+
+
+@pytest.mark.parametrize("case", ["infer --output", "prepare --input", "--events-file"])
+def test_a_path_the_system_refuses_is_named_with_what_to_do(tmp_path: Path, case: str) -> None:
+    """Each ended in 'failed unexpectedly (OSError: [Errno 36] File name too long ...)' or IsADirectoryError."""
+    recordings = _recordings(tmp_path)
+    long = str(tmp_path / ("a" * 300 + ".wav"))
+    take, too_long = str(recordings / "take.wav"), f"{long}: File name too long; choose a shorter name"
+    folder = f"{recordings}: Is a directory; it is a folder: give the path of a file"
+    prepare = ["prepare", "--experiment", "voice", "--input"]
+    argv, said = {
+        "infer --output": (["infer", "--model", str(tmp_path / "m.pth"), "--input", take, "--output", long], too_long),
+        "prepare --input": ([*prepare, long], too_long),
+        "--events-file": ([*prepare, str(recordings), "--json-progress", "--events-file", str(recordings)], folder),
+    }[case]
+    cli(tmp_path / "logs", *argv).refused(said)
+    assert (recordings / "take.wav").is_file()
+
+
+def test_an_events_file_without_json_progress_is_refused_before_any_work(tmp_path: Path) -> None:
+    """The file was left unwritten without a word: the events are written only with --json-progress."""
+    recordings, logs, events = _recordings(tmp_path), tmp_path / "logs", tmp_path / "events.jsonl"
+    ran = cli(logs, "prepare", "--experiment", "voice", "--input", str(recordings), "--events-file", str(events))
+    ran.refused(f"--events-file {events} is written with --json-progress: add --json-progress")
+    assert not (logs / "voice").exists() and not events.exists()
+
+
+@pytest.mark.parametrize("where", ["logs", "experiment"])
+def test_a_symbolic_link_loop_where_a_folder_goes_is_named(tmp_path: Path, where: str) -> None:
+    """--logs-dir a link to itself printed a RuntimeError traceback (Path.resolve before any stage); an
+    experiment folder that is one ended in 'prepare failed unexpectedly (RuntimeError: Symlink loop ...)'."""
+    recordings = _recordings(tmp_path)
+    logs = tmp_path / "logs"
+    loop = logs if where == "logs" else logs / "voice"
+    loop.parent.mkdir(exist_ok=True)
+    loop.symlink_to(loop)
+    ran = cli(logs, "prepare", "--experiment", "voice", "--input", str(recordings), "--no-progress")
+    ran.refused(str(loop), "a symbolic link there points back to itself: fix or remove the link")
+
+
+def test_train_names_a_file_where_its_tensorboard_folder_goes(tmp_path: Path) -> None:
+    """The trainer's own handler printed a FileExistsError traceback and 'training failed', status 1."""
+    from tests.fake_experiment import write_tiny_config
+
+    experiment = make_extracted_experiment(tmp_path / "logs", train_clips=2, validation_clips=0, seconds=0.3)
+    write_tiny_config(experiment)
+    experiment.tensorboard_dir.write_text("mine")
+    ran = cli(experiment.logs_dir, "train", "--experiment", "voice", "--device", "cpu")
+    ran.refused(f"{experiment.tensorboard_dir}: File exists; a file has that name: move it away")
+    assert experiment.tensorboard_dir.read_text() == "mine"

@@ -56,6 +56,10 @@ DAMAGED_CONFIGS: dict[str, tuple[Callable[[dict[str, Any]], bytes], str]] = {
     "betas of three": (_edited(lambda d: d["train"].update(betas=[0.8, 0.9, 0.99])), "train.betas"),
     "unknown field": (_edited(lambda d: d["train"].update(epoch=3)), "train.epoch"),
     "version 7": (_edited(lambda d: d.update(version=7)), "version"),
+    "data seconds NaN": (  # the trainer said "the dataset's nan minutes suggest at most 16"
+        _edited(lambda d: d["data"].update(seconds=float("nan"))),
+        "data.seconds: expected a finite number (got nan)",
+    ),
 }
 
 
@@ -119,6 +123,7 @@ def test_a_config_value_out_of_range_stops_training_and_names_the_flag_that_fixe
         ("--overtrain-patience", "-1", "--overtrain-patience -1 must be at least 0"),
         ("--seed", "-1", "--seed -1 must be between 0 and 4294967295"),
         ("--lr-milestones", "0,10", "--lr-milestones [0, 10]: each must be an epoch, at least 1"),
+        ("--grad-accum", "99999999999", "--grad-accum 99999999999 must be between 1 and 1024"),
     ],
 )
 def test_config_refuses_values_that_make_no_sense_with_the_allowed_range(
@@ -172,6 +177,10 @@ FEATURE_DAMAGE: dict[str, tuple[Callable[[Experiment], Path], str]] = {
     "coarse f0 of two dimensions": (
         lambda e: _damage(e.clip_f0_coarse("clip-0000"), lambda p: np.save(p, np.ones((3, 3), np.int64))),
         "not 1-d numbers",
+    ),
+    "coarse f0 out of range": (  # indexed the model's pitch table: a torch IndexError traceback
+        lambda e: _damage(e.clip_f0_coarse("clip-0001"), lambda p: np.save(p, np.full(9, 300, np.int64))),
+        "holds coarse pitch values outside 1..255 (from 300 to 300)",
     ),
     "content of the wrong width": (
         lambda e: _damage(e.clip_features("clip-0001"), lambda p: np.save(p, np.zeros((9, 256), np.float32))),
@@ -432,6 +441,33 @@ def test_a_full_disk_during_a_save_is_a_message_and_leaves_no_half_state(
 
     assert "No space left on device" in str(error.value) and "step 10 is intact" in str(error.value)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # no G_20.pth, step 10 untouched
+
+
+def test_a_state_with_a_foreign_g_or_d_file_is_refused_naming_what_to_delete(tmp_path: Path) -> None:
+    """A generator copied over D_<step>.pth, or an exported model over G_<step>.pth, stopped train in a traceback."""
+    import torch
+
+    from rvc.errors import UserError
+    from rvc.experiment import checkpoints
+    from rvc.train.models import build_models
+    from rvc.train.overtrain import OvertrainDetector
+    from rvc.train.resume import TrainState, restore, state_extra
+    from tests.fake_experiment import tiny_config
+
+    config, cpu = tiny_config(), torch.device("cpu")
+    models, detector = build_models(config, cpu), OvertrainDetector(patience=3)
+    extra = state_extra(models, TrainState(step=10), detector, config, cpu)
+    g = {"model": models.generator.state_dict(), "optimizer": models.optimizer_g.state_dict()}
+    folder = tmp_path / "checkpoints"
+    checkpoints.write_state(folder, 10, g, dict(g), extra)  # D_10.pth holds the generator
+    loaded = checkpoints.load_state(folder, 10)
+    with pytest.raises(UserError, match=r"D_10\.pth does not fit this model") as error:
+        restore(loaded, models, detector, config, cpu, checkpoints.Checkpoints(folder, "voice"))
+    assert "delete G_10.pth, D_10.pth and state_10.pt" in str(error.value)
+
+    torch.save({"weight": {"w": torch.zeros(1)}, "config": []}, folder / "G_10.pth")  # an exported model
+    with pytest.raises(UserError, match=r"G_10\.pth is not a training checkpoint"):
+        checkpoints.load_state(folder, 10)
 
 
 def test_running_out_of_host_memory_is_a_message(configured: Experiment, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -465,6 +465,24 @@ def test_refuses_a_clip_whose_samples_are_not_numbers(voice: Voice, tmp_path: Pa
     assert not (tmp_path / "out.wav").exists()
 
 
+def test_refuses_a_clip_of_absurd_float_samples_by_name(voice: Voice, tmp_path: Path) -> None:
+    """A float WAV at 1e30 times full scale was 'converted' (status 0) into noise."""
+    source = tmp_path / "huge.wav"
+    sf.write(source, speech_like(SR16, phrases=(0.5,), gap_seconds=0.1) * 1e30, SR16, subtype="FLOAT")
+    with pytest.raises(UserError, match=r"huge\.wav: damaged: samples reach .* times full scale"):
+        voice.converter.convert_file(source, tmp_path / "out.wav", _options(f0_method="pm"))
+    assert not (tmp_path / "out.wav").exists()
+
+
+def test_refuses_a_clip_of_no_samples_by_name(voice: Voice, tmp_path: Path) -> None:
+    """A WAV header with no samples was 'the input holds no audio samples', naming no file (of a folder's)."""
+    source = tmp_path / "header-only.wav"
+    sf.write(source, np.zeros(0, np.float32), SR16)
+    with pytest.raises(UserError, match=r"header-only\.wav: empty \(no samples\)"):
+        voice.converter.convert_file(source, tmp_path / "out.wav", _options(f0_method="pm"))
+    assert not (tmp_path / "out.wav").exists()
+
+
 def test_refuses_settings_out_of_range() -> None:
     for changes, flag in [
         ({"index_rate": 1.5}, "index_rate"),

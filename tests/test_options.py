@@ -199,3 +199,21 @@ def test_every_train_setting_has_a_config_flag_and_a_form_label() -> None:
         assert (action.help or "").endswith(f"(default: {option.default})")
         assert specs[option.name].label == config_handlers.LABELS[option.name] == option.label
         assert specs[option.name].choices == option.choices
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["config", "--experiment", "v", "--lr-milestones", "a,b"], "expected whole numbers separated by commas"),
+        (["config", "--experiment", "v", "--betas", "x"], "expected numbers separated by commas, e.g. 0.8,0.99"),
+        (["infer", "--model", "m.pth", "--input", "a.wav", "--seed", "0x10"], "invalid int value: '0x10'"),
+    ],
+)
+def test_a_value_of_the_wrong_kind_is_named_without_python_internals(
+    args: list[str], said: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """argparse named the converter: 'invalid functools.partial(<function numbers_from_text at 0x...>) value'."""
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(args)
+    error = capsys.readouterr().err
+    assert said in error and "functools" not in error and "<function" not in error

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import ModuleType
 
-from rvc.errors import UserError
+from rvc.errors import UserError, path_problem
 from rvc.experiment import Workspace
 from rvc.settings import cli_message
 
@@ -88,10 +88,10 @@ def _refusing_while_training(run: Callable[..., int], stage: str) -> Callable[..
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse ``argv``, run the chosen stage and return its exit status."""
     args = build_parser().parse_args(argv)
-    workspace = Workspace(logs_dir=args.logs_dir.resolve(), assets_dir=args.assets_dir.resolve())
     module = _stage_module(args.stage)
     run = _refusing_while_training(module.run, args.stage) if args.stage in CHANGE_EXPERIMENT else module.run
     try:
+        workspace = Workspace(logs_dir=args.logs_dir.resolve(), assets_dir=args.assets_dir.resolve())
         if getattr(module, "PROGRESS", False):
             from rvc.cli.progress import run_stage
 
@@ -108,6 +108,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:  # a bug: one line for the user, the traceback when asked
         if args.debug:
             raise
+        if (problem := path_problem(error)) is not None:  # a path given or chosen that the system refuses
+            print(f"error: {problem}", file=sys.stderr)
+            return 2
         print(
             f"error: {args.stage} failed unexpectedly ({type(error).__name__}: {error}); "
             "run the same command with --debug after `python -m rvc` to see where, and report it",

@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, workspace: Workspace, reporter: Reporter) -> int:
-    from rvc.export import export_experiment, read_exported
+    from rvc.export import experiment_metadata, export_experiment, read_exported
 
     if args.onnx:
         from rvc.onnx_export import require_onnx
@@ -57,8 +57,9 @@ def run(args: argparse.Namespace, workspace: Workspace, reporter: Reporter) -> i
         return _pretrain(args, experiment, workspace, reporter)
     out = replaceable(args.out, names.MODEL_SUFFIX, "a model") if args.out is not None else None
     extra = {key: value for key, value in (("name", args.name), ("author", args.author)) if value is not None}
+    metadata = experiment_metadata(experiment)  # before the bar: a damaged report's warning has a line of its own
     bar = reporter.bar("export", 2, "step")  # write, then read back
-    path = export_experiment(experiment, checkpoint=args.checkpoint, out=out, extra_metadata=extra)
+    path = export_experiment(experiment, args.checkpoint, out, extra_metadata=extra, metadata=metadata)
     bar.update()
     model = read_exported(path)  # what other tools will load: check it reads back
     bar.update()

@@ -42,7 +42,11 @@ def add_progress_arguments(parser: argparse.ArgumentParser) -> None:
         "instead of a progress bar, for scripts",
     )
     group.add_argument(
-        "--events-file", type=Path, default=None, metavar="FILE", help="also append the @@rvc events to FILE"
+        "--events-file",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="with --json-progress: also append the @@rvc events to FILE",
     )
 
 
@@ -62,6 +66,8 @@ def run_stage(run: StageRun, stage: str, args: argparse.Namespace, workspace: Wo
     """Run a stage with the reporter its flags ask for; with ``--json-progress``, between a start and an end event."""
     from rvc.jobs.launcher import announced
 
+    if args.events_file is not None and not args.json_progress:  # it would be left unwritten, without a word
+        raise UserError(f"--events-file {args.events_file} is written with --json-progress: add --json-progress")
     if not args.json_progress:
         printer = PrintReporter(bars=not getattr(args, "no_progress", False))
         with _sigterm_stops():

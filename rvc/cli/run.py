@@ -106,6 +106,7 @@ def refuse_early(workspace: Workspace, args: argparse.Namespace, arguments: dict
     from rvc.config.experiment import ExperimentConfig
     from rvc.config.train import TrainConfig
     from rvc.config.validate import pretrain_problem
+    from rvc.features.embedder_sources import EMBEDDERS
     from rvc.models.config import ModelConfig
 
     folders = ["--logs-dir", str(workspace.logs_dir), "--assets-dir", str(workspace.assets_dir)]
@@ -119,6 +120,11 @@ def refuse_early(workspace: Workspace, args: argparse.Namespace, arguments: dict
             errors.append(f"{flag} {path} is not a file: give the path of the pretrained .pth")
         elif path and (problem := pretrain_problem(ExperimentConfig(model, train), path, flag == "--pretrained-g")):
             errors.append(problem)  # the check config makes, before prepare's minutes instead of after
+    if args.embedder not in EMBEDDERS and not Path(args.embedder).expanduser().exists():  # as extract would say
+        errors.append(
+            f"--embedder {args.embedder!r} is no known content encoder ({', '.join(EMBEDDERS)}) and no path: give "
+            "one of those, or the path of a Hugging Face model folder or a fairseq .pt file"
+        )
     if errors:
         raise UserError("nothing was started:\n  " + "\n  ".join(errors))
 

@@ -95,6 +95,7 @@ class TrainConfig:
         "optimizer steps every N batches (a larger effective batch without the memory)",
         label="Gradient accumulation",
         minimum=1,
+        maximum=1024,  # each epoch's order holds accum x batch rows per step: 1e11 of them filled memory
     )
     grad_clip: float | None = setting(
         None,

@@ -11,6 +11,7 @@ from rvc.config.batch import MEASURED_SHARE, dataset_bound
 from rvc.config.experiment import ExperimentConfig
 from rvc.devices import gpu_memory_gib
 from rvc.errors import UserError
+from rvc.fileio import why_not_a_file
 
 # Peak GPU memory of one training step with the full v2 40k model (segment 12800 samples, 3 s clips):
 # a fixed part (weights, optimizer states, workspace) plus a part per clip in the batch, fitted to
@@ -79,7 +80,7 @@ def pretrain_problem(config: ExperimentConfig, path_text: str, is_generator: boo
 
     path = Path(path_text)
     if not path.is_file():
-        return f"pretrained {'G' if is_generator else 'D'} {path} does not exist"
+        return f"pretrained {'G' if is_generator else 'D'} {path} {why_not_a_file(path)}"
     try:
         check_pretrain_file(path, is_generator, config.model, source=str(path))
     except UserError as error:

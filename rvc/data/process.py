@@ -27,6 +27,7 @@ from rvc.audio import (
     peak,
     resample,
     to_mono,
+    too_loud,
     write_wav,
 )
 from rvc.data.options import ABSURD_PEAK, PrepareOptions
@@ -121,6 +122,8 @@ def _process(job: SourceJob) -> SourceResult:
     if not np.isfinite(audio).all():
         audio = np.nan_to_num(audio, nan=0.0, posinf=0.0, neginf=0.0)
         notes.append("non-finite samples replaced by silence")
+    if (loud := too_loud(audio)) is not None:  # before any level is measured: 1e30 squared is inf in float32
+        raise _Rejected(loud)
     clipped = clipped_fraction(audio)
     if clipped > CLIPPED_REJECT:
         raise _Rejected(f"clipped ({clipped:.1%} of samples flat at full scale): record again with a lower input level")

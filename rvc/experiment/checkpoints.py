@@ -23,7 +23,7 @@ import torch
 
 from rvc.errors import UserError
 from rvc.experiment import names
-from rvc.fileio import atomic_write_bytes
+from rvc.fileio import atomic_write_bytes, why_not_a_file
 from rvc.models.weights import to_parametrized_spelling, to_rvc_spelling
 
 _STATE_NAME = names.STATE_NAME
@@ -182,6 +182,14 @@ def load_state(folder: Path, step: int) -> LoadedState:
             f"cannot read the training state at step {step} in {folder} ({error}); delete state_{step}.pt "
             "to resume from the state before it"
         ) from error
+    for path, payload in ((paths.generator, g), (paths.discriminator, d)):
+        if not isinstance(payload, dict) or not isinstance(payload.get("model"), dict):
+            raise UserError(  # an exported model or another file copied over a state's G or D
+                f"{path} is not a training checkpoint (no 'model' state dict): delete state_{step}.pt "
+                "to resume from the state before it"
+            )
+    if not isinstance(extra, dict):
+        raise UserError(f"{paths.state} is damaged (not a saved state): delete it to resume from the state before it")
     return LoadedState(
         to_parametrized_spelling(g["model"]),
         to_parametrized_spelling(d["model"]),
@@ -243,7 +251,9 @@ class Checkpoints:
         named = _GENERATOR_NAME.fullmatch(which) or which == self.paths(BEST).generator.name
         path = self.folder / which if named else Path(which)
         if not path.is_file():
-            raise UserError(f"checkpoint {which!r} not found ({path}); use latest, best, G_<step>.pth or a file path")
+            raise UserError(
+                f"checkpoint {which!r}: {path} {why_not_a_file(path)}; use latest, best, G_<step>.pth or a file path"
+            )
         return path
 
     def has_best(self) -> bool:

@@ -63,6 +63,8 @@ def parse_config(data: Mapping[str, Any], path: Path, remedy: str) -> Experiment
         unknown = sorted(set(values) - {f.name for f in dataclasses.fields(kind)})
         if unknown:
             raise records.damaged(path, f"unknown setting(s) {', '.join(f'{name}.{u}' for u in unknown)}", remedy)
+        if name == "data":  # what the reports recorded: no setting's range check reads it
+            records.refuse_non_finite(values, path, remedy, name)
         try:
             sections[name] = records.from_json(kind, values, path, remedy, where=f"{name}.")
         except UserError as error:

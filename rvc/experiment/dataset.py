@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from rvc.choices import SAMPLE_RATES
 from rvc.errors import UserError
 from rvc.experiment import records
 from rvc.experiment.folder import Experiment
@@ -95,7 +96,26 @@ class DatasetReport:
     @classmethod
     def load(cls, experiment: Experiment) -> DatasetReport:
         """Read the experiment's report; UserError naming the file when it is missing or damaged."""
-        return records.load(cls, experiment.dataset_report, _prepare_first(experiment), _REMEDY, REPORT_VERSION)
+        path = experiment.dataset_report
+        report = records.load(cls, path, _prepare_first(experiment), _REMEDY, REPORT_VERSION)
+        report._check(path)
+        return report
+
+    def _check(self, path: Path) -> None:
+        """Refuse what the fields' types let through but the stages cannot use: a clip name that is a path, a
+        negative speaker id (each indexes files and the model's speaker table), a rate no preset trains at."""
+        if self.sample_rate not in SAMPLE_RATES:
+            rates = ", ".join(map(str, SAMPLE_RATES))
+            raise records.damaged(path, f"sample_rate {self.sample_rate} is none of {rates}", _REMEDY)
+        for number, clip in enumerate(self.clips, 1):
+            try:
+                validate_clip_name(clip.name)
+            except ValueError:
+                raise records.damaged(
+                    path, f"clips[{number - 1}].name {clip.name!r} is not a clip name", _REMEDY
+                ) from None
+            if clip.speaker < 0:
+                raise records.damaged(path, f"clips[{number - 1}].speaker is {clip.speaker}, below 0", _REMEDY)
 
     @classmethod
     def find(cls, experiment: Experiment) -> DatasetReport | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -77,7 +78,21 @@ def load(cls: type[T], path: Path, missing: str, remedy: str, version: int) -> T
     data = read_object(path, missing, remedy)
     if data.get("version", version) != version:
         raise damaged(path, f"unsupported version {data.get('version')!r}", remedy)
+    refuse_non_finite(data, path, remedy)
     return from_json(cls, data, path, remedy)
+
+
+def refuse_non_finite(data: Any, path: Path, remedy: str, where: str = "") -> None:
+    """Refuse a NaN or infinite number anywhere in ``data`` (Python's JSON reads ``NaN`` and ``1e999``; the
+    stages that add or compare durations would carry it into their messages and choices), naming where."""
+    if isinstance(data, float) and not math.isfinite(data):
+        raise damaged(path, f"{where or 'a value'}: expected a finite number (got {data})", remedy)
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            refuse_non_finite(value, path, remedy, f"{where}.{key}" if where else str(key))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            refuse_non_finite(value, path, remedy, f"{where}[{i}]")
 
 
 def write(path: Path, record: Any) -> None:

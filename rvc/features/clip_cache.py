@@ -7,6 +7,7 @@ changed is computed again; the files of clips no longer in the dataset are remov
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +17,8 @@ from rvc.fileio import atomic_write_json, read_json, sha256_file, sha256_json
 
 if TYPE_CHECKING:
     from rvc.features.extract import ExtractOptions
+
+log = logging.getLogger(__name__)
 
 MANIFEST_VERSION = 1
 # Save the manifest after this many newly computed clips, so an interrupted run keeps its work.
@@ -34,11 +37,16 @@ class Manifest:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        data = read_json(path, default=None)
         self.entries: dict[str, ClipEntry] = {}
-        if data and data.get("version") == MANIFEST_VERSION:
-            self.entries = {name: ClipEntry(**entry) for name, entry in data["entries"].items()}
         self._unsaved = 0
+        try:
+            data = read_json(path, default=None)
+            if isinstance(data, dict) and data.get("version") == MANIFEST_VERSION:
+                self.entries = {str(name): ClipEntry(**entry) for name, entry in data["entries"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            # A cache only: an interrupted copy or a hand edit costs a recomputation, not the run.
+            log.warning("ignoring damaged %s (%s): extracting every clip again", path, error)
+            self.entries = {}
 
     def save(self) -> None:
         atomic_write_json(

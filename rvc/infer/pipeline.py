@@ -340,19 +340,23 @@ class VoiceConverter:
 
         Raises UserError for an unreadable input, naming it and why.
         """
-        from rvc.audio import AudioReadError, load_audio, write_wav
+        from rvc.audio import AudioReadError, load_audio, too_loud, write_wav
 
         source, target = Path(source), Path(target)
         try:
             audio, rate = load_audio(source, mono=True)
         except AudioReadError as exc:
             raise UserError(f"{source}: {exc.reason}") from exc
+        if audio.size == 0:
+            raise UserError(f"{source}: empty (no samples): export it again from the program that made it")
         broken = int(audio.size - np.count_nonzero(np.isfinite(audio)))
         if broken:  # a float file's NaN would come out as a converted clip of noise or silence, said to be done
             raise UserError(
                 f"{source}: {broken} of its {audio.size} samples are not numbers (NaN or infinite): the file is "
                 "damaged; export it again from the program that made it"
             )
+        if (loud := too_loud(audio)) is not None:  # HuBERT and the pitch of 1e30 are noise, said to be done
+            raise UserError(f"{source}: {loud}")
         conversion = self.convert(audio, rate, options, on_window)
         make_folder(target.parent)
         write_wav(target, conversion.audio, conversion.sample_rate, subtype="PCM_16")

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from rvc.errors import UserError
+from rvc.fileio import why_not_a_file
 from rvc.models.config import SAMPLE_RATE_TAGS, ModelConfig
 
 _RVC_SUFFIXES = (".weight_g", ".weight_v")
@@ -60,7 +61,7 @@ def read_state_dict(path: str | Path) -> StateDict:
     """
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: no such file; check the path or download the pretrain again")
+        raise UserError(f"{path} {why_not_a_file(path)}: check the path or download the pretrain again")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
@@ -68,9 +69,10 @@ def read_state_dict(path: str | Path) -> StateDict:
             f"{path}: holds Python objects other than tensors, so it was not unpickled (safe loading). "
             f"Use a pretrain from a trusted source, or re-save its state dict with torch.save. ({exc})"
         ) from exc
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
+    except Exception as exc:  # torch fails in many ways on a file that is not its own: zip, EOF, KeyError, ...
         raise UserError(
-            f"{path}: not a readable PyTorch file (truncated download?); download it again. ({exc})"
+            f"{path}: not a readable PyTorch file (truncated download, or not a .pth?); download it again. "
+            f"({type(exc).__name__}: {exc})"
         ) from exc
     for wrapper in ("model", "weight"):
         if isinstance(data, dict) and isinstance(data.get(wrapper), dict):

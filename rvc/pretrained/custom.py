@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from rvc.errors import UserError
 from rvc.experiment import AssetDir
 from rvc.experiment.names import sample_rate_tag
-from rvc.fileio import atomic_write_json, make_folder, sha256_file
+from rvc.fileio import atomic_write_json, make_folder, sha256_file, why_not_a_file
 from rvc.pretrained.catalogue import D_FILE, G_FILE, SAMPLE_RATES, Kind, pair_dir
 from rvc.pretrained.pairs import SOURCE_FILE, PretrainPair
 
@@ -99,7 +99,7 @@ def add_custom_pair(
     g_path, d_path = Path(g_path), Path(d_path)
     for label, path in (("G", g_path), ("D", d_path)):
         if not path.is_file():
-            raise UserError(f"{label} file {path} does not exist")
+            raise UserError(f"{label} file {path} {why_not_a_file(path)}")
     if sample_rate is not None and sample_rate not in SAMPLE_RATES:
         raise UserError(f"sample rate {sample_rate} is not one of 32000, 40000, 48000")
     if sample_rate is not None:

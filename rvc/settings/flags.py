@@ -88,7 +88,9 @@ def _parser(option: Setting) -> Callable[[str], Any]:
         convert = kind
     if not option.optional:
         return convert
-    return functools.partial(_or_none, convert)
+    optional = functools.partial(_or_none, convert)
+    optional.__name__ = getattr(convert, "__name__", "value")  # type: ignore[attr-defined]  # argparse's "invalid int value"
+    return optional
 
 
 def _switch(text: str) -> bool:
@@ -98,7 +100,14 @@ def _switch(text: str) -> bool:
 
 
 def numbers_from_text(item: Callable[[str], Any], count: int | None, text: str) -> Any:
-    values = [item(part) for part in text.replace(",", " ").split()]
+    try:
+        values = [item(part) for part in text.replace(",", " ").split()]
+    except ValueError:  # argparse would name the partial: "invalid functools.partial(<function ...>) value"
+        kind = "whole numbers" if item is int else "numbers"
+        example = "10,20" if item is int else "0.8,0.99"
+        raise argparse.ArgumentTypeError(
+            f"expected {kind} separated by commas, e.g. {example} (got {text!r})"
+        ) from None
     if count is None:
         return values
     if len(values) != count:

@@ -9,6 +9,7 @@ SIGTERM or SIGINT saves its state and exits. Exit status: 0 done or stopped,
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import os
 import signal
@@ -19,7 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
-from rvc.errors import UserError
+from rvc.errors import UserError, path_problem
 from rvc.experiment import Workspace
 
 if TYPE_CHECKING:
@@ -74,7 +75,14 @@ class StopFlag:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    return run_trainer(Workspace(args.logs_dir.resolve(), args.assets_dir.resolve()), args.experiment, args.device)
+    try:
+        workspace = Workspace(args.logs_dir.resolve(), args.assets_dir.resolve())
+    except (OSError, RuntimeError) as error:  # a symbolic link loop (RuntimeError before Python 3.13)
+        if (problem := path_problem(error)) is None:
+            raise
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    return run_trainer(workspace, args.experiment, args.device)
 
 
 def run_trainer(workspace: Workspace, name: str, device_name: str = "auto") -> int:
@@ -189,6 +197,8 @@ def _failed(error: Exception, experiment: Experiment, since: int, dist: Distribu
 
     if isinstance(error, UserError):
         message, detail, status = str(error), None, 2
+    elif (problem := path_problem(error)) is not None:  # a folder where a file goes, in the experiment
+        message, detail, status = problem, None, 2
     elif out_of_memory.caused_by_out_of_memory(error):  # a failed capture's own error included
         config = load_config(experiment)
         batch: int | None = None
@@ -205,7 +215,8 @@ def _failed(error: Exception, experiment: Experiment, since: int, dist: Distribu
         traceback.print_exc()
         message, detail, status = f"training failed: {type(error).__name__}: {error}", None, 1
     if dist.is_main:
-        progress.emit(ErrorEvent(message=message, detail=detail))
+        with contextlib.suppress(OSError):  # the events file itself failed (a folder named progress.jsonl)
+            progress.emit(ErrorEvent(message=message, detail=detail))
     if status == 2:
         print(f"error: {message}", file=sys.stderr)
     return status

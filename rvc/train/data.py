@@ -242,6 +242,9 @@ def _fill_row(data: TrainingSet, i: int, experiment: Experiment, name: str, widt
         )
     phone = np.repeat(content, 2, axis=0)
     pitch, pitchf = _load_array(experiment, coarse, ndim=1), _load_array(experiment, f0, ndim=1)
+    if pitch.size and not ((pitch >= 1) & (pitch <= 255)).all():  # each indexes the model's pitch table
+        low, high = np.nanmin(pitch) if not np.isnan(pitch).all() else "NaN", np.nanmax(pitch)
+        raise _damaged(experiment, coarse, f"holds coarse pitch values outside 1..255 (from {low} to {high})")
     frames = min(len(phone), len(pitch), len(pitchf), len(wav) // hop, data.max_frames)
     data.wav[i, : frames * hop] = torch.from_numpy(wav[: frames * hop])
     data.phone[i, :frames] = torch.from_numpy(phone[:frames]).to(data.phone.dtype)

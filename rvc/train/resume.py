@@ -68,18 +68,43 @@ def restore(
             "(sample rate or architecture changed): start a new experiment, or delete that folder to "
             "train from scratch"
         )
-    models.generator.load_state_dict(loaded.generator)
-    models.discriminator.load_state_dict(loaded.discriminator)
-    models.optimizer_g.load_state_dict(loaded.optimizer_g)
-    models.optimizer_d.load_state_dict(loaded.optimizer_d)
-    models.scheduler_g.load_state_dict(loaded.extra["scheduler_g"])
-    models.scheduler_d.load_state_dict(loaded.extra["scheduler_d"])
-    models.loss_scale.load_state_dict(loaded.extra["scaler"])
-    detector.load_state_dict(loaded.extra["detector"])
-    torch.set_rng_state(loaded.extra["rng_cpu"])
-    if device.type == "cuda" and "rng_cuda" in loaded.extra:
-        torch.cuda.set_rng_state(loaded.extra["rng_cuda"], device)
-    return TrainState(**loaded.extra["train_state"])
+    steps = where.complete_steps()
+    step = steps[-1] if steps else "?"  # the run resumes from the newest complete state
+    parts = (
+        (f"G_{step}.pth", lambda: models.generator.load_state_dict(loaded.generator)),
+        (f"D_{step}.pth", lambda: models.discriminator.load_state_dict(loaded.discriminator)),
+        (f"G_{step}.pth", lambda: models.optimizer_g.load_state_dict(loaded.optimizer_g)),
+        (f"D_{step}.pth", lambda: models.optimizer_d.load_state_dict(loaded.optimizer_d)),
+        (f"state_{step}.pt", lambda: _restore_extra(loaded.extra, models, detector, device)),
+    )
+    for name, load in parts:
+        try:
+            load()
+        except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as error:
+            # A G or D file of another model copied in (D_<step>.pth holding a generator), or an edited state.
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise UserError(
+                f"{where.folder / name} does not fit this model ({type(error).__name__}: {first[:200]}): delete "
+                f"G_{step}.pth, D_{step}.pth and state_{step}.pt to resume from the state before it"
+            ) from error
+    try:
+        return TrainState(**loaded.extra["train_state"])
+    except (KeyError, TypeError) as error:
+        raise UserError(
+            f"{where.folder / f'state_{step}.pt'} is damaged (its counters: {error}): delete G_{step}.pth, "
+            f"D_{step}.pth and state_{step}.pt to resume from the state before it"
+        ) from error
+
+
+def _restore_extra(extra: dict[str, Any], models: Models, detector: OvertrainDetector, device: torch.device) -> None:
+    """Put a state file's schedulers, loss scale, overtraining record and RNG states back."""
+    models.scheduler_g.load_state_dict(extra["scheduler_g"])
+    models.scheduler_d.load_state_dict(extra["scheduler_d"])
+    models.loss_scale.load_state_dict(extra["scaler"])
+    detector.load_state_dict(extra["detector"])
+    torch.set_rng_state(extra["rng_cpu"])
+    if device.type == "cuda" and "rng_cuda" in extra:
+        torch.cuda.set_rng_state(extra["rng_cuda"], device)
 
 
 def lower_learning_rate(where: Checkpoints, step: int, factor: float) -> None:
