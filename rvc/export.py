@@ -357,7 +357,8 @@ def _courtesy(read: Callable[[Experiment], _Report | None], experiment: Experime
     try:
         return read(experiment), False
     except UserError as error:  # metadata is a courtesy: a damaged report must not stop an export
-        log.warning("warning: %s; the model's metadata takes what it can from config.json instead", error)
+        where = experiment.config_json.name
+        log.warning("warning: %s; the model's metadata takes what it can from %s instead", error, where)
         return None, True
 
 

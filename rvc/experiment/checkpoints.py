@@ -168,6 +168,7 @@ class LoadedState:
     optimizer_g: dict[str, Any]
     optimizer_d: dict[str, Any]
     extra: dict[str, Any]
+    paths: StatePaths  # the three files it was read from
 
 
 def load_state(folder: Path, step: int) -> LoadedState:
@@ -196,6 +197,7 @@ def load_state(folder: Path, step: int) -> LoadedState:
         g.get("optimizer", {}),
         d.get("optimizer", {}),
         extra,
+        paths,
     )
 
 

@@ -68,31 +68,30 @@ def restore(
             "(sample rate or architecture changed): start a new experiment, or delete that folder to "
             "train from scratch"
         )
-    steps = where.complete_steps()
-    step = steps[-1] if steps else "?"  # the run resumes from the newest complete state
+    paths = loaded.paths
+    delete = f"delete {paths.generator.name}, {paths.discriminator.name} and {paths.state.name}"
     parts = (
-        (f"G_{step}.pth", lambda: models.generator.load_state_dict(loaded.generator)),
-        (f"D_{step}.pth", lambda: models.discriminator.load_state_dict(loaded.discriminator)),
-        (f"G_{step}.pth", lambda: models.optimizer_g.load_state_dict(loaded.optimizer_g)),
-        (f"D_{step}.pth", lambda: models.optimizer_d.load_state_dict(loaded.optimizer_d)),
-        (f"state_{step}.pt", lambda: _restore_extra(loaded.extra, models, detector, device)),
+        (paths.generator, lambda: models.generator.load_state_dict(loaded.generator)),
+        (paths.discriminator, lambda: models.discriminator.load_state_dict(loaded.discriminator)),
+        (paths.generator, lambda: models.optimizer_g.load_state_dict(loaded.optimizer_g)),
+        (paths.discriminator, lambda: models.optimizer_d.load_state_dict(loaded.optimizer_d)),
+        (paths.state, lambda: _restore_extra(loaded.extra, models, detector, device)),
     )
-    for name, load in parts:
+    for path, load in parts:
         try:
             load()
         except (RuntimeError, KeyError, TypeError, ValueError, AttributeError) as error:
-            # A G or D file of another model copied in (D_<step>.pth holding a generator), or an edited state.
+            # A G or D file of another model copied in (a D file holding a generator), or an edited state.
             first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise UserError(
-                f"{where.folder / name} does not fit this model ({type(error).__name__}: {first[:200]}): delete "
-                f"G_{step}.pth, D_{step}.pth and state_{step}.pt to resume from the state before it"
+                f"{path} does not fit this model ({type(error).__name__}: {first[:200]}): {delete} to resume "
+                "from the state before it"
             ) from error
     try:
         return TrainState(**loaded.extra["train_state"])
     except (KeyError, TypeError) as error:
         raise UserError(
-            f"{where.folder / f'state_{step}.pt'} is damaged (its counters: {error}): delete G_{step}.pth, "
-            f"D_{step}.pth and state_{step}.pt to resume from the state before it"
+            f"{paths.state} is damaged (its counters: {error}): {delete} to resume from the state before it"
         ) from error
 
 
