@@ -219,6 +219,25 @@ def test_run_refuses_bad_training_settings_before_it_prepares_anything(
     assert not (logs / "voice").exists()
 
 
+def test_run_refuses_a_rate_the_configured_experiment_cannot_train_before_replacing_its_dataset(
+    tmp_path: Path,
+) -> None:
+    """config keeps a configured experiment's model, so a run at another rate was refused by config after
+    prepare had replaced the experiment's dataset (and extract had run): nothing of it may change."""
+    from tests.fake_experiment import write_tiny_config
+
+    experiment = make_extracted_experiment(tmp_path / "logs", train_clips=2, validation_clips=0, seconds=0.3)
+    write_tiny_config(experiment)  # a 40 kHz model
+    before = experiment.dataset_report.read_bytes()
+    recordings = _recordings(tmp_path)
+    argv = ["run", "--experiment", "voice", "--input", str(recordings), "--tiny-model"]
+    cli(experiment.logs_dir, *argv, "--sample-rate", "48000").refused(
+        f"experiment voice is configured for a 40000 Hz model ({experiment.config_json}): run it with "
+        "--sample-rate 40000"
+    )
+    assert experiment.dataset_report.read_bytes() == before
+
+
 def test_an_error_under_a_progress_bar_starts_a_line_of_its_own(tmp_path: Path) -> None:
     """export's bar was open when it found no saved state, and the error line was glued onto the bar's."""
     experiment = make_extracted_experiment(tmp_path / "logs", train_clips=2, validation_clips=0, seconds=0.3)

@@ -125,8 +125,25 @@ def refuse_early(workspace: Workspace, args: argparse.Namespace, arguments: dict
             f"--embedder {args.embedder!r} is no known content encoder ({', '.join(EMBEDDERS)}) and no path: give "
             "one of those, or the path of a Hugging Face model folder or a fairseq .pt file"
         )
+    errors += _configured_rate_problems(workspace, args)
     if errors:
         raise UserError("nothing was started:\n  " + "\n  ".join(errors))
+
+
+def _configured_rate_problems(workspace: Workspace, args: argparse.Namespace) -> list[str]:
+    """An experiment configured before keeps its model (config changes only what it is given), so a dataset
+    prepared at another rate is refused by config, after prepare has replaced the one it had."""
+    from rvc.experiment.config_file import find_config
+
+    experiment = workspace.experiment(args.experiment)
+    saved = find_config(experiment, check=False)
+    if saved is None or saved.model.sample_rate == args.sample_rate:
+        return []
+    rate = saved.model.sample_rate
+    return [
+        f"experiment {args.experiment} is configured for a {rate} Hz model ({experiment.config_json}): run it "
+        f"with --sample-rate {rate} (its dataset and states stay as they are), or choose another --experiment name"
+    ]
 
 
 def run(args: argparse.Namespace, workspace: Workspace, reporter: Reporter) -> int:
