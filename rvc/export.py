@@ -24,13 +24,12 @@ import functools
 import hashlib
 import io
 import json
-import logging
 import pickle
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 
@@ -38,20 +37,16 @@ from rvc import __version__
 from rvc.errors import UserError
 from rvc.experiment import Experiment
 from rvc.experiment.checkpoints import generator_step
-from rvc.experiment.config_file import find_config, load_model_config
-from rvc.experiment.dataset import DatasetReport
-from rvc.experiment.features import FeaturesReport
+from rvc.experiment.config_file import load_model_config
 from rvc.experiment.names import GENERATOR_PATTERN
+from rvc.export_metadata import experiment_metadata
 from rvc.fileio import atomic_write_bytes, why_not_a_file
 from rvc.models.config import ModelConfig
 from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
 from rvc.models.weights import check_state_dict, load_state_dict_checked, normalise_state_dict, rvc_name
 
-log = logging.getLogger(__name__)
-
 ENC_Q = "enc_q."  # the posterior encoder: training only, left out of exports as RVC does
 RVC_KEYS = ("weight", "config", "info", "sr", "f0", "version")
-_Report = TypeVar("_Report", DatasetReport, FeaturesReport)
 VOCODER = "HiFi-GAN"  # Applio picks the decoder by this key; ours is RVC's NSF HiFi-GAN
 APP = f"RVC Studio {__version__}"
 # Metadata keys that are written only under Applio's names.
@@ -350,45 +345,6 @@ def load_generator_checkpoint(path: Path) -> tuple[StateDict, int, int]:
     if step is None:
         step = generator_step(path) or 0
     return {str(k): v for k, v in state.items()}, int(epoch), int(step)
-
-
-def _courtesy(read: Callable[[Experiment], _Report | None], experiment: Experiment) -> tuple[_Report | None, bool]:
-    """Return (the report or None, whether it was there but damaged)."""
-    try:
-        return read(experiment), False
-    except UserError as error:  # metadata is a courtesy: a damaged report must not stop an export
-        where = experiment.config_json.name
-        log.warning("warning: %s; the model's metadata takes what it can from %s instead", error, where)
-        return None, True
-
-
-def experiment_metadata(experiment: Experiment) -> dict[str, Any]:
-    """Collect export metadata from the experiment's reports: embedder, f0 method, duration, best epoch.
-
-    Where a report is damaged, the values the settings recorded from it (config.json's "data") stand in:
-    an export without its content encoder's name would be loaded with the wrong one.
-    """
-    from rvc.train.run_state import read_run
-
-    features, features_damaged = _courtesy(FeaturesReport.find, experiment)
-    dataset, dataset_damaged = _courtesy(DatasetReport.find, experiment)
-    data = None
-    if features_damaged or dataset_damaged:
-        try:
-            config = find_config(experiment, check=False)
-            data = config.data if config is not None else None
-        except UserError:
-            data = None
-    run = read_run(experiment.progress_jsonl)  # the last run's best epoch, not an earlier run's
-    seconds = dataset.total_seconds if dataset else (features.audio_seconds if features else None)
-    return {
-        "name": experiment.name,
-        "embedder": features.embedder if features else (data.embedder if data else None),
-        "f0_method": features.f0_method if features else (data.f0_method if data else None),
-        "dataset_seconds": seconds if seconds is not None else (data.seconds if data else None),
-        "best_epoch": run.best_epoch,
-        "overtrain": run.overtrain.payload() if run.overtrain else None,
-    }
 
 
 def export_experiment(

@@ -374,7 +374,7 @@ def test_a_damaged_features_report_leaves_the_encoder_the_settings_recorded(
     from dataclasses import replace
 
     from rvc.experiment.config_file import save_config
-    from rvc.export import experiment_metadata
+    from rvc.export_metadata import experiment_metadata
     from tests.fake_experiment import tiny_config
 
     experiment = Experiment(tmp_path / "logs", "voice")

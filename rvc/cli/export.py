@@ -46,7 +46,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, workspace: Workspace, reporter: Reporter) -> int:
-    from rvc.export import experiment_metadata, export_experiment, read_exported
+    from rvc.export import export_experiment, read_exported
+    from rvc.export_metadata import experiment_metadata
 
     if args.onnx:
         from rvc.onnx_export import require_onnx

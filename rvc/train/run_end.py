@@ -34,7 +34,8 @@ def export_finished(
     emit: Callable[[Event], object],
 ) -> None:
     """Write the finished model (and the best one) in RVC's exported format, from the weights in memory."""
-    from rvc.export import experiment_metadata, export_experiment, export_model
+    from rvc.export import export_experiment, export_model
+    from rvc.export_metadata import experiment_metadata
 
     metadata = experiment_metadata(experiment)
     sources: list[tuple[str, dict[str, torch.Tensor], int, int]] = [
