@@ -30,7 +30,8 @@ def _run_cuda(logs: Path) -> tuple[int, list[dict], str]:
 def _why(events: list[dict], stderr: str) -> str:
     """A failed run's story for the assertion: its error events, its last log lines and stderr's tail."""
     said = [e for e in events if e["kind"] in ("error", "log")][-8:]
-    return "\n".join([*map(str, said), stderr[-3000:]])
+    told, _, traceback = stderr.partition("Traceback (most recent call last)")
+    return "\n".join([*map(str, said), told[-4000:], traceback[-3000:]])
 
 
 @pytest.mark.parametrize("precision", ["bf16", "fp16", "fp32", "bf16-d", "bf16-tail"])
