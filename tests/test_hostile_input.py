@@ -470,6 +470,50 @@ def test_a_state_with_a_foreign_g_or_d_file_is_refused_naming_what_to_delete(tmp
         checkpoints.load_state(folder, 10)
 
 
+def test_a_state_saved_with_contiguous_moments_resumes_into_channels_last_weights(tmp_path: Path) -> None:
+    """The saver's host copies (and other tools' files) hold contiguous moments; on a GPU the period
+    discriminators' weights are channels-last, and fused AdamW refused the mix at the first resumed step."""
+    import torch
+
+    from rvc.experiment import checkpoints
+    from rvc.train.models import build_models
+    from rvc.train.overtrain import OvertrainDetector
+    from rvc.train.resume import TrainState, restore, state_extra
+    from tests.fake_experiment import tiny_config
+
+    config, cpu = tiny_config(), torch.device("cpu")
+    saved, detector = build_models(config, cpu, channels_last=True), OvertrainDetector(patience=3)
+    for model, optimizer in ((saved.generator, saved.optimizer_g), (saved.discriminator, saved.optimizer_d)):
+        for param in model.parameters():
+            param.grad = torch.ones_like(param)
+        optimizer.step()
+
+    def contiguous(optimizer: torch.optim.Optimizer) -> dict:
+        state = optimizer.state_dict()
+        state["state"] = {k: {n: v.contiguous() for n, v in s.items()} for k, s in state["state"].items()}
+        return state
+
+    g = {"model": saved.generator.state_dict(), "optimizer": contiguous(saved.optimizer_g)}
+    d = {"model": saved.discriminator.state_dict(), "optimizer": contiguous(saved.optimizer_d)}
+    folder = tmp_path / "checkpoints"
+    checkpoints.write_state(folder, 10, g, d, state_extra(saved, TrainState(step=10), detector, config, cpu))
+    resumed = build_models(config, cpu, channels_last=True)
+    where = checkpoints.Checkpoints(folder, "voice")
+    restore(checkpoints.load_state(folder, 10), resumed, detector, config, cpu, where)
+
+    turned = 0
+    for optimizer in (resumed.optimizer_g, resumed.optimizer_d):
+        for param, state in optimizer.state.items():
+            for name in ("exp_avg", "exp_avg_sq"):
+                assert state[name].stride() == param.stride(), name
+                turned += not param.is_contiguous()
+    assert turned > 0  # the test met channels-last weights
+    original = dict(saved.discriminator.named_parameters())
+    for name, param in resumed.discriminator.named_parameters():
+        expected = saved.optimizer_d.state[original[name]]["exp_avg"]
+        assert torch.equal(resumed.optimizer_d.state[param]["exp_avg"], expected), name
+
+
 def test_running_out_of_host_memory_is_a_message(configured: Experiment, monkeypatch: pytest.MonkeyPatch) -> None:
     from rvc.train import loop
 

@@ -73,8 +73,8 @@ def restore(
     parts = (
         (paths.generator, lambda: models.generator.load_state_dict(loaded.generator)),
         (paths.discriminator, lambda: models.discriminator.load_state_dict(loaded.discriminator)),
-        (paths.generator, lambda: models.optimizer_g.load_state_dict(loaded.optimizer_g)),
-        (paths.discriminator, lambda: models.optimizer_d.load_state_dict(loaded.optimizer_d)),
+        (paths.generator, lambda: _load_optimizer(models.optimizer_g, loaded.optimizer_g)),
+        (paths.discriminator, lambda: _load_optimizer(models.optimizer_d, loaded.optimizer_d)),
         (paths.state, lambda: _restore_extra(loaded.extra, models, detector, device)),
     )
     for path, load in parts:
@@ -93,6 +93,24 @@ def restore(
         raise UserError(
             f"{paths.state} is damaged (its counters: {error}): {delete} to resume from the state before it"
         ) from error
+
+
+def _load_optimizer(optimizer: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
+    """Load ``saved`` into ``optimizer`` with each moment in its parameter's memory layout.
+
+    A state file holds contiguous moments (the saver's pinned host copies are, and so are other
+    tools' files), while on a GPU the discriminator's 4-D weights are channels-last; fused AdamW
+    refuses moments whose strides differ from their parameter's ("params, grads, exp_avgs, and
+    exp_avg_sqs must have same dtype, device, and layout"), so a resume on a GPU failed at its
+    first step.
+    """
+    optimizer.load_state_dict(saved)
+    for group in optimizer.param_groups:
+        for param in group["params"]:
+            state = optimizer.state.get(param, {})
+            for name, value in state.items():
+                if isinstance(value, torch.Tensor) and value.shape == param.shape and value.stride() != param.stride():
+                    state[name] = torch.empty_like(param, dtype=value.dtype).copy_(value)
 
 
 def _restore_extra(extra: dict[str, Any], models: Models, detector: OvertrainDetector, device: torch.device) -> None:
