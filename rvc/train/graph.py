@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 
@@ -113,7 +114,15 @@ class GraphedStep:
         step = self.step
         step.dry.fill_(True)
         self.static_index.copy_(index)
-        side = torch.cuda.Stream(step.device)
+        graph = torch.cuda.CUDAGraph()
+        # "thread_local": with several processes, NCCL's watchdog thread polls its events while
+        # this thread captures; in the default (global) mode that poll invalidates the capture
+        # (seen on 2 H200s: "operation not permitted when stream is capturing").
+        capture = torch.cuda.graph(graph, capture_error_mode="thread_local")
+        # The warm-up runs on the stream the capture records on (one per process, PyTorch's): cuBLAS
+        # keeps a workspace for every stream it meets, so a new side stream per preparation left
+        # about 64 MiB allocated for good each time (batch auto's trials prepare several).
+        side = cast(torch.cuda.Stream, capture.capture_stream)  # typed optional; the constructor sets it
         side.wait_stream(torch.cuda.current_stream(step.device))
         with torch.cuda.stream(side):
             for _ in range(WARMUP_STEPS):
@@ -122,11 +131,7 @@ class GraphedStep:
         # Finish the warm-up's collectives first: NCCL's watchdog polls the events of work still
         # enqueued, and that poll must not meet a capture in progress (pytorch#104487).
         torch.cuda.synchronize(step.device)
-        graph = torch.cuda.CUDAGraph()
-        # "thread_local": with several processes, NCCL's watchdog thread polls its events while
-        # this thread captures; in the default (global) mode that poll invalidates the capture
-        # (seen on 2 H200s: "operation not permitted when stream is capturing").
-        with torch.cuda.graph(graph, capture_error_mode="thread_local"):
+        with capture:
             step(self.static_index)
         self.graph = graph
         step.dry.fill_(False)  # the graph reads the flag: replays from now on train
