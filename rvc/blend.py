@@ -113,6 +113,8 @@ def read_blend_pair(a_path: Path, b_path: Path) -> tuple[ExportedModel, Exported
     Both are read safely and checked (v2, with pitch guidance: :func:`rvc.export.read_exported`);
     models of another sample rate, other shapes or another content encoder are refused.
     """
+    if a_path.resolve() == b_path.resolve():
+        raise UserError(f"A and B are the same file ({a_path}): blend two different models")
     a, b = read_exported(a_path), read_exported(b_path)
     problems = _differences(a, b)
     if problems:

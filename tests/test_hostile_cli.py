@@ -100,6 +100,31 @@ def test_blend_out_below_a_file_and_an_assets_dir_that_is_a_file_are_refused(tmp
     assert a_file.read_text() == "mine"
 
 
+def test_a_blend_of_a_model_with_itself_is_refused_as_the_ui_refuses_it(tmp_path: Path) -> None:
+    a = _model(tmp_path / "m0.pth", 0)
+    same = tmp_path / "sub" / ".." / "m0.pth"
+    cli(tmp_path / "logs", "blend", str(a), str(same), "--out", str(tmp_path / "mix.pth")).refused(
+        f"A and B are the same file ({a})", "blend two different models"
+    )
+    assert not (tmp_path / "mix.pth").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        # -1 was read as 0 retries without a word.
+        (["pretrained", "download", "rmvpe", "--retries", "-1"], "expected 0 or more retries, got -1"),
+        # banana was refused in words naming `python -m rvc extract`, a command the user did not type.
+        (["run", "--experiment", "voice", "--input", "x", "--f0", "banana"], "argument --f0: invalid choice: 'banana'"),
+    ],
+)
+def test_a_flag_value_that_cannot_work_is_refused_by_the_command_typed(
+    tmp_path: Path, args: list[str], said: str
+) -> None:
+    cli(tmp_path / "logs", *args).refused(said)
+    assert not (tmp_path / "logs").exists()
+
+
 # ------------------------------------------------------------------ a damaged clip list
 
 

@@ -30,6 +30,17 @@ PROGRESS_PER_ACTION = True  # the flags follow the action: `pretrained download 
 _RATES = SAMPLE_RATES
 
 
+def _retries(text: str) -> int:
+    """--retries: a whole number of 0 or more (-1 was read as 0)."""
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of retries, got {text!r}") from None
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or more retries, got {count}")
+    return count
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = actions.add_parser("list", help="show the catalogue and the installed pairs")
@@ -47,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     download.add_argument(
         "--retries",
-        type=int,
+        type=_retries,
         default=RETRIES,
         metavar="N",
         help="times to ask the Hub again while it cannot be reached (waiting 1, 2, 4 ... s; each wait is said)",
@@ -110,7 +121,7 @@ def _download(catalogue: Catalogue, workspace: Workspace, args: argparse.Namespa
     from rvc.experiment.names import sample_rate_tag
     from rvc.pretrained.download import download_pretrain, download_weights
 
-    assets, name, retries = workspace.assets, args.name, max(0, args.retries)
+    assets, name, retries = workspace.assets, args.name, args.retries
     bars = _DownloadBars(reporter)
     if name.strip().lower() in {a.id.lower() for a in catalogue.weights}:
         asset = catalogue.find_weights(name)

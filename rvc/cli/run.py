@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rvc.choices import SAMPLE_RATES
+from rvc.choices import F0_METHODS, SAMPLE_RATES
 from rvc.errors import UserError
 from rvc.experiment import Workspace
 from rvc.jobs.reporter import Bar, Reporter
@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--experiment", required=True, help="experiment name")
     parser.add_argument("--input", required=True, nargs="+", help="folder(s) of recordings")
     parser.add_argument("--sample-rate", type=int, default=40000, choices=SAMPLE_RATES, help="model rate")
-    parser.add_argument("--f0", default="rmvpe", help="pitch method (see `extract --help`)")
+    parser.add_argument("--f0", default="rmvpe", choices=F0_METHODS, help="pitch method (see `extract --help`)")
     parser.add_argument("--embedder", default="contentvec", help="content encoder name or path")
     parser.add_argument("--device", default="auto", help="auto, cuda, cuda:N or cpu")
     parser.add_argument("--epochs", type=int, default=None, help="default: the config stage's")
