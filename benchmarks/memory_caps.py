@@ -117,6 +117,8 @@ def run_once(logs: Path, assets: Path, cap: float) -> dict[str, object]:
         "finished": result.returncode == 0 and any(e["kind"] == "done" for e in events),
         "error": errors[-1].get("message") if errors else None,
         "wall_s": round(time.time() - started, 1),
+        "start_s": round(start["time"] - started, 1) if start else None,  # process start to the start event
+        "batch_trials_s": start.get("batch_trials_s"),  # of it, batch auto's trial steps
         "compile_s": start.get("compile_s"),
         "step_mode": start.get("step_mode"),
         "batch_size": (start.get("config") or {}).get("train", {}).get("batch_size"),

@@ -230,6 +230,7 @@ def test_an_auto_run_trains_at_the_batch_it_chose_and_says_why(tmp_path: Path) -
     assert start.config["train"]["batch_size"] == 4  # 6 clips of 0.6 s: the short-dataset suggestion
     assert start.batch_size_reason is not None and start.batch_size_reason.startswith("auto: the dataset's")
     assert "no GPU memory to measure on cpu" in start.batch_size_reason
+    assert start.batch_trials_s == 0  # nothing measured, nothing waited for
     assert start.steps_per_epoch == 2  # 6 clips in batches of 4
     assert f"batch size 4 ({start.batch_size_reason})" in output  # the trainer's log says it too
     assert json.loads(experiment.config_json.read_text())["train"]["batch_size"] == "auto"  # the file keeps auto

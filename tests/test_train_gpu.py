@@ -223,6 +223,7 @@ def test_batch_size_auto_under_a_6_gib_cap_fits_and_the_estimate_agrees_with_the
     batch, reason = start["config"]["train"]["batch_size"], start["batch_size_reason"]
     assert isinstance(batch, int) and 1 <= batch <= 16, start
     assert reason.startswith("auto: measured") and "of 6.0 GiB usable" in reason, reason
+    assert start["batch_trials_s"] > 0, start  # the trials' seconds, a phase of the start of their own
     epochs = [e for e in events if e["kind"] == "epoch"]
     peaks = [e["peak_mem_gib"] for e in epochs]
     assert len(epochs) == 2 and max(peaks) <= 6.0, peaks

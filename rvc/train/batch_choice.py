@@ -15,6 +15,7 @@ A resumed run keeps the batch its state was trained with: the order of the clips
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,6 +43,7 @@ class BatchChoice:
     size: int
     reason: str  # how it was chosen, for the start event, the Train tab and the log ("auto: measured ...")
     peak_gib: float | None = None  # the chosen batch's measured trial peak (None: not measured)
+    trials_s: float = 0.0  # what the measured trial steps took (0: nothing measured)
 
 
 def with_batch(config: ExperimentConfig, size: int) -> ExperimentConfig:
@@ -281,6 +283,7 @@ def resolve_batch(
         )
     bound = dataset_bound(seconds, clips, dist.world_size).size
     usable = gpu_memory_gib(device.index or 0)
+    started = time.perf_counter()
     on_device = data if data.wav.device == device else data.head(bound).to(device)
     choice = choose_batch(
         config,
@@ -303,7 +306,9 @@ def resolve_batch(
     )
     del on_device  # a streamed set's trial copy: training streams into a window of its own
     torch.cuda.empty_cache()
+    choice = dataclasses.replace(choice, trials_s=time.perf_counter() - started)
     agreed = dist.smallest(choice.size, device)
     if agreed < choice.size:
-        return BatchChoice(agreed, f"auto: the largest every GPU fits (this one's: {choice.size}, {choice.reason})")
+        why = f"auto: the largest every GPU fits (this one's: {choice.size}, {choice.reason})"
+        return BatchChoice(agreed, why, trials_s=choice.trials_s)
     return choice

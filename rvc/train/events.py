@@ -95,6 +95,7 @@ class StartEvent(Event):
     # How the batch size (the number in ``config``) was chosen, e.g. "auto: measured 4.1 GiB of 6.0 GiB
     # usable; ..." or "set in the configuration" (older trainers did not say)
     batch_size_reason: str | None = None
+    batch_trials_s: float | None = None  # what batch auto's measured trial steps took (0: none ran)
 
     def train_settings(self) -> TrainConfig | None:
         """Return the run's training settings, or None when the event carries none.

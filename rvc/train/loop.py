@@ -105,7 +105,8 @@ class Trainer:
         batch = resolve_batch(*args, self.dist)
         self.config = self.run_log.config = with_batch(self.config, batch.size)
         self.state.batch_size = batch.size  # saved with the state: a resumed "auto" run keeps it
-        self.log(f"batch size {batch.size} ({batch.reason})")
+        trials = f"; its trials took {batch.trials_s:.1f} s" if batch.trials_s else ""
+        self.log(f"batch size {batch.size} ({batch.reason}){trials}")
         if streamed:
             return StreamedBatches(clips, self.device, self.config.train.grad_accum, batch.size), batch
         return ResidentBatches(clips, self.device), batch
@@ -199,6 +200,7 @@ class Trainer:
                     step_mode_reason=prepared.why,
                     compile_s=round(prepared.prepare_s, 2),
                     batch_size_reason=batch.reason,
+                    batch_trials_s=round(batch.trials_s, 2),
                 )
             )
             self.run_log.open()
