@@ -27,9 +27,9 @@ from rvc.train.batch_choice import BatchChoice, resolve_batch, with_batch
 from rvc.train.batches import ResidentBatches, StreamedBatches, epoch_rows, streams
 from rvc.train.data import TrainingSet, load_splits
 from rvc.train.distributed import Distributed, all_reduce_gradients, broadcast_parameters
-from rvc.train.events import DoneEvent, StartEvent, StepEvent
+from rvc.train.events import DoneEvent, StartEvent
 from rvc.train.graph import ready_step
-from rvc.train.loop_events import EpochTimes, RateWindow, report_epoch
+from rvc.train.loop_events import EpochTimes, RateWindow, StepPlace, report_epoch, step_event
 from rvc.train.mel import MultiScaleMel, Spectrogram
 from rvc.train.models import Models, build_models, configure_backends
 from rvc.train.overtrain import OvertrainDetector
@@ -270,30 +270,14 @@ class Trainer:
     ) -> int:
         """Read the step metrics (a host sync), emit a step event; return the non-finite steps in a row."""
         train = self.config.train
-        total_steps = steps_per_epoch * train.epochs
         values, in_a_row, skipped = metrics.read()
         rate = window.close()
         self.state.skipped_steps = skipped
         lr = learning_rate(models)
         if self.dist.is_main:
             gpu: dict[str, float] = self.gpu.read() if self.gpu is not None else {}
-            next_save = (epoch // train.save_every + 1) * train.save_every if epoch % train.save_every else epoch
-            self.progress.emit(
-                StepEvent(
-                    epoch=epoch,
-                    step=self.state.step,
-                    total_steps=total_steps,
-                    batch=batch + 1,
-                    batches=steps_per_epoch,
-                    lr=lr,
-                    metrics=values,
-                    it_s=round(rate, 3),
-                    eta_s=round((total_steps - self.state.step) / rate, 1),
-                    next_save_epoch=min(next_save, train.epochs),
-                    skipped_steps=skipped,
-                    gpu=gpu,
-                )
-            )
+            where = StepPlace(epoch, self.state.step, batch, steps_per_epoch)
+            self.progress.emit(step_event(train, where, lr, values, rate, skipped, gpu))
             self.run_log.scalars(values | gpu | {"learning_rate": lr}, self.state.step)
         return in_a_row
 

@@ -1,4 +1,4 @@
-"""What the loop reports besides each step's numbers: the smoothed steps/s, and the events that close an epoch."""
+"""What the loop reports: the smoothed steps/s, the step event, and the events that close an epoch."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from rvc.config.train import TrainConfig
-from rvc.train.events import BestEvent, EpochEvent, Event, OvertrainEvent
+from rvc.train.events import BestEvent, EpochEvent, Event, OvertrainEvent, StepEvent
 from rvc.train.overtrain import OvertrainDetector
 
 
@@ -83,3 +83,42 @@ def report_epoch(
                 ),
             )
         )
+
+
+@dataclass(frozen=True)
+class StepPlace:
+    """Where a step report stands: the epoch, the steps taken, the batch of the epoch (from 0) of how many."""
+
+    epoch: int
+    step: int
+    batch: int
+    steps_per_epoch: int
+
+
+def step_event(
+    train: TrainConfig,
+    at: StepPlace,
+    lr: float,
+    metrics: dict[str, float],
+    rate: float,
+    skipped: int,
+    gpu: dict[str, float],
+) -> StepEvent:
+    """The ``step`` event: the metrics' window means, the speed, the ETA and the epoch of the next save."""
+    total_steps = at.steps_per_epoch * train.epochs
+    every = train.save_every
+    next_save = (at.epoch // every + 1) * every if at.epoch % every else at.epoch
+    return StepEvent(
+        epoch=at.epoch,
+        step=at.step,
+        total_steps=total_steps,
+        batch=at.batch + 1,
+        batches=at.steps_per_epoch,
+        lr=lr,
+        metrics=metrics,
+        it_s=round(rate, 3),
+        eta_s=round((total_steps - at.step) / rate, 1),
+        next_save_epoch=min(next_save, train.epochs),
+        skipped_steps=skipped,
+        gpu=gpu,
+    )
