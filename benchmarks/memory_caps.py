@@ -46,15 +46,16 @@ def make_set(logs: Path, kind: str, clips: int | None) -> None:
     if kind == "uniform":
         train = clips or 200
         experiment = make_extracted_experiment(logs, "bench", train_clips=train, validation_clips=10, seconds=3.0)
-        seconds = 3.0 * (train + 10)
+        seconds, longest = 3.0 * (train + 10), 3.0
     else:
         train = clips or 99
         experiment = make_extracted_experiment(logs, "bench", train_clips=train, validation_clips=10, seconds=12.0)
         lengths = np.random.default_rng(7).uniform(1.0, 12.0, train + 10)
         shorten(experiment, lengths)
-        seconds = float(lengths.sum())
-    # The length as prepare records it: batch "auto" reads RVC's length rule from it (10.5 minutes: 8).
-    data = DataInfo(40000, train_clips=train, validation_clips=10, seconds=seconds)
+        seconds, longest = float(lengths.sum()), float(lengths[:train].max())
+    # The lengths as prepare records them: batch "auto" reads RVC's length rule from the total (10.5
+    # minutes: 8), and the memory estimate (its first trial) the longest training clip.
+    data = DataInfo(40000, train_clips=train, validation_clips=10, seconds=seconds, longest_clip_seconds=longest)
     save_config(experiment, ExperimentConfig(ModelConfig.for_sample_rate(40000), data=data))
 
 

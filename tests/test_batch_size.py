@@ -70,6 +70,27 @@ def test_a_new_config_leaves_the_batch_to_the_trainer(tmp_path: Path) -> None:
     assert load_config(Experiment(logs, "voice")).train.batch_size == "auto"
 
 
+def test_the_memory_estimate_grows_with_the_longest_clip_the_config_records(tmp_path: Path) -> None:
+    """The encoders see whole clips, each padded to the longest: 12 s clips cost more than 3 s ones,
+    an unrecorded length is read as the 3 s the figures were measured at, and config records it."""
+    from rvc.config.validate import clip_scale, estimate_memory_gib, largest_batch
+
+    def config(longest: float) -> ExperimentConfig:
+        data = DataInfo(40000, train_clips=200, seconds=3600.0, longest_clip_seconds=longest)
+        return ExperimentConfig(ModelConfig.for_sample_rate(40000), TrainConfig(batch_size=8), data)
+
+    assert clip_scale(config(0.0)) == pytest.approx(1.0) == clip_scale(config(3.0))
+    assert clip_scale(config(12.0)) == pytest.approx(0.76 + 0.24 * 4)  # the segment's part stays, the rest x4
+    assert clip_scale(config(0.3)) == clip_scale(config(0.1)) < 1  # a clip is padded to hold a segment (0.32 s)
+    assert estimate_memory_gib(config(12.0), "bf16-tail") > estimate_memory_gib(config(3.0), "bf16-tail")
+    assert largest_batch(config(12.0), 6.0, "bf16-tail") < largest_batch(config(3.0), 6.0, "bf16-tail")
+
+    logs = tmp_path / "logs"
+    make_extracted_experiment(logs, train_clips=3, validation_clips=1, seconds=0.6)
+    assert cli(logs, "config", "--experiment", "voice", "--tiny-model").code == 0
+    assert load_config(Experiment(logs, "voice")).data.longest_clip_seconds == pytest.approx(0.6)
+
+
 @pytest.mark.parametrize(
     ("value", "words"),
     [("big", "--batch-size 'big': use auto"), (2.5, "--batch-size 2.5: use auto"), (True, "--batch-size True")],

@@ -24,6 +24,9 @@ class DataInfo:
     validation_clips: int = 0
     seconds: float = 0.0
     speakers: int = 1  # speaker ids the clips use (0..speakers-1): the model needs as many speaker rows
+    # Every training clip is padded to the longest on the GPU, and the encoders see whole clips: the
+    # memory estimate grows with it (0: not recorded, an experiment configured before it was).
+    longest_clip_seconds: float = 0.0
 
 
 @dataclass

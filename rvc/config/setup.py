@@ -27,6 +27,7 @@ def data_info(experiment: Experiment, previous: DataInfo | None = None) -> DataI
         info.sample_rate = dataset.sample_rate
         info.seconds = dataset.total_seconds
         info.speakers = dataset.speaker_count
+        info.longest_clip_seconds = max((c.seconds for c in dataset.clips if c.split == "train"), default=0.0)
     features = FeaturesReport.find(experiment)
     if features is not None:
         info.f0_method = features.f0_method

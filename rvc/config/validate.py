@@ -19,6 +19,14 @@ from rvc.fileio import why_not_a_file
 # rates scale with the segment length.
 MEMORY_FIXED_GIB = {"bf16": 1.4, "fp16": 1.4, "fp32": 1.6}
 MEMORY_PER_CLIP_GIB = {"bf16": 0.33, "fp16": 0.33, "fp32": 0.55}
+# The shapes those per-clip figures were measured at: clips of 3 s (300 frames), v2 40k's segment.
+REFERENCE_FRAMES = 300
+REFERENCE_SEGMENT = 12800
+# Of a clip's share at those shapes, the part that grows with the clip's padded length (the encoders and
+# flows see whole clips). benchmarks/clip_memory.py counts what each part of the real step keeps for its
+# backward (v2 40k, fp32): 299 MiB a clip for the segment's part, 0.32 MiB a frame for the rest, so 24%
+# at 300 frames. On an H100, batch auto's graphed trials took about 1.5x as much a 12 s clip as a 3 s one.
+WHOLE_CLIP_SHARE = 0.24
 # Fine-tuning from a pretrain rarely improves past this many optimizer steps; beyond it the
 # overtraining detector (held-out loss) should decide.
 FINETUNE_STEPS_CEILING = 50_000
@@ -45,17 +53,31 @@ def _memory_key(precision: str) -> str:
     return "bf16" if precision in ("bf16", "fp16", "bf16-tail", "bf16-frame") else "fp32"
 
 
+def clip_scale(config: ExperimentConfig) -> float:
+    """How much a clip of this dataset and model costs against MEMORY_PER_CLIP_GIB's (3 s clips, 40k's segment).
+
+    The decoder and the discriminators work on the training segment; the text and posterior encoders
+    and the flows on whole clips, each padded to the longest (``longest_clip_seconds``; unrecorded:
+    the reference length).
+    """
+    model = config.model
+    frames = config.data.longest_clip_seconds * model.sample_rate / model.hop_length
+    frames = max(frames, model.segment_size / model.hop_length) if frames > 0 else REFERENCE_FRAMES
+    segment = model.segment_size / REFERENCE_SEGMENT
+    return (1 - WHOLE_CLIP_SHARE) * segment + WHOLE_CLIP_SHARE * frames / REFERENCE_FRAMES
+
+
 def estimate_memory_gib(config: ExperimentConfig, precision: str) -> float:
     """Estimate the peak GPU memory of a training step (GiB) for the configured batch size (a number)."""
     key = _memory_key(precision)
-    scale = config.model.segment_size / 12800
-    return MEMORY_FIXED_GIB[key] + MEMORY_PER_CLIP_GIB[key] * config.train.resolved_batch_size * scale
+    per_clip = MEMORY_PER_CLIP_GIB[key] * clip_scale(config)
+    return MEMORY_FIXED_GIB[key] + per_clip * config.train.resolved_batch_size
 
 
 def largest_batch(config: ExperimentConfig, gpu_gib: float, precision: str = "auto", share: float = 0.9) -> int:
     """Return the largest batch size whose estimated peak fits in ``share`` of ``gpu_gib`` (at least 1)."""
     key = _memory_key(precision)
-    per_clip = MEMORY_PER_CLIP_GIB[key] * config.model.segment_size / 12800
+    per_clip = MEMORY_PER_CLIP_GIB[key] * clip_scale(config)
     return max(1, int((share * gpu_gib - MEMORY_FIXED_GIB[key]) / per_clip))
 
 

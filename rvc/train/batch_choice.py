@@ -283,6 +283,9 @@ def resolve_batch(
         )
     bound = dataset_bound(seconds, clips, dist.world_size).size
     usable = gpu_memory_gib(device.index or 0)
+    # The trials start from the estimate's guess: at the set's own padded length, whatever config recorded.
+    padded = data.max_frames * data.hop_length / data.sample_rate
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data, longest_clip_seconds=padded))
     started = time.perf_counter()
     on_device = data if data.wav.device == device else data.head(bound).to(device)
     choice = choose_batch(
