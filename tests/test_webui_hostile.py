@@ -61,3 +61,63 @@ def test_generate_configuration_names_a_sample_rate_that_is_none_of_the_presets(
         saved = config_handlers.save_form(ctx.workspace, ctx.paths, "voice", rate, form)  # type: ignore[arg-type]
         assert saved == "Not saved: 'Sample rate': choose one of 32k, 40k, 48k", rate
     assert not ctx.workspace.experiment("voice").config_json.exists()
+
+
+# ------------------------------------------------------------------ numbers that are no whole number
+
+
+NOT_WHOLE = (float("nan"), float("inf"), "-inf", "nan")
+
+
+def test_a_whole_number_field_refuses_nan_and_infinity_by_its_label(ctx: AppContext, tmp_path: Path) -> None:
+    """int() of NaN or infinity raised ValueError/OverflowError out of every handler with a whole-number field:
+    Prepare's workers and sample rate, Generate Configuration's epochs, Train from recordings' epochs, Settings."""
+    from rvc.errors import UserError
+    from tests.fake_experiment import make_extracted_experiment
+    from webui import one_click, prepare_handlers
+    from webui.tabs import settings as settings_tab
+
+    (recordings := tmp_path / "recordings").mkdir()
+    prepare_form = prepare_handlers.defaults() | {"experiment": "voice", "folders": str(recordings)}
+    make_extracted_experiment(ctx.workspace.logs_dir, "voice", train_clips=2, validation_clips=0, seconds=0.3)
+    config_form = config_handlers.form_from_train(TrainConfig())
+    settings_form = [getattr(ctx.settings, name) for name in settings_tab.FIELD_ORDER]
+    port = settings_tab.FIELD_ORDER.index("tensorboard_port")
+    chain_form = {"experiment": "voice", "folders": str(recordings), "sample_rate": 40000, "f0_method": "pm"}
+    chain_form |= {"embedder": "contentvec", "pretrain": one_click.NO_PRETRAIN}
+    for value in NOT_WHOLE:
+        for field, label in (("workers", "'Worker processes'"), ("sample_rate", "'Sample rate'")):
+            with pytest.raises(UserError, match=f"^{label}: enter a whole number"):
+                prepare_handlers.prepare_request(ctx.workspace, ctx.paths, prepare_form | {field: value})
+        saved = config_handlers.save_form(ctx.workspace, ctx.paths, "voice", 40000, config_form | {"epochs": value})
+        assert saved.startswith("Not saved: 'Epochs': enter a whole number"), saved
+        with pytest.raises(UserError, match=r"^'Epochs': give a whole number between 1 and \d+, or leave it empty"):
+            one_click.chain_request(ctx, chain_form | {"epochs": value})
+        settings_form[port] = value
+        message = settings_tab.save(ctx, *settings_form, False)[0]
+        assert message.startswith("Not saved: tensorboard_port: give a whole number"), message
+    settings_form[port] = 6006.7  # was saved as 6006
+    assert settings_tab.save(ctx, *settings_form, False)[0].endswith("give a whole number (got 6006.7)")
+    with pytest.raises(UserError, match=r"^'Epochs': give a whole number between 1 and"):  # the run refused it later
+        one_click.chain_request(ctx, chain_form | {"epochs": 10**12})
+    assert not ctx.settings_path.exists()
+
+
+@pytest.mark.parametrize("rate", [None, "abc", 44100, -1])
+def test_train_from_recordings_refuses_a_sample_rate_no_preset_trains_at(ctx: AppContext, rate: object) -> None:
+    """'abc' raised int()'s ValueError; 44100 and -1 were handed to the run job, which refused them later (None was
+    read as 40000)."""
+    from rvc.errors import UserError
+    from webui import one_click
+
+    form = {"experiment": "voice", "folders": str(ctx.paths.base), "sample_rate": rate, "f0_method": "pm"}
+    with pytest.raises(UserError, match=r"^'Sample rate': "):
+        one_click.chain_request(ctx, form | {"embedder": "contentvec", "pretrain": one_click.NO_PRETRAIN})
+
+
+def test_adding_a_pair_with_no_rate_chosen_says_to_choose_one(ctx: AppContext, tmp_path: Path) -> None:
+    from webui.tabs.download_pretrained import add_uploaded_pair
+
+    (g := tmp_path / "G_x.pth").write_bytes(b"")
+    added = add_uploaded_pair(ctx.workspace.assets, str(g), str(g), "mine", None)  # type: ignore[arg-type]
+    assert added.startswith("Not added: choose the rate the pair was trained at"), added

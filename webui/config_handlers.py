@@ -133,7 +133,7 @@ def _parse(spec: FieldSpec, value: Any) -> Any:
         except (TypeError, ValueError):
             raise UserError(f"{where}: {value!r} is not a number") from None
         if spec.kind == "whole":
-            if number != int(number):
+            if not math.isfinite(number) or number != int(number):
                 raise UserError(f"{where}: enter a whole number (got {number:g})")
             return int(number)
         return number

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -70,7 +71,7 @@ def _form_number(option: Setting, value: Any) -> int | float:
         raise option_error(option, f"{value!r} is not a number") from None
     if option.kind is not int:
         return number
-    if number != int(number):
+    if not math.isfinite(number) or number != int(number):
         low = f" of at least {option.minimum:g}" if option.minimum is not None else ""
         raise option_error(option, f"enter a whole number{low} (got {number:g})")
     whole = int(number)
