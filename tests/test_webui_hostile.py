@@ -121,3 +121,67 @@ def test_adding_a_pair_with_no_rate_chosen_says_to_choose_one(ctx: AppContext, t
     (g := tmp_path / "G_x.pth").write_bytes(b"")
     added = add_uploaded_pair(ctx.workspace.assets, str(g), str(g), "mine", None)  # type: ignore[arg-type]
     assert added.startswith("Not added: choose the rate the pair was trained at"), added
+
+
+# ------------------------------------------------------------------ uploaded recordings
+
+
+def _prepare_with_uploads(ctx: AppContext, tmp_path: Path, uploads: list[str]) -> object:
+    from webui import prepare_handlers
+
+    form = prepare_handlers.defaults() | {"experiment": "voice", "uploads": uploads}
+    return prepare_handlers.prepare_request(ctx.workspace, ctx.paths, form)
+
+
+def test_an_upload_the_server_no_longer_has_or_a_folder_is_refused_by_name(ctx: AppContext, tmp_path: Path) -> None:
+    """A page left open past Gradio's clean-up sent paths of files gone from the server: FileNotFoundError from
+    shutil.copyfile (a traceback), after the uploads before it had been copied; a folder: IsADirectoryError."""
+    from rvc.errors import UserError
+
+    (good := tmp_path / "good.wav").write_bytes(b"RIFF")
+    (folder := tmp_path / "folder").mkdir()
+    (loop := tmp_path / "loop.wav").symlink_to(loop)
+    for bad, words in ((tmp_path / "gone.wav", "gone.wav is not on the server any more"), (folder, "is a folder"),
+                       (loop, "loop.wav is not on the server any more"),
+                       (tmp_path / ("x" * 300 + ".wav"), "File name too long")):  # fmt: skip
+        with pytest.raises(UserError, match=f"^'Upload audio files': .*{words}"):
+            _prepare_with_uploads(ctx, tmp_path, [str(good), str(bad)])
+    assert not ctx.workspace.experiment("voice").root.exists()  # checked before anything was copied
+
+
+def test_two_uploads_of_one_name_are_refused_unless_they_are_the_same_file(ctx: AppContext, tmp_path: Path) -> None:
+    """Two takes named take.wav from two folders: the second replaced the first, and the report counted two."""
+    from rvc.errors import UserError
+    from webui.prepare_handlers import uploads_dir
+
+    for folder, data in (("a", b"first"), ("b", b"second"), ("c", b"first")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "take.wav").write_bytes(data)
+    with pytest.raises(UserError, match=r"two different files are named take\.wav: rename one"):
+        _prepare_with_uploads(ctx, tmp_path, [str(tmp_path / "a/take.wav"), str(tmp_path / "b/take.wav")])
+    request = _prepare_with_uploads(ctx, tmp_path, [str(tmp_path / "a/take.wav"), str(tmp_path / "c/take.wav")])
+    assert "1 uploaded file(s)" in request.title  # type: ignore[attr-defined]
+    kept = uploads_dir(ctx.workspace.experiment("voice"))
+    assert [(p.name, p.read_bytes()) for p in kept.iterdir()] == [("take.wav", b"first")]
+
+
+def test_an_upload_that_cannot_be_copied_leaves_no_part_of_it(
+    ctx: AppContext, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk mid-copy left half a recording under its own name, which the prepare then read as damaged."""
+    import errno
+    import shutil
+
+    from rvc.errors import UserError
+    from webui.prepare_handlers import uploads_dir
+
+    (take := tmp_path / "take.wav").write_bytes(b"RIFF" * 1000)
+
+    def half_then_full(source: Path, target: Path) -> None:
+        Path(target).write_bytes(b"RIFF")
+        raise OSError(errno.ENOSPC, "No space left on device", str(target))
+
+    monkeypatch.setattr(shutil, "copyfile", half_then_full)
+    with pytest.raises(UserError, match=r"could not keep take\.wav: .*the disk is full"):
+        _prepare_with_uploads(ctx, tmp_path, [str(take)])
+    assert list(uploads_dir(ctx.workspace.experiment("voice")).iterdir()) == []

@@ -16,6 +16,7 @@ from rvc.experiment import Workspace
 from rvc.jobs.state import ENDED, read_job
 from rvc.settings import setting_of, ui_message
 from webui.context import AppContext
+from webui.prepare_handlers import LABELS as PREPARE_LABELS
 from webui.prepare_handlers import StageRequest, experiment_of, gather_inputs
 
 STAGE = "run"
@@ -119,7 +120,10 @@ def chain_request(ctx: AppContext, form: Mapping[str, Any]) -> StageRequest:
     try:
         inputs = gather_inputs(experiment, {"folders": form.get("folders"), "uploads": form.get("uploads")}, ctx.paths)
     except UserError as error:
-        raise UserError(str(error).replace("Dataset folder(s) on the server", LABELS["folders"])) from None
+        message = str(error)
+        for field in ("folders", "uploads"):  # in this tab's words
+            message = message.replace(PREPARE_LABELS[field], LABELS[field])
+        raise UserError(message) from None
     args = ["--experiment", experiment.name, "--input", *(str(folder) for folder in inputs.folders)]
     args += ["--sample-rate", str(rate), "--f0", f0, "--embedder", embedder, "--device", ctx.settings.default_device]
     args += (["--epochs", str(epochs)] if epochs else []) + pretrained + (["--tiny-model"] if ctx.tiny_model else [])
