@@ -185,3 +185,27 @@ def test_an_upload_that_cannot_be_copied_leaves_no_part_of_it(
     with pytest.raises(UserError, match=r"could not keep take\.wav: .*the disk is full"):
         _prepare_with_uploads(ctx, tmp_path, [str(take)])
     assert list(uploads_dir(ctx.workspace.experiment("voice")).iterdir()) == []
+
+
+# ------------------------------------------------------------------ paths the system refuses
+
+
+def test_a_path_field_with_a_name_the_system_refuses_says_so(ctx: AppContext, tmp_path: Path) -> None:
+    """A folder line or an output folder with a 300-character name ended in OSError 'File name too long' from
+    is_dir() (a traceback); Settings' folders with one, or with a NUL byte, in OSError or ValueError."""
+    from rvc.errors import UserError
+    from webui import prepare_handlers
+    from webui.tabs import settings as settings_tab
+
+    long_name = str(tmp_path / ("a" * 300) / "recordings")
+    form = prepare_handlers.defaults() | {"experiment": "voice", "folders": long_name}
+    with pytest.raises(UserError, match=r"^'Dataset folder.*File name too long; choose a shorter name"):
+        prepare_handlers.prepare_request(ctx.workspace, ctx.paths, form)
+    with pytest.raises(UserError, match="File name too long"):
+        ctx.paths.resolve(long_name, "'Output folder'")
+    values = [getattr(ctx.settings, name) for name in settings_tab.FIELD_ORDER]
+    for folder, words in ((long_name, "File name too long"), ("logs\x00", "is not a usable folder path")):
+        values[settings_tab.FIELD_ORDER.index("logs_dir")] = folder
+        message = settings_tab.save(ctx, *values, False)[0]
+        assert message.startswith("Not saved.") and words in message, message
+    assert not ctx.settings_path.exists()
