@@ -209,3 +209,44 @@ def test_a_path_field_with_a_name_the_system_refuses_says_so(ctx: AppContext, tm
         message = settings_tab.save(ctx, *values, False)[0]
         assert message.startswith("Not saved.") and words in message, message
     assert not ctx.settings_path.exists()
+
+
+# ------------------------------------------------------------------ Try Model and Model tools
+
+
+def test_try_model_names_a_knob_that_holds_no_number(ctx: AppContext) -> None:
+    """An emptied knob (None) or text ended Convert in 'conversion failed (TypeError: float() argument ...); the
+    app's log has the details' and Convert folder in a traceback."""
+    from webui import try_model_handlers
+    from webui.tabs.try_model import _Handlers
+
+    (model := ctx.workspace.logs_dir / "voice" / "voice.pth").parent.mkdir(parents=True)
+    model.write_bytes(b"")  # the knobs are read before the model
+    on = _Handlers(ctx, try_model_handlers.ConverterCache(ctx.workspace))
+    for knobs, label in (((None, 0.5, 0.33, 0.25), "'Pitch shift"), ((0, "abc", 0.33, 0.25), "'Index rate")):
+        shown = on.on_convert(str(model), "", "", None, knobs[0], "pm", *knobs[1:], False, [], progress=None)[0]
+        assert shown.startswith(f"Not converted: {label}") and "number" in shown, shown
+        started = on.on_convert_folder(str(model), "", "", str(ctx.paths.base), "", knobs[0], "pm", *knobs[1:])
+        assert started.startswith(f"Not started: {label}"), started
+
+
+def test_a_model_deleted_since_the_list_was_drawn_is_said_before_any_job(ctx: AppContext, tmp_path: Path) -> None:
+    """Convert folder and Blend started a job on a model that was gone (Blend's made logs/NAME/jobs/ for it); Blend
+    with an emptied ratio box raised TypeError from check_ratio."""
+    from rvc.errors import UserError
+    from rvc.infer.options import ConvertOptions
+    from webui.tabs.model_tools import blend_request, start_blend
+    from webui.try_model_folder import folder_request
+
+    a, b = (ctx.workspace.logs_dir / name / f"{name}.pth" for name in ("a", "b"))
+    for model in (a, b):
+        model.parent.mkdir(parents=True)
+        model.write_bytes(b"")
+    with pytest.raises(UserError, match=r"^the ratio is the share of model A, a number from 0 to 1"):
+        blend_request(ctx, str(a), str(b), None, "duet")  # type: ignore[arg-type]
+    b.unlink()
+    blended = start_blend(ctx, str(a), str(b), 0.5, "duet")
+    assert blended.startswith("Not started: model B") and "Refresh models" in blended, blended
+    assert not (ctx.workspace.logs_dir / "duet").exists()
+    with pytest.raises(UserError, match="does not exist"):
+        folder_request(ctx, str(b), None, None, str(tmp_path), None, ConvertOptions(f0_method="pm"))
