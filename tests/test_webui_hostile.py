@@ -250,3 +250,19 @@ def test_a_model_deleted_since_the_list_was_drawn_is_said_before_any_job(ctx: Ap
     assert not (ctx.workspace.logs_dir / "duet").exists()
     with pytest.raises(UserError, match="does not exist"):
         folder_request(ctx, str(b), None, None, str(tmp_path), None, ConvertOptions(f0_method="pm"))
+
+
+def test_an_emptied_encoder_dropdown_asks_for_one_and_a_stop_of_no_job_stops_nothing(ctx: AppContext) -> None:
+    """None from an emptied dropdown was read as the word: "<app folder>/None does not exist; give a Hugging Face
+    model folder ..."."""
+    from rvc.errors import UserError
+    from tests.fake_experiment import make_extracted_experiment
+    from webui import prepare_handlers
+
+    make_extracted_experiment(ctx.workspace.logs_dir, "voice", train_clips=2, validation_clips=0, seconds=0.3)
+    form = prepare_handlers.defaults() | {"experiment": "voice", "embedder": None}
+    with pytest.raises(UserError, match=r"^'Content embedder': choose one of contentvec"):
+        prepare_handlers.extract_request(ctx.workspace, ctx.paths, form)
+    # Already fine, kept so: a Stop for no job, another folder's file or a job that ended.
+    assert not ctx.stage_jobs.stop("") and not ctx.stage_jobs.stop("/etc/passwd")
+    assert train_handlers.stop_training(ctx, "voice") == "**voice** is not training."

@@ -59,7 +59,7 @@ def form_value(option: Setting, value: Any) -> Any:
     if option.choices and value not in option.choices:
         text = ", ".join(str(choice) for choice in option.choices)
         raise option_error(option, f"{value!r} is not one of {text}")
-    return str(value).strip()
+    return "" if value is None else str(value).strip()  # an emptied dropdown: nothing chosen, not the word None
 
 
 def _form_number(option: Setting, value: Any) -> int | float:
