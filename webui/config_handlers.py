@@ -9,6 +9,7 @@ through :mod:`rvc.config` exactly as the ``config`` command does.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -132,7 +133,7 @@ def _parse(spec: FieldSpec, value: Any) -> Any:
         except (TypeError, ValueError):
             raise UserError(f"{where}: {value!r} is not a number") from None
         if spec.kind == "whole":
-            if number != int(number):
+            if not math.isfinite(number) or number != int(number):
                 raise UserError(f"{where}: enter a whole number (got {number:g})")
             return int(number)
         return number
@@ -272,12 +273,27 @@ def config_from_form(
     from rvc.config.setup import data_info
 
     experiment = experiment_of(workspace, name)
-    if int(sample_rate) not in SAMPLE_RATE_TAGS:
-        raise UserError(f"'Sample rate': choose one of {', '.join(SAMPLE_RATE_TAGS.values())}")
+    if not experiment.root.is_dir():  # deleted since the page listed it: a save would make an empty experiment
+        raise UserError(
+            f"experiment '{experiment.name}' does not exist any more ({experiment.root} is gone): "
+            "choose another one, or prepare it again in Prepare Dataset"
+        )
+    rate = _sample_rate(sample_rate)
     saved = _saved(experiment)
     train = train_from_form(values, guard)
     data = data_info(experiment, saved.data if saved else None)
-    return ExperimentConfig(model=_model_for(experiment, int(sample_rate)), train=train, data=data)
+    return ExperimentConfig(model=_model_for(experiment, rate), train=train, data=data)
+
+
+def _sample_rate(value: Any) -> int:
+    """Return the 'Sample rate' choice as a preset's rate; UserError for anything else (none chosen, a stale value)."""
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        rate = math.nan
+    if rate in SAMPLE_RATE_TAGS and not isinstance(value, bool):
+        return int(rate)
+    raise UserError(f"'Sample rate': choose one of {', '.join(SAMPLE_RATE_TAGS.values())}")
 
 
 def ui_text(text: str) -> str:

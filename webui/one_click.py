@@ -7,14 +7,16 @@ reload or an app restart re-attaches to, and one Stop ends it (the trainer saves
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from rvc.errors import UserError
 from rvc.experiment import Workspace
 from rvc.jobs.state import ENDED, read_job
-from rvc.settings import ui_message
+from rvc.settings import setting_of, ui_message
 from webui.context import AppContext
+from webui.prepare_handlers import LABELS as PREPARE_LABELS
 from webui.prepare_handlers import StageRequest, experiment_of, gather_inputs
 
 STAGE = "run"
@@ -51,13 +53,29 @@ def pretrain_choices(workspace: Workspace, sample_rate: int) -> tuple[list[tuple
 def _epochs(value: Any) -> int | None:
     if value is None or value == "" or value == 0:  # empty (a reloaded page shows 0): chosen for the data
         return None
+    from rvc.config.train import TrainConfig
+    from rvc.settings.check import range_text
+
     try:
         number = float(value)
     except (TypeError, ValueError):
         raise UserError(f"'{LABELS['epochs']}': {value!r} is not a number") from None
-    if number != int(number) or number < 1:
-        raise UserError(f"'{LABELS['epochs']}': give a whole number of 1 or more, or leave it empty")
+    epochs = setting_of(TrainConfig, "epochs")  # its declared range: the trainer's
+    low, high = epochs.minimum or 1, epochs.maximum or math.inf
+    if not (math.isfinite(number) and number == int(number) and low <= number <= high):
+        raise UserError(f"'{LABELS['epochs']}': give a whole number {range_text(epochs)}, or leave it empty")
     return int(number)
+
+
+def _sample_rate(value: Any) -> int:
+    """Return the form's sample rate, one the presets train at; UserError naming the field otherwise."""
+    from rvc.data.options import PrepareOptions
+    from rvc.settings.forms import form_value
+
+    try:
+        return int(form_value(setting_of(PrepareOptions, "sample_rate"), value))
+    except UserError as error:
+        raise UserError(ui_message(error, LABELS)) from None
 
 
 def _embedder(ctx: AppContext, value: str | None) -> str:
@@ -98,11 +116,14 @@ def chain_request(ctx: AppContext, form: Mapping[str, Any]) -> StageRequest:
     embedder = _embedder(ctx, form.get("embedder"))
     epochs = _epochs(form.get("epochs"))
     pretrained = _pretrain_args(ctx, form.get("pretrain"))
+    rate = _sample_rate(form.get("sample_rate"))
     try:
         inputs = gather_inputs(experiment, {"folders": form.get("folders"), "uploads": form.get("uploads")}, ctx.paths)
     except UserError as error:
-        raise UserError(str(error).replace("Dataset folder(s) on the server", LABELS["folders"])) from None
-    rate = int(form.get("sample_rate") or 40000)
+        message = str(error)
+        for field in ("folders", "uploads"):  # in this tab's words
+            message = message.replace(PREPARE_LABELS[field], LABELS[field])
+        raise UserError(message) from None
     args = ["--experiment", experiment.name, "--input", *(str(folder) for folder in inputs.folders)]
     args += ["--sample-rate", str(rate), "--f0", f0, "--embedder", embedder, "--device", ctx.settings.default_device]
     args += (["--epochs", str(epochs)] if epochs else []) + pretrained + (["--tiny-model"] if ctx.tiny_model else [])

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
-from rvc.errors import UserError
+from rvc.errors import UserError, path_problem
 
 # Folders that are never a dataset: naming one would open the whole system to the UI's path fields.
 _SYSTEM = tuple(
@@ -45,7 +45,12 @@ class PathGuard:
         if "\x00" in raw:
             raise UserError(f"{raw!r} is not a valid path")
         path = Path(raw).expanduser()
-        return (path if path.is_absolute() else self.base / path).resolve()
+        path = (path if path.is_absolute() else self.base / path).resolve()
+        try:
+            path.exists()  # a missing path is the caller's to judge; a name the system refuses is not a path at all
+        except OSError as error:
+            raise UserError(f"not a usable path: {path_problem(error) or error}") from None
+        return path
 
     def allow_dataset_folder(self, text: str | Path) -> Path:
         """Resolve a dataset folder the user named, add it to the allowed roots and return it."""

@@ -8,6 +8,8 @@ field as the tab labels it.
 
 from __future__ import annotations
 
+import filecmp
+import os
 import shutil
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -16,11 +18,12 @@ from typing import Any, Literal
 
 from rvc.data.options import PrepareOptions
 from rvc.data.whisper_options import WhisperOptions
-from rvc.errors import UserError
+from rvc.errors import UserError, path_problem
 from rvc.experiment import Experiment, Workspace
 from rvc.experiment.dataset import DatasetReport
 from rvc.experiment.names import validate_experiment_name
 from rvc.features.extract import ExtractOptions
+from rvc.fileio import make_folder
 from rvc.settings import from_form, labels_of, setting_of, settings_of, ui_help, ui_message
 from webui.paths_guard import PathGuard
 
@@ -186,6 +189,52 @@ def _safe_upload_name(name: str) -> str:
     return name.lstrip(".") or "upload"
 
 
+def uploaded_files(uploads: list[Any]) -> dict[str, Path]:
+    """Return the uploaded files by the name each is kept under; UserError naming one that cannot be kept.
+
+    Everything is checked before anything is copied: a refused upload leaves the experiment as it was.
+    A file the server no longer has (a page left open past Gradio's clean-up), a folder, or two different
+    files of one name (the second would replace the first without a word) are refused by name.
+    """
+    field = f"'{LABELS['uploads']}'"
+    files: dict[str, Path] = {}
+    for upload in uploads:
+        text = str(getattr(upload, "name", upload) or "")
+        if not text:
+            continue  # an entry without a file: nothing was uploaded there
+        source = Path(text)
+        try:
+            usable = source.is_file()
+        except OSError as error:
+            raise UserError(f"{field}: {path_problem(error) or error}") from None
+        if source.is_dir():
+            raise UserError(f"{field}: {source} is a folder, not a file: upload the recordings in it")
+        if not usable:
+            raise UserError(
+                f"{field}: {source.name or source} is not on the server any more (a page left open too long?): "
+                "take it off the list and upload it again"
+            )
+        name = _safe_upload_name(source.name)
+        kept = files.setdefault(name, source)
+        if kept != source and not filecmp.cmp(kept, source, shallow=False):
+            raise UserError(f"{field}: two different files are named {name}: rename one and upload them again")
+    return files
+
+
+def copy_uploads(files: dict[str, Path], target: Path) -> None:
+    """Copy each upload into ``target`` under its name; a copy that fails leaves no part of its file there."""
+    make_folder(target)
+    for name, source in files.items():
+        path = target / name
+        staging = path.with_name(f".{name}.part")  # a dotfile: never read as a recording if left behind
+        try:
+            shutil.copyfile(source, staging)
+            os.replace(staging, path)
+        except OSError as error:
+            staging.unlink(missing_ok=True)
+            raise UserError(f"'{LABELS['uploads']}': could not keep {name}: {path_problem(error) or error}") from None
+
+
 def gather_inputs(experiment: Experiment, form: Mapping[str, Any], guard: PathGuard) -> Inputs:
     """Return the folders and links to prepare, copying uploaded files into the experiment first.
 
@@ -203,12 +252,9 @@ def gather_inputs(experiment: Experiment, form: Mapping[str, Any], guard: PathGu
     uploads = form.get("uploads") or []
     if isinstance(uploads, str):
         uploads = [uploads]
-    if uploads:
-        target = uploads_dir(experiment)
-        target.mkdir(parents=True, exist_ok=True)
-        for upload in uploads:
-            source = Path(str(getattr(upload, "name", upload)))
-            shutil.copyfile(source, target / _safe_upload_name(source.name))
+    files = uploaded_files(uploads)
+    if files:
+        copy_uploads(files, uploads_dir(experiment))
     reused = False
     if not folders and not urls and not uploads:
         report = DatasetReport.find(experiment)
@@ -223,7 +269,7 @@ def gather_inputs(experiment: Experiment, form: Mapping[str, Any], guard: PathGu
             f"nothing to prepare: give '{LABELS['folders']}', upload files, or paste links "
             f"(or run once with them: later runs reuse the same folders)"
         )
-    return Inputs(folders, urls, len(uploads), reused)
+    return Inputs(folders, urls, len(files), reused)
 
 
 def _last_slicing(experiment: Experiment) -> bool:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from rvc.config.train import PRECISIONS  # a new configuration's precision: the same choices
-from rvc.errors import UserError
+from rvc.errors import UserError, path_problem
 from rvc.fileio import atomic_write_json
 
 SETTINGS_FILE = "rvc_studio_settings.json"
@@ -174,7 +174,10 @@ def save_problems(settings: Settings, settings_file: Path) -> list[str]:
     for name in ("logs_dir", "assets_dir"):
         text = str(getattr(settings, name)).strip()
         if text:
-            problem = folder_problem(resolve_folder(settings_file, text))
+            try:
+                problem = folder_problem(resolve_folder(settings_file, text))
+            except (OSError, ValueError) as error:  # a name too long, a NUL byte
+                problem = path_problem(error) or f"{text!r} is not a usable folder path ({error})"
             if problem:
                 problems.append(f"{name}: {problem}")
     return problems

@@ -31,9 +31,12 @@ CPU_NOTE = (
 )
 
 
-def model_files(ctx: AppContext, name: str) -> list[Any]:
-    """Return the experiment's exported models and index that exist."""
-    experiment = ctx.workspace.experiment(name)
+def model_files(ctx: AppContext, name: str | None) -> list[Any]:
+    """Return the experiment's exported models and index that exist (none for no experiment or a bad name)."""
+    try:
+        experiment = ctx.workspace.experiment(name or "")
+    except UserError:
+        return []
     paths = [experiment.exported_model(), experiment.exported_model(best=True), experiment.index_file]
     return [path for path in paths if path.is_file()]
 
@@ -63,6 +66,8 @@ def _start_refusal(ctx: AppContext, experiment: Experiment, resume: bool) -> str
     from rvc.experiment.config_file import has_config, load_config
 
     name = experiment.name
+    if (gone := _gone(experiment)) is not None:
+        return gone
     if ctx.jobs.job(name).running():
         return f"**{name}** is already training. Watch it below, or Stop it first."
     if (started := chain_running(experiment)) is not None:
@@ -87,6 +92,13 @@ def _start_refusal(ctx: AppContext, experiment: Experiment, resume: bool) -> str
             "turn Resume on in Generate Configuration first."
         )
     return None
+
+
+def _gone(experiment: Experiment) -> str | None:
+    """Say that the experiment's folder is gone (deleted since the page listed it), or None when it is there."""
+    if experiment.root.is_dir():
+        return None
+    return f"**{experiment.name}** does not exist any more (`{experiment.root}` is gone): choose another experiment."
 
 
 def start_training(ctx: AppContext, name: str | None, gpu_text: str, resume: bool) -> str:
@@ -181,7 +193,13 @@ def export_model(ctx: AppContext, name: str | None, which: str) -> str:
     """Start exporting the best or latest state as an RVC .pth (a job); return the message."""
     if not name:
         return NO_EXPERIMENT
-    checkpoints = ctx.workspace.experiment(name).checkpoints
+    try:
+        experiment = ctx.workspace.experiment(name)
+    except UserError as error:
+        return f"Not started: {error}"
+    if (gone := _gone(experiment)) is not None:
+        return gone
+    checkpoints = experiment.checkpoints
     if not checkpoints.can_resume():
         return f"**{name}** has no saved state to export yet: train it first (**Start**)."
     if which == "best" and not checkpoints.has_best():

@@ -81,6 +81,8 @@ def folder_request(
     if not model or name is None:
         raise UserError(UPLOADED if model else "choose an exported model first")
     options.check()
+    # A model deleted since the list was drawn is said now, not by the job after it starts.
+    ctx.paths.resolve(model, "model", must_exist=True)
     if not (folder or "").strip():
         raise UserError("type the path of the folder of recordings to convert ('Folder of recordings')")
     source = ctx.paths.allow_dataset_folder(str(folder).strip())

@@ -99,6 +99,19 @@ def check_uploaded_model(path: str | Path) -> Path:
     return path
 
 
+def convert_options(
+    f0_method: object, pitch: object, index_rate: object, protect: object, rms_mix: object
+) -> ConvertOptions:
+    """Return the knobs' values as ConvertOptions; UserError naming the knob (by its label) that is not a number."""
+    from rvc.settings import from_form, ui_message
+
+    values = {"f0_method": f0_method, "pitch": pitch, "index_rate": index_rate, "protect": protect, "rms_mix": rms_mix}
+    try:
+        return from_form(ConvertOptions, values)
+    except UserError as error:
+        raise UserError(ui_message(error)) from None
+
+
 def checkpoint_pair(model_path: str | Path) -> tuple[Path, Path]:
     """Return (best, latest) exports of the model's experiment: ``NAME_best.pth`` and ``NAME.pth``."""
     path = Path(model_path)

@@ -51,6 +51,10 @@ COLLIDES: dict[str, frozenset[str]] = {
 }
 
 
+# The stages whose job may make its experiment's folder; every other stage reads an experiment that exists,
+# and its job must not make an empty one (a page that listed an experiment since deleted would bring it back).
+MAKES_EXPERIMENT = frozenset({"prepare", "run", "blend"})
+
 JobHome = Experiment | AssetDir  # whose jobs folder holds a job
 
 
@@ -154,9 +158,16 @@ def start(
 ) -> tuple[StageJob, subprocess.Popen[bytes]]:
     """Start ``python -m rvc <stage> <args>`` on experiment ``name`` as a job; return it and its process.
 
-    Raises UserError when a job or a trainer that it would collide with runs on the experiment.
+    Raises UserError when a job or a trainer that it would collide with runs on the experiment, or when the
+    experiment does not exist and ``stage`` is not one that makes it (MAKES_EXPERIMENT).
     """
-    return _start(workspace, workspace.experiment(name), stage, args, env)
+    experiment = workspace.experiment(name)
+    if stage not in MAKES_EXPERIMENT and not experiment.root.is_dir():
+        raise UserError(
+            f"experiment '{name}' does not exist ({experiment.root} is not there: deleted?); "
+            "choose another experiment, or prepare this one again"
+        )
+    return _start(workspace, experiment, stage, args, env)
 
 
 def start_assets_job(

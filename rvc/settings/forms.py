@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import typing
 from collections.abc import Mapping
 from pathlib import Path
@@ -58,7 +59,7 @@ def form_value(option: Setting, value: Any) -> Any:
     if option.choices and value not in option.choices:
         text = ", ".join(str(choice) for choice in option.choices)
         raise option_error(option, f"{value!r} is not one of {text}")
-    return str(value).strip()
+    return "" if value is None else str(value).strip()  # an emptied dropdown: nothing chosen, not the word None
 
 
 def _form_number(option: Setting, value: Any) -> int | float:
@@ -70,7 +71,7 @@ def _form_number(option: Setting, value: Any) -> int | float:
         raise option_error(option, f"{value!r} is not a number") from None
     if option.kind is not int:
         return number
-    if number != int(number):
+    if not math.isfinite(number) or number != int(number):
         low = f" of at least {option.minimum:g}" if option.minimum is not None else ""
         raise option_error(option, f"enter a whole number{low} (got {number:g})")
     whole = int(number)

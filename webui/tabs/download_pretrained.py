@@ -167,6 +167,9 @@ def add_uploaded_pair(
     name = (name or "").strip()
     if not name:
         return "Not added: give the pair a name (letters, digits, '-', '_', '.')."
+    if sample_rate not in SAMPLE_RATES:  # none chosen (a stale page): int(None) raised
+        rates = ", ".join(sample_rate_tag(rate) for rate in SAMPLE_RATES)
+        return f"Not added: choose the rate the pair was trained at ('Trained at': {rates})."
     try:
         pair = add_custom_pair(assets, name, Path(g_file), Path(d_file), int(sample_rate))
     except UserError as error:  # includes PretrainMismatchError: the shapes do not fit that sample rate

@@ -48,12 +48,19 @@ def blend_request(ctx: AppContext, a: str | None, b: str | None, ratio: float, n
         raise UserError("choose two exported models, A and B")
     if a == b:
         raise UserError("A and B are the same model: choose two")
+    for which, path in (("A", a), ("B", b)):  # deleted since the list was drawn: the job would make NAME's folder
+        if not Path(path).is_file():
+            raise UserError(f"model {which}, {path}, is not there any more: press Refresh models and choose again")
     name = (name or "").strip()
     if not name:
         raise UserError("give the blend a name: its model is saved as logs/NAME/NAME.pth")
     blend_target(ctx.workspace, name)  # an experiment of that name, or a blend that exists, is refused here
-    check_ratio(ratio)
-    return [a, b, "--ratio", f"{ratio:g}", "--name", name]
+    try:
+        share = float(ratio)
+    except (TypeError, ValueError):  # an emptied slider box
+        raise UserError(f"the ratio is the share of model A, a number from 0 to 1 (got {ratio!r})") from None
+    check_ratio(share)
+    return [a, b, "--ratio", f"{share:g}", "--name", name]
 
 
 def start_blend(ctx: AppContext, a: str | None, b: str | None, ratio: float, name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import fields, replace
 from functools import partial
 from typing import Any
@@ -25,13 +26,22 @@ def settings_from_form(previous: Settings, *values: Any, remove_login: bool = Fa
     """
     data = dict(zip(FIELD_ORDER, values, strict=True))
     for name in ("tensorboard_port", "console_lines"):
-        if data[name] is None:
-            raise UserError(f"{name}: give a number")
-        data[name] = int(data[name])
+        data[name] = _whole_number(name, data[name])
     for name in ("logs_dir", "assets_dir", "auth", "whisper_language", "default_device", "whisper_model"):
         data[name] = str(data[name] or "").strip()
     data["auth"] = "" if remove_login else (data["auth"] or previous.auth)
     return Settings(**data)
+
+
+def _whole_number(name: str, value: Any) -> int:
+    """Return a number field's value as a whole number; UserError naming the field for none, a fraction or NaN."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name}: give a number") from None
+    if not math.isfinite(number) or number != int(number):
+        raise UserError(f"{name}: give a whole number (got {number:g})")
+    return int(number)
 
 
 def _login_field(settings: Settings) -> Any:

@@ -261,10 +261,7 @@ class _Handlers:
             uploaded = not Path(chosen).resolve().is_relative_to(self.workspace.logs_dir.resolve())
             model_path = Path(chosen) if uploaded else self.ctx.paths.resolve(chosen, "model", must_exist=True)
             index = self.ctx.paths.resolve(index_path, "index", must_exist=True) if index_path else None
-            options = ConvertOptions(
-                f0_method=method, pitch=float(semitones), index_rate=float(rate), protect=float(protection),
-                rms_mix=float(mix),
-            )  # fmt: skip
+            options = h.convert_options(method, semitones, rate, protection, mix)
             results = h.convert_clip(
                 self.workspace, self.cache, model_path, Path(clip_path or ""), options, index=index,
                 embedder=encoder.strip() or None, device=self.ctx.settings.default_device,
@@ -292,10 +289,10 @@ class _Handlers:
         mix: float,
     ) -> str:
         """Start converting a folder as a job of the model's experiment; return the section's notice."""
-        options = ConvertOptions(
-            f0_method=method, pitch=float(semitones), index_rate=float(rate), protect=float(protection),
-            rms_mix=float(mix),
-        )  # fmt: skip
+        try:
+            options = h.convert_options(method, semitones, rate, protection, mix)
+        except UserError as error:
+            return f"Not started: {error}"
         request = partial(folder_section.folder_request, self.ctx, chosen, index_path, encoder, folder, output, options)
         return folder_section.start(self.ctx, request)
 
