@@ -240,6 +240,10 @@ def _device(name: str, dist: Distributed) -> torch.device:
 
     resolved = resolve_device(name)
     device = torch.device("cuda", dist.local_rank) if resolved == "cuda" else torch.device(resolved)
+    if device.type == "cuda":
+        # The process's current device is the one it trains on: PyTorch makes the CUDA graphs' capture
+        # stream (one per process) on the current device, and a capture on another GPU's stream fails.
+        torch.cuda.set_device(device)
     apply_gpu_memory_cap(device)
     return device
 
