@@ -273,11 +273,8 @@ def config_from_form(
     from rvc.config.setup import data_info
 
     experiment = experiment_of(workspace, name)
-    if not experiment.root.is_dir():  # deleted since the page listed it: a save would make an empty experiment
-        raise UserError(
-            f"experiment '{experiment.name}' does not exist any more ({experiment.root} is gone): "
-            "choose another one, or prepare it again in Prepare Dataset"
-        )
+    if (gone := experiment.gone()) is not None:  # deleted since the page listed it: a save would make it again
+        raise UserError(f"{gone}, or prepare it again in Prepare Dataset")
     rate = _sample_rate(sample_rate)
     saved = _saved(experiment)
     train = train_from_form(values, guard)

@@ -66,7 +66,7 @@ def _start_refusal(ctx: AppContext, experiment: Experiment, resume: bool) -> str
     from rvc.experiment.config_file import has_config, load_config
 
     name = experiment.name
-    if (gone := _gone(experiment)) is not None:
+    if (gone := experiment.gone()) is not None:
         return gone
     if ctx.jobs.job(name).running():
         return f"**{name}** is already training. Watch it below, or Stop it first."
@@ -92,13 +92,6 @@ def _start_refusal(ctx: AppContext, experiment: Experiment, resume: bool) -> str
             "turn Resume on in Generate Configuration first."
         )
     return None
-
-
-def _gone(experiment: Experiment) -> str | None:
-    """Say that the experiment's folder is gone (deleted since the page listed it), or None when it is there."""
-    if experiment.root.is_dir():
-        return None
-    return f"**{experiment.name}** does not exist any more (`{experiment.root}` is gone): choose another experiment."
 
 
 def start_training(ctx: AppContext, name: str | None, gpu_text: str, resume: bool) -> str:
@@ -197,7 +190,7 @@ def export_model(ctx: AppContext, name: str | None, which: str) -> str:
         experiment = ctx.workspace.experiment(name)
     except UserError as error:
         return f"Not started: {error}"
-    if (gone := _gone(experiment)) is not None:
+    if (gone := experiment.gone()) is not None:
         return gone
     checkpoints = experiment.checkpoints
     if not checkpoints.can_resume():

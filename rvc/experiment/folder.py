@@ -35,6 +35,15 @@ class Experiment:
     def root(self) -> Path:
         return self.logs_dir / self.name
 
+    def gone(self) -> str | None:
+        """Say that the folder is not there (deleted since a page or a command listed it), or None when it is.
+
+        A stage that only reads an experiment must say so instead of making an empty one.
+        """
+        if self.root.is_dir():
+            return None
+        return f"experiment '{self.name}' does not exist ({self.root} is not there: deleted?); choose another one"
+
     def ensure(self) -> Path:
         """Create the experiment folder (and the logs dir) and return it; UserError when a file is in the way."""
         return make_folder(self.root)

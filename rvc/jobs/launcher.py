@@ -162,11 +162,8 @@ def start(
     experiment does not exist and ``stage`` is not one that makes it (MAKES_EXPERIMENT).
     """
     experiment = workspace.experiment(name)
-    if stage not in MAKES_EXPERIMENT and not experiment.root.is_dir():
-        raise UserError(
-            f"experiment '{name}' does not exist ({experiment.root} is not there: deleted?); "
-            "choose another experiment, or prepare this one again"
-        )
+    if stage not in MAKES_EXPERIMENT and (gone := experiment.gone()) is not None:
+        raise UserError(f"{gone}, or prepare this one again")
     return _start(workspace, experiment, stage, args, env)
 
 
