@@ -17,3 +17,7 @@ F0_METHODS: tuple[F0Method, ...] = get_args(F0Method)
 # The dtype of the content encoder (extract) and of the converter (infer) on a GPU; auto: fp16.
 InferencePrecision = Literal["auto", "fp32", "fp16", "bf16"]
 INFERENCE_PRECISIONS: tuple[InferencePrecision, ...] = get_args(InferencePrecision)
+
+# The most worker processes prepare's and extract's CPU work may ask for: more than any one host's cores,
+# and each process loads its own libraries (a typo of 10**9 started as many as there were files or clips).
+MAX_WORKERS = 256

@@ -116,6 +116,9 @@ def test_a_blend_of_a_model_with_itself_is_refused_as_the_ui_refuses_it(tmp_path
         (["pretrained", "download", "rmvpe", "--retries", "-1"], "expected 0 or more retries, got -1"),
         # banana was refused in words naming `python -m rvc extract`, a command the user did not type.
         (["run", "--experiment", "voice", "--input", "x", "--f0", "banana"], "argument --f0: invalid choice: 'banana'"),
+        # 10**9 workers: as many processes as files (prepare) or clips (extract), each loading its libraries.
+        (["prepare", "--experiment", "voice", "--input", "x", "--workers", "1000000000"], "between 0 and 256"),
+        (["extract", "--experiment", "voice", "--workers", "300"], "--workers 300 must be between 0 and 256"),
     ],
 )
 def test_a_flag_value_that_cannot_work_is_refused_by_the_command_typed(

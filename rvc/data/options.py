@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, get_args
 
-from rvc.choices import SampleRate
+from rvc.choices import MAX_WORKERS, SampleRate
 from rvc.data.slicer import SlicerParams
 from rvc.devices import is_device_name
 from rvc.errors import UserError
@@ -157,6 +157,7 @@ class PrepareOptions:
         "processes for the CPU work (0 = one per core)",
         label="Worker processes",
         minimum=0,
+        maximum=MAX_WORKERS,
         metavar="N",
         group="performance",
     )

@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal, cast
 
-from rvc.choices import F0Method, InferencePrecision
+from rvc.choices import MAX_WORKERS, F0Method, InferencePrecision
 from rvc.devices import is_device_name
 from rvc.errors import UserError
 from rvc.experiment import AssetDir, Experiment
@@ -57,7 +57,11 @@ class ExtractOptions:
         "auto", "embedder precision on a GPU (auto: fp16)", label="Embedder precision"
     )
     workers: int = setting(
-        0, "processes for CPU pitch methods (0 = one per core)", label="Pitch worker processes", minimum=0
+        0,
+        "processes for CPU pitch methods (0 = one per core)",
+        label="Pitch worker processes",
+        minimum=0,
+        maximum=MAX_WORKERS,
     )
     f0_min: float = setting(50.0, "lowest pitch searched, Hz", label="Lowest pitch (Hz)")
     f0_max: float = setting(1100.0, "highest pitch searched, Hz", label="Highest pitch (Hz)")
