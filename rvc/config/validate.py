@@ -67,18 +67,22 @@ def clip_scale(config: ExperimentConfig) -> float:
     return (1 - WHOLE_CLIP_SHARE) * segment + WHOLE_CLIP_SHARE * frames / REFERENCE_FRAMES
 
 
+def _memory_terms(config: ExperimentConfig, precision: str) -> tuple[float, float]:
+    """The estimate's (fixed GiB, GiB a clip) for this model, dataset and precision."""
+    key = _memory_key(precision)
+    return MEMORY_FIXED_GIB[key], MEMORY_PER_CLIP_GIB[key] * clip_scale(config)
+
+
 def estimate_memory_gib(config: ExperimentConfig, precision: str) -> float:
     """Estimate the peak GPU memory of a training step (GiB) for the configured batch size (a number)."""
-    key = _memory_key(precision)
-    per_clip = MEMORY_PER_CLIP_GIB[key] * clip_scale(config)
-    return MEMORY_FIXED_GIB[key] + per_clip * config.train.resolved_batch_size
+    fixed, per_clip = _memory_terms(config, precision)
+    return fixed + per_clip * config.train.resolved_batch_size
 
 
 def largest_batch(config: ExperimentConfig, gpu_gib: float, precision: str = "auto", share: float = 0.9) -> int:
     """Return the largest batch size whose estimated peak fits in ``share`` of ``gpu_gib`` (at least 1)."""
-    key = _memory_key(precision)
-    per_clip = MEMORY_PER_CLIP_GIB[key] * clip_scale(config)
-    return max(1, int((share * gpu_gib - MEMORY_FIXED_GIB[key]) / per_clip))
+    fixed, per_clip = _memory_terms(config, precision)
+    return max(1, int((share * gpu_gib - fixed) / per_clip))
 
 
 def auto_batch_by_estimate(config: ExperimentConfig, gpu_gib: float | None, precision: str = "auto") -> tuple[int, str]:
