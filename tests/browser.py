@@ -62,6 +62,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 START_TIMEOUT_S = 180.0  # importing gradio and torch on a busy 2-core machine
+APP_LOG_TAIL = 6000  # characters of the app's output a failed browser test shows
 
 
 def free_port() -> int:
@@ -264,6 +265,9 @@ def page(browser: Any, app: RunningApp, request: pytest.FixtureRequest) -> Itera
             # while a trainer runs: one at every end was about a minute of the suite).
             if any(report.failed for report in request.node.stash.get(REPORTS, {}).values()):
                 screenshot(opened, request.node.name)
+                # CI keeps no screenshots: what the app printed (its handlers' tracebacks) goes in the report.
+                sys.stderr.write(f"--- the app's output, last {APP_LOG_TAIL} characters ---\n")
+                sys.stderr.write(app.output()[-APP_LOG_TAIL:] + "\n")
         finally:
             context.close()
 

@@ -93,6 +93,24 @@ def test_the_watch_mends_a_dropdown_whose_value_a_late_tick_left_unlisted(tmp_pa
     assert relisted["choices"] == ["voice"] and "Experiment: **voice**" in header
 
 
+def test_a_configuration_form_never_loaded_for_the_chosen_experiment_loads_when_the_tab_opens(tmp_path: Path) -> None:
+    """Choosing an experiment in another tab sets Generate Configuration's chooser before that tab is drawn, and
+    choosing the same name there sends no change: the tab's select and the watch load a form that never loaded
+    (a CI run waited a minute for the suggestions there). A saved form the user may be editing stays."""
+    import gradio as gr
+
+    from webui.tabs.generate_config import NOT_CHOSEN, _Handlers
+
+    ctx = _context(tmp_path)
+    make_extracted_experiment(ctx.workspace.logs_dir, "voice")
+    on = _Handlers(ctx, ["epochs"])
+    untouched = [gr.skip()] * 4  # the rate, the one field, the source line, the pretrain note
+    assert on.reload_if_stale("voice", NOT_CHOSEN, None)[-2].startswith("Suggested settings for the dataset")
+    assert on.reload_if_stale(None, NOT_CHOSEN, None) == untouched  # no experiment chosen: nothing to load
+    shown = f"Loaded the saved settings of {ctx.workspace.experiment('voice').config_json}."
+    assert on.reload_if_stale("voice", shown, None) == untouched  # loaded, not saved since: edits stay
+
+
 # --- content encoders --------------------------------------------------------------------------
 
 

@@ -218,9 +218,10 @@ class StageJobs:
         watch = self._watch(job.events)
         state = watch.refresh()
         status = watch.status()
-        if status == "died" and job.events in self._children:
-            # It ended between the reap above and the liveness probe: reap it now, so the page
-            # says how it ended (its exit code) rather than only that it is gone.
+        if status == "died":
+            # It ended between the reap above and the liveness probe, or another thread (a second page's
+            # timer) is reaping it now: reap under the lock, which waits for that one's end event, so the
+            # page says how it ended (its exit code) rather than only that it is gone.
             self._reap()
             state = watch.refresh()
             status = watch.status()

@@ -24,6 +24,7 @@ INTRO = (
     "(pretrains included) and estimates the GPU memory, **Save** writes them."
 )
 LOAD_FAILED = "Not loaded:"  # how the source line begins when the experiment's settings could not be read
+NOT_CHOSEN = "Choose an experiment to load its settings."  # the source line before any form was loaded
 OPEN_SECTIONS = ("Length and batch", "Saving, validation and overtraining", "Precision and speed")
 
 
@@ -72,7 +73,10 @@ def render(ctx: AppContext) -> None:
     loaded = gr.State(None)  # the config file's modification time when the form was last filled
     form_outputs = [chooser.sample_rate, *fields.values(), chooser.source, pretrains.note]
     chooser.source.change(on.config_stamp, inputs=chooser.experiment, outputs=loaded, show_progress="hidden")
-    current.on_change(on.reload_if_stale, inputs=[chooser.experiment, chooser.source, loaded], outputs=form_outputs)
+    stale_inputs = [chooser.experiment, chooser.source, loaded]
+    current.on_change(on.reload_if_stale, inputs=stale_inputs, outputs=form_outputs)
+    if isinstance(tab, gr.Tab):  # and when the tab opens: a chooser set before the tab was first drawn
+        tab.select(on.reload_if_stale, inputs=stale_inputs, outputs=form_outputs, show_progress="hidden")
 
 
 @dataclass
@@ -123,7 +127,7 @@ def _draw_chooser(experiments: list[str]) -> _Chooser:
             info="the model preset; the dataset's rate is suggested",
             scale=2,
         )
-    source = gr.Markdown("Choose an experiment to load its settings.")
+    source = gr.Markdown(NOT_CHOSEN)
     with gr.Row(equal_height=False):
         import_from = gr.Dropdown(
             experiments,
@@ -216,15 +220,17 @@ class _Handlers:
         """Load the form again when what it says is no longer true; leave a loaded form (and its edits) alone."""
         import gradio as gr
 
-        shown = shown or ""
-        failed_or_suggested = shown.startswith((LOAD_FAILED, handlers.SUGGESTED))
-        if name and (failed_or_suggested or self.config_stamp(name) != stamp):
+        shown = shown or NOT_CHOSEN
+        # NOT_CHOSEN with a name chosen: the form never loaded for it (the chooser can be set while the tab
+        # is not drawn yet, and choosing the same name again sends no change).
+        not_current = shown.startswith((LOAD_FAILED, handlers.SUGGESTED, NOT_CHOSEN))
+        if name and (not_current or self.config_stamp(name) != stamp):
             return self.load(name)
         return [gr.skip()] * (3 + len(self.names))
 
     def load(self, name: str | None) -> list[Any]:
         if not name:
-            return self.unchanged("Choose an experiment to load its settings.")
+            return self.unchanged(NOT_CHOSEN)
         try:
             return self.fill(handlers.load_form(self.ctx.workspace, name, self.ctx.settings.default_precision))
         except UserError as error:
