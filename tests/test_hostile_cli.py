@@ -223,6 +223,19 @@ def test_config_refuses_epochs_past_the_maximum(tmp_path: Path) -> None:
     assert not experiment.config_json.exists()
 
 
+def test_config_of_a_misspelt_experiment_is_refused_and_makes_no_folder(tmp_path: Path) -> None:
+    """config --experiment voise made logs/voise/config.json: an experiment with no data, listed everywhere."""
+    experiment = make_extracted_experiment(tmp_path / "logs", train_clips=2, validation_clips=0, seconds=0.3)
+    typo = experiment.logs_dir / "voise"
+    cli(experiment.logs_dir, "config", "--experiment", "voise").refused(
+        f"experiment 'voise' does not exist ({typo} is not there", "prepare it first"
+    )
+    cli(experiment.logs_dir, "config", "--experiment", "voice", "--import-from", "voise").refused(
+        "experiment 'voise' does not exist"
+    )
+    assert not typo.exists() and not experiment.config_json.exists()
+
+
 @pytest.mark.parametrize(
     ("flags", "said"),
     [

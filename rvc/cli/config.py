@@ -34,6 +34,10 @@ def run(args: argparse.Namespace, workspace: Workspace) -> int:
     from rvc.models.config import ModelConfig
 
     experiment = workspace.experiment(args.experiment)
+    for name in (args.experiment, args.import_from or args.experiment):
+        # A misspelt name made an empty experiment holding only a config, listed everywhere after.
+        if (gone := workspace.experiment(name).gone()) is not None:
+            raise UserError(f"{gone}, or prepare it first (python -m rvc prepare --experiment {name} ...)")
     if args.import_from:
         config = load_config(workspace.experiment(args.import_from), check=False)
     elif experiment.config_json.exists():
