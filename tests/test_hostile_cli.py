@@ -46,6 +46,13 @@ def test_prepare_names_a_file_that_stands_where_the_logs_or_experiment_folder_go
     assert logs_file.read_text() == "mine" and (logs / "voice").read_text() == "mine too"
 
 
+def test_prepare_refuses_a_url_that_is_not_a_web_address(tmp_path: Path) -> None:
+    cli(tmp_path / "logs", "prepare", "--experiment", "voice", "--url", "recordings/take.wav").refused(
+        "--url: 'recordings/take.wav' is not a link: give a web address beginning with https://"
+    )
+    assert not (tmp_path / "logs").exists()
+
+
 def test_index_out_of_the_wrong_kind_is_refused_by_name(tmp_path: Path) -> None:
     experiment = make_extracted_experiment(tmp_path / "logs", train_clips=2, validation_clips=0, seconds=0.3)
     folder = tmp_path / "a-folder"

@@ -211,6 +211,26 @@ def test_a_path_field_with_a_name_the_system_refuses_says_so(ctx: AppContext, tm
     assert not ctx.settings_path.exists()
 
 
+def test_a_links_line_that_is_not_a_web_address_is_refused_and_no_value_passes_as_a_flag(
+    ctx: AppContext, tmp_path: Path
+) -> None:
+    """Each line of the links field became a --url value of the prepare job: a line '--input=/elsewhere' was read
+    as a flag there, and prepared a server folder the path guard never saw."""
+    from rvc.cli.argv import stage_args
+    from rvc.errors import UserError
+    from webui import prepare_handlers
+
+    for line in ("--input=/root/private", "file:///etc/passwd", "youtube.com/watch?v=x", "https://a b"):
+        form = prepare_handlers.defaults() | {"experiment": "voice", "urls": f"https://example.com/a\n{line}"}
+        with pytest.raises(UserError, match=r"^'Links \(yt-dlp\)': .* is not a link: give a web address"):
+            prepare_handlers.prepare_request(ctx.workspace, ctx.paths, form)
+    form = prepare_handlers.defaults() | {"experiment": "voice", "urls": " https://example.com/a \n\n"}
+    args = prepare_handlers.prepare_request(ctx.workspace, ctx.paths, form).args
+    assert args[args.index("--url") + 1] == "https://example.com/a"
+    with pytest.raises(ValueError, match="would be read as a flag"):  # the last guard, for every stage's values
+        stage_args("prepare", {"experiment": "voice", "input": [tmp_path, "--url=x"]})
+
+
 # ------------------------------------------------------------------ Try Model and Model tools
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from rvc.data.download import check_link
 from rvc.data.options import PrepareOptions
 from rvc.data.whisper_options import WhisperOptions
 from rvc.errors import UserError, path_problem
@@ -248,7 +249,10 @@ def gather_inputs(experiment: Experiment, form: Mapping[str, Any], guard: PathGu
             folders.append(guard.allow_dataset_folder(line))
         except UserError as error:
             raise UserError(f"'{LABELS['folders']}': {error}") from None
-    urls = _lines(form.get("urls"))
+    try:
+        urls = [check_link(line) for line in _lines(form.get("urls"))]
+    except UserError as error:
+        raise UserError(f"'{LABELS['urls']}': {error}") from None
     uploads = form.get("uploads") or []
     if isinstance(uploads, str):
         uploads = [uploads]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,6 +43,7 @@ def stage_args(stage: str, values: Mapping[str, Any]) -> list[str]:
         action = actions[dest]
         if value is None:
             continue
+        _refuse_flag_like(action, value)
         if isinstance(action, argparse.BooleanOptionalAction):
             argv.append(_flag(action) if value else f"--no-{_flag(action).removeprefix('--')}")
         elif isinstance(action, argparse._StoreTrueAction):
@@ -55,6 +57,18 @@ def stage_args(stage: str, values: Mapping[str, Any]) -> list[str]:
         else:
             argv += [_flag(action), str(value)]
     return argv
+
+
+def _refuse_flag_like(action: argparse.Action, value: Any) -> None:
+    """Raise ValueError for a text value that the parser would read as a flag (a form's ``--input=/elsewhere``).
+
+    Numbers are fine (argparse takes ``-12`` as a value); every caller checks its text values first, so
+    this is the last guard, not the message a user sees.
+    """
+    items = value if isinstance(value, list | tuple) else [value]
+    for item in items:
+        if isinstance(item, str | os.PathLike) and str(item).startswith("-"):
+            raise ValueError(f"{_flag(action)} {str(item)!r}: a value beginning with '-' would be read as a flag")
 
 
 def option_values(options: Any) -> dict[str, Any]:

@@ -30,7 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--input", nargs="+", type=Path, default=[], metavar="DIR", help="folder(s) of recordings, read recursively"
     )
     source.add_argument(
-        "--url", nargs="+", default=[], metavar="URL", help="links to fetch with yt-dlp (needs `pip install yt-dlp`)"
+        "--url",
+        nargs="+",
+        type=_link,
+        default=[],
+        metavar="URL",
+        help="links to fetch with yt-dlp (needs `pip install yt-dlp`)",
     )
     add_flags(parser, PrepareOptions)  # the audio, slicing, validation split and performance groups
 
@@ -39,6 +44,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_flags(parser, WhisperOptions)
     argument_group(parser, "performance").add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _link(text: str) -> str:
+    from rvc.data.download import check_link
+    from rvc.errors import UserError
+
+    try:
+        return check_link(text)
+    except UserError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def options_from_args(args: argparse.Namespace) -> PrepareOptions:

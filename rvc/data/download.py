@@ -17,6 +17,19 @@ from rvc.errors import UserError
 log = logging.getLogger(__name__)
 
 ARCHIVE_NAME = ".downloaded.txt"  # hidden, so the input scan does not list it as "not audio"
+LINK_SCHEMES = ("https://", "http://")  # yt-dlp refuses file:// itself; anything else is not a page to fetch
+
+
+def check_link(text: str) -> str:
+    """Return ``text`` stripped when it is a web link; raise a UserError naming it otherwise.
+
+    A line of the web form's links becomes a ``--url`` value of the prepare job's command line:
+    one that began with ``-`` would be read as a flag there (``--input=/elsewhere``).
+    """
+    link = text.strip()
+    if not link.lower().startswith(LINK_SCHEMES) or any(c.isspace() for c in link):
+        raise UserError(f"{text!r} is not a link: give a web address beginning with https://")
+    return link
 
 
 class _Logger:
