@@ -23,7 +23,9 @@ def test_good_names_stay_inside_the_logs_dir(tmp_path: Path, name: str) -> None:
         assert path.resolve().is_relative_to(experiment.root)
 
 
-@pytest.mark.parametrize("name", ["", ".", "..", "../x", ".hidden", "a/b", "a\\b", "a b", "é", "x" * 129, "a\nb"])
+@pytest.mark.parametrize(
+    "name", ["", ".", "..", "../x", ".hidden", "a/b", "a\\b", "a b", "é", "x" * 129, "a\nb", "-v", "--input=x"]
+)
 def test_bad_names_are_refused_with_a_clear_message(tmp_path: Path, name: str) -> None:
     with pytest.raises(UserError, match="letters, digits"):
         Experiment(tmp_path, name)

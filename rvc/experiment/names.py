@@ -9,7 +9,8 @@ import re
 
 from rvc.errors import UserError
 
-_EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
+# Not beginning with '-' either: the name is a value on every stage's command line (--experiment -x is a flag).
+_EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
 _CLIP_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,199}")
 
 # --- the files of logs/<name>/ (folders end in _DIR) -------------------------------------
@@ -77,14 +78,14 @@ STATE_NAME = re.compile(r"state_(\d+)\.pt")
 def validate_experiment_name(name: str) -> str:
     """Return ``name`` if it is a safe experiment name, else raise UserError.
 
-    Allowed: letters, digits, ``-``, ``_`` and ``.``, not starting with a dot,
-    at most 128 characters. This keeps every experiment a plain folder directly
+    Allowed: letters, digits, ``-``, ``_`` and ``.``, not starting with a dot or
+    a dash, at most 128 characters. This keeps every experiment a plain folder directly
     inside the logs dir (no ``..``, no separators, no hidden folders).
     """
     if not _EXPERIMENT_NAME.fullmatch(name):
         raise UserError(
             f"invalid experiment name {name!r}: use letters, digits, '-', '_' and '.' only "
-            "(not starting with '.', at most 128 characters), e.g. 'my-voice_v2'"
+            "(not starting with '.' or '-', at most 128 characters), e.g. 'my-voice_v2'"
         )
     return name
 
