@@ -228,6 +228,25 @@ def test_export_offers_the_states_that_exist_and_refuses_in_the_tabs_words(tmp_p
     assert "Choose **latest**" in refusal
 
 
+def test_an_index_job_that_ended_before_its_start_message_was_drawn_still_says_it_was_built(tmp_path: Path) -> None:
+    """Under load the click's "Building the index ..." reached the page after the panel's timer had shown the
+    finished job, and stayed: the Train tab's chain after the click now shows the outcome of a job already ended."""
+    import gradio as gr
+
+    from rvc.train.events import JobEndEvent, JobStartEvent
+    from webui.train_handlers import STARTED, outcome_after_start
+
+    ctx = _context(tmp_path)
+    experiment = make_extracted_experiment(ctx.workspace.logs_dir, "voice")
+    events = experiment.jobs.events("index", "20261208-001013-658")
+    events.parent.mkdir(parents=True)
+    append_event(events, JobStartEvent(stage="index", argv=["python", "-m", "rvc", "index"], experiment="voice"))
+    append_event(events, JobEndEvent(status="done", message=f"{experiment.index_file}: IVF4,Flat, 174 vectors"))
+    message, _ = outcome_after_start(ctx, "voice", "Building the index of **voice**" + STARTED)
+    assert message == "Built `voice.index`: IVF4,Flat, 174 vectors."
+    assert outcome_after_start(ctx, "voice", "Not started: index is running") == (gr.skip(), gr.skip())
+
+
 def test_a_jobs_last_line_begins_with_a_word_not_an_emoji() -> None:
     assert ending_line("done", "prepared 2 source(s)") == "Done: prepared 2 source(s)"
     assert ending_line("stopped", "stopped; what was finished is kept") == "Stopped; what was finished is kept"

@@ -173,13 +173,16 @@ def export_choices(ctx: AppContext, name: str | None) -> Any:
     return gr.update(choices=["latest"], value="latest", info=f"latest: the last saved state ({NO_BEST})")
 
 
+STARTED = " (its progress and log show below; it goes on if you close this page)."  # ends a started job's message
+
+
 def _start_stage(ctx: AppContext, name: str, stage: str, args: list[str], what: str) -> str:
     """Start ``python -m rvc <stage> <args>`` on ``name`` as a job; return the message for the user."""
     try:
         ctx.stage_jobs.start(name, stage, ["--experiment", name, *args])
     except UserError as error:
         return f"Not started: {error}"
-    return f"{what} (its progress and log show below; it goes on if you close this page)."
+    return what + STARTED
 
 
 def export_model(ctx: AppContext, name: str | None, which: str) -> str:
@@ -220,6 +223,19 @@ def _done_message(job: StageJob, summary: str, argv: list[str]) -> str:
         return f"Exported the {which} state to `{experiment.exported_model(best=which == 'best')}`."
     path = experiment.index_file
     return f"Built `{path.name}`: {summary.removeprefix(f'{path}: ')}."
+
+
+def outcome_after_start(ctx: AppContext, name: str, message: str | None) -> tuple[Any, Any]:
+    """After Export or Build index drew its message: the job's outcome if it has ended already.
+
+    A job of a second or less can end before the click's "Building ..." reaches the page; the panel's
+    timer then showed the outcome first, and the click's message replaced it for good.
+    """
+    import gradio as gr
+
+    if not (message or "").endswith(STARTED):  # refused: the message says why, and stays
+        return gr.skip(), gr.skip()
+    return model_job_outcome(ctx, name)
 
 
 def model_job_outcome(ctx: AppContext, name: str) -> tuple[Any, Any]:

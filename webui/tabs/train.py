@@ -191,8 +191,14 @@ def _wire(ctx: AppContext, controls: _Controls, view: _View, model: _Model, boar
         button.click(act, inputs=arguments, outputs=message).then(
             tick, inputs=inputs, outputs=watched, show_progress="hidden"
         )
-    model.export.click(partial(handlers.export_model, ctx), inputs=[experiment, model.which], outputs=message)
-    model.index.click(partial(handlers.build_index, ctx), inputs=experiment, outputs=message)
+    after_start = partial(handlers.outcome_after_start, ctx)
+    for button, act, arguments in (
+        (model.export, partial(handlers.export_model, ctx), [experiment, model.which]),
+        (model.index, partial(handlers.build_index, ctx), [experiment]),
+    ):
+        button.click(act, inputs=arguments, outputs=message).then(
+            after_start, inputs=[experiment, message], outputs=[message, model.files], show_progress="hidden"
+        )
     outcome = partial(handlers.model_job_outcome, ctx)
     wire_panel(model.panel, ctx.stage_jobs, experiment, [message, model.files], outcome, stages=handlers.MODEL_STAGES)
     board.button.click(partial(handlers.open_tensorboard, ctx), outputs=[board.message, board.view])
