@@ -192,10 +192,11 @@ def _wire(ctx: AppContext, controls: _Controls, view: _View, model: _Model, boar
             tick, inputs=inputs, outputs=watched, show_progress="hidden"
         )
     after_start = partial(handlers.outcome_after_start, ctx)
-    for button, act, arguments in (
+    model_clicks: list[tuple[gr.Button, Callable[..., str], list[gr.components.Component]]] = [
         (model.export, partial(handlers.export_model, ctx), [experiment, model.which]),
         (model.index, partial(handlers.build_index, ctx), [experiment]),
-    ):
+    ]
+    for button, act, arguments in model_clicks:
         button.click(act, inputs=arguments, outputs=message).then(
             after_start, inputs=[experiment, message], outputs=[message, model.files], show_progress="hidden"
         )
