@@ -34,7 +34,7 @@ def run(args: argparse.Namespace, workspace: Workspace) -> int:
     from rvc.models.config import ModelConfig
 
     experiment = workspace.experiment(args.experiment)
-    for name in (args.experiment, args.import_from or args.experiment):
+    for name in [args.experiment, *([args.import_from] if args.import_from else [])]:
         # A misspelt name made an empty experiment holding only a config, listed everywhere after.
         if (gone := workspace.experiment(name).gone()) is not None:
             raise UserError(f"{gone}, or prepare it first (python -m rvc prepare --experiment {name} ...)")
