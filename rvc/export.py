@@ -24,6 +24,7 @@ import functools
 import hashlib
 import io
 import json
+import math
 import pickle
 import re
 from collections.abc import Mapping
@@ -351,11 +352,23 @@ def load_generator_checkpoint(path: Path) -> tuple[StateDict, int, int]:
     state = data.get("model") if isinstance(data, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise UserError(f"{path}: not a generator checkpoint (expected RVC's {{'model': state dict, ...}})")
-    epoch = data.get("epoch", data.get("iteration", 0))
-    step = data.get("step")
+    # Other tools' files (and hand-edited ones) may hold None, text or a tensor here: they only label the export.
+    epoch = _count(data.get("epoch", data.get("iteration"))) or 0
+    step = _count(data.get("step"))
     if step is None:
         step = generator_step(path) or 0
-    return {str(k): v for k, v in state.items()}, int(epoch), int(step)
+    return {str(k): v for k, v in state.items()}, epoch, step
+
+
+def _count(value: Any) -> int | None:
+    """Return a whole number of 0 or more held as an int, an integral float or a one-value tensor; else None."""
+    if isinstance(value, torch.Tensor):
+        value = value.item() if value.numel() == 1 else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value >= 0 else None
+    if isinstance(value, float) and math.isfinite(value) and value >= 0 and value.is_integer():
+        return int(value)
+    return None
 
 
 def export_experiment(

@@ -130,6 +130,21 @@ def test_config_refuses_a_pretrain_whose_weights_are_nan(tmp_path: Path) -> None
 # ------------------------------------------------------------------ a checkpoint of the wrong kind
 
 
+@pytest.mark.parametrize("iteration", [None, "ten", float("nan")])
+def test_export_reads_a_checkpoint_whose_iteration_is_not_a_number(
+    trained: tuple[Experiment, dict[str, torch.Tensor]], tmp_path: Path, iteration: object
+) -> None:
+    """Another tool's G file with "iteration": None (or text) ended in 'export failed unexpectedly
+    (TypeError: int() argument ...)', status 1; the number only labels the export."""
+    from rvc.export import read_exported
+
+    experiment, state = trained
+    checkpoint = _checkpoint(tmp_path / "G_other.pth", state, iteration=iteration, step="x")
+    ran, out = _export(experiment, checkpoint)
+    assert ran.code == 0, ran.stderr
+    assert read_exported(out).metadata["info"] == "0epoch"
+
+
 def test_export_names_a_checkpoint_that_is_not_this_experiments_generator(
     trained: tuple[Experiment, dict[str, torch.Tensor]], tmp_path: Path
 ) -> None:
