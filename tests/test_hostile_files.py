@@ -158,3 +158,16 @@ def test_export_names_a_checkpoint_that_is_not_this_experiments_generator(
     ran, out = _export(experiment, checkpoint)
     ran.refused(f"{checkpoint} does not fit the 40k v2 generator", "this is a discriminator (D) file")
     assert not out.exists()
+
+
+# ------------------------------------------------------------------ what a model records
+
+
+@pytest.mark.parametrize("recorded", ["/home/someone/encoders/my-hubert", "spin"])
+def test_infer_names_the_model_whose_recorded_encoder_is_not_here(tmp_path: Path, recorded: str) -> None:
+    """A model trained with a custom encoder on another machine (or naming an encoder we do not know) said
+    "unknown content encoder '...': choose one of ...", naming neither the model nor the flag that helps."""
+    model = _edited(_model(tmp_path / "src.pth", 0), tmp_path / "voice.pth", lambda d: d.update(embedder=recorded))
+    ran, output = _infer(tmp_path, model)
+    ran.refused(f"{model}: the model records its content encoder as {recorded!r}", "--embedder PATH")
+    assert not output.exists()
