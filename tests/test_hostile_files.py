@@ -171,3 +171,17 @@ def test_infer_names_the_model_whose_recorded_encoder_is_not_here(tmp_path: Path
     ran, output = _infer(tmp_path, model)
     ran.refused(f"{model}: the model records its content encoder as {recorded!r}", "--embedder PATH")
     assert not output.exists()
+
+
+# ------------------------------------------------------------------ an f0 curve
+
+
+@pytest.mark.parametrize("hz", ["1e39", "1e300"])
+def test_infer_refuses_an_f0_file_whose_pitch_is_no_pitch(tmp_path: Path, hz: str) -> None:
+    """1e39 Hz (infinite in the generator's float32) or 1e300 Hz converted with status 0 into a clip of
+    full-scale -1.0; now the line is named, before any model loads."""
+    curve = tmp_path / "curve.txt"
+    curve.write_text(f"0.0,220\n0.2,{hz}\n")
+    ran, output = _infer(tmp_path, tmp_path / "absent.pth", "--f0-file", str(curve))
+    ran.refused(f"{curve}, line 2: f0 {float(hz):g} Hz is no pitch (at most 20000 Hz)")
+    assert not output.exists()

@@ -119,6 +119,10 @@ def run(args: argparse.Namespace, workspace: Workspace, reporter: Reporter) -> i
     from rvc.infer.pipeline import VoiceConverter
 
     options = options_from_args(args)  # settings first: a typo must not wait for the model to load
+    if options.f0_file is not None:
+        from rvc.infer.pitch import read_f0_file
+
+        read_f0_file(options.f0_file)  # as the settings: a bad line is said before the model and encoder load
     source: Path = args.input
     if not source.exists():
         raise UserError(f"--input {source}: no such file or folder")
