@@ -185,3 +185,20 @@ def test_infer_refuses_an_f0_file_whose_pitch_is_no_pitch(tmp_path: Path, hz: st
     ran, output = _infer(tmp_path, tmp_path / "absent.pth", "--f0-file", str(curve))
     ran.refused(f"{curve}, line 2: f0 {float(hz):g} Hz is no pitch (at most 20000 Hz)")
     assert not output.exists()
+
+
+# ------------------------------------------------------------------ a path that is there but no file
+
+
+def test_infer_says_what_is_wrong_with_an_index_or_recording_that_is_no_file(tmp_path: Path) -> None:
+    """A folder given as --index (the experiment's, which holds NAME.index) said 'no such index file', and a
+    link to nothing given as --input 'no such file or folder': both beside a name the user can see there."""
+    model, folder, link = _model(tmp_path / "voice.pth", 0), tmp_path / "experiment", tmp_path / "take.wav"
+    folder.mkdir()
+    ran, output = _infer(tmp_path, model, "--index", str(folder))
+    ran.refused(f"{folder} is a folder, not a file: give the index file (.index) built for the model")
+    link.unlink()
+    link.symlink_to(tmp_path / "moved.wav")
+    ran = cli(tmp_path / "logs", "infer", "--model", str(model), "--input", str(link), "--output", str(output))
+    ran.refused(f"--input {link} is a link to nothing (broken, or a loop): give a recording, or a folder of them")
+    assert not output.exists()
