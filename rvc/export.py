@@ -24,6 +24,7 @@ import functools
 import hashlib
 import io
 import json
+import math
 import pickle
 import re
 from collections.abc import Mapping
@@ -43,8 +44,9 @@ from rvc.export_metadata import experiment_metadata
 from rvc.fileio import atomic_write_bytes, why_not_a_file
 from rvc.models.config import ModelConfig
 from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
-from rvc.models.weights import check_state_dict, load_state_dict_checked, normalise_state_dict, rvc_name
+from rvc.models.weights import check_finite, check_state_dict, load_state_dict_checked, normalise_state_dict, rvc_name
 
+_STATE = "the generator state to export"  # what export errors call a state given in memory
 ENC_Q = "enc_q."  # the posterior encoder: training only, left out of exports as RVC does
 RVC_KEYS = ("weight", "config", "info", "sr", "f0", "version")
 VOCODER = "HiFi-GAN"  # Applio picks the decoder by this key; ours is RVC's NSF HiFi-GAN
@@ -69,23 +71,29 @@ def meta_generator(config: ModelConfig) -> SynthesizerTrnMs768NSFsid:
         return SynthesizerTrnMs768NSFsid(config)
 
 
-def export_weights(generator_state: Mapping[str, torch.Tensor], model_config: ModelConfig) -> StateDict:
+def export_weights(
+    generator_state: Mapping[str, torch.Tensor], model_config: ModelConfig, source: str = _STATE
+) -> StateDict:
     """Return the ``weight`` entry of an export: fp16, RVC's spelling and key order, no ``enc_q.*``.
 
     ``generator_state`` may use either weight-norm spelling, carry DDP/compile prefixes, or hold
     folded weights (after remove_weight_norm); every key and shape is checked against the
-    generator built from ``model_config`` (PretrainMismatchError names what differs). Tensors stay
-    on their device (meta tensors work, for shape checks).
+    generator built from ``model_config`` (PretrainMismatchError names what differs), and every
+    value must be finite once in fp16. Tensors stay on their device (meta tensors work, for shape
+    checks). ``source`` names the state in errors: the checkpoint file it was read from.
     """
     model = meta_generator(model_config)
     expected = model.state_dict()
     state = normalise_state_dict(generator_state, expected.keys())
-    check_state_dict(model, state, source="the generator state to export", ignore_missing=(ENC_Q,))
-    return {
+    check_state_dict(model, state, source=source, ignore_missing=(ENC_Q,))
+    weights = {
         rvc_name(key): state[key].detach().to(dtype=torch.float16, copy=True)
         for key in expected
         if not key.startswith(ENC_Q)
     }
+    # After the cast: a weight past fp16's 65504 becomes infinite there, and the model renders noise.
+    check_finite(weights, source, "export an earlier checkpoint (--checkpoint G_<step>.pth)")
+    return weights
 
 
 def _check_plain(value: Any, where: str) -> None:
@@ -137,6 +145,7 @@ def export_model(
     epoch: int,
     step: int,
     metadata: Mapping[str, Any],
+    source: str = _STATE,
 ) -> Path:
     """Write an RVC v2 exported model to ``out`` atomically and return ``out``.
 
@@ -146,13 +155,14 @@ def export_model(
         speakers (default 1), embedder, f0_method, dataset_seconds, epochs (default epoch),
         steps (default step), best_epoch, overtrain (a dict or a line); other keys are kept as
         given. Values must be plain (str/int/float/bool/None, lists, dicts with str keys, tensors).
+    source : what errors about the weights call them (the checkpoint file they come from).
     """
     out = Path(out)
     reserved = sorted(set(metadata) & set(RVC_KEYS))
     if reserved:
         raise ValueError(f"metadata may not set RVC's own keys {reserved}")
     _check_plain(dict(metadata), "metadata")
-    weights = {key: tensor.cpu() for key, tensor in export_weights(generator_state, model_config).items()}
+    weights = {key: tensor.cpu() for key, tensor in export_weights(generator_state, model_config, source).items()}
     created = datetime.datetime.now(datetime.timezone.utc)
     payload: dict[str, Any] = {
         # RVC's keys, in RVC's order.
@@ -268,7 +278,8 @@ def read_exported(path: str | Path) -> ExportedModel:
 
     Loads with ``torch.load(weights_only=True)``. Raises UserError naming the file for: a file
     holding Python objects (refused, not run), a training checkpoint, an RVC v1 model, a model
-    without pitch guidance, a malformed ``config`` list, or weights that do not fit the config.
+    without pitch guidance, a malformed ``config`` list, weights that do not fit the config, or
+    weights that are NaN or infinite (a diverged run: it would convert into full-scale noise).
     """
     path = Path(path)
     if not path.is_file():
@@ -285,6 +296,7 @@ def read_exported(path: str | Path) -> ExportedModel:
     if not isinstance(weights, dict) or not weights or not all(isinstance(v, torch.Tensor) for v in weights.values()):
         keys = ", ".join(map(str, list(data)[:8]))
         raise UserError(f"{path}: not an exported RVC model: no 'weight' state dict of tensors (keys: {keys})")
+    check_finite(weights, str(path), "export it again from an earlier checkpoint, or use another copy of the model")
     version = data.get("version")
     v1 = _v1_reason(version, weights)
     if v1:
@@ -340,11 +352,23 @@ def load_generator_checkpoint(path: Path) -> tuple[StateDict, int, int]:
     state = data.get("model") if isinstance(data, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise UserError(f"{path}: not a generator checkpoint (expected RVC's {{'model': state dict, ...}})")
-    epoch = data.get("epoch", data.get("iteration", 0))
-    step = data.get("step")
+    # Other tools' files (and hand-edited ones) may hold None, text or a tensor here: they only label the export.
+    epoch = _count(data.get("epoch", data.get("iteration"))) or 0
+    step = _count(data.get("step"))
     if step is None:
         step = generator_step(path) or 0
-    return {str(k): v for k, v in state.items()}, int(epoch), int(step)
+    return {str(k): v for k, v in state.items()}, epoch, step
+
+
+def _count(value: Any) -> int | None:
+    """Return a whole number of 0 or more held as an int, an integral float or a one-value tensor; else None."""
+    if isinstance(value, torch.Tensor):
+        value = value.item() if value.numel() == 1 else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value if value >= 0 else None
+    if isinstance(value, float) and math.isfinite(value) and value >= 0 and value.is_integer():
+        return int(value)
+    return None
 
 
 def export_experiment(
@@ -364,4 +388,4 @@ def export_experiment(
     config = load_model_config(experiment)
     metadata = dict(experiment_metadata(experiment) if metadata is None else metadata) | dict(extra_metadata or {})
     target = Path(out) if out is not None else experiment.exported_model(best=checkpoint == "best")
-    return export_model(state, config, target, epoch=epoch, step=step, metadata=metadata)
+    return export_model(state, config, target, epoch=epoch, step=step, metadata=metadata, source=str(path))

@@ -119,9 +119,15 @@ def run(args: argparse.Namespace, workspace: Workspace, reporter: Reporter) -> i
     from rvc.infer.pipeline import VoiceConverter
 
     options = options_from_args(args)  # settings first: a typo must not wait for the model to load
+    if options.f0_file is not None:
+        from rvc.infer.pitch import read_f0_file
+
+        read_f0_file(options.f0_file)  # as the settings: a bad line is said before the model and encoder load
     source: Path = args.input
     if not source.exists():
-        raise UserError(f"--input {source}: no such file or folder")
+        from rvc.fileio import why_not_a_file
+
+        raise UserError(f"--input {source} {why_not_a_file(source)}: give a recording, or a folder of them")
     if source.is_dir() and args.output.is_file():
         raise UserError(f"--output {args.output} is a file; a folder input needs an output folder")
     if source.is_file():

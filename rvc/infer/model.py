@@ -58,7 +58,8 @@ def recorded_embedder(exported: ExportedModel) -> str:
 
     Our files record it under "embedder" (a known name or the path of a custom encoder), Applio's
     under "embedder_model" with dashes ("chinese-hubert-base") or "custom"; RVC's record nothing and
-    mean ContentVec. Raises UserError for Applio's "custom", whose encoder the file does not name.
+    mean ContentVec. Raises UserError for Applio's "custom", whose encoder the file does not name, and
+    for a path that is not on this machine (a custom encoder, recorded where the model was trained).
     """
     from rvc.features.embedder_sources import EMBEDDERS
 
@@ -74,6 +75,12 @@ def recorded_embedder(exported: ExportedModel) -> str:
             raise UserError(
                 f"{exported.path}: the model was trained with a custom content encoder that the file does "
                 "not name; pass the same encoder with --embedder PATH (a Hugging Face folder or a fairseq .pt)"
+            )
+        if not Path(value).expanduser().exists():  # a custom encoder's path on the machine that trained it
+            raise UserError(
+                f"{exported.path}: the model records its content encoder as {value!r}, which is neither a known "
+                f"encoder ({', '.join(EMBEDDERS)}) nor a path on this machine; pass the encoder it was trained "
+                "with: --embedder PATH (a Hugging Face folder or a fairseq .pt)"
             )
         return value
     return DEFAULT_EMBEDDER

@@ -18,6 +18,7 @@ from rvc.errors import UserError
 from rvc.f0 import F0Estimator, coarse_f0
 
 FRAMES_PER_SECOND = 100
+MAX_F0_HZ = 20000  # the top of human hearing: no voice sings near it
 _SEPARATOR = re.compile(r"[,;\s]+")
 
 
@@ -50,6 +51,11 @@ def read_f0_file(path: str | Path) -> np.ndarray:
             raise UserError(f"{path}, line {number}: expected 'seconds,Hz' (e.g. '0.51,220.0'), got {line!r}") from None
         if not (np.isfinite(time) and np.isfinite(hz)) or time < 0 or hz < 0:
             raise UserError(f"{path}, line {number}: time and f0 must be finite and >= 0, got {line!r}")
+        if hz > MAX_F0_HZ:  # 1e39 Hz is infinite in the generator's float32: a clip of full-scale noise, said done
+            raise UserError(
+                f"{path}, line {number}: f0 {hz:g} Hz is no pitch (at most {MAX_F0_HZ} Hz); the second value of "
+                f"a line is the pitch in Hz, got {line!r}"
+            )
         rows.append((time, hz))
     if not rows:
         raise UserError(f"{path}: the f0 file holds no 'seconds,Hz' lines")

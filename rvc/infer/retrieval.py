@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 
 from rvc.errors import UserError
+from rvc.experiment.names import INDEX_SUFFIX
+from rvc.fileio import why_not_a_file
 
 NEIGHBOURS = 8  # RVC's k
 _BLOCK_FRAMES = 512
@@ -71,7 +73,10 @@ def load_index(path: str | Path) -> FeatureIndex:
 
     path = Path(path)
     if not path.is_file():
-        raise UserError(f"{path}: no such index file; build one with `python -m rvc index --experiment NAME`")
+        raise UserError(  # a folder is the careless case: the experiment's, which holds NAME.index
+            f"{path} {why_not_a_file(path)}: give the index file ({INDEX_SUFFIX}) built for the model, or build one "
+            "with `python -m rvc index --experiment NAME`"
+        )
     try:
         index = faiss.read_index(str(path))
     except RuntimeError as exc:

@@ -83,7 +83,29 @@ def read_state_dict(path: str | Path) -> StateDict:
         raise UserError(
             f"{path}: not a model state dict (expected tensors, or a 'model' or 'weight' entry; found {found})"
         )
-    return {str(k): v for k, v in data.items()}
+    state = {str(k): v for k, v in data.items()}
+    check_finite(state, str(path), "use another copy of the file (download it again)")
+    return state
+
+
+def check_finite(state_dict: Mapping[str, torch.Tensor], source: str, remedy: str) -> None:
+    """Raise UserError naming ``source`` when any floating-point tensor holds NaN or infinity.
+
+    Such weights load without complaint, then every step of training is skipped as non-finite
+    (the run ends "diverged"), and a conversion writes a clip of full-scale noise, said to be done.
+    Meta tensors (shape checks) hold no values and are skipped.
+    """
+    bad = [
+        key
+        for key, tensor in state_dict.items()
+        if tensor.is_floating_point() and tensor.device.type != "meta" and not bool(torch.isfinite(tensor).all())
+    ]
+    if bad:
+        more = f", and {len(bad) - 3} more" if len(bad) > 3 else ""
+        raise UserError(
+            f"{source}: {len(bad)} of its {len(state_dict)} tensors hold NaN or infinite values "
+            f"({', '.join(rvc_name(key) for key in bad[:3])}{more}), so its weights are damaged; {remedy}"
+        )
 
 
 def normalise_state_dict(state_dict: Mapping[str, torch.Tensor], expected: Iterable[str]) -> StateDict:
