@@ -250,6 +250,25 @@ def test_try_model_names_a_knob_that_holds_no_number(ctx: AppContext) -> None:
         assert started.startswith(f"Not started: {label}"), started
 
 
+def test_try_model_says_its_own_field_for_an_encoder_the_model_does_not_name(ctx: AppContext, tmp_path: Path) -> None:
+    """A model trained with a custom encoder said 'pass the same encoder with --embedder PATH' in the tab, which has
+    no command line: it names the tab's 'Content encoder' field."""
+    import soundfile as sf
+
+    from tests.synth import speech_like
+    from tests.test_blend import _model
+    from webui import try_model_handlers
+    from webui.tabs.try_model import _Handlers
+
+    model = _model(ctx.workspace.logs_dir / "voice" / "voice.pth", 0, embedder="/elsewhere/my-hubert")
+    sf.write(clip := tmp_path / "clip.wav", speech_like(16000, (0.5,), gap_seconds=0.1), 16000)
+    on = _Handlers(ctx, try_model_handlers.ConverterCache(ctx.workspace))
+    progress = lambda fraction, desc: None  # noqa: E731 (gr.Progress, outside a request)
+    shown = on.on_convert(str(model), "", "", str(clip), 0, "pm", 0.5, 0.33, 0.25, False, [], progress=progress)[0]
+    assert shown.startswith(f"Not converted: {model}: the model records its content encoder as '/elsewhere/my-hubert'")
+    assert "the 'Content encoder' field" in shown and "--embedder" not in shown, shown
+
+
 def test_a_model_deleted_since_the_list_was_drawn_is_said_before_any_job(ctx: AppContext, tmp_path: Path) -> None:
     """Convert folder and Blend started a job on a model that was gone (Blend's made logs/NAME/jobs/ for it); Blend
     with an emptied ratio box raised TypeError from check_ratio."""

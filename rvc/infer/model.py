@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 # RVC's files record no encoder: they were all trained on RVC's hubert_base.pt, which is ContentVec.
 DEFAULT_EMBEDDER = "contentvec"
+EMBEDDER_FLAG = "--embedder PATH"  # how the messages below say to give the encoder (the web UI says its field)
 # The generator's frames run at the 100 frames/s of the f0 track (160 samples at 16 kHz).
 FRAMES_PER_SECOND = 100
 
@@ -74,13 +75,13 @@ def recorded_embedder(exported: ExportedModel) -> str:
         if value.lower() == "custom":
             raise UserError(
                 f"{exported.path}: the model was trained with a custom content encoder that the file does "
-                "not name; pass the same encoder with --embedder PATH (a Hugging Face folder or a fairseq .pt)"
+                f"not name; pass the same encoder with {EMBEDDER_FLAG} (a Hugging Face folder or a fairseq .pt)"
             )
         if not Path(value).expanduser().exists():  # a custom encoder's path on the machine that trained it
             raise UserError(
                 f"{exported.path}: the model records its content encoder as {value!r}, which is neither a known "
                 f"encoder ({', '.join(EMBEDDERS)}) nor a path on this machine; pass the encoder it was trained "
-                "with: --embedder PATH (a Hugging Face folder or a fairseq .pt)"
+                f"with: {EMBEDDER_FLAG} (a Hugging Face folder or a fairseq .pt)"
             )
         return value
     return DEFAULT_EMBEDDER

@@ -325,9 +325,16 @@ def _likely_cause(
     file_is_generator = any(k.startswith(("enc_p.", "dec.")) for k in state_dict)
     file_is_discriminator = any(k.startswith("discriminators.") for k in state_dict)
     if is_generator and file_is_discriminator and not file_is_generator:
-        return "this is a discriminator (D) file; give it as the D pretrain and the matching G file as the G pretrain."
+        # Said wherever a G goes (a pretrain, an export, a blend), so no advice that fits only one of them.
+        return (
+            "this is a discriminator (D) file where a generator (G) goes: "
+            "give the G file of the pair (G_<step>.pth, f0G40k.pth)."
+        )
     if not is_generator and file_is_generator:
-        return "this is a generator (G) file; give it as the G pretrain and the matching D file as the D pretrain."
+        return (
+            "this is a generator (G) file where a discriminator (D) goes: "
+            "give the D file of the pair (D_<step>.pth, f0D40k.pth)."
+        )
     if not is_generator:
         return _discriminator_cause(state_dict)
 

@@ -17,6 +17,7 @@ import gradio as gr
 from rvc.choices import F0Method
 from rvc.errors import UserError
 from rvc.experiment import Workspace
+from rvc.infer.model import EMBEDDER_FLAG
 from rvc.infer.pipeline import ConvertOptions
 from rvc.settings import setting_of
 from webui import try_model_folder as folder_section
@@ -34,6 +35,7 @@ NO_MODEL = (
     "or upload a .pth above."
 )
 OWN_ENCODER = "the one the model records"
+ENCODER_LABEL = "Content encoder"
 
 
 def _players(history: list[h.Result]) -> list[Any]:
@@ -158,7 +160,7 @@ def _draw_source(workspace: Workspace, models: list[tuple[str, str]]) -> _Source
         _encoders(workspace),
         value="",
         allow_custom_value=True,
-        label="Content encoder",
+        label=ENCODER_LABEL,
         info=f"usually {OWN_ENCODER}; {where_to_put(workspace.assets)}",
     )
     clip = gr.Audio(
@@ -268,8 +270,8 @@ class _Handlers:
                 precision=self.ctx.settings.default_precision, compare=bool(both),
                 on_progress=lambda words, fraction: progress(fraction, desc=words.capitalize()),
             )  # fmt: skip
-        except UserError as exc:
-            return _failed(str(exc), kept)
+        except UserError as exc:  # the command line's flag for the encoder is this tab's field
+            return _failed(str(exc).replace(EMBEDDER_FLAG, f"the '{ENCODER_LABEL}' field"), kept)
         except Exception as exc:  # a crash in a handler must not take the tab down; the log has the trace
             log.exception("conversion failed")
             return _failed(f"conversion failed ({type(exc).__name__}: {exc}); the app's log has the details", kept)
