@@ -39,7 +39,7 @@ from rvc.errors import UserError
 from rvc.experiment import Experiment
 from rvc.experiment.checkpoints import generator_step
 from rvc.experiment.config_file import load_model_config
-from rvc.experiment.names import GENERATOR_PATTERN
+from rvc.experiment.names import GENERATOR_PATTERN, generator_file
 from rvc.export_metadata import experiment_metadata
 from rvc.fileio import atomic_write_bytes, why_not_a_file
 from rvc.models.config import ModelConfig
@@ -92,7 +92,7 @@ def export_weights(
         if not key.startswith(ENC_Q)
     }
     # After the cast: a weight past fp16's 65504 becomes infinite there, and the model renders noise.
-    check_finite(weights, source, "export an earlier checkpoint (--checkpoint G_<step>.pth)")
+    check_finite(weights, source, f"export an earlier checkpoint (--checkpoint {generator_file('<step>')})")
     return weights
 
 

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from rvc.errors import UserError
+from rvc.experiment.names import discriminator_file, generator_file
 from rvc.fileio import why_not_a_file
 from rvc.models.config import SAMPLE_RATE_TAGS, ModelConfig
 
@@ -328,12 +329,12 @@ def _likely_cause(
         # Said wherever a G goes (a pretrain, an export, a blend), so no advice that fits only one of them.
         return (
             "this is a discriminator (D) file where a generator (G) goes: "
-            "give the G file of the pair (G_<step>.pth, f0G40k.pth)."
+            f"give the G file of the pair ({generator_file('<step>')}, f0G40k.pth)."
         )
     if not is_generator and file_is_generator:
         return (
             "this is a generator (G) file where a discriminator (D) goes: "
-            "give the D file of the pair (D_<step>.pth, f0D40k.pth)."
+            f"give the D file of the pair ({discriminator_file('<step>')}, f0D40k.pth)."
         )
     if not is_generator:
         return _discriminator_cause(state_dict)
