@@ -123,7 +123,9 @@ def train_experiment(workspace: Workspace, name: str, device_name: str = "auto")
     try:
         if dist.is_main:
             lock = _hold_training_lock(experiment)
-        return _train_with_rollbacks(workspace, experiment, device_name, dist, progress)
+        code = _train_with_rollbacks(workspace, experiment, device_name, dist, progress)
+        _finish_together(dist)
+        return code
     except KeyboardInterrupt:
         return 130
     except Exception as error:  # the UI must hear about any failure: each kind has its status and message
@@ -220,6 +222,20 @@ def _failed(error: Exception, experiment: Experiment, since: int, dist: Distribu
     if status == 2:
         print(f"error: {message}", file=sys.stderr)
     return status
+
+
+def _finish_together(dist: Distributed) -> None:
+    """Wait for every rank at the end of a run that ended normally, before any leaves the process group.
+
+    Rank 0 exports and writes its last events after the final collective; a rank that tore down its
+    group meanwhile aborted now and then ("terminate called without an active exception", SIGABRT:
+    the two-process CPU test, about one run in ten on a busy machine), failing a finished run.
+    """
+    if dist.world_size > 1:
+        import torch
+
+        if torch.distributed.is_initialized():
+            torch.distributed.barrier()
 
 
 def _release(dist: Distributed, lock: TextIO | None) -> None:
