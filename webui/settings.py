@@ -17,7 +17,7 @@ from typing import Any
 
 from rvc.config.train import PRECISIONS  # a new configuration's precision: the same choices
 from rvc.errors import UserError, path_problem
-from rvc.fileio import atomic_write_json
+from rvc.fileio import atomic_write_json, user_path
 
 SETTINGS_FILE = "rvc_studio_settings.json"
 DEVICES = ("auto", "cpu", "cuda")  # or cuda:N
@@ -178,6 +178,8 @@ def save_problems(settings: Settings, settings_file: Path) -> list[str]:
                 problem = folder_problem(resolve_folder(settings_file, text))
             except (OSError, ValueError) as error:  # a name too long, a NUL byte
                 problem = path_problem(error) or f"{text!r} is not a usable folder path ({error})"
+            except UserError as error:  # ~USER of no user here
+                problem = str(error)
             if problem:
                 problems.append(f"{name}: {problem}")
     return problems
@@ -197,5 +199,5 @@ def folder_problem(folder: Path) -> str | None:
 
 def resolve_folder(settings_file: Path, text: str) -> Path:
     """Return a folder setting as an absolute path (relative paths start at the settings file's folder)."""
-    path = Path(text).expanduser()
+    path = user_path(text)
     return (path if path.is_absolute() else settings_file.parent / path).resolve()
