@@ -45,3 +45,34 @@ def test_a_path_beginning_with_the_home_of_no_user_is_said_by_field(ctx: AppCont
     message = settings_tab.save(ctx, *values, False)[0]
     assert message.startswith("Not saved.") and "~nosuchuser, the home folder of a user" in message, message
     assert not ctx.settings_path.exists() and not ctx.workspace.logs_dir.exists()
+
+
+# ------------------------------------------------------------------ Try Model's content encoder
+
+
+def test_try_model_reads_its_encoder_field_as_the_other_tabs_do(ctx: AppContext, tmp_path: Path) -> None:
+    """An emptied encoder dropdown (None) said 'conversion failed (AttributeError: 'NoneType' object has no
+    attribute 'strip')'; Convert folder with '-x' typed there raised stage_args' ValueError (a traceback), and a
+    typed path reached the job without the path guard that Train from recordings' same field has."""
+    import soundfile as sf
+
+    from tests.synth import speech_like
+    from tests.test_blend import _model
+    from webui import try_model_handlers
+    from webui.tabs.try_model import _Handlers
+
+    model = _model(ctx.workspace.logs_dir / "voice" / "voice.pth", 0)
+    sf.write(clip := tmp_path / "clip.wav", speech_like(16000, (0.5,), gap_seconds=0.1), 16000)
+    (recordings := tmp_path / "recordings").mkdir()
+    on = _Handlers(ctx, try_model_handlers.ConverterCache(ctx.workspace))
+    progress = lambda fraction, desc: None  # noqa: E731 (gr.Progress, outside a request)
+    knobs = (0, "pm", 0.5, 0.33, 0.25)
+    shown = on.on_convert(str(model), "", None, str(clip), *knobs, False, [], progress=progress)[0]
+    assert "AttributeError" not in shown and "contentvec" in shown, shown  # the model's own encoder, not here
+    words = "outside the folders this app may use"
+    for typed in ("-x", "/etc"):
+        started = on.on_convert_folder(str(model), "", typed, str(recordings), "", *knobs)
+        assert started.startswith("Not started: 'Content encoder'") and words in started, started
+        shown = on.on_convert(str(model), "", typed, str(clip), *knobs, False, [], progress=progress)[0]
+        assert shown.startswith("Not converted: 'Content encoder'") and words in shown, shown
+    assert not (ctx.workspace.logs_dir / "voice" / "jobs").exists()

@@ -16,6 +16,8 @@ from rvc.experiment import Workspace
 from rvc.jobs.state import ENDED, read_job
 from rvc.settings import setting_of, ui_message
 from webui.context import AppContext
+from webui.encoders import LABEL as ENCODER_LABEL
+from webui.encoders import chosen_encoder
 from webui.prepare_handlers import LABELS as PREPARE_LABELS
 from webui.prepare_handlers import StageRequest, experiment_of, gather_inputs
 
@@ -29,7 +31,7 @@ LABELS = {
     "uploads": "Upload recordings",
     "sample_rate": "Sample rate",
     "f0_method": "Pitch method",
-    "embedder": "Content encoder",
+    "embedder": ENCODER_LABEL,
     "epochs": "Epochs",
     "pretrain": "Pretrained pair",
 }
@@ -81,13 +83,10 @@ def _sample_rate(value: Any) -> int:
 def _embedder(ctx: AppContext, value: str | None) -> str:
     from rvc.features.embedder import EMBEDDERS
 
-    text = (value or "").strip()
-    if not text:
+    chosen = chosen_encoder(ctx.paths, value)
+    if chosen is None:
         raise UserError(f"'{LABELS['embedder']}': choose one of {', '.join(EMBEDDERS)}, or one in the list")
-    if text in EMBEDDERS:
-        return text
-    path = ctx.paths.resolve(text, f"'{LABELS['embedder']}'", must_exist=True)
-    return str(path)
+    return chosen
 
 
 def _pretrain_args(ctx: AppContext, value: str | None) -> list[str]:
