@@ -38,6 +38,13 @@ def resolve_device(device: str) -> str:
     return device  # cpu
 
 
+def cuda_device_count() -> int:
+    """Return how many CUDA GPUs PyTorch sees on this machine (0 without CUDA)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 # Run as if the GPU had this many GiB (a float): the benchmarks and GPU tests use it to try the
 # 6-24 GB cards our users have on a large one. Unset, the whole card is used.
 MEMORY_CAP_VARIABLE = "RVC_GPU_MEMORY_GIB"

@@ -76,3 +76,32 @@ def test_try_model_reads_its_encoder_field_as_the_other_tabs_do(ctx: AppContext,
         shown = on.on_convert(str(model), "", typed, str(clip), *knobs, False, [], progress=progress)[0]
         assert shown.startswith("Not converted: 'Content encoder'") and words in shown, shown
     assert not (ctx.workspace.logs_dir / "voice" / "jobs").exists()
+
+
+# ------------------------------------------------------------------ the Train tab's GPU ids
+
+
+def test_gpu_ids_the_machine_does_not_have_or_cannot_read_are_refused_before_a_start(
+    ctx: AppContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'99' (or '0' on a machine without CUDA) started a trainer that failed once started, saying '--device
+    cuda:0 was asked for ...; use --device cpu' (a flag this tab has not); 50 ids started torchrun with 50
+    processes; '²' and 10,000 zeros raised int()'s ValueError out of the handler; '٣' trained on GPU 3."""
+    from rvc.train.launcher import parse_gpu_ids
+    from webui import train_handlers
+
+    monkeypatch.setattr(train_handlers, "cuda_device_count", lambda: 2)
+    for text, words in (
+        ("99", "this machine has 2 GPU(s), ids 0 to 1"),
+        (",".join(map(str, range(50))), "this machine has 2 GPU(s)"),
+        ("٣", "give numbers separated by commas"),
+        ("0" * 10_000, "give numbers separated by commas"),
+        ("0;1", "give numbers separated by commas"),
+        ("0, 0", "each GPU may appear once"),
+    ):
+        message = train_handlers.start_training(ctx, "voice", text, False)
+        assert message.startswith("Not started: GPU ids '") and words in message and len(message) < 300, message
+    monkeypatch.setattr(train_handlers, "cuda_device_count", lambda: 0)
+    assert "PyTorch sees no GPU here" in train_handlers.start_training(ctx, "voice", "0", False)
+    assert parse_gpu_ids("１，０\n²", present=3) == (1, 0, 2)  # an input method's full-width digits and comma
+    assert not ctx.workspace.logs_dir.exists()

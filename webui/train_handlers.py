@@ -10,6 +10,7 @@ import logging
 import threading
 from typing import Any
 
+from rvc.devices import cuda_device_count
 from rvc.errors import UserError
 from rvc.experiment import Experiment
 from rvc.jobs.launcher import StageJob, running_jobs
@@ -100,7 +101,8 @@ def start_training(ctx: AppContext, name: str | None, gpu_text: str, resume: boo
         return NO_EXPERIMENT
     try:
         experiment = ctx.workspace.experiment(name)
-        gpus = launcher.parse_gpu_ids(gpu_text or "")
+        text = (gpu_text or "").strip()
+        gpus = launcher.parse_gpu_ids(text, present=cuda_device_count() if text else None)
         refusal = _start_refusal(ctx, experiment, resume)
         if refusal is not None:
             return refusal
