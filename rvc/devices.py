@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     import torch
 
 DEVICE_CHOICES = ("auto", "cuda", "cpu")
-_DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
+_DEVICE_NAME = re.compile(r"auto|cpu|cuda(:[0-9]+)?")  # ASCII: torch.device refuses other digits
 
 
 def is_device_name(text: str) -> bool:

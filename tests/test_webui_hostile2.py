@@ -105,3 +105,32 @@ def test_gpu_ids_the_machine_does_not_have_or_cannot_read_are_refused_before_a_s
     assert "PyTorch sees no GPU here" in train_handlers.start_training(ctx, "voice", "0", False)
     assert parse_gpu_ids("１，０\n²", present=3) == (1, 0, 2)  # an input method's full-width digits and comma
     assert not ctx.workspace.logs_dir.exists()
+
+
+# ------------------------------------------------------------------ Settings
+
+
+def test_settings_names_its_fields_by_label_and_saves_nothing_the_next_start_refuses(ctx: AppContext) -> None:
+    """The tab named fields by the file's keys ('auth: use USER:PASS', 'console_lines: ...'); a port of 400 digits
+    raised float()'s OverflowError out of the handler; a checkbox sent as null or "yes" and the device 'cuda:１'
+    (full-width) were saved, and the app then refused to start on the file, or the trainer on the device."""
+    from webui.settings import load_settings
+    from webui.tabs import settings as settings_tab
+
+    def save(**changes: object) -> str:
+        values = [changes.get(name, getattr(ctx.settings, name)) for name in settings_tab.FIELD_ORDER]
+        return settings_tab.save(ctx, *values, False)[0]
+
+    for changes, words in (
+        ({"auth": ":b"}, "- 'Login': use USER:PASS"),
+        ({"console_lines": 5}, "- 'Console lines': use 10 to 10000 lines"),
+        ({"default_device": "cuda:１"}, "- 'Default device': use auto, cpu, cuda or cuda:N"),
+        ({"share": True}, "- 'Public share link (gradio.live)': a public link lets anyone"),
+        ({"tensorboard_port": 10**400}, "Not saved: 'TensorBoard port': give a whole number (got one of 401 digits)"),
+        ({"verbose": None}, "Not saved: 'Verbose console (also the @@rvc progress lines)': tick it or leave it"),
+        ({"share": "yes"}, "Not saved: 'Public share link (gradio.live)': tick it or leave it empty (got 'yes')"),
+    ):
+        assert words in save(**changes), changes
+    assert not ctx.settings_path.exists()
+    assert save(auth="me:pass:word", default_device="cuda:1").startswith("Saved")  # a ':' in the password is fine
+    assert load_settings(ctx.settings_path).auth_pair() == ("me", "pass:word")
