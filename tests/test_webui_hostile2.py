@@ -134,3 +134,21 @@ def test_settings_names_its_fields_by_label_and_saves_nothing_the_next_start_ref
     assert not ctx.settings_path.exists()
     assert save(auth="me:pass:word", default_device="cuda:1").startswith("Saved")  # a ':' in the password is fine
     assert load_settings(ctx.settings_path).auth_pair() == ("me", "pass:word")
+
+
+# ------------------------------------------------------------------ the pretrain lists with no rate chosen
+
+
+@pytest.mark.parametrize("rate", [None, "abc", float("nan")])
+def test_pretrain_lists_of_no_sample_rate_offer_scratch_and_say_to_choose_one(ctx: AppContext, rate: object) -> None:
+    """Generate Configuration's pretrain lists (redrawn when its tab opens, on Refresh and on a rate change) and
+    Train from recordings' (on the page's load) ended in int()'s TypeError or ValueError with no rate chosen: an
+    'Error' toast, and the lists stayed as they were."""
+    from webui.config_pretrains import NO_PRETRAIN, pretrain_choices
+    from webui.tabs import train_from_recordings
+
+    choices = pretrain_choices(ctx.workspace, rate, None, None)
+    assert [value for _, value in choices.generators] == [NO_PRETRAIN] and choices.generator == NO_PRETRAIN
+    assert choices.note == "'Sample rate': choose one of 32k, 40k, 48k to list its pretrains"
+    update = train_from_recordings._pretrains(ctx, rate)  # type: ignore[arg-type]
+    assert update["value"] == NO_PRETRAIN and [value for _, value in update["choices"]] == [NO_PRETRAIN]

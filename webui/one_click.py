@@ -37,16 +37,19 @@ LABELS = {
 }
 
 
-def pretrain_choices(workspace: Workspace, sample_rate: int) -> tuple[list[tuple[str, str]], str]:
+def pretrain_choices(workspace: Workspace, sample_rate: Any) -> tuple[list[tuple[str, str]], str]:
     """Return the installed G/D pairs of ``sample_rate`` as (label, G path) and the one to start with.
 
     The first pair is chosen: fine-tuning a pretrain needs far less audio and time than training from scratch.
     """
     from rvc.pretrained.pairs import find_pretrain_pairs
-    from webui.config_pretrains import pairs_for_rate, shown
+    from webui.config_pretrains import pairs_for_rate, preset_rate, shown
 
     root = workspace.assets.pretrained_dir
-    pairs = pairs_for_rate(find_pretrain_pairs(root), int(sample_rate))
+    try:
+        pairs = pairs_for_rate(find_pretrain_pairs(root), preset_rate(sample_rate))
+    except UserError:  # none chosen (a stale page): Start says so; the list offers no pair of a rate
+        pairs = []
     choices = [("none: train from scratch (needs hours of audio)", NO_PRETRAIN)]
     choices += [(f"{shown(pair.g, root)} + {pair.d.name}", str(pair.g)) for pair in pairs]
     return choices, (str(pairs[0].g) if pairs else NO_PRETRAIN)
