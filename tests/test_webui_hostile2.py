@@ -152,3 +152,23 @@ def test_pretrain_lists_of_no_sample_rate_offer_scratch_and_say_to_choose_one(ct
     assert choices.note == "'Sample rate': choose one of 32k, 40k, 48k to list its pretrains"
     update = train_from_recordings._pretrains(ctx, rate)  # type: ignore[arg-type]
     assert update["value"] == NO_PRETRAIN and [value for _, value in update["choices"]] == [NO_PRETRAIN]
+
+
+# ------------------------------------------------------------------ Model tools: blend
+
+
+def test_blend_reads_only_models_in_the_apps_folders_and_offers_no_flag(ctx: AppContext, tmp_path: Path) -> None:
+    """Model A or B sent as any file of the server (/etc/passwd) started a blend job that made logs/NAME/ and read
+    it; a name taken by a blend said 'choose another name, or overwrite it (--overwrite)', a flag this tab has not."""
+    from webui.tabs.model_tools import start_blend
+
+    a, b = (ctx.workspace.logs_dir / name / f"{name}.pth" for name in ("a", "b"))
+    for model in (a, b):
+        model.parent.mkdir(parents=True)
+        model.write_bytes(b"")
+    (elsewhere := tmp_path / "elsewhere.pth").write_bytes(b"")
+    blended = start_blend(ctx, str(elsewhere), str(b), 0.5, "duet")
+    assert blended.startswith("Not started: 'Model A'") and "outside the folders this app may use" in blended
+    assert not (ctx.workspace.logs_dir / "duet").exists()
+    blended = start_blend(ctx, str(a), str(b), 0.5, "a")
+    assert blended == f"Not started: {a} exists: choose another name", blended
