@@ -172,3 +172,23 @@ def test_blend_reads_only_models_in_the_apps_folders_and_offers_no_flag(ctx: App
     assert not (ctx.workspace.logs_dir / "duet").exists()
     blended = start_blend(ctx, str(a), str(b), 0.5, "a")
     assert blended == f"Not started: {a} exists: choose another name", blended
+
+
+# ------------------------------------------------------------------ the Train tab's model buttons
+
+
+def test_export_with_no_state_chosen_asks_for_one(ctx: AppContext) -> None:
+    """An emptied 'State to export' (None) with a saved state raised the job's TypeError ('sequence item 11:
+    expected str instance, NoneType found') out of Export."""
+    from rvc.experiment.checkpoints import state_paths
+    from tests.fake_experiment import make_extracted_experiment
+    from webui import train_handlers
+
+    make_extracted_experiment(ctx.workspace.logs_dir, "voice", train_clips=2, validation_clips=0, seconds=0.3)
+    experiment = ctx.workspace.experiment("voice")
+    experiment.checkpoints.folder.mkdir(parents=True, exist_ok=True)
+    for path in vars(state_paths(experiment.checkpoints.folder, 100)).values():
+        path.write_bytes(b"")
+    message = train_handlers.export_model(ctx, "voice", None)  # type: ignore[arg-type]
+    assert message == "Not exported: choose the 'State to export' (best or latest), then **Export**.", message
+    assert not experiment.jobs.root.exists()
