@@ -89,6 +89,9 @@ def _parent(model: ExportedModel) -> dict[str, Any]:
     }
 
 
+OVERWRITE = ", or overwrite it (--overwrite)"  # how blend_target's refusal offers the flag (the web UI has none)
+
+
 def blend_target(workspace: Workspace, name: str, overwrite: bool = False) -> Path:
     """Return where a blend named ``name`` goes in the workspace: ``logs/NAME/NAME.pth``, a model of its own.
 
@@ -103,7 +106,7 @@ def blend_target(workspace: Workspace, name: str, overwrite: bool = False) -> Pa
         raise UserError(f"'{name}' is an experiment with its own data or settings: give the blend a name of its own")
     target = experiment.exported_model()
     if target.exists() and not overwrite:
-        raise UserError(f"{target} exists: choose another name, or overwrite it (--overwrite)")
+        raise UserError(f"{target} exists: choose another name{OVERWRITE}")
     return target
 
 

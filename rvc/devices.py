@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     import torch
 
 DEVICE_CHOICES = ("auto", "cuda", "cpu")
-_DEVICE_NAME = re.compile(r"auto|cpu|cuda(:\d+)?")
+_DEVICE_NAME = re.compile(r"auto|cpu|cuda(:[0-9]+)?")  # ASCII: torch.device refuses other digits
 
 
 def is_device_name(text: str) -> bool:
@@ -36,6 +36,13 @@ def resolve_device(device: str) -> str:
             raise UserError(f"--device {device} was asked for, but PyTorch sees no CUDA GPU; use --device cpu")
         return device
     return device  # cpu
+
+
+def cuda_device_count() -> int:
+    """Return how many CUDA GPUs PyTorch sees on this machine (0 without CUDA)."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 # Run as if the GPU had this many GiB (a float): the benchmarks and GPU tests use it to try the

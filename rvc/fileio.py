@@ -27,6 +27,22 @@ def why_not_a_file(path: Path) -> str:
     return "does not exist"
 
 
+def user_path(text: str) -> Path:
+    """Return ``Path(text)`` with a leading ``~`` or ``~USER`` expanded; UserError when there is no such home.
+
+    ``Path.expanduser`` raises RuntimeError for ``~USER`` of a user this machine does not have (or ``~``
+    without a home): a typo in a path field, not a bug.
+    """
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        start = str(text).split("/", 1)[0]
+        raise UserError(
+            f"{str(text)!r} begins with {start}, the home folder of a user this machine does not have: "
+            "write the full path"
+        ) from None
+
+
 def _file_in_the_way(folder: Path) -> Path | None:
     """Return the first of ``folder``'s parents, or ``folder`` itself, that exists as something other than a folder."""
     for candidate in (*reversed(folder.parents), folder):

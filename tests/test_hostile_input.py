@@ -544,10 +544,10 @@ def test_the_app_refuses_share_without_a_login_unless_told(tmp_path: Path) -> No
 @pytest.mark.parametrize(
     ("change", "words"),
     [
-        ({"share": True}, "share: a public link"),
-        ({"logs_dir": "/etc"}, "logs_dir: /etc is a system folder"),
-        ({"logs_dir": "/usr/share/rvc"}, "logs_dir: /usr/share/rvc is a system folder"),
-        ({"assets_dir": "/"}, "assets_dir: / is a system folder"),
+        ({"share": True}, "'Public share link (gradio.live)': a public link"),
+        ({"logs_dir": "/etc"}, "'Experiments folder (logs)': /etc is a system folder"),
+        ({"logs_dir": "/usr/share/rvc"}, "'Experiments folder (logs)': /usr/share/rvc is a system folder"),
+        ({"assets_dir": "/"}, "'Weights folder (assets)': / is a system folder"),
         ({"logs_dir": "{file}/logs"}, "is a file, not a folder"),
     ],
 )

@@ -95,7 +95,7 @@ def test_a_whole_number_field_refuses_nan_and_infinity_by_its_label(ctx: AppCont
             one_click.chain_request(ctx, chain_form | {"epochs": value})
         settings_form[port] = value
         message = settings_tab.save(ctx, *settings_form, False)[0]
-        assert message.startswith("Not saved: tensorboard_port: give a whole number"), message
+        assert message.startswith("Not saved: 'TensorBoard port': give a whole number"), message
     settings_form[port] = 6006.7  # was saved as 6006
     assert settings_tab.save(ctx, *settings_form, False)[0].endswith("give a whole number (got 6006.7)")
     with pytest.raises(UserError, match=r"^'Epochs': give a whole number between 1 and"):  # the run refused it later

@@ -159,7 +159,7 @@ def test_settings_tab_saves_and_refuses_bad_values(settings_file: Path, page: An
     lines.fill("5")
     page.get_by_role("button", name="Save", exact=True).click()
     message = page.locator("#settings-message")
-    message.filter(has_text="console_lines: use 10 to 10000 lines").wait_for()
+    message.filter(has_text="'Console lines': use 10 to 10000 lines").wait_for()
     lines.fill("300")
     page.get_by_role("button", name="Save", exact=True).click()
     message.filter(has_text="Saved to").wait_for()

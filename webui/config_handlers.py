@@ -20,9 +20,9 @@ from rvc.config.train import PRECISIONS, TrainConfig, parse_batch_size
 from rvc.errors import UserError
 from rvc.experiment import Experiment, ExperimentStatus, Workspace
 from rvc.experiment.config_file import find_config, has_config, load_config, save_config
-from rvc.models.config import SAMPLE_RATE_TAGS, ModelConfig
+from rvc.models.config import ModelConfig
 from rvc.settings import Setting, labels_of, settings_of, ui_help
-from webui.config_pretrains import NO_PRETRAIN
+from webui.config_pretrains import NO_PRETRAIN, preset_rate
 from webui.paths_guard import PathGuard
 from webui.prepare_handlers import experiment_of
 
@@ -275,22 +275,11 @@ def config_from_form(
     experiment = experiment_of(workspace, name)
     if (gone := experiment.gone()) is not None:  # deleted since the page listed it: a save would make it again
         raise UserError(f"{gone}, or prepare it again in Prepare Dataset")
-    rate = _sample_rate(sample_rate)
+    rate = preset_rate(sample_rate)
     saved = _saved(experiment)
     train = train_from_form(values, guard)
     data = data_info(experiment, saved.data if saved else None)
     return ExperimentConfig(model=_model_for(experiment, rate), train=train, data=data)
-
-
-def _sample_rate(value: Any) -> int:
-    """Return the 'Sample rate' choice as a preset's rate; UserError for anything else (none chosen, a stale value)."""
-    try:
-        rate = float(value)
-    except (TypeError, ValueError):
-        rate = math.nan
-    if rate in SAMPLE_RATE_TAGS and not isinstance(value, bool):
-        return int(rate)
-    raise UserError(f"'Sample rate': choose one of {', '.join(SAMPLE_RATE_TAGS.values())}")
 
 
 def ui_text(text: str) -> str:

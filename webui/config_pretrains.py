@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from rvc.errors import UserError
 from rvc.experiment import Workspace
 from rvc.models.config import SAMPLE_RATE_TAGS
 from rvc.pretrained.pairs import PretrainListing, PretrainPair, find_pretrain_pairs
@@ -18,6 +21,17 @@ def shown(path: Path, root: Path) -> str:
         return str(path.relative_to(root))
     except ValueError:
         return str(path)
+
+
+def preset_rate(value: Any) -> int:
+    """Return the 'Sample rate' choice as a preset's rate; UserError for anything else (none chosen, a stale value)."""
+    try:
+        rate = float(value)
+    except (TypeError, ValueError):
+        rate = math.nan
+    if rate in SAMPLE_RATE_TAGS and not isinstance(value, bool):
+        return int(rate)
+    raise UserError(f"'Sample rate': choose one of {', '.join(SAMPLE_RATE_TAGS.values())}")
 
 
 def pairs_for_rate(listing: PretrainListing, sample_rate: int) -> list[PretrainPair]:
@@ -54,7 +68,7 @@ class PretrainChoices:
 
 
 def pretrain_choices(
-    workspace: Workspace, sample_rate: int, current_g: str | None, current_d: str | None
+    workspace: Workspace, sample_rate: Any, current_g: str | None, current_d: str | None
 ) -> PretrainChoices:
     """List the G/D pairs under assets for ``sample_rate``; keep the current choice unless it is of another rate.
 
@@ -63,7 +77,11 @@ def pretrain_choices(
     """
     root = workspace.assets.pretrained_dir
     listing = find_pretrain_pairs(root)
-    pairs = pairs_for_rate(listing, int(sample_rate))
+    try:
+        rate: int | None = preset_rate(sample_rate)
+    except UserError as error:  # none chosen (a stale page): nothing to list until one is
+        rate, unset = None, str(error)
+    pairs = pairs_for_rate(listing, rate) if rate else []
     scratch = ("none: train from scratch", NO_PRETRAIN)
     generators = [scratch] + [(_label(pair, pair.g, root), str(pair.g)) for pair in pairs]
     discriminators = [scratch] + [(_label(pair, pair.d, root), str(pair.d)) for pair in pairs]
@@ -77,7 +95,7 @@ def pretrain_choices(
             return current
         return NO_PRETRAIN if current in listed else current  # a pretrain of another rate is dropped
 
-    note = listing_note(listing, int(sample_rate), root)
+    note = listing_note(listing, rate, root) if rate else f"{unset} to list its pretrains"
     return PretrainChoices(generators, discriminators, keep(current_g), keep(current_d), note)
 
 

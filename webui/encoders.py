@@ -10,9 +10,15 @@ Applio lists its custom embedders.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rvc.experiment import AssetDir
 from rvc.features.embedder_weights import loadable
+
+if TYPE_CHECKING:
+    from webui.paths_guard import PathGuard
+
+LABEL = "Content encoder"  # the field's label wherever a tab asks for one
 
 
 def found_encoders(assets: AssetDir) -> list[Path]:
@@ -46,3 +52,17 @@ def where_to_put(assets: AssetDir) -> str:
         f"another encoder: put its Hugging Face folder (its config and weights) or its fairseq .pt "
         f"in {assets.embedders_dir}/ and it is listed here"
     )
+
+
+def chosen_encoder(paths: PathGuard, value: str | None) -> str | None:
+    """Return the encoder the field names: a known name, or a path inside the app's folders; None when empty.
+
+    The field takes typed text: a path goes through the path guard like every other path field, and an
+    emptied dropdown (None) is empty, not a word to look up.
+    """
+    from rvc.features.embedder import EMBEDDERS
+
+    text = (value or "").strip()
+    if not text or text in EMBEDDERS:
+        return text or None
+    return str(paths.resolve(text, f"'{LABEL}'", must_exist=True))

@@ -16,6 +16,8 @@ from rvc.experiment import Workspace
 from rvc.jobs.state import ENDED, read_job
 from rvc.settings import setting_of, ui_message
 from webui.context import AppContext
+from webui.encoders import LABEL as ENCODER_LABEL
+from webui.encoders import chosen_encoder
 from webui.prepare_handlers import LABELS as PREPARE_LABELS
 from webui.prepare_handlers import StageRequest, experiment_of, gather_inputs
 
@@ -29,22 +31,25 @@ LABELS = {
     "uploads": "Upload recordings",
     "sample_rate": "Sample rate",
     "f0_method": "Pitch method",
-    "embedder": "Content encoder",
+    "embedder": ENCODER_LABEL,
     "epochs": "Epochs",
     "pretrain": "Pretrained pair",
 }
 
 
-def pretrain_choices(workspace: Workspace, sample_rate: int) -> tuple[list[tuple[str, str]], str]:
+def pretrain_choices(workspace: Workspace, sample_rate: Any) -> tuple[list[tuple[str, str]], str]:
     """Return the installed G/D pairs of ``sample_rate`` as (label, G path) and the one to start with.
 
     The first pair is chosen: fine-tuning a pretrain needs far less audio and time than training from scratch.
     """
     from rvc.pretrained.pairs import find_pretrain_pairs
-    from webui.config_pretrains import pairs_for_rate, shown
+    from webui.config_pretrains import pairs_for_rate, preset_rate, shown
 
     root = workspace.assets.pretrained_dir
-    pairs = pairs_for_rate(find_pretrain_pairs(root), int(sample_rate))
+    try:
+        pairs = pairs_for_rate(find_pretrain_pairs(root), preset_rate(sample_rate))
+    except UserError:  # none chosen (a stale page): Start says so; the list offers no pair of a rate
+        pairs = []
     choices = [("none: train from scratch (needs hours of audio)", NO_PRETRAIN)]
     choices += [(f"{shown(pair.g, root)} + {pair.d.name}", str(pair.g)) for pair in pairs]
     return choices, (str(pairs[0].g) if pairs else NO_PRETRAIN)
@@ -81,13 +86,10 @@ def _sample_rate(value: Any) -> int:
 def _embedder(ctx: AppContext, value: str | None) -> str:
     from rvc.features.embedder import EMBEDDERS
 
-    text = (value or "").strip()
-    if not text:
+    chosen = chosen_encoder(ctx.paths, value)
+    if chosen is None:
         raise UserError(f"'{LABELS['embedder']}': choose one of {', '.join(EMBEDDERS)}, or one in the list")
-    if text in EMBEDDERS:
-        return text
-    path = ctx.paths.resolve(text, f"'{LABELS['embedder']}'", must_exist=True)
-    return str(path)
+    return chosen
 
 
 def _pretrain_args(ctx: AppContext, value: str | None) -> list[str]:

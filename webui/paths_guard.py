@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from rvc.errors import UserError, path_problem
+from rvc.fileio import user_path
 
 # Folders that are never a dataset: naming one would open the whole system to the UI's path fields.
 _SYSTEM = tuple(
@@ -44,7 +45,7 @@ class PathGuard:
             raise UserError("the path is empty: type a file or folder path")
         if "\x00" in raw:
             raise UserError(f"{raw!r} is not a valid path")
-        path = Path(raw).expanduser()
+        path = user_path(raw)
         path = (path if path.is_absolute() else self.base / path).resolve()
         try:
             path.exists()  # a missing path is the caller's to judge; a name the system refuses is not a path at all

@@ -16,11 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from rvc.config.train import PRECISIONS  # a new configuration's precision: the same choices
+from rvc.devices import is_device_name
 from rvc.errors import UserError, path_problem
-from rvc.fileio import atomic_write_json
+from rvc.fileio import atomic_write_json, user_path
 
 SETTINGS_FILE = "rvc_studio_settings.json"
-DEVICES = ("auto", "cpu", "cuda")  # or cuda:N
 THEMES = ("default", "soft", "base", "glass", "monochrome", "citrus", "ocean", "origin")
 # openai-whisper's model names (whisper.available_models()), listed here so the app starts without importing it.
 WHISPER_MODELS = (
@@ -65,7 +65,7 @@ class Settings:
         for name in ("logs_dir", "assets_dir"):
             if not str(getattr(self, name)).strip():
                 problems.append(f"{name}: give a folder path")
-        if self.default_device not in DEVICES and not re.fullmatch(r"cuda:\d+", self.default_device):
+        if not is_device_name(self.default_device):
             problems.append(f"default_device: use auto, cpu, cuda or cuda:N (got {self.default_device!r})")
         if self.default_precision not in PRECISIONS:
             problems.append(f"default_precision: use one of {', '.join(PRECISIONS)} (got {self.default_precision!r})")
@@ -178,6 +178,8 @@ def save_problems(settings: Settings, settings_file: Path) -> list[str]:
                 problem = folder_problem(resolve_folder(settings_file, text))
             except (OSError, ValueError) as error:  # a name too long, a NUL byte
                 problem = path_problem(error) or f"{text!r} is not a usable folder path ({error})"
+            except UserError as error:  # ~USER of no user here
+                problem = str(error)
             if problem:
                 problems.append(f"{name}: {problem}")
     return problems
@@ -197,5 +199,5 @@ def folder_problem(folder: Path) -> str | None:
 
 def resolve_folder(settings_file: Path, text: str) -> Path:
     """Return a folder setting as an absolute path (relative paths start at the settings file's folder)."""
-    path = Path(text).expanduser()
+    path = user_path(text)
     return (path if path.is_absolute() else settings_file.parent / path).resolve()

@@ -10,6 +10,7 @@ import logging
 import threading
 from typing import Any
 
+from rvc.devices import cuda_device_count
 from rvc.errors import UserError
 from rvc.experiment import Experiment
 from rvc.jobs.launcher import StageJob, running_jobs
@@ -100,7 +101,8 @@ def start_training(ctx: AppContext, name: str | None, gpu_text: str, resume: boo
         return NO_EXPERIMENT
     try:
         experiment = ctx.workspace.experiment(name)
-        gpus = launcher.parse_gpu_ids(gpu_text or "")
+        text = (gpu_text or "").strip()
+        gpus = launcher.parse_gpu_ids(text, present=cuda_device_count() if text else None)
         refusal = _start_refusal(ctx, experiment, resume)
         if refusal is not None:
             return refusal
@@ -173,6 +175,7 @@ def export_choices(ctx: AppContext, name: str | None) -> Any:
     return gr.update(choices=["latest"], value="latest", info=f"latest: the last saved state ({NO_BEST})")
 
 
+STATE_LABEL = "State to export"  # the export choice's label
 STARTED = " (its progress and log show below; it goes on if you close this page)."  # ends a started job's message
 
 
@@ -198,6 +201,8 @@ def export_model(ctx: AppContext, name: str | None, which: str) -> str:
     checkpoints = experiment.checkpoints
     if not checkpoints.can_resume():
         return f"**{name}** has no saved state to export yet: train it first (**Start**)."
+    if which not in ("best", "latest"):  # none chosen: the job's argument list would hold None
+        return f"Not exported: choose the '{STATE_LABEL}' (best or latest), then **Export**."
     if which == "best" and not checkpoints.has_best():
         return f"Not exported: **{name}** has {NO_BEST}. Choose **latest** to export the last saved state."
     return _start_stage(ctx, name, "export", ["--checkpoint", which], f"Exporting the {which} state of **{name}**")

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from rvc.errors import UserError
 from rvc.infer.options import ConvertOptions
 from webui import try_model_handlers as h
+from webui.encoders import chosen_encoder
 from webui.job_panel import JobPanel, render_panel, wire_panel
 from webui.prepare_handlers import StageRequest
 
@@ -97,7 +98,7 @@ def folder_request(
         "index": index if index and options.index_rate > 0 else None,
         "input": source,
         "output": target,
-        "embedder": encoder or None,
+        "embedder": chosen_encoder(ctx.paths, encoder),
         "device": ctx.settings.default_device,
         "precision": ctx.settings.default_precision,
     }

@@ -11,8 +11,10 @@ process group is left after a timeout, so no child process outlives a stop
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,16 +36,25 @@ def lock_path(experiment: Experiment) -> Path:
     return experiment.train_lock
 
 
-def parse_gpu_ids(text: str) -> tuple[int, ...]:
-    """Return the GPU ids of a field like ``"0"`` or ``"0,1"`` (empty: none); raise UserError on anything else."""
-    parts = [part.strip() for part in text.replace(" ", ",").split(",") if part.strip()]
-    if not all(part.isdigit() for part in parts):
+def parse_gpu_ids(text: str, present: int | None = None) -> tuple[int, ...]:
+    """Return the GPU ids of a field like ``"0"`` or ``"0,1"`` (empty: none); raise UserError on anything else.
+
+    Full-width digits and commas (typed with an input method) read as ASCII ones. ``present``: how many GPUs
+    this machine has; an id past them is refused here, not by the trainer once started (None: not checked).
+    """
+    parts = [part for part in re.split(r"[\s,]+", unicodedata.normalize("NFKC", text)) if part]
+    shown = text if len(text) <= 40 else f"{text[:40]}..."
+    # ASCII digits only, and few: int() takes other scripts' digits, and refuses 4,300 of them with ValueError.
+    if not all(re.fullmatch(r"[0-9]{1,4}", part) for part in parts):
         raise UserError(
-            f"GPU ids {text!r}: give numbers separated by commas, e.g. 0 or 0,1 (empty: the default device)"
+            f"GPU ids {shown!r}: give numbers separated by commas, e.g. 0 or 0,1 (empty: the default device)"
         )
     ids = tuple(int(part) for part in parts)
     if len(set(ids)) != len(ids):
-        raise UserError(f"GPU ids {text!r}: each GPU may appear once")
+        raise UserError(f"GPU ids {shown!r}: each GPU may appear once")
+    if present is not None and any(gpu >= present for gpu in ids):
+        have = f"this machine has {present} GPU(s), ids 0 to {present - 1}" if present else "PyTorch sees no GPU here"
+        raise UserError(f"GPU ids {shown!r}: {have}; give those, or leave it empty for the default device (Settings)")
     return ids
 
 

@@ -42,19 +42,24 @@ def refresh(ctx: AppContext, a: str | None, b: str | None) -> tuple[Any, Any]:
 
 def blend_request(ctx: AppContext, a: str | None, b: str | None, ratio: float, name: str) -> list[str]:
     """Return the arguments of ``python -m rvc blend`` for the form; UserError for what is missing or taken."""
-    from rvc.blend import blend_target, check_ratio
+    from rvc.blend import OVERWRITE, blend_target, check_ratio
 
     if not a or not b:
         raise UserError("choose two exported models, A and B")
     if a == b:
         raise UserError("A and B are the same model: choose two")
-    for which, path in (("A", a), ("B", b)):  # deleted since the list was drawn: the job would make NAME's folder
-        if not Path(path).is_file():
+    for which, path in (("A", a), ("B", b)):
+        # The value came back from the page: only a model in the app's folders is read, as in every path field.
+        ctx.paths.resolve(path, f"'Model {which}'")
+        if not Path(path).is_file():  # deleted since the list was drawn: the job would make NAME's folder
             raise UserError(f"model {which}, {path}, is not there any more: press Refresh models and choose again")
     name = (name or "").strip()
     if not name:
         raise UserError("give the blend a name: its model is saved as logs/NAME/NAME.pth")
-    blend_target(ctx.workspace, name)  # an experiment of that name, or a blend that exists, is refused here
+    try:  # an experiment of that name, or a blend that exists, is refused here
+        blend_target(ctx.workspace, name)
+    except UserError as error:
+        raise UserError(str(error).replace(OVERWRITE, "")) from None  # the tab has no overwrite
     try:
         share = float(ratio)
     except (TypeError, ValueError):  # an emptied slider box

@@ -16,6 +16,21 @@ from webui.settings import THEMES, WHISPER_MODELS, Settings, save_problems
 
 NEXT_START = ("logs_dir", "assets_dir", "theme", "share", "auth")  # read once, when the app starts
 FIELD_ORDER = tuple(f.name for f in fields(Settings))
+# Each field's label: the tab shows it, and its messages name the field by it (the file's keys are for the file).
+LABELS = {
+    "logs_dir": "Experiments folder (logs)",
+    "assets_dir": "Weights folder (assets)",
+    "default_device": "Default device",
+    "default_precision": "Default precision",
+    "tensorboard_port": "TensorBoard port",
+    "console_lines": "Console lines",
+    "verbose": "Verbose console (also the @@rvc progress lines)",
+    "theme": "Theme",
+    "share": "Public share link (gradio.live)",
+    "auth": "Login",
+    "whisper_model": "Whisper model",
+    "whisper_language": "Language",
+}
 
 
 def settings_from_form(previous: Settings, *values: Any, remove_login: bool = False) -> Settings:
@@ -27,6 +42,9 @@ def settings_from_form(previous: Settings, *values: Any, remove_login: bool = Fa
     data = dict(zip(FIELD_ORDER, values, strict=True))
     for name in ("tensorboard_port", "console_lines"):
         data[name] = _whole_number(name, data[name])
+    for name in ("verbose", "share"):  # a checkbox sends true or false; anything else would be saved as it came
+        if not isinstance(data[name], bool):
+            raise UserError(f"'{LABELS[name]}': tick it or leave it empty (got {data[name]!r})")
     for name in ("logs_dir", "assets_dir", "auth", "whisper_language", "default_device", "whisper_model"):
         data[name] = str(data[name] or "").strip()
     data["auth"] = "" if remove_login else (data["auth"] or previous.auth)
@@ -35,13 +53,22 @@ def settings_from_form(previous: Settings, *values: Any, remove_login: bool = Fa
 
 def _whole_number(name: str, value: Any) -> int:
     """Return a number field's value as a whole number; UserError naming the field for none, a fraction or NaN."""
+    label = f"'{LABELS[name]}'"
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise UserError(f"{name}: give a number") from None
+        raise UserError(f"{label}: give a number") from None
+    except OverflowError:  # a whole number of hundreds of digits
+        raise UserError(f"{label}: give a whole number (got one of {len(str(value))} digits)") from None
     if not math.isfinite(number) or number != int(number):
-        raise UserError(f"{name}: give a whole number (got {number:g})")
+        raise UserError(f"{label}: give a whole number (got {number:g})")
     return int(number)
+
+
+def _in_tab_words(problem: str) -> str:
+    """Name the field a problem begins with (``console_lines: ...``) by its label, as the tab shows it."""
+    name, colon, rest = problem.partition(": ")
+    return f"'{LABELS[name]}': {rest}" if colon and name in LABELS else problem
 
 
 def _login_field(settings: Settings) -> Any:
@@ -58,7 +85,7 @@ def save(ctx: AppContext, *values: Any) -> tuple[str, Any, bool]:
         return f"Not saved: {error}", gr.skip(), gr.skip()
     problems = settings.errors() + save_problems(settings, ctx.settings_path)
     if problems:
-        text = "Not saved. Fix these fields:\n" + "\n".join(f"- {problem}" for problem in problems)
+        text = "Not saved. Fix these fields:\n" + "\n".join(f"- {_in_tab_words(problem)}" for problem in problems)
         return text, gr.skip(), gr.skip()
     before = ctx.settings
     try:
@@ -111,23 +138,23 @@ def render(ctx: AppContext) -> None:
         with gr.Column():
             gr.Markdown("### Folders")
             logs_dir = gr.Textbox(
-                s.logs_dir, label="Experiments folder (logs)", info="relative paths start at the settings file's folder"
+                s.logs_dir, label=LABELS["logs_dir"], info="relative paths start at the settings file's folder"
             )
             assets_dir = gr.Textbox(
-                s.assets_dir, label="Weights folder (assets)", info="relative paths start at the settings file's folder"
+                s.assets_dir, label=LABELS["assets_dir"], info="relative paths start at the settings file's folder"
             )
             gr.Markdown("### Training")
             device = gr.Dropdown(
                 ["auto", "cpu", "cuda", *[f"cuda:{i}" for i in range(8)]],
                 value=s.default_device,
                 allow_custom_value=True,
-                label="Default device",
+                label=LABELS["default_device"],
                 info="auto: the first GPU when there is one; the Train tab's GPU ids override it",
             )
             precision = gr.Dropdown(
                 list(PRECISIONS),
                 value=s.default_precision,
-                label="Default precision",
+                label=LABELS["default_precision"],
                 info=(
                     "auto: bf16-tail on GPUs with bf16 (fp32's held-out loss within noise, 1.5x its speed), else fp32; "
                     "bf16 is faster but trains to a worse held-out loss (new configurations start with it)"
@@ -136,31 +163,34 @@ def render(ctx: AppContext) -> None:
             port = gr.Number(
                 s.tensorboard_port,
                 precision=0,
-                label="TensorBoard port",
+                label=LABELS["tensorboard_port"],
                 info="a free one is taken if it is busy",
             )
             console_lines = gr.Number(
-                s.console_lines, precision=0, label="Console lines", info="how much of the trainer's log to show"
+                s.console_lines,
+                precision=0,
+                label=LABELS["console_lines"],
+                info="how much of the trainer's log to show",
             )
-            verbose = gr.Checkbox(s.verbose, label="Verbose console (also the @@rvc progress lines)")
+            verbose = gr.Checkbox(s.verbose, label=LABELS["verbose"])
         with gr.Column():
             gr.Markdown("### Interface and access")
-            theme = gr.Dropdown(list(THEMES), value=s.theme, label="Theme")
-            share = gr.Checkbox(s.share, label="Public share link (gradio.live)", info="needs a login (below)")
+            theme = gr.Dropdown(list(THEMES), value=s.theme, label=LABELS["theme"])
+            share = gr.Checkbox(s.share, label=LABELS["share"], info="needs a login (below)")
             # Never s.auth as the value: a component's value travels to every browser.
             auth = gr.Textbox(
                 "",
-                label="Login",
+                label=LABELS["auth"],
                 type="password",
                 info="asked by every page; stored in the settings file as typed",
             )
             remove_login = gr.Checkbox(False, label="Remove the login")
             gr.Markdown("### Whisper (Prepare Dataset)")
             whisper_model = gr.Dropdown(
-                list(WHISPER_MODELS), value=s.whisper_model, allow_custom_value=True, label="Whisper model"
+                list(WHISPER_MODELS), value=s.whisper_model, allow_custom_value=True, label=LABELS["whisper_model"]
             )
             whisper_language = gr.Textbox(
-                s.whisper_language, label="Language", placeholder="en, ja, ... (empty: detect)"
+                s.whisper_language, label=LABELS["whisper_language"], placeholder="en, ja, ... (empty: detect)"
             )
     with gr.Row():
         save_button = gr.Button("Save", variant="primary")

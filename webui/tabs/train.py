@@ -155,7 +155,7 @@ def _draw_model() -> _Model:
             which = gr.Radio(
                 ["best", "latest"],
                 value="best",
-                label="State to export",
+                label=handlers.STATE_LABEL,
                 info="best: lowest held-out mel loss; latest: the last saved state",
                 scale=2,
                 elem_id="train-export-which",

@@ -123,5 +123,5 @@ def _refresh(ctx: AppContext, rate: int) -> tuple[Any, Any]:
 
 
 def _pretrains(ctx: AppContext, rate: int) -> Any:
-    pairs, first = one_click.pretrain_choices(ctx.workspace, int(rate))
+    pairs, first = one_click.pretrain_choices(ctx.workspace, rate)
     return gr.update(choices=pairs, value=first)

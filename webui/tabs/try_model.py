@@ -24,7 +24,8 @@ from webui import try_model_folder as folder_section
 from webui import try_model_handlers as h
 from webui.context import AppContext
 from webui.current import Follower
-from webui.encoders import encoder_choices, where_to_put
+from webui.encoders import LABEL as ENCODER_LABEL
+from webui.encoders import chosen_encoder, encoder_choices, where_to_put
 from webui.files import servable
 from webui.option_widgets import dropdown, slider
 
@@ -35,7 +36,6 @@ NO_MODEL = (
     "or upload a .pth above."
 )
 OWN_ENCODER = "the one the model records"
-ENCODER_LABEL = "Content encoder"
 
 
 def _players(history: list[h.Result]) -> list[Any]:
@@ -246,7 +246,7 @@ class _Handlers:
         self,
         chosen: str | None,
         index_path: str | None,
-        encoder: str,
+        encoder: str | None,
         clip_path: str | None,
         semitones: float,
         method: F0Method,  # one of the dropdown's F0_METHODS
@@ -266,7 +266,7 @@ class _Handlers:
             options = h.convert_options(method, semitones, rate, protection, mix)
             results = h.convert_clip(
                 self.workspace, self.cache, model_path, Path(clip_path or ""), options, index=index,
-                embedder=encoder.strip() or None, device=self.ctx.settings.default_device,
+                embedder=chosen_encoder(self.ctx.paths, encoder), device=self.ctx.settings.default_device,
                 precision=self.ctx.settings.default_precision, compare=bool(both),
                 on_progress=lambda words, fraction: progress(fraction, desc=words.capitalize()),
             )  # fmt: skip
