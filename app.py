@@ -64,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from rvc.errors import UserError
     from rvc.experiment import Workspace
+    from rvc.fileio import make_folder
     from webui.settings import Settings, load_settings, resolve_folder, settings_path
 
     settings_file = (args.settings or settings_path(args.logs_dir or APP_ROOT / "logs")).resolve()
@@ -71,6 +72,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(settings_file)
         if args.auth is not None:
             Settings(auth=args.auth).validate()
+        # A hand-edited file's folder may name a home this machine lacks (~nosuchuser/logs): said, not raised.
+        logs_dir, assets_dir = (
+            given.resolve() if given else resolve_folder(settings_file, saved)
+            for given, saved in ((args.logs_dir, settings.logs_dir), (args.assets_dir, settings.assets_dir))
+        )
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -84,8 +90,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if value is not None
     }
-    logs_dir = args.logs_dir.resolve() if args.logs_dir else resolve_folder(settings_file, settings.logs_dir)
-    assets_dir = args.assets_dir.resolve() if args.assets_dir else resolve_folder(settings_file, settings.assets_dir)
     share = bool(args.share) if args.share is not None else settings.share
     auth_text = args.auth if args.auth is not None else settings.auth
     auth = tuple(auth_text.split(":", 1)) if auth_text else None
@@ -98,8 +102,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from webui import CSS, build_ui, make_theme
     from webui.context import AppContext
 
-    logs_dir.mkdir(parents=True, exist_ok=True)
-    assets_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        for folder in (logs_dir, assets_dir):
+            make_folder(folder)
+    except UserError as error:  # a file where a folder goes
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     ctx = AppContext.create(Workspace(logs_dir, assets_dir), settings, settings_file, overrides)
     ctx.tiny_model = args.tiny_model
     atexit.register(ctx.tensorboard.stop)

@@ -70,6 +70,24 @@ def test_app_refuses_to_start_with_a_bad_settings_file(tmp_path: Path) -> None:
     assert "rvc_studio_settings.json" in result.stderr and "tensorboard_port" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("saved", "said"),
+    [
+        ({"assets_dir": "~nosuchuser/assets"}, "begins with ~nosuchuser, the home folder of a user"),
+        ({"assets_dir": "a-file/assets"}, "a-file"),  # a file where the folder goes
+    ],
+)
+def test_app_says_why_it_cannot_use_the_settings_files_folders(tmp_path: Path, saved: dict, said: str) -> None:
+    """A hand-edited settings file's folder of a home this machine lacks, or under a file, ended the start in a
+    traceback (RuntimeError from expanduser, FileExistsError from mkdir)."""
+    (tmp_path / "a-file").write_text("mine")
+    (tmp_path / "rvc_studio_settings.json").write_text(json.dumps(saved))
+    command = [sys.executable, str(REPO / "app.py"), "--logs-dir", str(tmp_path / "logs")]
+    result = subprocess.run(command, capture_output=True, text=True, env=app_env(tmp_path), timeout=120)
+    assert result.returncode == 2 and said in result.stderr and "Traceback" not in result.stderr, result.stderr
+    assert (tmp_path / "a-file").read_text() == "mine"
+
+
 def test_share_without_auth_prints_a_warning(tmp_path: Path) -> None:
     command = [sys.executable, str(REPO / "app.py"), "--share", "--share-without-auth", "--port", str(free_port())]
     command += ["--logs-dir", str(tmp_path / "logs"), "--assets-dir", str(tmp_path / "assets")]
