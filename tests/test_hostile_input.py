@@ -321,6 +321,29 @@ def test_prepare_refuses_the_experiments_own_folder_as_input(configured: Experim
     assert sorted(configured.root.rglob("*")) == clips
 
 
+def test_prepare_refuses_the_logs_folder_and_another_experiments_clips_but_reads_its_downloads(
+    configured: Experiment,
+) -> None:
+    """The logs folder, or a folder of another experiment, was read as recordings: its clips, sliced again."""
+    import soundfile as sf
+
+    from tests.synth import speech_like
+
+    logs = configured.root.parent
+    cli(logs, "prepare", "--experiment", "new", "--input", str(logs)).refused(
+        f"--input {logs} is the experiments folder: its clips are not recordings"
+    )
+    clips = configured.clip_audio("clip-0000", 40000).parent
+    cli(logs, "prepare", "--experiment", "new", "--input", str(clips)).refused(
+        f"--input {clips} is inside experiment 'voice''s folder ({configured.root})"
+    )
+    assert not (logs / "new").exists()
+    configured.downloads_dir.mkdir()  # another experiment's downloaded recordings are recordings
+    sf.write(configured.downloads_dir / "take.wav", speech_like(16000, (1.5,), gap_seconds=0.3), 16000)
+    ran = cli(logs, "prepare", "--experiment", "new", "--input", str(configured.downloads_dir), "--no-progress")
+    assert ran.code == 0, ran.stderr
+
+
 # ------------------------------------------------------------------ nothing of the user's lost
 
 

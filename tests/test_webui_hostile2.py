@@ -192,3 +192,22 @@ def test_export_with_no_state_chosen_asks_for_one(ctx: AppContext) -> None:
     message = train_handlers.export_model(ctx, "voice", None)  # type: ignore[arg-type]
     assert message == "Not exported: choose the 'State to export' (best or latest), then **Export**.", message
     assert not experiment.jobs.root.exists()
+
+
+# ------------------------------------------------------------------ clips given as recordings
+
+
+def test_the_logs_folder_or_another_experiments_folder_is_no_dataset_folder(ctx: AppContext) -> None:
+    """Prepare's folders took the logs folder, or another experiment's, and the job read its clips as recordings
+    (only the experiment's own folder was refused, by the job, in command-line words)."""
+    from tests.fake_experiment import make_extracted_experiment
+    from webui import prepare_handlers
+
+    other = make_extracted_experiment(ctx.workspace.logs_dir, "other")
+    clips = other.clip_audio("clip-0000", 40000).parent
+    refusals = ((ctx.workspace.logs_dir, "is the experiments folder"), (clips, "is inside experiment 'other''s"))
+    for folder, words in refusals:
+        form = prepare_handlers.defaults() | {"experiment": "voice", "folders": str(folder)}
+        with pytest.raises(UserError, match=f"^'Dataset folder\\(s\\) on the server': {folder} {words}"):
+            prepare_handlers.prepare_request(ctx.workspace, ctx.paths, form)
+    assert not ctx.workspace.experiment("voice").root.exists()

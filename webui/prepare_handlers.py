@@ -246,9 +246,12 @@ def gather_inputs(experiment: Experiment, form: Mapping[str, Any], guard: PathGu
     folders = []
     for line in _lines(form.get("folders")):
         try:
-            folders.append(guard.allow_dataset_folder(line))
+            folder = guard.allow_dataset_folder(line)
         except UserError as error:
             raise UserError(f"'{LABELS['folders']}': {error}") from None
+        if (problem := experiment.not_recordings(folder)) is not None:  # said here, not by the job in flags
+            raise UserError(f"'{LABELS['folders']}': {problem}; give the folder that holds your recordings")
+        folders.append(folder)
     try:
         urls = [check_link(line) for line in _lines(form.get("urls"))]
     except UserError as error:

@@ -111,20 +111,10 @@ def _input_folders(inputs: Sequence[Path], urls: Sequence[str]) -> list[Path]:
 
 
 def _refuse_own_folder(experiment: Experiment, roots: Sequence[Path]) -> None:
-    """Refuse an input inside the experiment's folder: its clips would be read again as recordings.
-
-    Its downloads folder is the exception: it holds recordings, the ones fetched from links and
-    the ones the web app's Prepare tab keeps from browser uploads.
-    """
-    own, downloads = experiment.root.resolve(), experiment.downloads_dir.resolve()
+    """Refuse an input that holds clips, not recordings: the logs folder, or inside an experiment's folder."""
     for root in roots:
-        if root == downloads or downloads in root.parents:
-            continue
-        if root == own or own in root.parents:
-            raise UserError(
-                f"--input {root} is inside experiment {experiment.name!r}'s own folder ({own}): its clips are "
-                "not recordings; give the folder that holds your recordings"
-            )
+        if (problem := experiment.not_recordings(root)) is not None:
+            raise UserError(f"--input {problem}; give the folder that holds your recordings")
 
 
 @contextmanager

@@ -44,6 +44,25 @@ class Experiment:
             return None
         return f"experiment '{self.name}' does not exist ({self.root} is not there: deleted?); choose another one"
 
+    def not_recordings(self, folder: Path) -> str | None:
+        """Say why ``folder`` (resolved) is no folder of recordings for this experiment, or None when it may be.
+
+        The logs folder and everything inside an experiment's folder hold clips and features, not recordings,
+        this experiment's own included; each experiment's downloads folder is the exception (links and
+        uploads). A folder that holds the logs folder is fine: the scan leaves the logs folder out.
+        """
+        logs = self.logs_dir
+        if folder == logs:
+            return f"{folder} is the experiments folder: its clips are not recordings"
+        if logs not in folder.parents:
+            return None
+        owner = folder.relative_to(logs).parts[0]
+        downloads = logs / owner / n.DOWNLOADS_DIR
+        if folder == downloads or downloads in folder.parents:
+            return None
+        whose = "its own" if owner == self.name else f"experiment '{owner}''s"
+        return f"{folder} is inside {whose} folder ({logs / owner}): its clips are not recordings"
+
     def ensure(self) -> Path:
         """Create the experiment folder (and the logs dir) and return it; UserError when a file is in the way."""
         return make_folder(self.root)
