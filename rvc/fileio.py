@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -44,11 +45,24 @@ def user_path(text: str) -> Path:
 
 
 def _file_in_the_way(folder: Path) -> Path | None:
-    """Return the first of ``folder``'s parents, or ``folder`` itself, that exists as something other than a folder."""
+    """Return the first of ``folder``'s parents, or ``folder`` itself, that exists as something other than a folder
+    (a file, or a link that leads to no folder: to itself, or to nothing)."""
     for candidate in (*reversed(folder.parents), folder):
+        if candidate.is_symlink() and not candidate.exists():
+            return candidate
         if candidate.exists() and not candidate.is_dir():
             return candidate
     return None
+
+
+def _broken_link(link: Path) -> str:
+    """Say what is wrong with a symbolic link that leads to no file or folder."""
+    try:
+        os.stat(link)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "a symbolic link there points back to itself: fix or remove the link"
+    return "a symbolic link there points to nothing: fix or remove the link"
 
 
 @contextmanager
@@ -65,6 +79,8 @@ def writing_to(path: Path, *, folder: bool = False) -> Iterator[None]:
     except (IsADirectoryError, FileExistsError, NotADirectoryError) as error:
         blocker = _file_in_the_way(path if folder else path.parent)
         what = f"cannot make the folder {path}" if folder else f"cannot write {path}"
+        if blocker is not None and blocker.is_symlink() and not blocker.exists():
+            raise UserError(f"{what}: {blocker}: {_broken_link(blocker)}") from error
         if blocker == path:
             raise UserError(f"{what}: a file has that name; move it away or choose another place") from error
         if blocker is not None:

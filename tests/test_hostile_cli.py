@@ -357,6 +357,15 @@ def test_a_symbolic_link_loop_where_a_folder_goes_is_named(tmp_path: Path, where
     ran.refused(str(loop), "a symbolic link there points back to itself: fix or remove the link")
 
 
+def test_a_link_to_nothing_where_the_experiment_folder_goes_is_named(tmp_path: Path) -> None:
+    """mkdir met the link (FileExistsError) and the message said 'a file has that name'."""
+    recordings, experiment = _recordings(tmp_path), tmp_path / "logs" / "voice"
+    experiment.parent.mkdir()
+    experiment.symlink_to(tmp_path / "moved-away")
+    ran = cli(experiment.parent, "prepare", "--experiment", "voice", "--input", str(recordings), "--no-progress")
+    ran.refused(f"cannot make the folder {experiment}", "a symbolic link there points to nothing: fix or remove")
+
+
 def test_train_names_a_file_where_its_tensorboard_folder_goes(tmp_path: Path) -> None:
     """The trainer's own handler printed a FileExistsError traceback and 'training failed', status 1."""
     from tests.fake_experiment import write_tiny_config
