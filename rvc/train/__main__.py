@@ -235,7 +235,9 @@ def _finish_together(dist: Distributed) -> None:
         import torch
 
         if torch.distributed.is_initialized():
-            torch.distributed.barrier()
+            # NCCL: on this rank's GPU (the trainer made it current), not one NCCL would guess.
+            nccl = torch.distributed.get_backend() == "nccl"
+            torch.distributed.barrier(device_ids=[torch.cuda.current_device()] if nccl else None)
 
 
 def _release(dist: Distributed, lock: TextIO | None) -> None:
