@@ -89,7 +89,7 @@ def prepare(
     if whisper is not None and assets is None:
         raise ValueError("prepare(whisper=...) needs `assets` to find the Whisper model")
     roots = _input_folders(inputs, urls)
-    _refuse_own_folder(experiment, roots)
+    _refuse_clip_folders(experiment, roots)
     experiment.ensure()
     with _locked(experiment):
         reporter = reporter if reporter is not None else PrintReporter() if progress else Reporter()
@@ -110,7 +110,7 @@ def _input_folders(inputs: Sequence[Path], urls: Sequence[str]) -> list[Path]:
     return folders
 
 
-def _refuse_own_folder(experiment: Experiment, roots: Sequence[Path]) -> None:
+def _refuse_clip_folders(experiment: Experiment, roots: Sequence[Path]) -> None:
     """Refuse an input that holds clips, not recordings: the logs folder, or inside an experiment's folder."""
     for root in roots:
         if (problem := experiment.not_recordings(root)) is not None:
