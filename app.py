@@ -73,9 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.auth is not None:
             Settings(auth=args.auth).validate()
         # A hand-edited file's folder may name a home this machine lacks (~nosuchuser/logs): said, not raised.
-        logs_dir, assets_dir = (
-            given.resolve() if given else resolve_folder(settings_file, saved)
-            for given, saved in ((args.logs_dir, settings.logs_dir), (args.assets_dir, settings.assets_dir))
+        logs_dir = args.logs_dir.resolve() if args.logs_dir else resolve_folder(settings_file, settings.logs_dir)
+        assets_dir = (
+            args.assets_dir.resolve() if args.assets_dir else resolve_folder(settings_file, settings.assets_dir)
         )
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)

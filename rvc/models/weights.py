@@ -96,11 +96,12 @@ def check_finite(state_dict: Mapping[str, torch.Tensor], source: str, remedy: st
     (the run ends "diverged"), and a conversion writes a clip of full-scale noise, said to be done.
     Meta tensors (shape checks) hold no values and are skipped.
     """
-    bad = [
-        key
-        for key, tensor in state_dict.items()
-        if tensor.is_floating_point() and tensor.device.type != "meta" and not bool(torch.isfinite(tensor).all())
-    ]
+    checked = [(k, t) for k, t in state_dict.items() if t.is_floating_point() and t.device.type != "meta"]
+    if not checked:
+        return
+    # One flag a tensor, read back once: a GPU state (the trainer's final export) costs one sync, not hundreds.
+    finite = torch.stack([torch.isfinite(t).all() for _, t in checked]).tolist()
+    bad = [key for (key, _), ok in zip(checked, finite, strict=True) if not ok]
     if bad:
         more = f", and {len(bad) - 3} more" if len(bad) > 3 else ""
         raise UserError(
