@@ -27,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -91,6 +92,20 @@ def configure(logs: Path, epochs: int, precision: str, step_mode: str) -> None:
     save_config(experiment, config)
 
 
+def estimate_gib(logs: Path, start: dict[str, Any], cap: float) -> float | None:
+    """Validate's memory estimate for the batch and precision the run trained with (None: it did not start)."""
+    from rvc.config.memory import estimate_memory_gib
+    from rvc.experiment import Experiment
+    from rvc.experiment.config_file import load_config
+    from rvc.train.batch_choice import with_batch
+
+    batch = (start.get("config") or {}).get("train", {}).get("batch_size")
+    if not isinstance(batch, int):
+        return None
+    config = with_batch(load_config(Experiment(logs, "bench")), batch)
+    return round(estimate_memory_gib(config, str(start.get("precision")), cap), 2)
+
+
 def run_once(logs: Path, assets: Path, cap: float) -> dict[str, object]:
     import shutil
 
@@ -112,6 +127,7 @@ def run_once(logs: Path, assets: Path, cap: float) -> dict[str, object]:
     epochs = [e for e in events if e["kind"] == "epoch"]
     errors = [e for e in events if e["kind"] == "error"]
     peaks = [e.get("peak_mem_gib") or 0.0 for e in epochs]
+    held = [e.get("peak_reserved_gib") or 0.0 for e in epochs]
     return {
         "cap_gib": cap,
         "exit_code": result.returncode,
@@ -127,6 +143,11 @@ def run_once(logs: Path, assets: Path, cap: float) -> dict[str, object]:
         "steps_per_s": round(start["steps_per_epoch"] / epochs[-1]["epoch_s"], 2) if epochs else None,
         "peak_mem_gib_first_epoch": peaks[0] if peaks else None,
         "peak_mem_gib": max(peaks[1:] or peaks or [0.0]),
+        # What the allocator held (a graphed step's pool and the held-out pass's among it): what the card
+        # must have, and what Validate's estimate (beside it) predicts.
+        "peak_reserved_gib_first_epoch": held[0] if held else None,
+        "peak_reserved_gib": max(held[1:] or held or [0.0]),
+        "estimate_gib": estimate_gib(logs, start, cap),
         "exports": [e["which"] for e in events if e["kind"] == "export"],
         "log_tail": [line for line in result.stdout.splitlines() if not line.startswith("@@rvc ")][-8:],
     }

@@ -31,6 +31,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -61,6 +62,11 @@ def clear_run(logs: Path) -> None:
             shutil.rmtree(path)
         else:
             path.unlink(missing_ok=True)
+
+
+def _steady_peak(epochs: list[dict[str, Any]], steady: int, key: str) -> float | None:
+    """The largest ``key`` of the last ``steady`` epochs (None: none steady)."""
+    return max((e.get(key) or 0.0) for e in epochs[-steady:]) if steady else None
 
 
 def run_once(logs: Path, assets: Path, label: str, log_file: Path) -> dict[str, object]:
@@ -118,8 +124,9 @@ def run_once(logs: Path, assets: Path, label: str, log_file: Path) -> dict[str, 
         "steady_epoch_s": round(statistics.median(steady), 3) if steady else None,
         "steps_per_s": round(steps_per_epoch / statistics.median(steady), 2) if steady else None,
         "batch_size": start["config"]["train"]["batch_size"],
-        "peak_mem_gib": max((e.get("peak_mem_gib") or 0.0) for e in epochs[-len(steady) :]) if steady else None,
+        "peak_mem_gib": _steady_peak(epochs, len(steady), "peak_mem_gib"),
         "peak_mem_gib_any_epoch": max((e.get("peak_mem_gib") or 0.0) for e in epochs) if epochs else None,
+        "peak_reserved_gib": _steady_peak(epochs, len(steady), "peak_reserved_gib"),
         "val_mel_final": epochs[-1].get("validation", {}).get("loss/val/mel") if epochs else None,
         "best_epoch": done.get("overtrain", {}).get("best_epoch") if isinstance(done.get("overtrain"), dict) else None,
         "exports": {e["which"]: Path(e["path"]).is_file() for e in by_kind.get("export", [])},

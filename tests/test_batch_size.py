@@ -73,7 +73,7 @@ def test_a_new_config_leaves_the_batch_to_the_trainer(tmp_path: Path) -> None:
 def test_the_memory_estimate_grows_with_the_longest_clip_the_config_records(tmp_path: Path) -> None:
     """The encoders see whole clips, each padded to the longest: 12 s clips cost more than 3 s ones,
     an unrecorded length is read as the 3 s the figures were measured at, and config records it."""
-    from rvc.config.validate import clip_scale, estimate_memory_gib, largest_batch
+    from rvc.config.memory import clip_scale, estimate_memory_gib, largest_batch
 
     def config(longest: float) -> ExperimentConfig:
         data = DataInfo(40000, train_clips=200, seconds=3600.0, longest_clip_seconds=longest)
@@ -89,6 +89,57 @@ def test_the_memory_estimate_grows_with_the_longest_clip_the_config_records(tmp_
     make_extracted_experiment(logs, train_clips=3, validation_clips=1, seconds=0.6)
     assert cli(logs, "config", "--experiment", "voice", "--tiny-model").code == 0
     assert load_config(Experiment(logs, "voice")).data.longest_clip_seconds == pytest.approx(0.6)
+
+
+def test_the_held_out_pass_converts_at_most_the_training_batch_at_once() -> None:
+    from rvc.config.batch import held_out_batch
+
+    assert [held_out_batch(10, batch) for batch in (1, 2, 4, 8, 16)] == [1, 2, 4, 5, 5]  # 5 + 5, not 8 + 2
+    assert held_out_batch(3, 16) == 3 and held_out_batch(0, 8) == 0 and held_out_batch(10, 0) == 0
+
+
+def test_the_estimate_counts_the_dataset_and_the_held_out_pass_beside_a_graphed_step() -> None:
+    """12 s clips, 10 held out, batch 2: the held-out pass converts 2 whole clips in fp32 (about 0.9 GiB),
+    which a graphed step's pool does not make room for, and an eager step's freed memory does; the padded
+    clips on the GPU count unless they stream."""
+    from rvc.config.memory import HELD_OUT_BYTES_PER_SAMPLE, dataset_gib, memory_estimate
+
+    def config(step_mode: str = "auto", placement: str = "auto", held_out: int = 10) -> ExperimentConfig:
+        data = DataInfo(40000, train_clips=99, validation_clips=held_out, seconds=660.0, longest_clip_seconds=12.0)
+        train = TrainConfig(batch_size=2, step_mode=step_mode, data_placement=placement)
+        return ExperimentConfig(ModelConfig.for_sample_rate(40000), train, data)
+
+    graphed = memory_estimate(config(), "bf16-tail")
+    assert graphed.held_out(2) == pytest.approx(2 * 12 * 40000 * HELD_OUT_BYTES_PER_SAMPLE / 2**30)
+    assert 0.85 < graphed.held_out(2) < 0.95 and graphed.held_out(8) == pytest.approx(2.5 * graphed.held_out(2))
+    assert graphed.gib(2) == pytest.approx(graphed.step(2) + graphed.held_out(2))
+    # 99 + 10 clips of 12 s at 40 kHz: 3148 bytes a frame (audio, fp16 features, pitch), about 0.38 GiB
+    assert dataset_gib(config()) == pytest.approx(109 * 1200 * 3148 / 2**30)
+    assert graphed.step(2) == pytest.approx(graphed.fixed + dataset_gib(config()) + 2 * graphed.per_clip)
+    eager = memory_estimate(config(step_mode="eager"), "bf16-tail")
+    assert eager.gib(2) == pytest.approx(eager.step(2))  # the step's own memory is free by then, and larger
+    assert memory_estimate(config(placement="stream"), "bf16-tail").dataset == 0.0
+    assert memory_estimate(config(), "bf16-tail", gpu_gib=1.0).dataset == 0.0  # over a quarter of it: streamed
+    assert memory_estimate(config(held_out=0), "bf16-tail").held_out(2) == 0.0
+    # Validate's figure and the batch it would fit on a 6 GiB card follow
+    assert validate(config(), "bf16-tail").memory_estimate_gib == pytest.approx(round(graphed.gib(2), 1))
+    assert graphed.largest_batch(6.0, 0.85) < memory_estimate(config(held_out=0), "bf16-tail").largest_batch(6.0, 0.85)
+
+
+def test_batch_auto_weighs_the_held_out_pass_beside_the_measured_step() -> None:
+    data = DataInfo(40000, train_clips=400, validation_clips=10, seconds=1200, longest_clip_seconds=3.0)
+    config = ExperimentConfig(model=ModelConfig.for_sample_rate(40000), data=data)
+
+    def peak(batch: int) -> float:
+        return 1.0 + 0.5 * batch
+
+    choice = choose_batch(config, "bf16", clips=400, seconds=1200, peak_of=peak, usable_gib=6.0, device="cuda:0")
+    # 8 measures 5.0 GiB and the pass of 5 clips of 3 s adds about 0.6: over 85% of 6 GiB, so 7 (4.5 + 0.6)
+    assert choice.size == 7, choice
+    measured = "auto: measured 5.1 GiB (with 0.6 estimated for the held-out pass) of 6.0 GiB usable"
+    assert choice.reason.startswith(measured), choice.reason
+    config.train.step_mode = "eager"  # an eager step's memory is free again when the pass runs
+    assert choose_batch(config, "bf16", 400, 1200, peak_of=peak, usable_gib=6.0, device="cuda:0").size == 8
 
 
 @pytest.mark.parametrize(

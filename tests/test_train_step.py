@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
+from rvc.config.batch import balanced_batch
 from rvc.errors import UserError
 from rvc.train.batches import ResidentBatches, StreamedBatches, epoch_rows
 from rvc.train.data import load_training_set
@@ -19,7 +20,7 @@ from rvc.train.models import Models, build_models
 from rvc.train.precision import PLANS, resolve_precision
 from rvc.train.regions import compile_regions
 from rvc.train.step import METRIC_NAMES, StepFunctions, StepMetrics, TrainStep
-from rvc.train.validation import HeldOutMel, ValidationSchedule, balanced_batch
+from rvc.train.validation import HeldOutMel, ValidationSchedule
 from tests.fake_experiment import make_extracted_experiment, tiny_config
 
 CPU = torch.device("cpu")
@@ -286,8 +287,8 @@ def test_auto_validation_keeps_to_a_tenth_of_the_time_and_always_ends_with_one()
 
 def test_the_config_and_the_memory_estimate_know_every_precision_plan() -> None:
     # rvc.config stays free of torch, so it lists the plans by name; this keeps the lists in step.
+    from rvc.config.memory import _memory_key
     from rvc.config.train import PRECISIONS
-    from rvc.config.validate import _memory_key
 
     assert ("auto", *PLANS) == PRECISIONS
     for name, plan in PLANS.items():

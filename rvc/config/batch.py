@@ -11,8 +11,17 @@ from dataclasses import dataclass
 
 from rvc.config.train import MAX_BATCH
 
-# A trial step's need (what stays reserved, gaps included, plus its transient peak) may take this share
-# of the usable GPU memory; the rest is the margin for the CUDA graph's own pool, validation and a save's copies.
+# Held-out clips converted at once, at most, and never more than the training batch: on CUDA the whole
+# pass is one graph replay whatever the batch, so the batch only bounds the memory that whole clips in
+# fp32 need beside training's. A held-out clip of a few seconds costs a fraction of a training clip's
+# share (no gradients; benchmarks/clip_memory.py), so within the training batch the pass stays small
+# next to the step the batch was chosen for (at 12 s, 5 clips at once had needed 2.2 GiB beside a
+# training batch of 2 on an H100, and their graph ran out of memory under a 6 GiB cap).
+HELD_OUT_BATCH = 8
+# A trial step's need (what stays reserved, gaps included, plus its transient peak or its graph's
+# capture, and beside a graphed step the held-out pass's estimate) may take this share of the usable
+# GPU memory; the rest is the margin for what the trial does not see (the held-out pass's own graph
+# and gaps, the allocator's fragmentation over a long run).
 MEASURED_SHARE = 0.85
 
 
@@ -48,3 +57,19 @@ def dataset_bound(seconds: float, clips: int, world_size: int = 1) -> DatasetBou
         over = f" over {world_size} GPUs" if world_size > 1 else ""
         why += f", and its {clips} training clips{over} fill batches of {share}"
     return DatasetBound(size, why)
+
+
+def balanced_batch(count: int, most: int) -> int:
+    """The batch size that splits ``count`` clips into the fewest batches of at most ``most``, all
+    (but possibly the last) of one size: 10 clips at most 8 go as 5 + 5, not 8 + 2, so every batch
+    has the same shape (one set of cuDNN plans, and a CUDA graph of the whole pass stays small)."""
+    batches = max(1, -(-count // max(1, most)))
+    return max(1, -(-count // batches))
+
+
+def held_out_batch(clips: int, training_batch: int) -> int:
+    """How many of ``clips`` held-out clips the held-out pass converts at once beside a training batch
+    of ``training_batch`` (0 where there are none, or no batch)."""
+    if clips <= 0 or training_batch <= 0:
+        return 0
+    return balanced_batch(clips, min(HELD_OUT_BATCH, training_batch))

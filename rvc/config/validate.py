@@ -9,24 +9,11 @@ from pathlib import Path
 
 from rvc.config.batch import MEASURED_SHARE, dataset_bound
 from rvc.config.experiment import ExperimentConfig
+from rvc.config.memory import estimate_memory_gib, largest_batch
 from rvc.devices import gpu_memory_gib
 from rvc.errors import UserError
 from rvc.fileio import why_not_a_file
 
-# Peak GPU memory of one training step with the full v2 40k model (segment 12800 samples, 3 s clips):
-# a fixed part (weights, optimizer states, workspace) plus a part per clip in the batch, fitted to
-# our H100 measurement at batch 8 (bf16 3.8 GiB, fp32 5.6 GiB; benchmarks/results). Other sample
-# rates scale with the segment length.
-MEMORY_FIXED_GIB = {"bf16": 1.4, "fp16": 1.4, "fp32": 1.6}
-MEMORY_PER_CLIP_GIB = {"bf16": 0.33, "fp16": 0.33, "fp32": 0.55}
-# The shapes those per-clip figures were measured at: clips of 3 s (300 frames), v2 40k's segment.
-REFERENCE_FRAMES = 300
-REFERENCE_SEGMENT = 12800
-# Of a clip's share at those shapes, the part that grows with the clip's padded length (the encoders and
-# flows see whole clips). benchmarks/clip_memory.py counts what each part of the real step keeps for its
-# backward (v2 40k, fp32): 299 MiB a clip for the segment's part, 0.32 MiB a frame for the rest, so 24%
-# at 300 frames. On an H100, batch auto's graphed trials took about 1.5x as much a 12 s clip as a 3 s one.
-WHOLE_CLIP_SHARE = 0.24
 # Fine-tuning from a pretrain rarely improves past this many optimizer steps; beyond it the
 # overtraining detector (held-out loss) should decide.
 FINETUNE_STEPS_CEILING = 50_000
@@ -44,45 +31,6 @@ class Validation:
     @property
     def ok(self) -> bool:
         return not self.errors
-
-
-def _memory_key(precision: str) -> str:
-    """The measured precision whose memory ``precision`` is budgeted at ("auto", which trains in fp32
-    where a GPU has no bf16, and plans with an fp32 generator count as fp32: an overestimate, never
-    an out-of-memory)."""
-    return "bf16" if precision in ("bf16", "fp16", "bf16-tail", "bf16-frame") else "fp32"
-
-
-def clip_scale(config: ExperimentConfig) -> float:
-    """How much a clip of this dataset and model costs against MEMORY_PER_CLIP_GIB's (3 s clips, 40k's segment).
-
-    The decoder and the discriminators work on the training segment; the text and posterior encoders
-    and the flows on whole clips, each padded to the longest (``longest_clip_seconds``; unrecorded:
-    the reference length).
-    """
-    model = config.model
-    frames = config.data.longest_clip_seconds * model.sample_rate / model.hop_length
-    frames = max(frames, model.segment_size / model.hop_length) if frames > 0 else REFERENCE_FRAMES
-    segment = model.segment_size / REFERENCE_SEGMENT
-    return (1 - WHOLE_CLIP_SHARE) * segment + WHOLE_CLIP_SHARE * frames / REFERENCE_FRAMES
-
-
-def _memory_terms(config: ExperimentConfig, precision: str) -> tuple[float, float]:
-    """The estimate's (fixed GiB, GiB a clip) for this model, dataset and precision."""
-    key = _memory_key(precision)
-    return MEMORY_FIXED_GIB[key], MEMORY_PER_CLIP_GIB[key] * clip_scale(config)
-
-
-def estimate_memory_gib(config: ExperimentConfig, precision: str) -> float:
-    """Estimate the peak GPU memory of a training step (GiB) for the configured batch size (a number)."""
-    fixed, per_clip = _memory_terms(config, precision)
-    return fixed + per_clip * config.train.resolved_batch_size
-
-
-def largest_batch(config: ExperimentConfig, gpu_gib: float, precision: str = "auto", share: float = 0.9) -> int:
-    """Return the largest batch size whose estimated peak fits in ``share`` of ``gpu_gib`` (at least 1)."""
-    fixed, per_clip = _memory_terms(config, precision)
-    return max(1, int((share * gpu_gib - fixed) / per_clip))
 
 
 def auto_batch_by_estimate(config: ExperimentConfig, gpu_gib: float | None, precision: str = "auto") -> tuple[int, str]:
@@ -197,7 +145,7 @@ def validate(config: ExperimentConfig, precision: str | None = None) -> Validati
         result.suggestions.append(
             "no validation clips: the overtraining detector needs held-out audio; prepare with --validation 0.05"
         )
-    result.memory_estimate_gib = round(estimate_memory_gib(config, chosen), 1)
+    result.memory_estimate_gib = round(estimate_memory_gib(config, chosen, result.gpu_memory_gib), 1)
     if result.gpu_memory_gib is not None and result.memory_estimate_gib > 0.9 * result.gpu_memory_gib:
         fits = largest_batch(config, result.gpu_memory_gib, chosen)
         if auto:  # then auto is at batch 1 already: the estimate allows no batch at all

@@ -23,7 +23,7 @@ import torch
 
 from rvc.config.batch import MEASURED_SHARE, dataset_bound
 from rvc.config.experiment import ExperimentConfig
-from rvc.config.validate import estimate_memory_gib, largest_batch
+from rvc.config.memory import MemoryEstimate, memory_estimate
 from rvc.train import out_of_memory
 from rvc.train.data import TrainingSet
 from rvc.train.distributed import Distributed
@@ -79,20 +79,35 @@ def choose_batch(
     if peak_of is None or usable_gib is None:
         return BatchChoice(bound.size, f"auto: {bound.why}; no GPU memory to measure on {device}")
     limit = MEASURED_SHARE * usable_gib
-    guess = min(bound.size, largest_batch(config, usable_gib, precision, MEASURED_SHARE))
-    fixed = estimate_memory_gib(with_batch(config, 0), precision)  # the estimate's part that no clip adds
-    size, peaks = largest_fitting(guess, bound.size, peak_of, limit, fixed)
+    estimate = memory_estimate(config, precision, usable_gib)
+    guess = min(bound.size, estimate.largest_batch(usable_gib, MEASURED_SHARE))
+    size, peaks = largest_fitting(guess, bound.size, _with_held_out(peak_of, estimate), limit, estimate.step(0))
     if size == 0:
         tried = ", ".join(f"{b}: {_peak_text(p)}" for b, p in sorted(peaks.items()))
         return BatchChoice(1, f"auto: no batch measured fits in {limit:.1f} GiB (tried {tried})")
     peak = peaks[size]
-    reason = f"auto: measured {peak:.1f} GiB of {usable_gib:.1f} GiB usable; {bound.why}"
+    held_out = estimate.held_out(size) if estimate.graphed else 0.0
+    beside = f" (with {held_out:.1f} estimated for the held-out pass)" if held_out >= 0.05 else ""
+    reason = f"auto: measured {peak:.1f} GiB{beside} of {usable_gib:.1f} GiB usable; {bound.why}"
     larger = [b for b in sorted(peaks) if b > size]
     if larger:  # why not more: the memory
         over = peaks[larger[0]]
         too_much = "ran out of memory" if over is None else f"took {over:.1f} GiB, over {MEASURED_SHARE:.0%} of it"
         reason += f"; {larger[0]} {too_much}"
     return BatchChoice(size, reason, peak)
+
+
+def _with_held_out(peak_of: PeakOf, estimate: MemoryEstimate) -> PeakOf:
+    """``peak_of`` plus the held-out pass's estimate where the step is graphed: the trial measures the
+    step, and a graph's pool stays reserved while the held-out clips are converted beside it."""
+    if not estimate.graphed:
+        return peak_of
+
+    def need(batch: int) -> float | None:
+        peak = peak_of(batch)
+        return None if peak is None else peak + estimate.held_out(batch)
+
+    return need
 
 
 def _peak_text(peak: float | None) -> str:

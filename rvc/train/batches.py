@@ -17,11 +17,9 @@ import math
 
 import torch
 
+from rvc.config.memory import RESIDENT_SHARE
 from rvc.config.train import TrainConfig
 from rvc.train.data import TrainingSet
-
-# The whole set goes on the GPU when it takes at most this share of the GPU's memory.
-RESIDENT_SHARE = 0.25
 
 
 def streams(placement: str, data: TrainingSet, device: torch.device) -> bool:

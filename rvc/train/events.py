@@ -144,7 +144,10 @@ class EpochEvent(Event):
     validation_s: float = 0.0  # held-out loss, and the copy of G on a new best
     sample_s: float = 0.0  # TensorBoard's images and audio
     save_s: float = 0.0  # the snapshot on the training thread; the files are written in the background
-    peak_mem_gib: float | None = None
+    peak_mem_gib: float | None = None  # the most the epoch had allocated (None off CUDA)
+    # The most the caching allocator held for it: what the card must have. In a graphed run, the step's
+    # own memory pool counts here and not above once it is captured.
+    peak_reserved_gib: float | None = None
     validation: Mapping[str, float | None] = field(default_factory=dict)  # loss/val/mel; empty: not measured
     best_epoch: int | None = None
     epochs_since_best: int | None = None

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from rvc.config.batch import held_out_batch
 from rvc.config.experiment import ExperimentConfig
 from rvc.experiment import Experiment
 from rvc.models.weights import load_pretrain
@@ -46,9 +47,6 @@ from rvc.train.validation import HeldOutMel, ValidationSchedule
 ROLLBACK_AFTER = 5
 # With several processes, steps between checks that every rank agrees to stop (each check syncs).
 STOP_CHECK_EVERY = 10
-# Held-out clips converted at once, at most: on CUDA the whole pass is one graph replay whatever the
-# batch, so the batch only bounds the memory that full-length clips in fp32 need beside training's.
-VALIDATION_BATCH = 8
 
 
 class Trainer:
@@ -308,7 +306,8 @@ class Trainer:
             started = time.monotonic()
             if self.held_out is None:
                 graphed = self.device.type == "cuda"
-                self.held_out = HeldOutMel(models.generator, spectrogram, validation, VALIDATION_BATCH, graphed)
+                at_once = held_out_batch(len(validation), train.resolved_batch_size)
+                self.held_out = HeldOutMel(models.generator, spectrogram, validation, at_once, graphed)
             val = {"loss/val/mel": self.held_out()}
             if self.held_out.capture_error is not None:
                 self.log(f"the held-out loss runs eagerly: its CUDA graph failed ({self.held_out.capture_error})")
@@ -331,8 +330,11 @@ class Trainer:
             self.run_log.sample(models.generator, spectrogram, train_set, self.state.step, audio=saving)
         sample_s = time.monotonic() - started
         save_s = self._checkpoint(models) if saving else 0.0
-        peak = torch.cuda.max_memory_allocated(self.device) / 2**30 if self.device.type == "cuda" else None
-        times = EpochTimes(seconds, validation_s, sample_s, save_s, peak)
+        peak = reserved = None
+        if self.device.type == "cuda":
+            peak = torch.cuda.max_memory_allocated(self.device) / 2**30
+            reserved = torch.cuda.max_memory_reserved(self.device) / 2**30
+        times = EpochTimes(seconds, validation_s, sample_s, save_s, peak, reserved)
         report_epoch(self.progress.emit, train, self.detector, epoch, self.state.step, times, val, is_best)
 
     # --- around the loop -------------------------------------------------------

@@ -40,6 +40,11 @@ class EpochTimes:
     sample_s: float  # TensorBoard's images and audio
     save_s: float  # the state's snapshot; the files are written on a background thread
     peak_mem_gib: float | None  # None off CUDA
+    peak_reserved_gib: float | None = None  # what the allocator held at most (None off CUDA)
+
+
+def _rounded(gib: float | None) -> float | None:
+    return round(gib, 3) if gib is not None else None
 
 
 def report_epoch(
@@ -62,7 +67,8 @@ def report_epoch(
             validation_s=round(times.validation_s, 3),
             sample_s=round(times.sample_s, 3),
             save_s=round(times.save_s, 3),
-            peak_mem_gib=round(times.peak_mem_gib, 3) if times.peak_mem_gib is not None else None,
+            peak_mem_gib=_rounded(times.peak_mem_gib),
+            peak_reserved_gib=_rounded(times.peak_reserved_gib),
             validation=validation,
             best_epoch=detector.best_epoch or None,
             epochs_since_best=detector.epochs_since_best if detector.best_value is not None else None,

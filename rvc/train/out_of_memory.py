@@ -82,7 +82,8 @@ def _saved_batch_size(experiment: Experiment) -> int | None:
 def gpu_message(experiment: Experiment, config: ExperimentConfig, since: int = 0, batch: int | None = None) -> str:
     """Say that the GPU ran out of memory at the run's batch size (``batch``, else the one
     :func:`trained_batch_size` finds), and which smaller one to set."""
-    from rvc.config.validate import auto_batch_by_estimate, largest_batch
+    from rvc.config.memory import largest_batch
+    from rvc.config.validate import auto_batch_by_estimate
     from rvc.devices import gpu_memory_gib
 
     batch = batch or trained_batch_size(experiment, config, since)

@@ -8,6 +8,7 @@ from typing import cast
 import torch
 from torch import nn
 
+from rvc.config.batch import balanced_batch
 from rvc.models.commons import sequence_mask
 from rvc.models.synthesizer import SynthesizerTrnMs768NSFsid
 from rvc.train.data import TrainingSet
@@ -40,14 +41,6 @@ class ValidationSchedule:
 
     def done(self, seconds: float) -> None:
         self.validation_s, self.trained_s = seconds, 0.0
-
-
-def balanced_batch(count: int, most: int) -> int:
-    """The batch size that splits ``count`` clips into the fewest batches of at most ``most``, all
-    (but possibly the last) of one size: 10 clips at most 8 go as 5 + 5, not 8 + 2, so every batch
-    has the same shape (one set of cuDNN plans, and a CUDA graph of the whole pass stays small)."""
-    batches = max(1, -(-count // max(1, most)))
-    return max(1, -(-count // batches))
 
 
 class HeldOutMel:
