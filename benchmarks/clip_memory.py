@@ -10,7 +10,9 @@ generator's forward (``G``: the encoders, the flows and the decoder on the segme
 discriminator's loss (``D``) and the adversarial losses of the generator (``A``). A batch of B
 clips at F padded frames; from two batches and two lengths the per-clip cost splits into a part
 that follows the segment and a part that follows the frames, which is what
-``rvc/config/validate.py`` (``WHOLE_CLIP_SHARE``) scales the memory estimate by. These are the
+``rvc/config/memory.py`` (``WHOLE_CLIP_SHARE``) scales the memory estimate by. Then the held-out
+pass (whole clips through the conversion path in fp32, no gradients) at its peak, by the same shapes:
+what a held-out clip costs a second of audio (``HELD_OUT_BYTES_PER_SAMPLE``). These are the
 activations a GPU also holds (the same tensors; a GPU adds workspaces, the allocator's rounding
 and gaps); on a CPU a step of the full model takes 15-40 s.
 Results go to ``benchmarks/results/clip_memory-<machine>.json``.
@@ -63,14 +65,12 @@ def counted(name: str, function: Callable[..., Any], into: dict[str, SavedBytes]
     return run
 
 
-def measure(batch: int, frames: int, device: torch.device) -> dict[str, float]:
-    """One step of the real trainer on ``batch`` random clips of ``frames`` frames; MiB kept per part."""
+def _setup(batch: int, frames: int, device: torch.device) -> tuple[Any, Any, Any]:
+    """The full v2 40k model (fp32) and ``batch`` random clips of ``frames`` frames: (config, models, data)."""
     from rvc.models.config import ModelConfig
     from rvc.train.data import TrainingSet
-    from rvc.train.mel import Spectrogram
     from rvc.train.models import build_models
     from rvc.train.precision import PLANS
-    from rvc.train.step import StepFunctions, StepMetrics, TrainStep
     from tests.fake_experiment import tiny_config
 
     config = tiny_config(batch_size=batch)
@@ -88,6 +88,15 @@ def measure(batch: int, frames: int, device: torch.device) -> dict[str, float]:
         model.hop_length,
         model.sample_rate,
     )
+    return config, models, data
+
+
+def measure(batch: int, frames: int, device: torch.device) -> dict[str, float]:
+    """One step of the real trainer on ``batch`` random clips of ``frames`` frames; MiB kept per part."""
+    from rvc.train.mel import Spectrogram
+    from rvc.train.step import StepFunctions, StepMetrics, TrainStep
+
+    config, models, data = _setup(batch, frames, device)
     counts: dict[str, SavedBytes] = {}
     plain = StepFunctions.plain(models.generator, models.discriminator)
     functions = StepFunctions(
@@ -96,9 +105,43 @@ def measure(batch: int, frames: int, device: torch.device) -> dict[str, float]:
         counted("A", plain.adversarial_losses, counts),
     )
     metrics = StepMetrics(device)
-    step = TrainStep(config, models, Spectrogram.for_model(model).to(device), data, metrics, functions=functions)
+    step = TrainStep(config, models, Spectrogram.for_model(config.model).to(device), data, metrics, functions=functions)
     step(torch.arange(batch, device=device).view(1, batch))
     return {name: round(count.bytes / MIB, 1) for name, count in counts.items()}
+
+
+def peak_mib(run: Callable[[], object], device: torch.device) -> float:
+    """The most ``run`` had allocated at once beyond what was allocated before it, in MiB: CUDA's
+    allocator says it; on a CPU the profiler's allocation events are summed in order."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        before = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        run()
+        torch.cuda.synchronize(device)
+        return (torch.cuda.max_memory_allocated(device) - before) / MIB
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as profiler:
+        run()
+    now = peak = 0
+    events = profiler.profiler.kineto_results.events() if profiler.profiler is not None else []
+    for event in sorted(events, key=lambda e: e.start_ns()):
+        if event.name() == "[memory]":
+            now += event.nbytes()
+            peak = max(peak, now)
+    return peak / MIB
+
+
+def held_out_peak(batch: int, frames: int, device: torch.device) -> float:
+    """The held-out pass (``HeldOutMel``, eager) over ``batch`` clips of ``frames`` frames at once: its peak MiB."""
+    from rvc.train.mel import Spectrogram
+    from rvc.train.validation import HeldOutMel
+
+    config, models, data = _setup(batch, frames, device)
+    spectrogram = Spectrogram.for_model(config.model).to(device)
+    held_out = HeldOutMel(models.generator, spectrogram, data, batch, graphed=False)
+    return round(peak_mib(held_out, device), 1)
 
 
 def split(points: list[dict[str, Any]]) -> dict[str, float]:
@@ -140,6 +183,16 @@ def main() -> None:
     result["per_clip"] = split(result["points"])
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result["per_clip"]))
+    # The held-out pass: whole clips in fp32 without gradients, at its peak (rvc/config/memory.py's
+    # HELD_OUT_BYTES_PER_SAMPLE): linear in the clips and their length when the figure is the same at each.
+    result["held_out"] = {"points": []}
+    for batch, frames in shapes:
+        mib = held_out_peak(batch, frames, device)
+        samples = batch * frames * 400  # v2 40k: 400 output samples a frame
+        point = {"batch": batch, "frames": frames, "peak_mib": mib, "bytes_per_sample": round(mib * MIB / samples)}
+        result["held_out"]["points"].append(point)
+        print(json.dumps(point), flush=True)
+        out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -160,6 +160,33 @@ def test_export_names_a_checkpoint_that_is_not_this_experiments_generator(
     assert not out.exists()
 
 
+def test_a_resume_refuses_a_state_whose_counters_are_not_counters(tmp_path: Path) -> None:
+    """A state file whose counters were edited: an epoch of text and a history that is no list ended in
+    tracebacks, and a step of -3 trained on, writing G_-1.pth. Each is named, and the state is left as it was."""
+    from rvc.experiment import checkpoints as checkpoint
+    from rvc.experiment.checkpoints import save_torch
+
+    logs = tmp_path / "logs"
+    experiment = make_extracted_experiment(logs, train_clips=4)
+    write_tiny_config(experiment, epochs=1, batch_size=2)
+    assert cli(logs, "train", "--experiment", "voice", "--device", "cpu").code == 0
+    folder = experiment.root / "checkpoints"
+    state_file = checkpoint.state_paths(folder, 2).state
+    saved = torch.load(state_file, weights_only=True)
+    write_tiny_config(experiment, epochs=2, batch_size=2)
+    for change, words in (
+        ({"epoch": "one"}, "epoch is 'one', not a whole number of 0 or more"),
+        ({"step": -3}, "step is -3, not a whole number of 0 or more"),
+        ({"history": "x"}, "history is not a list of epochs"),
+        ({"lr_scale": float("nan")}, "lr_scale is nan, not a positive number"),
+        ({"speed": 1}, "no counter is called 'speed'"),
+    ):
+        save_torch(saved | {"train_state": saved["train_state"] | change}, state_file)
+        ran = cli(logs, "train", "--experiment", "voice", "--device", "cpu")
+        ran.refused(f"{state_file} is damaged (its counters: {words}): delete G_2.pth, D_2.pth and state_2.pt")
+        assert checkpoint.complete_steps(folder) == [2]
+
+
 # ------------------------------------------------------------------ what a model records
 
 

@@ -8,7 +8,8 @@ is the rewrite a rollback makes before the run restarts from that state.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import torch
@@ -35,6 +36,28 @@ class TrainState:
     # The batch the run trains with: a resumed "auto" run keeps it, as the clips' order depends on it
     # (0: not recorded, a state saved before batch size auto).
     batch_size: int = 0
+
+    @classmethod
+    def from_saved(cls, saved: object) -> TrainState:
+        """The counters a state file holds, checked: ValueError names one of a wrong type, an impossible
+        value or an unknown name (a run had gone on from step -3, or failed later with a traceback)."""
+        if not isinstance(saved, dict):
+            raise ValueError(f"a {type(saved).__name__} where a table of counters goes")
+        names = {f.name for f in fields(cls)}
+        for name, value in saved.items():
+            if name not in names:
+                raise ValueError(f"no counter is called {name!r}")
+            if name in _COUNTS and (type(value) is not int or value < 0):
+                raise ValueError(f"{name} is {value!r}, not a whole number of 0 or more")
+            if name in _FACTORS and (type(value) not in (int, float) or not 0 < value < math.inf):
+                raise ValueError(f"{name} is {value!r}, not a positive number")
+            if name == "history" and (type(value) is not list or not all(isinstance(e, dict) for e in value)):
+                raise ValueError("history is not a list of epochs")
+        return cls(**saved)
+
+
+_COUNTS = ("epoch", "step", "skipped_steps", "rollbacks", "batches_done", "batch_size")
+_FACTORS = ("lr_scale", "pending_lr_factor")
 
 
 def state_extra(
@@ -88,8 +111,8 @@ def restore(
                 "from the state before it"
             ) from error
     try:
-        return TrainState(**loaded.extra["train_state"])
-    except (KeyError, TypeError) as error:
+        return TrainState.from_saved(loaded.extra["train_state"])
+    except (KeyError, ValueError) as error:
         raise UserError(
             f"{paths.state} is damaged (its counters: {error}): {delete} to resume from the state before it"
         ) from error
