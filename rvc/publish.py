@@ -55,13 +55,13 @@ def _model_files(experiment: Experiment, without_index: bool) -> list[Path]:
         )
     files = [model]
     index = experiment.index_file
-    if index.is_file():
+    if not without_index:  # the flag leaves it out also where there is one (one that would not load, say)
+        if not index.is_file():
+            raise UserError(
+                f"{experiment.name} has no index ({index.name}): build it first (python -m rvc index --experiment "
+                f"{experiment.name}, or Build index in the Train tab), or publish without one (--without-index)"
+            )
         files.append(index)
-    elif not without_index:
-        raise UserError(
-            f"{experiment.name} has no index ({index.name}): build it first (python -m rvc index --experiment "
-            f"{experiment.name}, or Build index in the Train tab), or publish without one (--without-index)"
-        )
     if experiment.onnx_model.is_file():
         files.append(experiment.onnx_model)
     return files
@@ -79,11 +79,14 @@ def stage_folder(
 ) -> Path:
     """Lay out ``publish/`` as the repository will be: the model files, the card, the plot (and sample); return it."""
     from rvc.export import read_exported
+    from rvc.infer.retrieval import check_index_file
     from rvc.model_card import card_text, gather_facts, write_loss_plot, write_sample
     from rvc.train.run_state import read_run
 
     files = _model_files(experiment, without_index)
     model = read_exported(files[0])
+    if experiment.index_file in files:  # what a user downloads must load beside the model
+        check_index_file(experiment.index_file, model.config.phone_channels, files[0])
     folder = experiment.publish_dir
     if folder.exists():
         shutil.rmtree(folder)  # what the last publish uploaded: this one starts clean

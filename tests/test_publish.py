@@ -31,7 +31,7 @@ def make_finished(logs: Path, assets: Path, name: str = "voice") -> Experiment:
     metadata = {"embedder": "contentvec", "f0_method": "rmvpe", "dataset_seconds": 4.8, "best_epoch": 2}
     generator = SynthesizerTrnMs768NSFsid(config.model)
     export_model(generator.state_dict(), config.model, experiment.exported_model(), epoch=3, step=30, metadata=metadata)
-    experiment.index_file.write_bytes(b"an index")  # uploaded as it is: publish does not read it
+    write_index(experiment.index_file, 768)
     experiment.onnx_model.write_bytes(b"an onnx graph")
     events = [StartEvent(config={"train": {"c_mel": 45.0}}, total_steps=30, epochs=3)]
     for epoch in (1, 2, 3):
@@ -42,6 +42,16 @@ def make_finished(logs: Path, assets: Path, name: str = "voice") -> Experiment:
     for event in events:
         append_event(experiment.progress_jsonl, event)
     return experiment
+
+
+def write_index(path: Path, dim: int) -> None:
+    """A FAISS index of a few random ``dim``-d vectors, as the index stage writes one."""
+    import faiss
+    import numpy as np
+
+    index = faiss.IndexFlatL2(dim)
+    index.add(np.random.default_rng(0).standard_normal((16, dim)).astype(np.float32))
+    faiss.write_index(index, str(path))
 
 
 @pytest.fixture(scope="module")
@@ -156,3 +166,21 @@ def test_publish_names_what_is_missing(root: Path, tmp_path: Path, hub: FakeHub,
     assert main([*argv, "--without-index"]) == 0
     assert sorted(hub.commits[0].files) == ["README.md", "unexported.pth"]  # no events: no plot, and no ONNX
     assert json.loads(json.dumps(hub.repos[REPO]))["visibility"] == "public"
+
+
+def test_publish_refuses_an_index_that_would_not_load_beside_the_model(
+    tmp_path: Path, hub: FakeHub, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """NAME.index was uploaded unread: a file that is no index, or a v1 index (256-d) beside a v2 model,
+    went up for others to download. Each is named before any upload, and the flag to leave it out works."""
+    experiment = make_finished(tmp_path / "logs", tmp_path / "assets")
+    for write, said in (
+        (lambda path: path.write_bytes(b"an index"), "not a readable FAISS index"),
+        (lambda path: write_index(path, 256), "the index holds 256-d vectors but"),
+    ):
+        write(experiment.index_file)
+        assert _publish(tmp_path) == 2
+        assert f"{experiment.index_file}: {said}" in capsys.readouterr().err
+    assert hub.commits == []
+    assert _publish(tmp_path, "--without-index") == 0
+    assert "voice.index" not in hub.commits[0].files

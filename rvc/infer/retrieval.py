@@ -69,9 +69,26 @@ def load_index(path: str | Path) -> FeatureIndex:
 
     Raises UserError naming the file when it is missing, unreadable or empty.
     """
+    path = Path(path)
+    index = _read_index(path)
+    try:
+        vectors = index.reconstruct_n(0, index.ntotal)
+    except RuntimeError as exc:
+        raise UserError(f"{path}: cannot read the vectors back from this index ({exc}); build it again") from exc
+    return FeatureIndex(index=index, vectors=np.ascontiguousarray(vectors, dtype=np.float32), path=path)
+
+
+def check_index_file(path: Path, feature_dim: int, model: Path) -> None:
+    """Refuse an index file that is unreadable, empty or not as wide as ``model``'s features (by name)."""
+    index = _read_index(path)
+    if index.d != feature_dim:
+        raise UserError(_dim_mismatch(path, index.d, feature_dim, model))
+
+
+def _read_index(path: Path) -> Any:
+    """The FAISS index in ``path``, holding vectors; UserError naming the file otherwise."""
     import faiss
 
-    path = Path(path)
     if not path.is_file():
         raise UserError(  # a folder is the careless case: the experiment's, which holds NAME.index
             f"{path} {why_not_a_file(path)}: give the index file ({INDEX_SUFFIX}) built for the model, or build one "
@@ -84,20 +101,20 @@ def load_index(path: str | Path) -> FeatureIndex:
         raise UserError(f"{path}: not a readable FAISS index ({first}); build it again") from exc
     if index.ntotal == 0:
         raise UserError(f"{path}: the index holds no vectors; build it again from the training features")
-    try:
-        vectors = index.reconstruct_n(0, index.ntotal)
-    except RuntimeError as exc:
-        raise UserError(f"{path}: cannot read the vectors back from this index ({exc}); build it again") from exc
-    return FeatureIndex(index=index, vectors=np.ascontiguousarray(vectors, dtype=np.float32), path=path)
+    return index
 
 
 def check_index_dim(index: FeatureIndex, feature_dim: int, model: Path) -> None:
     """Refuse an index whose vectors are not as wide as the model's content features."""
     if index.dim != feature_dim:
-        raise UserError(
-            f"{index.path}: the index holds {index.dim}-d vectors but {model} takes {feature_dim}-d features "
-            "(a v1 index with a v2 model?); use the index built for this model"
-        )
+        raise UserError(_dim_mismatch(index.path, index.dim, feature_dim, model))
+
+
+def _dim_mismatch(path: Path, index_dim: int, feature_dim: int, model: Path) -> str:
+    return (
+        f"{path}: the index holds {index_dim}-d vectors but {model} takes {feature_dim}-d features "
+        "(a v1 index with a v2 model?); use the index built for this model"
+    )
 
 
 def blend_retrieval(features: np.ndarray, index: FeatureIndex | None, rate: float) -> np.ndarray:
