@@ -122,7 +122,13 @@ def test_the_estimate_counts_the_dataset_and_the_held_out_pass_beside_a_graphed_
     assert memory_estimate(config(), "bf16-tail", gpu_gib=1.0).dataset == 0.0  # over a quarter of it: streamed
     assert memory_estimate(config(held_out=0), "bf16-tail").held_out(2) == 0.0
     # Validate's figure and the batch it would fit on a 6 GiB card follow
-    assert validate(config(), "bf16-tail").memory_estimate_gib == pytest.approx(round(graphed.gib(2), 1))
+    result = validate(config(), "bf16-tail")
+    assert result.memory_estimate_gib == pytest.approx(round(graphed.gib(2), 1))
+    assert result.memory_parts == (
+        "weights and optimizer 1.2, clips on the GPU 0.4, the training step 1.1, "
+        "held-out clips converted beside it 0.9"
+    )
+    assert "held-out" not in validate(config(held_out=0), "bf16-tail").memory_parts
     assert graphed.largest_batch(6.0, 0.85) < memory_estimate(config(held_out=0), "bf16-tail").largest_batch(6.0, 0.85)
 
 

@@ -304,7 +304,8 @@ def _report(config: ExperimentConfig) -> tuple[bool, list[str]]:
         lines.append(f"- {text[:1].upper()}{text[1:]}")
     if result.memory_estimate_gib is not None:
         gpu = f" of the GPU's {result.gpu_memory_gib:.1f} GiB" if result.gpu_memory_gib else " (no GPU here to compare)"
-        lines.append(f"- GPU memory: about {result.memory_estimate_gib} GiB at batch size {result.batch_size}{gpu}")
+        about = f"about {result.memory_estimate_gib} GiB at batch size {result.batch_size}{gpu}"
+        lines.append(f"- GPU memory: {about} ({result.memory_parts})")
     return result.ok, lines
 
 

@@ -59,7 +59,10 @@ def run(args: argparse.Namespace, workspace: Workspace) -> int:
         print(result.auto_batch)
     if result.memory_estimate_gib is not None:
         gpu = f" of {result.gpu_memory_gib:.1f} GiB" if result.gpu_memory_gib else ""
-        print(f"estimated GPU memory: {result.memory_estimate_gib} GiB{gpu} at batch size {result.batch_size}")
+        print(
+            f"estimated GPU memory: {result.memory_estimate_gib} GiB{gpu} at batch size {result.batch_size} "
+            f"({result.memory_parts})"
+        )
     if not result.ok:
         raise UserError("the configuration was not saved:\n  " + "\n  ".join(result.errors))
     save_config(experiment, config)

@@ -111,6 +111,18 @@ class MemoryEstimate:
             return self.step(batch) + self.held_out(batch)
         return self.fixed + self.dataset + max(self.per_clip * batch, self.held_out(batch))
 
+    def parts(self, batch: int) -> str:
+        """What ``gib(batch)`` is made of, in words: where a smaller figure would come from."""
+        held_out = self.held_out(batch)
+        words = [f"weights and optimizer {self.fixed:.1f}"]
+        if self.dataset >= 0.05:
+            words.append(f"clips on the GPU {self.dataset:.1f}")
+        words.append(f"the training step {self.per_clip * batch:.1f}")
+        if held_out >= 0.05:
+            beside = "beside it" if self.graphed else "after it"
+            words.append(f"held-out clips converted {beside} {held_out:.1f}")
+        return ", ".join(words)
+
     def largest_batch(self, gpu_gib: float, share: float) -> int:
         """The largest batch whose estimate fits in ``share`` of ``gpu_gib`` (at least 1)."""
         fits = [batch for batch in range(1, MAX_BATCH + 1) if self.gib(batch) <= share * gpu_gib]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from rvc.config.batch import MEASURED_SHARE, dataset_bound
 from rvc.config.experiment import ExperimentConfig
-from rvc.config.memory import estimate_memory_gib, largest_batch
+from rvc.config.memory import largest_batch, memory_estimate
 from rvc.devices import gpu_memory_gib
 from rvc.errors import UserError
 from rvc.fileio import why_not_a_file
@@ -24,6 +24,7 @@ class Validation:
     errors: list[str] = field(default_factory=list)
     suggestions: list[str] = field(default_factory=list)
     memory_estimate_gib: float | None = None
+    memory_parts: str = ""  # what the estimate is made of, in GiB ("weights and optimizer 1.2, ...")
     gpu_memory_gib: float | None = None
     batch_size: int | None = None  # the batch the estimate is for ("auto": what the estimate expects it to pick)
     auto_batch: str | None = None  # with batch size auto: what it would choose, and that training measures it
@@ -145,7 +146,9 @@ def validate(config: ExperimentConfig, precision: str | None = None) -> Validati
         result.suggestions.append(
             "no validation clips: the overtraining detector needs held-out audio; prepare with --validation 0.05"
         )
-    result.memory_estimate_gib = round(estimate_memory_gib(config, chosen, result.gpu_memory_gib), 1)
+    estimate = memory_estimate(config, chosen, result.gpu_memory_gib)
+    result.memory_estimate_gib = round(estimate.gib(batch_size), 1)
+    result.memory_parts = estimate.parts(batch_size)
     if result.gpu_memory_gib is not None and result.memory_estimate_gib > 0.9 * result.gpu_memory_gib:
         fits = largest_batch(config, result.gpu_memory_gib, chosen)
         if auto:  # then auto is at batch 1 already: the estimate allows no batch at all
