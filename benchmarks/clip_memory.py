@@ -1,6 +1,6 @@
 """What a clip costs the training step's memory, by part, as the clips get longer: on any device.
 
-Run: ``python benchmarks/clip_memory.py [--batches 2 4] [--frames 320 1200] [--device cpu]``.
+Run: ``python benchmarks/clip_memory.py [--batches 2 4] [--frames 320 1200] [--device cpu] [--step-peaks fp32 bf16-tail]``.
 
 Every clip of the training set is padded to the longest, and the step runs the text and posterior
 encoders and the flows over whole clips, the decoder and the discriminators over the training
@@ -65,8 +65,9 @@ def counted(name: str, function: Callable[..., Any], into: dict[str, SavedBytes]
     return run
 
 
-def _setup(batch: int, frames: int, device: torch.device) -> tuple[Any, Any, Any]:
-    """The full v2 40k model (fp32) and ``batch`` random clips of ``frames`` frames: (config, models, data)."""
+def _setup(batch: int, frames: int, device: torch.device, plan: str = "fp32") -> tuple[Any, Any, Any]:
+    """The full v2 40k model (its weights in fp32, ``plan``'s autocast) and ``batch`` random clips of
+    ``frames`` frames: (config, models, data)."""
     from rvc.models.config import ModelConfig
     from rvc.train.data import TrainingSet
     from rvc.train.models import build_models
@@ -77,7 +78,7 @@ def _setup(batch: int, frames: int, device: torch.device) -> tuple[Any, Any, Any
     config = dataclasses.replace(config, model=ModelConfig.for_sample_rate(40000))
     model = config.model
     torch.manual_seed(0)
-    models = build_models(config, device, PLANS["fp32"], channels_last=False)
+    models = build_models(config, device, PLANS[plan], channels_last=False)
     data = TrainingSet(
         [f"clip-{i}" for i in range(batch)],
         torch.randn(batch, frames * model.hop_length, device=device) * 0.1,
@@ -133,6 +134,21 @@ def peak_mib(run: Callable[[], object], device: torch.device) -> float:
     return peak / MIB
 
 
+def step_peak(batch: int, frames: int, device: torch.device, plan: str) -> float:
+    """The second of two training steps (the optimizers' moments exist by then) at its peak, in MiB:
+    everything it allocates, gradients and the backward's transients included."""
+    from rvc.train.mel import Spectrogram
+    from rvc.train.precision import PLANS
+    from rvc.train.step import StepMetrics, TrainStep
+
+    config, models, data = _setup(batch, frames, device, plan)
+    spectrogram = Spectrogram.for_model(config.model).to(device)
+    step = TrainStep(config, models, spectrogram, data, StepMetrics(device), precision=PLANS[plan])
+    index = torch.arange(batch, device=device).view(1, batch)
+    step(index)
+    return round(peak_mib(lambda: step(index), device), 1)
+
+
 def held_out_peak(batch: int, frames: int, device: torch.device) -> float:
     """The held-out pass (``HeldOutMel``, eager) over ``batch`` clips of ``frames`` frames at once: its peak MiB."""
     from rvc.train.mel import Spectrogram
@@ -164,6 +180,13 @@ def main() -> None:
     parser.add_argument("--batches", type=int, nargs=2, default=[2, 4])
     parser.add_argument("--frames", type=int, nargs=2, default=[320, 1200])
     parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--step-peaks",
+        nargs="*",
+        default=["fp32"],
+        metavar="PLAN",
+        help="plans whose whole training step is counted at its peak too (bf16-tail on a CPU: minutes a step)",
+    )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args()
     torch.set_grad_enabled(True)
@@ -193,6 +216,14 @@ def main() -> None:
         result["held_out"]["points"].append(point)
         print(json.dumps(point), flush=True)
         out.write_text(json.dumps(result, indent=2) + "\n")
+    # The whole step at its peak, by precision plan: what a training clip costs beside a held-out one.
+    result["step_peaks"] = []
+    for plan in args.step_peaks:
+        for batch, frames in shapes:
+            point = {"plan": plan, "batch": batch, "frames": frames, "peak_mib": step_peak(batch, frames, device, plan)}
+            result["step_peaks"].append(point)
+            print(json.dumps(point), flush=True)
+            out.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":
