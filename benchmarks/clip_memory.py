@@ -1,6 +1,7 @@
 """What a clip costs the training step's memory, by part, as the clips get longer: on any device.
 
-Run: ``python benchmarks/clip_memory.py [--batches 2 4] [--frames 320 1200] [--device cpu] [--step-peaks fp32 bf16-tail]``.
+Run: ``python benchmarks/clip_memory.py [--batches 2 4] [--frames 320 1200] [--device cpu]
+[--step-peaks fp32 bf16-tail]``.
 
 Every clip of the training set is padded to the longest, and the step runs the text and posterior
 encoders and the flows over whole clips, the decoder and the discriminators over the training
