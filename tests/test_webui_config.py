@@ -116,7 +116,8 @@ def test_suggested_settings_then_save_then_load(tmp_path: Path) -> None:
     assert "Suggested settings" in loaded.message and "6 training and 2 validation clips" in loaded.message
 
     report = handlers.validate_form(workspace, guard, "voice", 48000, loaded.values | {"epochs": 77})
-    assert report.startswith("**No errors.**") and "GPU memory: about" in report and "(weights and optimizer" in report and "no pretrain" in report
+    assert report.startswith("**No errors.**") and "GPU memory: about" in report and "no pretrain" in report
+    assert "(weights and optimizer" in report  # what the estimate is made of
     assert "- Batch size auto: about 4 (the dataset's" in report  # a few seconds of audio: the smallest suggestion
     saved = handlers.save_form(workspace, guard, "voice", 48000, loaded.values | {"epochs": 77})
     assert saved.startswith("**Saved**")

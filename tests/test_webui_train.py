@@ -282,3 +282,18 @@ def test_the_status_says_how_the_step_runs_and_where_the_clips_live() -> None:
     rows = dict(progress_rows(state, running=True))
     assert rows["Device"].startswith("cuda:0 · bf16-tail · 1 process(es)") and "streamed" in rows["Device"]
     assert rows["Step"] == "compiled CUDA graph step, ready in 38.2 s (4000 steps to train repay the compile)"
+
+
+def test_the_gpu_rows_say_the_memory_the_last_epoch_used_and_held(tmp_path: Path) -> None:
+    """A graphed step's memory sits in its pool, not in use between steps: the row says both figures."""
+    from webui.run_view import train_view
+
+    state = RunState()
+    state.apply(StartEvent(config=tiny_config().to_dict(), device="cuda:0"))
+    state.apply(StepEvent(epoch=1, step=1, gpu={"gpu/util_percent": 97.0}))
+    state.apply(EpochEvent(epoch=1, step=1, peak_mem_gib=2.24, peak_reserved_gib=5.61))
+    view = train_view("voice", "running", True, state, None, tmp_path / "train.log", 10, False, version=0)
+    assert dict(view.gpu)["Peak memory (last epoch)"] == "2.2 GiB in use, 5.6 GiB held"
+    state.apply(EpochEvent(epoch=2, step=2, peak_mem_gib=2.24))  # a trainer before the held figure
+    view = train_view("voice", "running", True, state, None, tmp_path / "train.log", 10, False, version=0)
+    assert dict(view.gpu)["Peak memory (last epoch)"] == "2.2 GiB in use"

@@ -313,9 +313,11 @@ def _gpu_rows(state: RunState) -> list[tuple[str, str]]:
         rows.append(("Temperature", f"{gpu['gpu/temperature_c']:.0f} °C"))
     if "gpu/power_w" in gpu:
         rows.append(("Power", f"{gpu['gpu/power_w']:.0f} W"))
-    peak = state.last_epoch.peak_mem_gib if state.last_epoch is not None else None
-    if peak:
-        rows.append(("Peak memory (last epoch)", f"{peak:.1f} GiB"))
+    epoch = state.last_epoch
+    if epoch is not None and epoch.peak_mem_gib:
+        # A graphed step's own memory is held in its pool, not in use between steps: both say what it needs.
+        held = f", {epoch.peak_reserved_gib:.1f} GiB held" if epoch.peak_reserved_gib else ""
+        rows.append(("Peak memory (last epoch)", f"{epoch.peak_mem_gib:.1f} GiB in use{held}"))
     return rows
 
 
