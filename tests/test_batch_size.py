@@ -125,8 +125,7 @@ def test_the_estimate_counts_the_dataset_and_the_held_out_pass_beside_a_graphed_
     result = validate(config(), "bf16-tail")
     assert result.memory_estimate_gib == pytest.approx(round(graphed.gib(2), 1))
     assert result.memory_parts == (
-        "weights and optimizer 1.2, clips on the GPU 0.4, the training step 1.1, "
-        "held-out clips converted beside it 0.9"
+        "weights and optimizer 1.2, clips on the GPU 0.4, the training step 1.1, held-out clips converted beside it 0.9"
     )
     assert "held-out" not in validate(config(held_out=0), "bf16-tail").memory_parts
     assert graphed.largest_batch(6.0, 0.85) < memory_estimate(config(held_out=0), "bf16-tail").largest_batch(6.0, 0.85)
