@@ -1,0 +1,99 @@
+"""Hand-edited and damaged files inside an experiment folder, fourth sweep: what a user who opens the folder in
+an editor, a crash, or a sync tool leaves there, run through the real CLI stages that read it (config, train,
+index, export). Each ends in one ``error:`` line naming the file and what to do, status 2, no traceback
+(tests.hostile.Ran.refused), and the file is left as it was; or, where the edit is harmless, the stage works.
+
+Cases that were already handled well are not repeated here: a damaged config.json (wrong types, missing
+sections, unknown keys, numbers as text, null, NaN: test_hostile_input), damaged reports
+(test_experiment_records), clip lists that are not UTF-8 or name ``../x`` in train and index, and feature files
+that are not arrays, of the wrong width or all NaN (test_hostile_cli, test_hostile_input), garbled lines in
+progress.jsonl (test_progress, test_run_state), and a state whose counters are not counters (test_hostile_files).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rvc.experiment import Experiment
+from tests.fake_experiment import make_extracted_experiment, write_tiny_config
+from tests.hostile import Ran, cli
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture
+def configured(tmp_path: Path) -> Experiment:
+    """Three training clips and one held-out clip, extracted and configured (a tiny model, one epoch)."""
+    experiment = make_extracted_experiment(tmp_path / "logs", train_clips=3, validation_clips=1, seconds=0.3)
+    write_tiny_config(experiment, epochs=1)
+    return experiment
+
+
+def _stage(experiment: Experiment, *stage: str) -> Ran:
+    return cli(experiment.logs_dir, *stage, "--experiment", experiment.name)
+
+
+def _train(experiment: Experiment) -> Ran:
+    return _stage(experiment, "train", "--device", "cpu")
+
+
+# ------------------------------------------------------------------ the clip lists
+
+
+def test_a_clip_list_saved_by_a_windows_editor_is_read(configured: Experiment) -> None:
+    """Notepad saves with a byte-order mark and CRLF line ends: the mark stuck to the first name, and config,
+    train and index refused the list as damaged ("'\\ufeffclip-0000' is not a clip name")."""
+    configured.train_clips.write_bytes("\ufeffclip-0000\r\nclip-0001\r\n\r\nclip-0002\r\n".encode())
+    for stage in (["config"], ["index"]):
+        ran = _stage(configured, *stage)
+        assert ran.code == 0, ran.stderr
+    ran = _train(configured)
+    assert ran.code == 0, ran.stderr
+    assert '"train_clips":3' in ran.stdout.replace(" ", "")
+
+
+def test_a_clip_listed_twice_is_refused_naming_the_list(configured: Experiment) -> None:
+    """A merge or a sync tool's copy left a name twice: it trained twice as often as every other clip (and went
+    into the index twice), silently."""
+    content = b"clip-0000\nclip-0001\nclip-0002\nclip-0001\n"
+    configured.train_clips.write_bytes(content)
+    for stage in (["train", "--device", "cpu"], ["index"]):
+        _stage(configured, *stage).refused(
+            f"{configured.train_clips} lists clip 'clip-0001' twice (clips 2 and 4)", "remove the repeated line"
+        )
+    assert configured.train_clips.read_bytes() == content
+
+
+def test_a_held_out_clip_also_listed_for_training_is_refused(configured: Experiment) -> None:
+    """A held-out clip copied into the training list trained on with status 0: its validation loss fell with the
+    training loss, and the best epoch and the overtraining warning it decides meant nothing."""
+    configured.train_clips.write_text("clip-0000\nclip-0001\nclip-0003\n")
+    _train(configured).refused(
+        str(configured.train_clips), str(configured.validation_clips), "both list clip-0003",
+        "a held-out clip must not be trained on", "remove each from one of the two files",
+    )  # fmt: skip
+    assert not configured.checkpoints.folder.exists()
+
+
+def test_a_listed_clip_the_experiment_does_not_hold_names_the_list(configured: Experiment) -> None:
+    """A name typed into the list that prepare never made was refused as "clip clip-9999 is missing <four
+    files>: run extract again", which cannot help: extract makes features of the dataset's clips only."""
+    configured.validation_clips.write_text("clip-0003\nclip-9999\n")
+    message = _train(configured).refused(
+        f"{configured.validation_clips} names clip 'clip-9999'", "no audio or features of that name",
+        "remove the line, or prepare the dataset again",
+    )  # fmt: skip
+    assert "run `python -m rvc extract" not in message
+
+
+def test_config_refuses_a_clip_list_that_is_not_utf8_by_name(configured: Experiment) -> None:
+    """`config` counted the lists' lines itself: bytes that are not UTF-8 ended it with "config failed
+    unexpectedly (UnicodeDecodeError ...)", and a name such as ../x was counted as a clip."""
+    before = configured.config_json.read_bytes()
+    for content, words in ((b"\xff\xfe clip-0000\n", "cannot be read"), (b"clip-0000\n../x\n", "is not a clip name")):
+        configured.train_clips.write_bytes(content)
+        for flags in ([], ["--epochs", "3"]):
+            _stage(configured, "config", *flags).refused(f"{configured.train_clips} is damaged", words)
+    assert configured.config_json.read_bytes() == before
