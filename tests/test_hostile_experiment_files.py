@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from rvc.experiment import Experiment
 from tests.fake_experiment import make_extracted_experiment, write_tiny_config
@@ -97,3 +99,42 @@ def test_config_refuses_a_clip_list_that_is_not_utf8_by_name(configured: Experim
         for flags in ([], ["--epochs", "3"]):
             _stage(configured, "config", *flags).refused(f"{configured.train_clips} is damaged", words)
     assert configured.config_json.read_bytes() == before
+
+
+# ------------------------------------------------------------------ feature files that are not their clip's
+
+
+def _save(path: Path, array: np.ndarray) -> Path:
+    np.save(path, array)
+    return path
+
+
+@pytest.mark.parametrize("case", ["held-out f0 cut short", "content without rows", "f0 of another clip"])
+def test_feature_files_that_do_not_cover_their_clip_stop_training_naming_them(
+    configured: Experiment, case: str
+) -> None:
+    """Training took the shortest of a clip's files: an f0 file of 2 frames for the held-out clip ended the
+    first validation with a torch traceback (a padding larger than the clip); an empty content file or a longer
+    clip's f0 trained with status 0 on padding, or on another clip's pitch."""
+    if case == "held-out f0 cut short":
+        path = _save(configured.clip_f0("clip-0003"), np.full(2, 150.0, np.float32))
+    elif case == "content without rows":
+        path = _save(configured.clip_features("clip-0001"), np.zeros((0, 768), np.float32))
+    else:
+        path = _save(configured.clip_f0("clip-0002"), np.full(300, 150.0, np.float32))
+    _train(configured).refused(
+        f"{path} covers", f"but its clip {configured.clip_audio(path.stem, 40000)} lasts 0.30 s",
+        "delete it and run `python -m rvc extract --experiment voice` again",
+    )  # fmt: skip
+    assert path.exists()
+
+
+def test_a_clip_changed_after_extraction_is_named_itself(configured: Experiment) -> None:
+    """A clip cut short after extraction trained with status 0 on its first 0.1 s and the rest of its features
+    against silence: now the clip is named, with how to make it again."""
+    audio = configured.clip_audio("clip-0001", 40000)
+    wav, rate = sf.read(audio, dtype="float32")
+    sf.write(audio, wav[:4000], rate, subtype="FLOAT")
+    _train(configured).refused(
+        f"{audio} lasts 0.10 s but its features cover", "changed after extraction", "delete it, then prepare"
+    )

@@ -259,12 +259,44 @@ def _fill_row(data: TrainingSet, i: int, experiment: Experiment, name: str, widt
     if pitch.size and not ((pitch >= 1) & (pitch <= 255)).all():  # each indexes the model's pitch table
         low, high = np.nanmin(pitch) if not np.isnan(pitch).all() else "NaN", np.nanmax(pitch)
         raise _damaged(experiment, coarse, f"holds coarse pitch values outside 1..255 (from {low} to {high})")
+    _check_lengths(experiment, audio, len(wav) // hop, {content_path: len(phone), coarse: len(pitch), f0: len(pitchf)})
     frames = min(len(phone), len(pitch), len(pitchf), len(wav) // hop, data.max_frames)
     data.wav[i, : frames * hop] = torch.from_numpy(wav[: frames * hop])
     data.phone[i, :frames] = torch.from_numpy(phone[:frames]).to(data.phone.dtype)
     data.pitch[i, :frames] = torch.from_numpy(pitch[:frames].astype(np.int64))
     data.pitchf[i, :frames] = torch.from_numpy(pitchf[:frames].astype(np.float32))
     data.lengths[i] = frames
+
+
+def _check_lengths(experiment: Experiment, audio: Path, audio_frames: int, features: dict[Path, int]) -> None:
+    """Refuse a clip whose feature files do not cover its audio (frames at 100 frames/s; content counted x2).
+
+    Extract's files differ from the audio by a frame or two (HuBERT's 400-sample window, f0's N // 160 + 1);
+    a file cut short, empty, or another clip's (a sync tool's copy) differs by more. Training would take the
+    shortest, which is padding and a slice of the wrong clip, or a held-out clip too short for its mel
+    (a crash at the first validation).
+    """
+    slack = max(_FRAME_SLACK, audio_frames // 20)
+    wrong = {path: frames for path, frames in features.items() if abs(frames - audio_frames) > slack}
+    if not wrong:
+        return
+    counts = set(features.values())
+    if len(wrong) == len(features) and max(counts) - min(counts) <= slack:  # the features agree: the audio is odd
+        raise UserError(
+            f"{audio} lasts {audio_frames / 100:.2f} s but its features cover {min(counts) / 100:.2f} s: the clip "
+            f"was changed after extraction; delete it, then prepare the dataset again (`python -m rvc prepare "
+            f"--experiment {experiment.name} --input <folder>`: it makes the missing clips) and extract again"
+        )
+    files = " and ".join(f"{path} covers {frames / 100:.2f} s" for path, frames in wrong.items())
+    them = "them" if len(wrong) > 1 else "it"
+    raise UserError(
+        f"{files}, but its clip {audio} lasts {audio_frames / 100:.2f} s (cut short, or another clip's file): "
+        f"delete {them} and run `python -m rvc extract --experiment {experiment.name}` again (it computes the "
+        "missing files)"
+    )
+
+
+_FRAME_SLACK = 5  # frames (50 ms) by which a clip's files may differ from its audio
 
 
 def _speakers(experiment: Experiment, names: list[str], slots: int | None) -> torch.Tensor:
