@@ -12,11 +12,13 @@ progress.jsonl (test_progress, test_run_state), and a state whose counters are n
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from rvc.experiment import Experiment
 from tests.fake_experiment import make_extracted_experiment, write_tiny_config
@@ -138,3 +140,34 @@ def test_a_clip_changed_after_extraction_is_named_itself(configured: Experiment)
     _train(configured).refused(
         f"{audio} lasts 0.10 s but its features cover", "changed after extraction", "delete it, then prepare"
     )
+
+
+# ------------------------------------------------------------------ the checkpoints folder
+
+
+@pytest.fixture
+def trained(configured: Experiment) -> Experiment:
+    ran = _train(configured)
+    assert ran.code == 0, ran.stderr
+    assert configured.checkpoints.complete_steps() == [2]
+    return configured
+
+
+@pytest.mark.parametrize("stray", ["a copy of G_2 as G_5", "junk bytes as G_9", "an empty G_9"])
+def test_export_latest_passes_over_a_stray_generator_of_a_higher_step(trained: Experiment, stray: str) -> None:
+    """`export` took the G_<step>.pth of the highest number for "latest": a copy of an older step was exported
+    in the run's place (and stayed "latest" after every later save), and a damaged one ended every export with
+    "not a readable PyTorch model file ... download or export it again"."""
+    folder = trained.checkpoints.folder
+    if stray == "a copy of G_2 as G_5":
+        shutil.copy(folder / "G_2.pth", folder / "G_5.pth")
+    else:
+        (folder / "G_9.pth").write_bytes(b"" if "empty" in stray else b"not a checkpoint")
+    assert _stage(trained, "config", "--epochs", "2").code == 0
+    ran = _train(trained)  # resumes at step 2 and saves step 4
+    assert ran.code == 0 and trained.checkpoints.complete_steps() == [2, 4], ran.stderr
+    ran = _stage(trained, "export")
+    assert ran.code == 0, ran.stderr
+    assert "step 4" in ran.stdout
+    assert torch.load(trained.exported_model(), weights_only=True)["step"] == 4
+    assert len(list(folder.glob("G_[59].pth"))) == 1  # not ours to delete
