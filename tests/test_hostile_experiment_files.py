@@ -171,3 +171,14 @@ def test_export_latest_passes_over_a_stray_generator_of_a_higher_step(trained: E
     assert "step 4" in ran.stdout
     assert torch.load(trained.exported_model(), weights_only=True)["step"] == 4
     assert len(list(folder.glob("G_[59].pth"))) == 1  # not ours to delete
+
+
+def test_a_resume_names_the_empty_state_file(trained: Experiment) -> None:
+    """A zero-byte state file (a crash, a sync tool) beside its G and D stopped the resume with "cannot read the
+    training state at step 7 in <folder> ()": the empty parentheses said nothing of which file or why."""
+    folder = trained.checkpoints.folder
+    shutil.copy(folder / "G_2.pth", folder / "G_7.pth")
+    shutil.copy(folder / "D_2.pth", folder / "D_7.pth")
+    (folder / "state_7.pt").write_bytes(b"")
+    _train(trained).refused(f"{folder / 'state_7.pt'} is damaged (it is empty)", "delete state_7.pt")
+    assert (folder / "state_7.pt").exists()

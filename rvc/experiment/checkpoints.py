@@ -179,15 +179,7 @@ class LoadedState:
 def load_state(folder: Path, step: int) -> LoadedState:
     """Read a complete state (weights in our parametrized spelling) with ``weights_only=True``."""
     paths = state_paths(folder, step)
-    try:
-        g = torch.load(paths.generator, map_location="cpu", weights_only=True)
-        d = torch.load(paths.discriminator, map_location="cpu", weights_only=True)
-        extra = torch.load(paths.state, map_location="cpu", weights_only=True)
-    except Exception as error:  # a damaged file: say which, and how to recover
-        raise UserError(
-            f"cannot read the training state at step {step} in {folder} ({error}); delete state_{step}.pt "
-            "to resume from the state before it"
-        ) from error
+    g, d, extra = (_load_state_file(path, step) for path in (paths.generator, paths.discriminator, paths.state))
     for path, payload in ((paths.generator, g), (paths.discriminator, d)):
         if not isinstance(payload, dict) or not isinstance(payload.get("model"), dict):
             raise UserError(  # an exported model or another file copied over a state's G or D
@@ -204,6 +196,19 @@ def load_state(folder: Path, step: int) -> LoadedState:
         extra,
         paths,
     )
+
+
+def _load_state_file(path: Path, step: int) -> Any:
+    """Read one file of the state at ``step``; a damaged one is a UserError naming it and the way back."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a damaged file: say which, and how to recover
+        # A file a crash or a sync tool left empty reads as an error without a message: say what it is.
+        why = "it is empty" if path.is_file() and path.stat().st_size == 0 else f"{type(error).__name__}: {error}"
+        raise UserError(
+            f"cannot read the training state at step {step}: {path} is damaged ({why}); delete "
+            f"{names.state_file(step)} to resume from the state before it"
+        ) from error
 
 
 def generator_step(path: Path) -> int | None:
