@@ -1,6 +1,6 @@
 """Hand-edited and damaged files inside an experiment folder, fourth sweep: what a user who opens the folder in
 an editor, a crash, or a sync tool leaves there, run through the real CLI stages that read it (config, train,
-index, export). Each ends in one ``error:`` line naming the file and what to do, status 2, no traceback
+index, export, publish). Each ends in one ``error:`` line naming the file and what to do, status 2, no traceback
 (tests.hostile.Ran.refused), and the file is left as it was; or, where the edit is harmless, the stage works.
 
 Cases that were already handled well are not repeated here: a damaged config.json (wrong types, missing
@@ -182,3 +182,18 @@ def test_a_resume_names_the_empty_state_file(trained: Experiment) -> None:
     (folder / "state_7.pt").write_bytes(b"")
     _train(trained).refused(f"{folder / 'state_7.pt'} is damaged (it is empty)", "delete state_7.pt")
     assert (folder / "state_7.pt").exists()
+
+
+@pytest.mark.parametrize(
+    ("content", "words"), [(b"\xff\xfe clip-0003\n", "cannot be read"), (b"../x\n", "not a clip name")]
+)
+def test_publish_with_a_sample_refuses_a_damaged_clip_list_by_name(
+    trained: Experiment, monkeypatch: pytest.MonkeyPatch, content: bytes, words: str
+) -> None:
+    """`publish --with-sample` read the lists itself to pick the clip it renders: bytes that are not UTF-8 or a
+    name such as ../x ended it with "publish failed unexpectedly (UnicodeDecodeError / ValueError)"."""
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")  # the folder is laid out before anything is sent
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    trained.validation_clips.write_bytes(content)
+    ran = _stage(trained, "publish", "--repo", "me/voice", "--with-sample", "--without-index")
+    ran.refused(f"{trained.validation_clips} is damaged", words, "prepare the dataset again")
