@@ -18,6 +18,7 @@ import numpy as np
 from rvc import __version__
 from rvc.errors import UserError
 from rvc.experiment import Experiment, Workspace
+from rvc.experiment.dataset import read_clip_list
 from rvc.experiment.names import INDEX_SUFFIX, LOSS_PLOT, MODEL_SUFFIX, ONNX_SUFFIX, VOICE_SAMPLE
 from rvc.export import ExportedModel
 from rvc.train.run_state import HELD_OUT_MEL, RunState
@@ -184,10 +185,9 @@ def write_sample(experiment: Experiment, model: ExportedModel, path: Path) -> bo
     from rvc.audio import write_wav
     from rvc.export import build_generator
 
-    names = []
-    for listing in (experiment.validation_clips, experiment.train_clips):
-        if listing.is_file():
-            names += [line.strip() for line in listing.read_text(encoding="utf-8").splitlines() if line.strip()]
+    # Read as training reads them: a hand-edited list (not UTF-8, a name such as ../x) is refused by name,
+    # not a crash ("publish failed unexpectedly") after the upload folder was laid out.
+    names = read_clip_list(experiment.validation_clips) + read_clip_list(experiment.train_clips)
     for name in names:
         files = (experiment.clip_features(name), experiment.clip_f0_coarse(name), experiment.clip_f0(name))
         if all(file.is_file() for file in files):

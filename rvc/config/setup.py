@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 from rvc.config.experiment import DataInfo, ExperimentConfig
 from rvc.config.train import TrainConfig
 from rvc.experiment import Experiment
-from rvc.experiment.dataset import DatasetReport
+from rvc.experiment.dataset import DatasetReport, read_clip_list
 from rvc.experiment.features import FeaturesReport
 from rvc.models.config import ModelConfig
-
-
-def _count_lines(path: Path) -> int:
-    if not path.exists():
-        return 0
-    return sum(1 for line in path.read_text(encoding="utf-8").splitlines() if line.strip())
 
 
 def data_info(experiment: Experiment, previous: DataInfo | None = None) -> DataInfo:
@@ -32,8 +25,10 @@ def data_info(experiment: Experiment, previous: DataInfo | None = None) -> DataI
     if features is not None:
         info.f0_method = features.f0_method
         info.embedder = features.embedder
-    info.train_clips = _count_lines(experiment.train_clips) or info.train_clips
-    info.validation_clips = _count_lines(experiment.validation_clips)
+    # Read as training reads them: a list that is not UTF-8 or names no clip is refused by name here too,
+    # not counted (or a crash) in `config` and refused only when training starts.
+    info.train_clips = len(read_clip_list(experiment.train_clips)) or info.train_clips
+    info.validation_clips = len(read_clip_list(experiment.validation_clips))
     return info
 
 

@@ -143,7 +143,11 @@ def remove_leftovers(folder: Path) -> list[Path]:
     for pattern in (names.GENERATOR_PATTERN, names.DISCRIMINATOR_PATTERN):
         for path in sorted(folder.glob(pattern)):
             match = _STEP_FILE.fullmatch(path.name)
-            if match and not state_paths(folder, match.group(1)).state.exists() and _written_by_us(path, match):
+            if (
+                match
+                and not state_paths(folder, match.group(1)).state.exists()
+                and _written_by_us(path, int(match.group(1)))
+            ):
                 removed.append(path)
     for path in removed:
         path.unlink(missing_ok=True)
@@ -153,12 +157,13 @@ def remove_leftovers(folder: Path) -> list[Path]:
 _STEP_FILE = re.compile(r"[GD]_(\d+)\.pth")
 
 
-def _written_by_us(path: Path, match: re.Match[str]) -> bool:
+def _written_by_us(path: Path, step: int) -> bool:
+    """Whether ``path`` (``G_<step>.pth`` or ``D_<step>.pth``) is this trainer's save of ``step``."""
     try:  # mmap: only the pickle is read, not the weights
         payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except Exception:  # unreadable: not ours to judge, leave it
         return False
-    return isinstance(payload, dict) and payload.get("step") == int(match.group(1))
+    return isinstance(payload, dict) and payload.get("step") == step
 
 
 @dataclass
@@ -174,15 +179,7 @@ class LoadedState:
 def load_state(folder: Path, step: int) -> LoadedState:
     """Read a complete state (weights in our parametrized spelling) with ``weights_only=True``."""
     paths = state_paths(folder, step)
-    try:
-        g = torch.load(paths.generator, map_location="cpu", weights_only=True)
-        d = torch.load(paths.discriminator, map_location="cpu", weights_only=True)
-        extra = torch.load(paths.state, map_location="cpu", weights_only=True)
-    except Exception as error:  # a damaged file: say which, and how to recover
-        raise UserError(
-            f"cannot read the training state at step {step} in {folder} ({error}); delete state_{step}.pt "
-            "to resume from the state before it"
-        ) from error
+    g, d, extra = (_load_state_file(path, step) for path in (paths.generator, paths.discriminator, paths.state))
     for path, payload in ((paths.generator, g), (paths.discriminator, d)):
         if not isinstance(payload, dict) or not isinstance(payload.get("model"), dict):
             raise UserError(  # an exported model or another file copied over a state's G or D
@@ -199,6 +196,19 @@ def load_state(folder: Path, step: int) -> LoadedState:
         extra,
         paths,
     )
+
+
+def _load_state_file(path: Path, step: int) -> Any:
+    """Read one file of the state at ``step``; a damaged one is a UserError naming it and the way back."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a damaged file: say which, and how to recover
+        # A file a crash or a sync tool left empty reads as an error without a message: say what it is.
+        why = "it is empty" if path.is_file() and path.stat().st_size == 0 else f"{type(error).__name__}: {error}"
+        raise UserError(
+            f"cannot read the training state at step {step}: {path} is damaged ({why}); delete "
+            f"{names.state_file(step)} to resume from the state before it"
+        ) from error
 
 
 def generator_step(path: Path) -> int | None:
@@ -231,18 +241,11 @@ class Checkpoints:
         return load_state(self.folder, step)
 
     def generator(self, which: str = "latest") -> Path:
-        """The generator file named by ``which``: "latest" (the newest ``G_<step>.pth``), "best",
+        """The generator file named by ``which``: "latest" (the run's newest ``G_<step>.pth``), "best",
         ``G_<step>.pth`` or a path; a clear error when there is none."""
         train = f"train it first (`python -m rvc train --experiment {self.experiment_name}`)"
         if which == "latest":
-            steps = [
-                (step, path)
-                for path in (self.folder.glob(names.GENERATOR_PATTERN) if self.folder.is_dir() else [])
-                if (step := generator_step(path)) is not None
-            ]
-            if not steps:
-                raise UserError(f"no generator checkpoints (G_<step>.pth) in {self.folder}: {train}")
-            return max(steps)[1]
+            return self._latest_generator(train)
         if which == BEST:
             path = self.paths(BEST).generator
             if not path.is_file():
@@ -257,6 +260,29 @@ class Checkpoints:
                 f"checkpoint {which!r}: {path} {why_not_a_file(path)}; use latest, best, G_<step>.pth or a file path"
             )
         return path
+
+    def _latest_generator(self, train: str) -> Path:
+        """The newest generator this run wrote: of a complete state, or of a save killed before its state file.
+
+        A G_<step>.pth of a higher step that the trainer did not write (a copy of another step, a sync tool's
+        leftover, a damaged or foreign file) is passed over while the run has complete states: by its name
+        alone it would be exported in the run's place, and stay "latest" after every later save. A folder
+        without state files (RVC's checkpoints) has nothing to tell them apart by: its newest G is the latest.
+        """
+        steps = sorted(
+            (
+                (step, path)
+                for path in (self.folder.glob(names.GENERATOR_PATTERN) if self.folder.is_dir() else [])
+                if (step := generator_step(path)) is not None
+            ),
+            reverse=True,
+        )
+        if not steps:
+            raise UserError(f"no generator checkpoints (G_<step>.pth) in {self.folder}: {train}")
+        complete = set(self.complete_steps())
+        if not complete:
+            return steps[0][1]
+        return next(path for step, path in steps if step in complete or _written_by_us(path, step))
 
     def has_best(self) -> bool:
         return self.paths(BEST).generator.is_file()

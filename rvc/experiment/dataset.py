@@ -165,18 +165,45 @@ def read_clip_list(path: Path) -> list[str]:
     """Return the clip names of a split list (``clips_train.txt``, ``clips_validation.txt``); [] when there is none.
 
     Prepare writes these; one it did not write (bytes that are not UTF-8, a name that is no clip's,
-    such as ``../x``) is a UserError naming the file, not a crash in the stage that reads it.
+    such as ``../x``, a name listed twice) is a UserError naming the file, not a crash in the stage
+    that reads it. Blank lines, spaces and Windows line ends are what an editor leaves: ignored.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: Windows editors (Notepad) begin a saved file with a byte-order mark, which
+        # would otherwise stick to the first name and make it "no clip name".
+        text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         return []
     except (OSError, UnicodeDecodeError) as error:
         raise records.damaged(path, f"cannot be read: {error}", _REMEDY) from None
     names = [line.strip() for line in text.splitlines() if line.strip()]
+    first_seen: dict[str, int] = {}
     for number, name in enumerate(names, 1):
         try:
             validate_clip_name(name)
         except ValueError:
             raise UserError(f"{path} is damaged (clip {number}, {name!r}, is not a clip name): {_REMEDY}") from None
+        if name in first_seen:  # a merge or a sync tool's copy: the clip would train twice as often as the rest
+            raise UserError(
+                f"{path} lists clip {name!r} twice (clips {first_seen[name]} and {number}): remove the "
+                f"repeated line, or {_REMEDY}"
+            )
+        first_seen[name] = number
     return names
+
+
+def read_split_lists(train: Path, validation: Path) -> tuple[list[str], list[str]]:
+    """Return the clip names of the training and the held-out list; a clip in both is a UserError naming both.
+
+    A held-out clip that is also trained on is no longer held out: its validation loss falls with the
+    training loss, and the best epoch and the overtraining warning it decides would mean nothing.
+    """
+    train_names, validation_names = read_clip_list(train), read_clip_list(validation)
+    both = sorted(set(train_names) & set(validation_names))
+    if both:
+        shown = ", ".join(both[:3]) + (f" and {len(both) - 3} more" if len(both) > 3 else "")
+        raise UserError(
+            f"{train} and {validation} both list {shown}: a held-out clip must not be trained on (its "
+            f"validation loss would say nothing); remove each from one of the two files, or {_REMEDY}"
+        )
+    return train_names, validation_names

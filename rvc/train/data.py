@@ -24,7 +24,7 @@ import torch
 
 from rvc.errors import UserError
 from rvc.experiment import Experiment
-from rvc.experiment.dataset import DatasetReport, read_clip_list
+from rvc.experiment.dataset import DatasetReport, read_clip_list, read_split_lists
 from rvc.experiment.features import FeaturesReport
 from rvc.models.config import ModelConfig
 
@@ -109,6 +109,7 @@ def _failed_clips(experiment: Experiment) -> set[str]:
 
 def load_splits(experiment: Experiment, model: ModelConfig) -> tuple[TrainingSet, TrainingSet]:
     """Load the training and validation clips for ``model`` (every training clip padded to hold a slice)."""
+    read_split_lists(experiment.train_clips, experiment.validation_clips)  # refuses a clip listed in both
     train = load_training_set(
         experiment,
         "train",
@@ -158,7 +159,7 @@ def load_training_set(
         )
     speakers = _speakers(experiment, names, speaker_slots)
     # First the frame count of every clip (headers and .npy shapes only), then each clip straight into its row.
-    frames = [_clip_frames(experiment, name, sample_rate, hop_length) for name in names]
+    frames = [_clip_frames(experiment, name, sample_rate, hop_length, list_path) for name in names]
     frames_total = max(max(frames, default=1), min_frames)
     dim = feature_dim if feature_dim is not None else _feature_width(experiment, names)
     n = len(names)
@@ -178,8 +179,13 @@ def load_training_set(
     return data
 
 
-def _clip_paths(experiment: Experiment, name: str, sample_rate: int) -> tuple[Path, Path, Path, Path]:
-    """The audio, content features, coarse f0 and f0 in Hz of a clip; refused by name when one is missing."""
+def _clip_paths(
+    experiment: Experiment, name: str, sample_rate: int, listed_in: Path | None = None
+) -> tuple[Path, Path, Path, Path]:
+    """The audio, content features, coarse f0 and f0 in Hz of a clip; refused by name when one is missing.
+
+    listed_in : the clip list that names the clip, named when the clip has none of its files.
+    """
     paths = (
         experiment.clip_audio(name, sample_rate),
         experiment.clip_features(name),
@@ -187,6 +193,14 @@ def _clip_paths(experiment: Experiment, name: str, sample_rate: int) -> tuple[Pa
         experiment.clip_f0(name),
     )
     missing = [str(p) for p in paths if not p.is_file()]
+    if listed_in is not None and len(missing) == len(paths):
+        # Not a clip whose extraction failed (extract would compute it again) but a name that prepare never
+        # made, or whose clip was deleted: a hand-edited list. Extracting again would not help.
+        raise UserError(
+            f"{listed_in} names clip {name!r}, but the experiment has no audio or features of that name (no "
+            f"{paths[0]}): remove the line, or prepare the dataset again (`python -m rvc prepare --experiment "
+            f"{experiment.name} --input <folder>`)"
+        )
     if missing:
         raise UserError(
             f"clip {name} is missing {', '.join(missing)}: run `python -m rvc extract --experiment "
@@ -195,11 +209,11 @@ def _clip_paths(experiment: Experiment, name: str, sample_rate: int) -> tuple[Pa
     return paths
 
 
-def _clip_frames(experiment: Experiment, name: str, sample_rate: int, hop_length: int) -> int:
+def _clip_frames(experiment: Experiment, name: str, sample_rate: int, hop_length: int, listed_in: Path) -> int:
     """The frames a clip trains on: the shortest of its audio (in hops), its features (x2) and its f0."""
     import soundfile as sf
 
-    audio, content, coarse, f0 = _clip_paths(experiment, name, sample_rate)
+    audio, content, coarse, f0 = _clip_paths(experiment, name, sample_rate, listed_in)
     try:
         samples = sf.info(str(audio)).frames
     except (RuntimeError, OSError) as error:  # soundfile's LibsndfileError is a RuntimeError
@@ -245,12 +259,44 @@ def _fill_row(data: TrainingSet, i: int, experiment: Experiment, name: str, widt
     if pitch.size and not ((pitch >= 1) & (pitch <= 255)).all():  # each indexes the model's pitch table
         low, high = np.nanmin(pitch) if not np.isnan(pitch).all() else "NaN", np.nanmax(pitch)
         raise _damaged(experiment, coarse, f"holds coarse pitch values outside 1..255 (from {low} to {high})")
+    _check_lengths(experiment, audio, len(wav) // hop, {content_path: len(phone), coarse: len(pitch), f0: len(pitchf)})
     frames = min(len(phone), len(pitch), len(pitchf), len(wav) // hop, data.max_frames)
     data.wav[i, : frames * hop] = torch.from_numpy(wav[: frames * hop])
     data.phone[i, :frames] = torch.from_numpy(phone[:frames]).to(data.phone.dtype)
     data.pitch[i, :frames] = torch.from_numpy(pitch[:frames].astype(np.int64))
     data.pitchf[i, :frames] = torch.from_numpy(pitchf[:frames].astype(np.float32))
     data.lengths[i] = frames
+
+
+def _check_lengths(experiment: Experiment, audio: Path, audio_frames: int, features: dict[Path, int]) -> None:
+    """Refuse a clip whose feature files do not cover its audio (frames at 100 frames/s; content counted x2).
+
+    Extract's files differ from the audio by a frame or two (HuBERT's 400-sample window, f0's N // 160 + 1);
+    a file cut short, empty, or another clip's (a sync tool's copy) differs by more. Training would take the
+    shortest, which is padding and a slice of the wrong clip, or a held-out clip too short for its mel
+    (a crash at the first validation).
+    """
+    slack = max(_FRAME_SLACK, audio_frames // 20)
+    wrong = {path: frames for path, frames in features.items() if abs(frames - audio_frames) > slack}
+    if not wrong:
+        return
+    counts = set(features.values())
+    if len(wrong) == len(features) and max(counts) - min(counts) <= slack:  # the features agree: the audio is odd
+        raise UserError(
+            f"{audio} lasts {audio_frames / 100:.2f} s but its features cover {min(counts) / 100:.2f} s: the clip "
+            f"was changed after extraction; delete it, then prepare the dataset again (`python -m rvc prepare "
+            f"--experiment {experiment.name} --input <folder>`: it makes the missing clips) and extract again"
+        )
+    files = " and ".join(f"{path} covers {frames / 100:.2f} s" for path, frames in wrong.items())
+    them = "them" if len(wrong) > 1 else "it"
+    raise UserError(
+        f"{files}, but its clip {audio} lasts {audio_frames / 100:.2f} s (cut short, or another clip's file): "
+        f"delete {them} and run `python -m rvc extract --experiment {experiment.name}` again (it computes the "
+        "missing files)"
+    )
+
+
+_FRAME_SLACK = 5  # frames (50 ms) by which a clip's files may differ from its audio
 
 
 def _speakers(experiment: Experiment, names: list[str], slots: int | None) -> torch.Tensor:
