@@ -13,10 +13,10 @@ from rvc.config.train import MAX_BATCH
 
 # Held-out clips converted at once, at most, and never more than the training batch: on CUDA the whole
 # pass is one graph replay whatever the batch, so the batch only bounds the memory that whole clips in
-# fp32 need beside training's. Within the training batch the pass needs at most about what the step
-# the batch was chosen for does: a held-out clip of 3.2 s takes 113 MiB at the pass's peak against a
-# training clip's 257 (bf16-tail), one of 12 s 422 against 425 (CPU counts, benchmarks/README.md). At
-# 12 s, 5 clips at once had needed 2.2 GiB beside a training batch of 2 on an H100, and their graph
+# fp32 need beside training's. Within the training batch the pass needs about what the step the batch
+# was chosen for does, or less: a held-out clip of 3.2 s takes 113 MiB at the pass's peak against a
+# training clip's 230 (bf16-tail), one of 12 s 422 against 390 (CPU counts, benchmarks/clip_memory.py).
+# At 12 s, 5 clips at once had needed 2.2 GiB beside a training batch of 2 on an H100, and their graph
 # ran out of memory under a 6 GiB cap.
 HELD_OUT_BATCH = 8
 # A trial step's need (what stays reserved, gaps included, plus its transient peak or its graph's
