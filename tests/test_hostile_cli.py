@@ -249,7 +249,8 @@ def test_config_of_a_misspelt_experiment_is_refused_and_makes_no_folder(tmp_path
         (["--epochs", "0"], "--epochs 0 must be between 1 and 100000"),
         (["--batch-size", "0"], "--batch-size"),
         (["--auto-stop", "maybe"], "--auto-stop"),
-        (["--pretrained-g", "G.pth"], "give both --pretrained-g and --pretrained-d, or neither"),
+        (["--pretrained-g", "G.pth"], "--pretrained-g is set but --pretrained-d is not: give both"),
+        (["--pretrained-d", "D.pth"], "--pretrained-d is set but --pretrained-g is not: give both"),
         (["--pretrained-g", "G.pth", "--pretrained-d", "D.pth"], "--pretrained-g G.pth is not a file"),
         (
             ["--embedder", "contentvek"],

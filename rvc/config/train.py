@@ -186,5 +186,9 @@ class TrainConfig:
         if any(milestone < 1 for milestone in self.lr_milestones):
             problems.append(f"--lr-milestones {self.lr_milestones}: each must be an epoch, at least 1")
         if (self.pretrained_g is None) != (self.pretrained_d is None):
-            problems.append("give both --pretrained-g and --pretrained-d, or neither")
+            given, missing = ("g", "d") if self.pretrained_d is None else ("d", "g")
+            problems.append(
+                f"--pretrained-{given} is set but --pretrained-{missing} is not: give both --pretrained-g and "
+                "--pretrained-d (a G/D pair), or neither"
+            )
         return problems
