@@ -2,7 +2,7 @@
 
 The trainer (``rvc/train/batch_choice.py``) takes the largest batch within this bound that a
 measured trial step fits in the GPU; Validate (``rvc/config/validate.py``) says what the memory
-estimate expects it to choose.
+estimate (``rvc/config/memory.py``) expects it to choose.
 """
 
 from __future__ import annotations

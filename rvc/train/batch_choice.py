@@ -3,7 +3,7 @@
 The trainer resolves the batch once, after the models are built (and a resumed state loaded) and
 before the step is graphed or compiled, and hands on a config holding the number, so everything
 downstream (the data order, the graph's shapes, the compile record, the ``start`` event) sees one
-batch. The memory estimate (``rvc/config/validate.py``) only picks the first candidate: each
+batch. The memory estimate (``rvc/config/memory.py``) only picks the first candidate: each
 candidate is measured by running the trainer's own ``TrainStep`` on real clips of the training set
 (same models, precision and channels-last layout), with the optimizers told to skip through the
 device flag the graph's warm-up steps use, so no weight, optimizer moment or loss scale changes;
