@@ -103,6 +103,27 @@ def test_config_refuses_a_clip_list_that_is_not_utf8_by_name(configured: Experim
     assert configured.config_json.read_bytes() == before
 
 
+def test_config_says_a_hand_edited_model_shape_is_not_the_preset(configured: Experiment) -> None:
+    """hidden_channels of 10**9 written into config.json passed `config` without a word, and training then
+    ran out of memory with advice to lower the batch. Any shape other than the v2 preset of its rate is said:
+    no pretrain fits it, and no other tool loads its exports."""
+    import json
+
+    from rvc.config.experiment import ExperimentConfig
+    from rvc.config.validate import validate
+    from rvc.models.config import ModelConfig
+
+    saved = json.loads(configured.config_json.read_text())
+    saved["model"] = ModelConfig.for_sample_rate(40000).to_dict() | {"hidden_channels": 10**9}
+    configured.config_json.write_text(json.dumps(saved))
+    ran = _stage(configured, "config")
+    assert ran.code == 0, ran.stderr
+    said = "suggestion: the model's shape is not RVC v2's 40k preset (hidden_channels 1000000000, not 192)"
+    assert said in ran.stdout and "--sample-rate 40000` writes the preset back" in ran.stdout
+    preset = validate(ExperimentConfig(ModelConfig.for_sample_rate(48000)))
+    assert not any("model's shape" in suggestion for suggestion in preset.suggestions)
+
+
 # ------------------------------------------------------------------ feature files that are not their clip's
 
 

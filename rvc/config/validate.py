@@ -13,6 +13,7 @@ from rvc.config.memory import largest_batch, memory_estimate
 from rvc.devices import gpu_memory_gib
 from rvc.errors import UserError
 from rvc.fileio import why_not_a_file
+from rvc.models.config import SAMPLE_RATE_TAGS, ModelConfig
 
 # Fine-tuning from a pretrain rarely improves past this many optimizer steps; beyond it the
 # overtraining detector (held-out loss) should decide.
@@ -93,6 +94,24 @@ def _sized(config: ExperimentConfig, result: Validation, precision: str) -> Expe
     return dataclasses.replace(config, train=dataclasses.replace(config.train, batch_size=batch))
 
 
+def _shape_advice(model: ModelConfig) -> list[str]:
+    """Say so when the model's shape is not the v2 preset of its sample rate (a hand-edited config.json, or
+    a test's tiny model): no pretrain fits it and other tools cannot load its exports."""
+    if model.sample_rate not in SAMPLE_RATE_TAGS:
+        return []  # refused elsewhere
+    preset = ModelConfig.for_sample_rate(model.sample_rate)
+    changed = [f.name for f in dataclasses.fields(ModelConfig) if getattr(model, f.name) != getattr(preset, f.name)]
+    if not changed:
+        return []
+    shown = ", ".join(f"{name} {getattr(model, name)!r}, not {getattr(preset, name)!r}" for name in changed[:3])
+    more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+    return [
+        f"the model's shape is not RVC v2's {SAMPLE_RATE_TAGS[model.sample_rate]} preset ({shown}{more}): no "
+        "community pretrain fits it, and its exported model will not load in Applio, the RVC WebUI or voice "
+        f"changers; `python -m rvc config --experiment <name> --sample-rate {model.sample_rate}` writes the preset back"
+    ]
+
+
 def _batch_advice(batch_size: int, clips: int, minutes: float) -> list[str]:
     """Return suggestions on a batch size the user chose, for the dataset's clips and length."""
     advice = []
@@ -120,6 +139,7 @@ def validate(config: ExperimentConfig, precision: str | None = None) -> Validati
     batch_size = result.batch_size = train.resolved_batch_size
     auto = result.auto_batch is not None  # the batch was sized to the data and the GPU: no advice on it
     result.errors += _dataset_misfits(config)
+    result.suggestions += _shape_advice(config.model)
     for path, is_g in ((train.pretrained_g, True), (train.pretrained_d, False)):
         if path:
             problem = pretrain_problem(config, path, is_g)
