@@ -105,6 +105,12 @@ class MemoryEstimate:
         """The held-out pass's own peak beside a training batch of ``batch``."""
         return self.held_out_per_clip * held_out_batch(self.held_out_clips, batch)
 
+    def beside_step(self, batch: int) -> float:
+        """What the held-out pass adds to the step's measured peak: all of it beside a graphed step (its
+        pool stays reserved), nothing after an eager one (a pass of at most the training batch fits in
+        what the step freed)."""
+        return self.held_out(batch) if self.graphed else 0.0
+
     def gib(self, batch: int) -> float:
         """The run's peak at ``batch``: the step's, and the held-out pass beside or after it."""
         if self.graphed:

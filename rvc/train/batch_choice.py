@@ -86,7 +86,7 @@ def choose_batch(
         tried = ", ".join(f"{b}: {_peak_text(p)}" for b, p in sorted(peaks.items()))
         return BatchChoice(1, f"auto: no batch measured fits in {limit:.1f} GiB (tried {tried})")
     peak = peaks[size]
-    held_out = estimate.held_out(size) if estimate.graphed else 0.0
+    held_out = estimate.beside_step(size)
     beside = f" (with {held_out:.1f} estimated for the held-out pass)" if held_out >= 0.05 else ""
     reason = f"auto: measured {peak:.1f} GiB{beside} of {usable_gib:.1f} GiB usable; {bound.why}"
     larger = [b for b in sorted(peaks) if b > size]
@@ -98,14 +98,12 @@ def choose_batch(
 
 
 def _with_held_out(peak_of: PeakOf, estimate: MemoryEstimate) -> PeakOf:
-    """``peak_of`` plus the held-out pass's estimate where the step is graphed: the trial measures the
-    step, and a graph's pool stays reserved while the held-out clips are converted beside it."""
-    if not estimate.graphed:
-        return peak_of
+    """``peak_of`` plus what the held-out pass adds to it (``MemoryEstimate.beside_step``): the trial
+    measures the step alone."""
 
     def need(batch: int) -> float | None:
         peak = peak_of(batch)
-        return None if peak is None else peak + estimate.held_out(batch)
+        return None if peak is None else peak + estimate.beside_step(batch)
 
     return need
 

@@ -268,6 +268,9 @@ def _fill_row(data: TrainingSet, i: int, experiment: Experiment, name: str, widt
     data.lengths[i] = frames
 
 
+_FRAME_SLACK = 5  # frames (50 ms) by which a clip's files may differ from its audio
+
+
 def _check_lengths(experiment: Experiment, audio: Path, audio_frames: int, features: dict[Path, int]) -> None:
     """Refuse a clip whose feature files do not cover its audio (frames at 100 frames/s; content counted x2).
 
@@ -294,9 +297,6 @@ def _check_lengths(experiment: Experiment, audio: Path, audio_frames: int, featu
         f"delete {them} and run `python -m rvc extract --experiment {experiment.name}` again (it computes the "
         "missing files)"
     )
-
-
-_FRAME_SLACK = 5  # frames (50 ms) by which a clip's files may differ from its audio
 
 
 def _speakers(experiment: Experiment, names: list[str], slots: int | None) -> torch.Tensor:
